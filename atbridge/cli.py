@@ -1,0 +1,85 @@
+"""The ``atbridge`` command line.
+
+The parser is built from the command modules in :mod:`atbridge.commands`, which
+import only the standard library at import time: ``atbridge --help`` never loads
+asyncio, serial or transitions. Errors become one line on stderr (what happened,
+then what to try) and a documented exit code:
+
+==  ==========================================================
+0   success
+1   unexpected internal error (a bug: please report it)
+2   bad usage or configuration
+3   the modem or the network failed (modem error, link lost, reboot)
+4   the MQTT broker refused the connection
+5   a step timed out
+==  ==========================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS = ("at", "info", "creds")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_MODEM = 3
+EXIT_BROKER = 4
+EXIT_TIMEOUT = 5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atbridge",
+        description="Drive a cellular modem over AT commands: nRF91 Serial LTE Modem / "
+        "Serial Modem, SIMCom SIM7xxx.",
+        epilog="exit codes: 0 ok, 2 usage/configuration, 3 modem/network failure, "
+        "4 broker refused, 5 timeout",
+    )
+    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"atbridge.commands.{name}")
+        command = sub.add_parser(
+            name, help=getattr(module, "HELP", None), description=getattr(module, "HELP", None)
+        )
+        module.configure(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``atbridge`` console script."""
+    args = build_parser().parse_args(argv)
+    from atbridge.errors import (
+        AtBridgeError,
+        BrokerRefused,
+        ConfigurationError,
+        LocalProtocolError,
+        StepTimeout,
+    )
+
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("atbridge: interrupted", file=sys.stderr)
+        return 130
+    except AtBridgeError as exc:
+        print(f"atbridge: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  what to try: {exc.hint}", file=sys.stderr)
+        if isinstance(exc, ConfigurationError | LocalProtocolError):
+            return EXIT_USAGE
+        if isinstance(exc, BrokerRefused):
+            return EXIT_BROKER
+        if isinstance(exc, StepTimeout):
+            return EXIT_TIMEOUT
+        return EXIT_MODEM
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Decoders for the 3GPP TS 27.007 answers a person reads: registration, signal, operator.
+
+Pure functions from response text to small dataclasses with the raw numbers and
+the words for them. Conventions (one chosen, documented):
+
+- RSRP from a ``+CESQ`` index: ``index - 140`` dBm (the top of the 1 dB range of
+  TS 36.133 table 9.1.4-1; nRF Connect Cellular Monitor and Zephyr use the same).
+- RSRQ from a ``+CESQ`` index: ``index / 2 - 19.5`` dB (the top of its 0.5 dB range).
+- 255 (RSRP/RSRQ) and 99 (RSSI) mean "not known or not detectable".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGISTRATION_STATUS = {
+    0: "not registered, not searching",
+    1: "registered, home network",
+    2: "not registered, searching",
+    3: "registration denied",
+    4: "unknown (e.g. out of coverage)",
+    5: "registered, roaming",
+    6: "registered for SMS only, home network",
+    7: "registered for SMS only, roaming",
+    8: "attached for emergency bearer services only",
+    9: "registered for CSFB not preferred, home network",
+    10: "registered for CSFB not preferred, roaming",
+    90: "not registered: UICC failure",
+}
+
+ACCESS_TECHNOLOGY = {
+    0: "GSM",
+    2: "UTRAN",
+    3: "GSM/EGPRS",
+    4: "UTRAN HSDPA",
+    5: "UTRAN HSUPA",
+    6: "UTRAN HSDPA+HSUPA",
+    7: "E-UTRAN (LTE / LTE-M)",
+    8: "EC-GSM-IoT",
+    9: "E-UTRAN NB-IoT",
+    10: "E-UTRA connected to 5GCN",
+    11: "NR connected to 5GCN",
+    12: "NG-RAN",
+    13: "E-UTRA-NR dual connectivity",
+}
+
+FUNCTIONAL_MODE = {
+    0: "minimum functionality (radio off)",
+    1: "full functionality",
+    4: "flight mode (radio off, SIM on)",
+    20: "LTE off",
+    21: "LTE on",
+    30: "GNSS off",
+    31: "GNSS on",
+    40: "SIM off",
+    41: "SIM on",
+}
+
+
+def _fields(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",")]
+
+
+def _unquote(value: str) -> str:
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+
+
+def _int(value: str) -> int | None:
+    value = _unquote(value)
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A decoded ``+CEREG``/``+CGREG``/``+CREG`` read response or notification."""
+
+    stat: int
+    tac: str | None = None
+    cell_id: str | None = None
+    act: int | None = None
+    cause_type: int | None = None
+    reject_cause: int | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.stat in (1, 5)
+
+    @property
+    def status_text(self) -> str:
+        return REGISTRATION_STATUS.get(self.stat, f"status {self.stat}")
+
+    def describe(self) -> str:
+        parts = [f"{self.status_text} (stat {self.stat})"]
+        if self.act is not None:
+            parts.append(ACCESS_TECHNOLOGY.get(self.act, f"AcT {self.act}"))
+        if self.tac:
+            parts.append(f"TAC {self.tac}")
+        if self.cell_id:
+            parts.append(f"cell {self.cell_id}")
+        if self.reject_cause is not None:
+            parts.append(f"reject cause {self.reject_cause}")
+        return ", ".join(parts)
+
+
+def parse_registration(value: str, *, is_read: bool) -> Registration | None:
+    """Decode the text after ``+CEREG:``; ``is_read`` for the ``AT+CEREG?`` form.
+
+    The read form starts with ``<n>`` (skipped here, as it must be: parsers that
+    assumed ``<n>`` = 2 broke on ``+CEREG: 3,1``), the notification does not.
+    """
+    fields = _fields(value)
+    if is_read:
+        fields = fields[1:]
+    if not fields:
+        return None
+    stat = _int(fields[0])
+    if stat is None:
+        return None
+
+    def get(index: int) -> str | None:
+        return _unquote(fields[index]) or None if index < len(fields) else None
+
+    def get_int(index: int) -> int | None:
+        return _int(fields[index]) if index < len(fields) else None
+
+    return Registration(stat, get(1), get(2), get_int(3), get_int(4), get_int(5))
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Decoded ``+CESQ``: RSRP in dBm and RSRQ in dB, ``None`` when unknown."""
+
+    rsrp_index: int
+    rsrq_index: int
+
+    @property
+    def rsrp_dbm(self) -> int | None:
+        return None if self.rsrp_index == 255 else self.rsrp_index - 140
+
+    @property
+    def rsrq_db(self) -> float | None:
+        return None if self.rsrq_index == 255 else self.rsrq_index / 2 - 19.5
+
+    def describe(self) -> str:
+        if self.rsrp_dbm is None:
+            return "no LTE signal measured (RSRP/RSRQ unknown, index 255)"
+        rsrq = "unknown" if self.rsrq_db is None else f"{self.rsrq_db:g} dB"
+        return f"RSRP {self.rsrp_dbm} dBm ({rate_rsrp(self.rsrp_dbm)}), RSRQ {rsrq}"
+
+
+def parse_cesq(value: str) -> Signal | None:
+    """Decode ``<rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>``."""
+    fields = _fields(value)
+    if len(fields) < 6:
+        return None
+    rsrq, rsrp = _int(fields[4]), _int(fields[5])
+    if rsrq is None or rsrp is None:
+        return None
+    return Signal(rsrp, rsrq)
+
+
+def rate_rsrp(dbm: int) -> str:
+    """Excellent / Good / Fair / Poor, by nRF Connect Cellular Monitor's thresholds."""
+    if dbm >= -84:
+        return "excellent"
+    if dbm >= -102:
+        return "good"
+    if dbm >= -111:
+        return "fair"
+    return "poor"
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """Decoded ``+COPS?``: selection mode and, when registered, the operator."""
+
+    mode: int
+    name: str | None = None
+    act: int | None = None
+
+    def describe(self) -> str:
+        mode = {0: "automatic", 1: "manual", 2: "deregistered", 3: "format only", 4: "manual/auto"}
+        text = f"{mode.get(self.mode, str(self.mode))} selection"
+        if self.name:
+            text += f", operator {self.name}"
+        if self.act is not None:
+            text += f" ({ACCESS_TECHNOLOGY.get(self.act, f'AcT {self.act}')})"
+        return text
+
+
+def parse_cops(value: str) -> Operator | None:
+    """Decode ``<mode>[,<format>,"<oper>"[,<AcT>]]``."""
+    fields = _fields(value)
+    mode = _int(fields[0]) if fields else None
+    if mode is None:
+        return None
+    name = _unquote(fields[2]) if len(fields) > 2 else None
+    act = _int(fields[3]) if len(fields) > 3 else None
+    return Operator(mode, name or None, act)
+
+
+def describe_cfun(value: str) -> str:
+    """Words for ``+CFUN: <fun>``."""
+    mode = _int(_fields(value)[0])
+    if mode is None:
+        return value
+    return f"{FUNCTIONAL_MODE.get(mode, 'mode')} (CFUN={mode})"

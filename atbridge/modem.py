@@ -1,0 +1,615 @@
+"""The AT channel: one command in flight, results matched to callers, URCs to subscribers.
+
+Theory of operation
+-------------------
+:class:`Modem` owns a serial transport (pyserial-asyncio-fast: a tty, a pty, or
+``socket://host:port`` for a board exported by ser2net) and an
+:class:`~atbridge.at_parser.AtParser`. Bytes from the modem go through the parser;
+each event is routed:
+
+- **Boot banners** (``Ready``, ``RDY``, ``APP RDY``, ``SMS Ready``, ``INIT ERROR``)
+  mean the modem restarted. The command in flight fails with
+  :class:`~atbridge.errors.ModemRebooted`, reboot listeners are called once per
+  boot, and the next command first re-runs the session setup (echo off,
+  numeric errors), because a rebooted modem forgets both.
+- **Lines** while a command waits belong to it when they carry its own prefix
+  (``+CGSN:`` for ``AT+CGSN=1``, or any prefix passed in ``claims``) or no prefix
+  at all (``AT+CGSN`` answers with a bare IMEI). A line with any other prefix is
+  unsolicited. A prefix registered as unsolicited that equals the command's own
+  (``+CEREG:`` read response vs notification) is told apart by its shape
+  (:func:`registration_is_response`). With no command in flight every line is
+  unsolicited.
+- **Finals** end the command in flight; errors become
+  :class:`~atbridge.errors.ModemError` with the 27.007 text of the code.
+- **Prompts** (``> ``) release the payload of a command that sends data.
+- **Blocks** (length-prefixed binary data) go with the command in flight, or to
+  URC subscribers when none waits (auto-received socket data).
+
+Exactly one command is in flight; callers queue in order on a lock. A timeout
+raises :class:`~atbridge.errors.AtTimeout` with every byte received meanwhile, and
+the next command first resynchronises: it sends ``AT+CMEE?`` and ignores finals
+until the ``+CMEE:`` line proves the replies are its own, so a late ``OK`` of the
+timed-out command is never taken as the next command's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from atbridge.at_parser import AtParser, Block, BlockRule, Echo, Event, Final, FinalKind, Line
+from atbridge.at_syntax import check_command_line, response_prefix
+from atbridge.cme import error_text
+from atbridge.errors import (
+    AtBridgeError,
+    AtTimeout,
+    ConfigurationError,
+    LinkLost,
+    ModemError,
+    ModemRebooted,
+)
+from atbridge.transcript import Sink, Transcript
+
+log = logging.getLogger(__name__)
+
+#: Lines a modem prints when it (re)starts: SLM/SM, SIMCom, Quectel.
+BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
+
+DEFAULT_TIMEOUT = 5.0
+_PREFIX = re.compile(r"([+#%$^*&][A-Za-z0-9_]+):")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The answer to one command.
+
+    ``lines`` are the information lines (text), ``final`` the final result code,
+    ``data`` the binary block when the command returned one.
+    """
+
+    command: str
+    lines: tuple[str, ...]
+    final: str
+    data: bytes | None = None
+
+    def values(self, prefix: str) -> list[str]:
+        """The text after ``prefix`` on each line that starts with it.
+
+        ``Response(..., lines=("+CFUN: 1",)).values("+CFUN:") == ["1"]``.
+        """
+        return [line[len(prefix) :].strip() for line in self.lines if line.startswith(prefix)]
+
+    def value(self, prefix: str) -> str:
+        """The text after ``prefix`` on the first line that carries it; raises if none."""
+        found = self.values(prefix)
+        if not found:
+            raise ModemError(
+                self.command,
+                self.final,
+                hint=f"the modem answered OK but without a {prefix!r} line; "
+                f"it said {list(self.lines)!r}",
+            )
+        return found[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Urc:
+    """An unsolicited result code, with the binary block that came with it, if any."""
+
+    text: str
+    raw: bytes
+    data: bytes | None = None
+
+
+UrcCallback = Callable[[Urc], None]
+
+
+def registration_is_response(line: str) -> bool:
+    """Tell a ``+CxREG`` read response from a notification by its shape.
+
+    The read response is ``+CEREG: <n>,<stat>[,...]`` (the second field is a bare
+    number); a notification is ``+CEREG: <stat>[,"<tac>",...]`` (one field, or a
+    quoted or empty second field). Source: TS 27.007 §10.1.22 and the Zephyr
+    cellular driver's use of the same rule (reference §1).
+    """
+    _, _, rest = line.partition(":")
+    fields = rest.strip().split(",")
+    return len(fields) >= 2 and fields[1].strip().isdigit()
+
+
+@dataclass
+class _Pending:
+    command: str
+    claims: tuple[str, ...]
+    future: asyncio.Future[tuple[Response, Final]]
+    payload: bytes | None
+    require_line: str | None
+    lines: list[str] = field(default_factory=list)
+    data: bytes | None = None
+    received: bytearray = field(default_factory=bytearray)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, modem: Modem) -> None:
+        self.modem = modem
+
+    def data_received(self, data: bytes) -> None:
+        self.modem._on_data(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.modem._on_lost(exc)
+
+
+class Modem:
+    """An asyncio AT channel to one modem. Create it with :meth:`Modem.open`."""
+
+    def __init__(
+        self,
+        *,
+        line_ending: bytes = b"\r\n",
+        transcript: Transcript | None = None,
+        default_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.line_ending = line_ending
+        self.transcript = transcript
+        self.default_timeout = default_timeout
+        self.parser = AtParser()
+        self.port: str = ""
+        self._transport: asyncio.Transport | None = None
+        self._lock = asyncio.Lock()
+        self._pending: _Pending | None = None
+        self._closed = False
+        self._lost = asyncio.Event()
+        self._lost_reason: str | None = None
+        self._subscribers: list[tuple[str | None, UrcCallback]] = []
+        self._urc_shapes: dict[str, Callable[[str], bool]] = {
+            prefix: registration_is_response
+            for prefix in ("+CREG:", "+CGREG:", "+CEREG:", "+C5GREG:")
+        }
+        self._bare_urcs: list[re.Pattern[str]] = []
+        self._reboot_listeners: list[Callable[[str], None]] = []
+        self._lost_listeners: list[Callable[[str], None]] = []
+        self._booting = False
+        self._needs_setup = False
+        self._needs_resync = False
+        self._sync_attempts = 10
+        self._sync_timeout = 1.0
+
+    # -- opening and closing -------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        baudrate: int = 115200,
+        rtscts: bool = False,
+        line_ending: str | bytes = b"\r\n",
+        transcript: Transcript | Sink | None = None,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        sync: bool = True,
+        sync_attempts: int = 10,
+        sync_timeout: float = 1.0,
+    ) -> Modem:
+        """Open the port at ``url`` and bring the modem to a known state.
+
+        ``url`` is a device path (``/dev/ttyACM0``, a pty such as ``/dev/pts/5``) or
+        ``socket://host:port`` (a raw TCP port, e.g. ser2net). With ``sync`` (the
+        default) the modem is woken with ``AT`` until it answers ``OK`` (at most
+        ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
+        off (``ATE0``) and numeric errors on (``AT+CMEE=1``).
+        """
+        if isinstance(line_ending, str):
+            line_ending = line_ending.encode("ascii")
+        if line_ending not in (b"\r", b"\n", b"\r\n"):
+            raise ConfigurationError(
+                f"line ending {line_ending!r} is not CR, LF or CRLF",
+                hint="use '\\r' (V.250 default, nRF91 Serial Modem) or '\\r\\n' (Serial LTE Modem)",
+            )
+        if url.startswith("rfc2217://"):
+            raise ConfigurationError(
+                f"{url}: RFC 2217 ports are not supported by the asyncio serial transport",
+                hint="export the board as raw TCP instead (ser2net 'accepter: tcp,<port>', "
+                "labgrid 'protocol: raw') and use socket://host:port",
+            )
+        if not isinstance(transcript, Transcript | None):
+            transcript = Transcript(transcript)
+        modem = cls(line_ending=line_ending, transcript=transcript, default_timeout=default_timeout)
+        modem.port = url
+        modem._sync_attempts = sync_attempts
+        modem._sync_timeout = sync_timeout
+        await modem._connect(url, baudrate=baudrate, rtscts=rtscts)
+        if sync:
+            try:
+                async with modem._lock:
+                    await modem._setup()
+            except BaseException:
+                await modem.close()
+                raise
+        return modem
+
+    async def _connect(self, url: str, *, baudrate: int, rtscts: bool) -> None:
+        import serial
+        import serial_asyncio_fast
+
+        loop = asyncio.get_running_loop()
+        if self.transcript is not None:
+            self.transcript.note(f"opening {url} at {baudrate} baud")
+        try:
+            transport, _ = await serial_asyncio_fast.create_serial_connection(
+                loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts
+            )
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot open {url}: {exc}", hint=_port_hint(url)) from exc
+        self._transport = transport
+
+    async def close(self) -> None:
+        """Close the port. A command still waiting fails with :class:`LinkLost`."""
+        if self._closed:
+            return
+        self._closed = True
+        self._fail_pending(LinkLost("the port was closed while a command was waiting"))
+        if self._transport is not None:
+            self._transport.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._lost.wait()
+        if self.transcript is not None:
+            self.transcript.note("closed")
+            self.transcript.close()
+
+    async def __aenter__(self) -> Modem:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._transport is not None and not self._closed and not self._lost.is_set()
+
+    # -- commands ------------------------------------------------------------------
+
+    async def command(
+        self,
+        line: str,
+        *,
+        timeout: float | None = None,
+        claims: Iterable[str] = (),
+        payload: bytes | None = None,
+        check: bool = True,
+    ) -> Response:
+        """Send one command line and return its :class:`Response`.
+
+        ``claims`` lists extra line prefixes that belong to this command's
+        response. ``payload`` is written when the modem shows its ``> `` prompt
+        (commands such as ``AT+CASEND=0,5``). With ``check`` (the default) an
+        error result raises :class:`~atbridge.errors.ModemError`; without it the
+        error comes back as the response's ``final``.
+        """
+        check_command_line(line)
+        async with self._lock:
+            self._ensure_open()
+            if self._needs_setup:
+                await self._setup()
+            elif self._needs_resync:
+                await self._resync(timeout)
+            return await self._exchange(
+                line,
+                timeout=self.default_timeout if timeout is None else timeout,
+                claims=tuple(claims),
+                payload=payload,
+                check=check,
+            )
+
+    async def write(self, data: bytes) -> None:
+        """Write raw bytes (data mode). Takes the command lock, so it never splits a command."""
+        async with self._lock:
+            self._ensure_open()
+            self._write(data)
+
+    def add_secret(self, secret: str) -> None:
+        """Mask ``secret`` in the transcript from now on."""
+        if self.transcript is not None:
+            self.transcript.add_secret(secret)
+
+    # -- configuration by dialects ---------------------------------------------------
+
+    def register_urc(
+        self, prefix: str, *, is_response: Callable[[str], bool] | None = None
+    ) -> None:
+        """Declare ``prefix`` unsolicited.
+
+        For a prefix a command also answers with, ``is_response(line)`` tells the
+        two apart while that command waits. A prefix without a ``+``/``#``/``%``
+        sigil (``"0, CLOSED"``) marks bare lines that are unsolicited even while a
+        command waits.
+        """
+        if _PREFIX.match(prefix):
+            self._urc_shapes[prefix] = is_response or (lambda _line: False)
+        else:
+            self._bare_urcs.append(re.compile(re.escape(prefix)))
+
+    def add_final(self, pattern: bytes, *, success: bool) -> None:
+        """Treat lines matching ``pattern`` as final result codes (``SEND OK``...)."""
+        self.parser.add_final(pattern, success=success)
+
+    def add_block(self, rule: BlockRule) -> None:
+        """Register a binary block header (``#XRECV: ...``, ``+CIPRXGET: 2,...``)."""
+        self.parser.add_block(rule)
+
+    # -- events --------------------------------------------------------------------
+
+    def subscribe(self, prefix: str | None, callback: UrcCallback) -> Callable[[], None]:
+        """Call ``callback`` for each URC starting with ``prefix`` (``None``: every URC).
+
+        Returns a function that unsubscribes. Callbacks run in the reader; they
+        must not block (hand work to a task or a queue).
+        """
+        entry = (prefix, callback)
+        self._subscribers.append(entry)
+        return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
+
+    async def wait_for_urc(
+        self,
+        prefix: str,
+        *,
+        timeout: float,
+        predicate: Callable[[Urc], bool] | None = None,
+    ) -> Urc:
+        """Wait for the next URC starting with ``prefix`` (and passing ``predicate``)."""
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[Urc] = loop.create_future()
+
+        def check(urc: Urc) -> None:
+            if not found.done() and (predicate is None or predicate(urc)):
+                found.set_result(urc)
+
+        unsubscribe = self.subscribe(prefix, check)
+        try:
+            async with asyncio.timeout(timeout):
+                return await found
+        except TimeoutError:
+            raise AtTimeout(f"(waiting for {prefix})", timeout, b"") from None
+        finally:
+            unsubscribe()
+
+    def on_reboot(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(banner)`` once each time the modem reboots."""
+        self._reboot_listeners.append(callback)
+        return lambda: self._reboot_listeners.remove(callback)
+
+    def on_link_lost(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(reason)`` when the port goes away."""
+        self._lost_listeners.append(callback)
+        return lambda: self._lost_listeners.remove(callback)
+
+    # -- internals: sending --------------------------------------------------------
+
+    def _ensure_open(self) -> None:
+        if self._closed or self._transport is None:
+            raise LinkLost("the port is closed", hint="open the modem again")
+        if self._lost.is_set():
+            raise LinkLost(f"the link to {self.port} was lost: {self._lost_reason}")
+
+    def _write(self, data: bytes) -> None:
+        assert self._transport is not None
+        if self.transcript is not None:
+            self.transcript.tx(data)
+        self._transport.write(data)
+
+    async def _exchange(
+        self,
+        line: str,
+        *,
+        timeout: float,
+        claims: tuple[str, ...] = (),
+        payload: bytes | None = None,
+        check: bool = True,
+        require_line: str | None = None,
+    ) -> Response:
+        own = response_prefix(line)
+        pending = _Pending(
+            command=line,
+            claims=(own, *claims) if own else claims,
+            future=asyncio.get_running_loop().create_future(),
+            payload=payload,
+            require_line=require_line,
+        )
+        encoded = line.encode("ascii")
+        self._pending = pending
+        self.parser.command_sent(encoded)
+        self.parser.expect_prompt = payload is not None
+        self._write(encoded + self.line_ending)
+        try:
+            async with asyncio.timeout(timeout):
+                response, final = await pending.future
+        except TimeoutError:
+            self._needs_resync = True
+            if self.transcript is not None:
+                self.transcript.note(f"timeout after {timeout:g} s waiting for {line!r}")
+            raise AtTimeout(line, timeout, bytes(pending.received)) from None
+        finally:
+            self._pending = None
+            self.parser.expect_prompt = False
+        if check and not final.success:
+            raise _modem_error(line, final)
+        return response
+
+    async def _setup(self) -> None:
+        """Wake the modem, then echo off and numeric errors on. Holds the lock."""
+        self._needs_setup = False
+        self._needs_resync = False
+        self.parser.reset()
+        if self.transcript is not None:
+            self.transcript.note("synchronising")
+        # A lone line ending ends whatever partial command the modem may hold.
+        self._write(self.line_ending)
+        last: AtBridgeError | None = None
+        for _attempt in range(self._sync_attempts):
+            try:
+                await self._exchange("AT", timeout=self._sync_timeout)
+                break
+            except (AtTimeout, ModemError) as exc:
+                # A late or spurious reply may still be on its way: resync below.
+                last = exc
+        else:
+            raise AtTimeout(
+                "AT",
+                self._sync_timeout * self._sync_attempts,
+                last.received if isinstance(last, AtTimeout) else b"",
+                hint=f"the modem did not answer OK to {self._sync_attempts} tries of AT; "
+                "check power, the port, the baud rate and the line ending",
+            )
+        with contextlib.suppress(ModemError):
+            await self._exchange("ATE0", timeout=self.default_timeout)
+        with contextlib.suppress(ModemError):
+            await self._exchange("AT+CMEE=1", timeout=self.default_timeout)
+        if last is not None:
+            await self._resync(None)
+
+    async def _resync(self, timeout: float | None) -> None:
+        """Make sure no late reply of an earlier command is still on its way."""
+        self._needs_resync = False
+        with contextlib.suppress(ModemError):
+            await self._exchange(
+                "AT+CMEE?",
+                timeout=self.default_timeout if timeout is None else timeout,
+                require_line="+CMEE:",
+            )
+
+    # -- internals: receiving ------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        if self.transcript is not None:
+            self.transcript.rx(data)
+        pending = self._pending
+        if pending is not None:
+            pending.received += data
+        for event in self.parser.feed(data):
+            self._route(event)
+
+    def _route(self, event: Event) -> None:
+        pending = self._pending
+        if isinstance(event, Line):
+            text = event.text
+            if text in BOOT_BANNERS:
+                self._on_banner(text)
+            elif pending is not None and self._claims(pending, text):
+                pending.lines.append(text)
+            else:
+                self._publish(Urc(text, event.raw))
+        elif isinstance(event, Final):
+            self._booting = False
+            if pending is None or pending.future.done():
+                if self.transcript is not None:
+                    self.transcript.note(f"ignored {event.text!r}: no command is waiting for it")
+                return
+            if (
+                pending.require_line is not None
+                and event.success
+                and not any(line.startswith(pending.require_line) for line in pending.lines)
+            ):
+                # A late final of an earlier command: not ours.
+                pending.lines.clear()
+                if self.transcript is not None:
+                    self.transcript.note(f"ignored stale {event.text!r}")
+                return
+            response = Response(pending.command, tuple(pending.lines), event.text, pending.data)
+            pending.future.set_result((response, event))
+        elif isinstance(event, Block):
+            if pending is not None and self._claims(pending, event.header_text):
+                pending.data = event.data if pending.data is None else pending.data + event.data
+                pending.lines.append(event.header_text)
+            else:
+                self._publish(Urc(event.header_text, event.header, event.data))
+        elif isinstance(event, Echo):
+            pass
+        else:  # Prompt
+            if pending is not None and pending.payload is not None:
+                payload, pending.payload = pending.payload, None
+                self.parser.expect_prompt = False
+                self._write(payload)
+
+    def _claims(self, pending: _Pending, text: str) -> bool:
+        match = _PREFIX.match(text)
+        if match is None:
+            return not any(pattern.match(text) for pattern in self._bare_urcs)
+        prefix = match.group(0).upper()
+        if prefix not in pending.claims:
+            return False
+        shape = self._urc_shapes.get(prefix)
+        return shape is None or shape(text)
+
+    def _publish(self, urc: Urc) -> None:
+        for prefix, callback in list(self._subscribers):
+            if prefix is None or urc.text.startswith(prefix):
+                try:
+                    callback(urc)
+                except Exception:
+                    log.exception("URC subscriber %r failed on %r", callback, urc.text)
+
+    def _on_banner(self, banner: str) -> None:
+        first = not self._booting
+        self._booting = True
+        self._needs_setup = True
+        self.parser.reset()
+        if self.transcript is not None:
+            self.transcript.note(f"modem rebooted ({banner!r})")
+        pending = self._pending
+        if pending is not None:
+            self._fail_pending(ModemRebooted(banner, command=pending.command))
+        if first:
+            for listener in list(self._reboot_listeners):
+                try:
+                    listener(banner)
+                except Exception:
+                    log.exception("reboot listener %r failed", listener)
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        reason = str(exc) if exc else "the port was closed"
+        self._lost_reason = reason
+        self._lost.set()
+        if self._closed:
+            return
+        if self.transcript is not None:
+            self.transcript.note(f"link lost: {reason}")
+        self._fail_pending(LinkLost(f"the link to {self.port} was lost: {reason}"))
+        for listener in list(self._lost_listeners):
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("link-lost listener %r failed", listener)
+
+    def _fail_pending(self, error: AtBridgeError) -> None:
+        pending = self._pending
+        if pending is not None and not pending.future.done():
+            pending.future.set_exception(error)
+
+
+def _modem_error(command: str, final: Final) -> ModemError:
+    if final.kind is FinalKind.CME or final.kind is FinalKind.CMS:
+        kind = "CME" if final.kind is FinalKind.CME else "CMS"
+        if final.code is not None:
+            return ModemError(
+                command, final.text, kind=kind, code=final.code, text=error_text(kind, final.code)
+            )
+        return ModemError(command, final.text, kind=kind, text=final.detail)
+    return ModemError(command, final.text)
+
+
+def _port_hint(url: str) -> str:
+    if url.startswith("socket://"):
+        return "check that the host and port are right and that ser2net (or socat) is listening"
+    try:
+        from serial.tools import list_ports
+
+        ports = [port.device for port in list_ports.comports()]
+    except Exception:  # pragma: no cover - listing ports is best effort
+        ports = []
+    listed = ", ".join(ports) if ports else "none found"
+    return f"check the device path and permissions (serial ports here: {listed})"

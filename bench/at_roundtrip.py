@@ -1,0 +1,175 @@
+"""AT command round trips per second: atbridge's AT channel against bare pyserial-asyncio-fast.
+
+Both talk to the same fake modem (``python -m tests.fakes``, a separate process on a
+real pty) in the same run, in alternating rounds, so machine noise hits both alike.
+The bare client is the least a correct client can do: write the command, wait for
+``\\r\\nOK\\r\\n`` at the end of the buffer. atbridge does everything it always does
+(parser, claim rules, URC routing, transcript hook, lock, timeout).
+
+Modes:
+- ``--mode fast`` (default): the fake answers as fast as it can. Target: atbridge
+  >= 0.8x bare.
+- ``--mode paced``: the fake paces its line at ``--baud`` (8N1: 10 bits a byte, both
+  directions). The bound is the line rate: (baud / 10) bytes per second over the
+  bytes on the wire per round trip (command + terminator + response). Target:
+  atbridge >= 0.95x the bound.
+
+The last line printed is a JSON object with the figures. Run from the repository
+root: ``.venv/bin/python bench/at_roundtrip.py [--mode paced]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import serial_asyncio_fast
+
+from atbridge.modem import Modem
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND = "AT+CGSN"
+LINE_ENDING = b"\r\n"
+
+
+def start_fake(baud: int | None) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "tests.fakes", "--dialect", "nrf91-slm"]
+    if baud:
+        cmd += ["--baud", str(baud)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    port = proc.stdout.readline().strip()
+    if not port.startswith("/dev/"):
+        proc.kill()
+        raise SystemExit(f"the fake modem did not print a pty path (got {port!r})")
+    return proc, port
+
+
+async def atbridge_round(port: str, count: int) -> float:
+    modem = await Modem.open(port)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            await modem.command(COMMAND)
+        return count / (time.perf_counter() - start)
+    finally:
+        await modem.close()
+
+
+class _Bare(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.done: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.buffer.endswith(b"\r\nOK\r\n") and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+
+async def bare_round(port: str, count: int) -> float:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await serial_asyncio_fast.create_serial_connection(
+        loop, _Bare, port, baudrate=115200
+    )
+    assert isinstance(protocol, _Bare)
+    try:
+        # Echo off and a clean buffer, as atbridge's open does.
+        for line in (b"AT", b"ATE0"):
+            protocol.done = loop.create_future()
+            transport.write(line + LINE_ENDING)
+            await asyncio.wait_for(protocol.done, 5)
+            protocol.buffer.clear()
+        request = COMMAND.encode() + LINE_ENDING
+        start = time.perf_counter()
+        for _ in range(count):
+            protocol.done = loop.create_future()
+            protocol.buffer.clear()
+            transport.write(request)
+            await asyncio.wait_for(protocol.done, 5)
+        return count / (time.perf_counter() - start)
+    finally:
+        transport.close()
+        await asyncio.sleep(0)
+
+
+async def response_size(port: str) -> int:
+    """Bytes the fake sends back for one COMMAND (measured, not assumed)."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await serial_asyncio_fast.create_serial_connection(
+        loop, _Bare, port, baudrate=115200
+    )
+    assert isinstance(protocol, _Bare)
+    try:
+        for line in (b"AT", b"ATE0", COMMAND.encode()):
+            protocol.done = loop.create_future()
+            protocol.buffer.clear()
+            transport.write(line + LINE_ENDING)
+            await asyncio.wait_for(protocol.done, 5)
+        return len(protocol.buffer)
+    finally:
+        transport.close()
+        await asyncio.sleep(0)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("fast", "paced"), default="fast")
+    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--count", type=int, default=None, help="round trips per round")
+    args = parser.parse_args()
+    paced = args.mode == "paced"
+    count = args.count or (300 if paced else 3000)
+    proc, port = start_fake(args.baud if paced else None)
+    try:
+        ours: list[float] = []
+        bare: list[float] = []
+        for _ in range(args.rounds):
+            ours.append(await atbridge_round(port, count))
+            bare.append(await bare_round(port, count))
+        wire = len(COMMAND) + len(LINE_ENDING) + await response_size(port)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    ours_rate = statistics.median(ours)
+    bare_rate = statistics.median(bare)
+    result: dict[str, object] = {
+        "mode": args.mode,
+        "command": COMMAND,
+        "round_trips_per_round": count,
+        "rounds": args.rounds,
+        "atbridge_per_s": round(ours_rate, 1),
+        "bare_pyserial_asyncio_fast_per_s": round(bare_rate, 1),
+        "ratio_vs_bare": round(ours_rate / bare_rate, 3),
+    }
+    print(f"atbridge AT channel:        {ours_rate:9.1f} round trips/s (median of {args.rounds})")
+    print(f"bare pyserial-asyncio-fast: {bare_rate:9.1f} round trips/s")
+    print(f"ratio atbridge / bare:      {ours_rate / bare_rate:9.3f}   (target >= 0.8)")
+    if paced:
+        bound = args.baud / 10 / wire
+        result.update(
+            baud=args.baud,
+            bytes_on_wire_per_round_trip=wire,
+            line_rate_bound_per_s=round(bound, 1),
+            ratio_vs_line_rate=round(ours_rate / bound, 3),
+        )
+        print(
+            f"line-rate bound:            {bound:9.1f} round trips/s "
+            f"({wire} B on the wire at {args.baud} baud)"
+        )
+        print(f"ratio atbridge / bound:     {ours_rate / bound:9.3f}   (target >= 0.95)")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,49 @@
+"""The command line: instant help, and the commands against the fake modem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atbridge.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("asyncio", "serial", "serial_asyncio_fast", "transitions")
+
+
+def test_help_imports_no_asyncio_serial_or_transitions() -> None:
+    probe = (
+        "import sys\n"
+        "from atbridge.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print('LOADED', sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, cwd=ROOT
+    ).stdout
+    assert "usage: atbridge" in out
+    assert "LOADED []" in out
+
+
+@pytest.mark.parametrize("command", ["at", "info", "creds"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: atbridge {command}" in capsys.readouterr().out
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "atbridge"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert out.startswith("atbridge ")
