@@ -224,6 +224,11 @@ class AtParser:
         self._echo = None
 
     @property
+    def in_line(self) -> bool:
+        """True while part of a text line has arrived and its end has not."""
+        return bool(self._line) and self._block_header is None
+
+    @property
     def pending(self) -> bytes:
         """Bytes received but not yet part of any event (a partial line or block)."""
         return bytes(self._line) + bytes(self._block_data)

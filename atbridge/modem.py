@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
 
 DEFAULT_TIMEOUT = 5.0
+_SETUP_RESTARTS = 3
 _PREFIX = re.compile(r"([+#%$^*&][A-Za-z0-9_]+):")
 
 
@@ -131,6 +132,7 @@ class _Pending:
     lines: list[str] = field(default_factory=list)
     data: bytes | None = None
     received: bytearray = field(default_factory=bytearray)
+    line_in_flight: bool = False
 
 
 class _Protocol(asyncio.Protocol):
@@ -421,6 +423,8 @@ class Modem:
             require_line=require_line,
         )
         encoded = line.encode("ascii")
+        # A line already arriving was sent before this command: not its answer.
+        pending.line_in_flight = self.parser.in_line
         self._pending = pending
         self.parser.command_sent(encoded)
         self.parser.expect_prompt = payload is not None
@@ -441,7 +445,21 @@ class Modem:
         return response
 
     async def _setup(self) -> None:
-        """Wake the modem, then echo off and numeric errors on. Holds the lock."""
+        """Wake the modem, then echo off and numeric errors on. Holds the lock.
+
+        A modem still booting may print more banners (SIMCom: ``RDY``, later
+        ``SMS Ready``); a banner during the setup starts it over, a bounded
+        number of times.
+        """
+        for _restart in range(_SETUP_RESTARTS):
+            try:
+                await self._setup_once()
+                return
+            except ModemRebooted:
+                continue
+        await self._setup_once()
+
+    async def _setup_once(self) -> None:
         self._needs_setup = False
         self._needs_resync = False
         self.parser.reset()
@@ -454,9 +472,11 @@ class Modem:
             try:
                 await self._exchange("AT", timeout=self._sync_timeout)
                 break
-            except (AtTimeout, ModemError) as exc:
+            except (AtTimeout, ModemError, ModemRebooted) as exc:
                 # A late or spurious reply may still be on its way: resync below.
+                # A boot banner here is the modem finishing its start: keep going.
                 last = exc
+                self._needs_setup = False
         else:
             raise AtTimeout(
                 "AT",
@@ -495,6 +515,19 @@ class Modem:
 
     def _route(self, event: Event) -> None:
         pending = self._pending
+        if pending is not None and pending.line_in_flight and isinstance(event, Line | Final):
+            # This line began before the command was written (a URC, noise, or a
+            # late result of an earlier command): it cannot be the answer.
+            pending.line_in_flight = False
+            if isinstance(event, Line) and event.text not in BOOT_BANNERS:
+                self._publish(Urc(event.text, event.raw))
+                return
+            if isinstance(event, Final):
+                if self.transcript is not None:
+                    self.transcript.note(
+                        f"ignored {event.text!r}: it began before {pending.command!r}"
+                    )
+                return
         if isinstance(event, Line):
             text = event.text
             if text in BOOT_BANNERS:

@@ -298,3 +298,12 @@ def test_random_bytes_never_raise_and_nothing_is_lost(data: bytes, cuts: list[in
     assert kept + len(parser.pending) >= len(data.replace(b"\r", b"").replace(b"\n", b"")) - (
         data.count(b"> ")
     )
+
+
+def test_in_line_tells_a_partial_text_line() -> None:
+    parser = socket_parser()
+    assert not parser.in_line
+    parser.feed(b"\r\n+CER")
+    assert parser.in_line
+    parser.feed(b"EG: 1\r\n#XRECV: 0,0,4\r\nab")
+    assert not parser.in_line

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import threading
 from typing import TYPE_CHECKING
@@ -27,6 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     return asyncio.run(_main(args))
 
 
@@ -81,6 +82,8 @@ def _print_urc(urc: Urc) -> None:
 
 async def _console(modem: Modem) -> int:
     """Read command lines from stdin until EOF, ``exit`` or ``quit``."""
+    import asyncio
+
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"connected to {modem.port}; type AT commands, 'exit' to quit", flush=True)

@@ -1,0 +1,164 @@
+"""``atbridge creds``: print the MQTT credentials the bridge would send.
+
+Nothing is sent anywhere: the command computes the client id, user name,
+password, host, port and TLS setting from the options, a ``--credentials`` TOML
+file and the environment (options win over the environment, the environment
+over the file), and prints them. The password is masked unless
+``--show-secret`` is given; ``--connect-frame`` adds the whole CONNECT packet as
+spaced hex, ready to paste into a TCP tool to try a broker by hand (its
+password bytes are masked too, unless ``--show-secret``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "print the MQTT client id, user name, password and host the bridge would use"
+
+_ALIYUN_EXAMPLE = """example:
+  ATBRIDGE_DEVICE_SECRET=... atbridge creds aliyun --product-key a1B2c3D4e5F \\
+      --device-name sensor-01 --region cn-shanghai --connect-frame
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``aliyun`` and ``plain`` sub-commands and their options."""
+    common = argparse.ArgumentParser(add_help=False)
+    output = common.add_argument_group("input and output")
+    output.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="TOML file with an [aliyun] or [mqtt] table (options override it)",
+    )
+    output.add_argument("--keepalive", type=int, metavar="S", help="MQTT Keep Alive in seconds")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: client_id, username, password, host, port, tls",
+    )
+    output.add_argument(
+        "--show-secret", action="store_true", help="print the password instead of a mask"
+    )
+    output.add_argument(
+        "--connect-frame",
+        action="store_true",
+        help="also print the complete MQTT 3.1.1 CONNECT packet as spaced hex",
+    )
+    kinds = parser.add_subparsers(dest="creds_kind", metavar="KIND", required=True)
+
+    aliyun = kinds.add_parser(
+        "aliyun",
+        parents=[common],
+        help="Alibaba Cloud IoT Platform device (ProductKey, DeviceName, DeviceSecret)",
+        description="Credentials of an Aliyun IoT Platform device (one device one secret).",
+        epilog=_ALIYUN_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    aliyun.add_argument("--product-key", metavar="PK", help="ProductKey ($ATBRIDGE_PRODUCT_KEY)")
+    aliyun.add_argument("--device-name", metavar="DN", help="DeviceName ($ATBRIDGE_DEVICE_NAME)")
+    aliyun.add_argument(
+        "--device-secret",
+        metavar="DS",
+        help="DeviceSecret; prefer $ATBRIDGE_DEVICE_SECRET or the file, since options "
+        "end up in shell history",
+    )
+    aliyun.add_argument("--client-id", metavar="ID", help="free-text client id (default <PK>.<DN>)")
+    aliyun.add_argument(
+        "--timestamp", metavar="T", help="timestamp in ms to sign (default: none sent)"
+    )
+    aliyun.add_argument(
+        "--sign-method",
+        metavar="M",
+        choices=("hmacmd5", "hmacsha1", "hmacsha256"),
+        help="hmacmd5, hmacsha1 or hmacsha256 (default hmacsha256)",
+    )
+    aliyun.add_argument(
+        "--secure-mode",
+        type=int,
+        choices=(2, 3),
+        help="2 = TLS, port 8883 (default); 3 = plain TCP, port 1883",
+    )
+    where = aliyun.add_mutually_exclusive_group()
+    where.add_argument(
+        "--region", metavar="R", help="region of a legacy public instance (default cn-shanghai)"
+    )
+    where.add_argument(
+        "--instance-id", metavar="I", help="instance id (host <I>.mqtt.iothub.aliyuncs.com)"
+    )
+
+    plain = kinds.add_parser(
+        "plain",
+        parents=[common],
+        help="any MQTT broker",
+        description="Credentials for any MQTT broker, used as given.",
+    )
+    plain.add_argument("--client-id", metavar="ID", help="MQTT client id")
+    plain.add_argument("--username", metavar="U", help="user name")
+    plain.add_argument(
+        "--password", metavar="P", help="password; prefer $ATBRIDGE_MQTT_PASSWORD or the file"
+    )
+    plain.add_argument("--host", metavar="H", help="broker host name or address")
+    plain.add_argument(
+        "--port", type=int, metavar="N", help="broker port (default 1883, 8883 with --tls)"
+    )
+    plain.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
+
+
+_ALIYUN_OPTIONS = (
+    "product_key",
+    "device_name",
+    "device_secret",
+    "client_id",
+    "timestamp",
+    "sign_method",
+    "secure_mode",
+    "region",
+    "instance_id",
+    "keepalive",
+)
+_PLAIN_OPTIONS = ("client_id", "username", "password", "host", "port", "tls", "keepalive")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute the credentials and print them; returns 0."""
+    import json
+
+    from atbridge.at_mqtt import encode
+    from atbridge.credentials import MASK, load_credentials
+
+    table = "aliyun" if args.creds_kind == "aliyun" else "mqtt"
+    names = _ALIYUN_OPTIONS if table == "aliyun" else _PLAIN_OPTIONS
+    overrides = {name: getattr(args, name, None) for name in names}
+    credentials = load_credentials(
+        args.credentials, table=table, env=os.environ, overrides=overrides
+    )
+
+    report = credentials.as_dict(show_secret=args.show_secret)
+    if args.connect_frame:
+        frame = encode(credentials.connect_packet())
+        octets = [f"{byte:02x}" for byte in frame]
+        if credentials.password is not None and not args.show_secret:
+            # The password is the last field of CONNECT: mask exactly its bytes.
+            hidden = len(credentials.password.reveal().encode())
+            if hidden:
+                octets[-hidden:] = ["**"] * hidden
+        report["connect_frame"] = " ".join(octets)
+
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        if key == "tls":
+            shown = "yes" if value else "no"
+        elif value is None:
+            shown = "-"
+        elif key == "password" and value == MASK:
+            shown = f"{MASK}  (add --show-secret to print it)"
+        else:
+            shown = str(value)
+        print(f"{key:<{width}}  {shown}")
+    if args.connect_frame and credentials.password is not None and not args.show_secret:
+        print(f"{'':<{width}}  (password bytes shown as **; add --show-secret for a usable frame)")
+    return 0

@@ -1,0 +1,764 @@
+"""Device credentials: what goes into CONNECT, and where to connect.
+
+Theory of operation
+-------------------
+Every way of getting online ends in one :class:`MqttCredentials`: client id,
+user name, password, host, port, TLS on/off and Keep Alive. The lifecycle opens
+a (TLS) socket to ``host:port`` and sends
+:meth:`MqttCredentials.connect_packet`; the transcript layer masks every string
+:meth:`MqttCredentials.secrets` returns. This module is pure: no sockets, no
+clocks (a timestamp is whatever the caller passes), no randomness except the
+registration nonce, which the caller may pass too.
+
+Sources of credentials:
+
+- :class:`AliyunDevice` — Alibaba Cloud IoT Platform, one device one secret
+  (ProductKey, DeviceName, DeviceSecret). The client id is
+  ``<clientId>|securemode=<2|3>,signmethod=<m>[,timestamp=<t>]|``, the user name
+  ``<DeviceName>&<ProductKey>``, and the password the hex HMAC, keyed by the
+  DeviceSecret, of the parameters sent, sorted by name:
+  ``clientId<id>deviceName<dn>productKey<pk>[timestamp<t>]``. securemode 2 is
+  TLS (port 8883 by default), 3 plain TCP (port 1883). The platform accepts
+  Keep Alive 30..1200 s only.
+- :class:`AliyunProduct` — one type one secret (ProductKey, ProductSecret):
+  :meth:`AliyunProduct.register_credentials` gives the CONNECT for dynamic
+  registration (``authType=register`` for a pre-registered device, ``regnwl``
+  without pre-registration) and :meth:`AliyunProduct.parse_registration_reply`
+  turns the broker's ``/ext/register`` or ``/ext/regnwl`` PUBLISH into an
+  :class:`AliyunDevice` or an :class:`AliyunTokenDevice`.
+- :meth:`MqttCredentials.plain` — any broker, values used as given.
+- :func:`load_credentials` — a TOML file with an ``[aliyun]`` or ``[mqtt]``
+  table, then environment variables, then explicit overrides (the CLI
+  options), later sources winning. Environment variables:
+
+  =========================  ============================================
+  ``[aliyun]`` field         variable
+  =========================  ============================================
+  product_key                ``ATBRIDGE_PRODUCT_KEY``
+  device_name                ``ATBRIDGE_DEVICE_NAME``
+  device_secret              ``ATBRIDGE_DEVICE_SECRET``
+  any other field ``f``      ``ATBRIDGE_ALIYUN_<F>`` (e.g. ``ATBRIDGE_ALIYUN_REGION``)
+  ``[mqtt]`` field ``f``     ``ATBRIDGE_MQTT_<F>`` (e.g. ``ATBRIDGE_MQTT_PASSWORD``)
+  =========================  ============================================
+
+Secrets (DeviceSecret, ProductSecret, device tokens, passwords) are held in
+:class:`Secret`, whose ``repr`` and ``str`` are a mask; only
+:meth:`Secret.reveal` gives the value. Error messages name the field and the
+file, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets as _random
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from atbridge.at_mqtt import NO_PROPERTIES, Connect, Properties, ProtocolVersion, Will
+from atbridge.errors import ConfigurationError, RemoteProtocolError
+
+MASK = "********"
+
+#: Keep Alive range the Aliyun IoT Platform accepts (doc 73742).
+ALIYUN_KEEPALIVE_RANGE = (30, 1200)
+DEFAULT_ALIYUN_KEEPALIVE = 300
+DEFAULT_KEEPALIVE = 60
+DEFAULT_REGION = "cn-shanghai"
+
+
+class Secret:
+    """A secret string whose ``repr`` and ``str`` are a mask; :meth:`reveal` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("Secret holds a str")
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value. Call it only where the value must leave the process."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{MASK}')"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+def _as_secret(value: Secret | str) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+class SignMethod(StrEnum):
+    """HMAC algorithms the Aliyun IoT Platform accepts for the MQTT password."""
+
+    HMACMD5 = "hmacmd5"
+    HMACSHA1 = "hmacsha1"
+    HMACSHA256 = "hmacsha256"
+
+
+_DIGESTS: Mapping[SignMethod, Callable[[], Any]] = {
+    SignMethod.HMACMD5: hashlib.md5,
+    SignMethod.HMACSHA1: hashlib.sha1,
+    SignMethod.HMACSHA256: hashlib.sha256,
+}
+
+
+def aliyun_sign_content(params: Mapping[str, str]) -> str:
+    """The signed text: ``name + value`` for each parameter, sorted by name (ASCII)."""
+    return "".join(name + params[name] for name in sorted(params))
+
+
+def aliyun_sign(key: Secret | str, method: SignMethod | str, params: Mapping[str, str]) -> Secret:
+    """Lowercase hex HMAC of :func:`aliyun_sign_content` keyed by ``key``."""
+    digest = _DIGESTS[_sign_method(method)]
+    mac = hmac.new(_as_secret(key).reveal().encode(), aliyun_sign_content(params).encode(), digest)
+    return Secret(mac.hexdigest())
+
+
+def _sign_method(value: SignMethod | str) -> SignMethod:
+    try:
+        return SignMethod(str(value).lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in SignMethod)
+        raise ConfigurationError(
+            f"sign_method {value!r} is not one of {choices}",
+            hint="use hmacsha256 unless the product is set up otherwise",
+        ) from None
+
+
+def _check_range(name: str, value: int, low: int, high: int, why: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigurationError(f"{name} must be an integer in {low}..{high}{why}, got {value!r}")
+
+
+def _check_text(name: str, value: str, *, forbidden: str = "") -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} must be a non-empty string")
+    if value != value.strip():
+        raise ConfigurationError(f"{name} has leading or trailing white space: {value!r}")
+    bad = sorted({c for c in value if c in forbidden or c.isspace() or c == "\x00"})
+    if bad:
+        raise ConfigurationError(f"{name} must not contain {''.join(bad)!r}: {value!r}")
+
+
+# --- the result ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MqttCredentials:
+    """Everything the lifecycle needs to open the socket and send CONNECT.
+
+    ``host`` is ``None`` only when none was configured (e.g. ``atbridge creds
+    plain`` without ``--host``); :meth:`endpoint` insists on one. ``hidden`` holds
+    further secrets the password was derived from (a DeviceSecret), so that
+    :meth:`secrets` can tell the transcript to mask them too.
+    """
+
+    client_id: str
+    username: str | None
+    password: Secret | None
+    host: str | None
+    port: int
+    tls: bool
+    keepalive: int
+    hidden: tuple[Secret, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_range("port", self.port, 1, 65535)
+        _check_range("keepalive", self.keepalive, 0, 65535, " seconds")
+        if self.host is not None:
+            _check_text("host", self.host, forbidden="/")
+
+    @classmethod
+    def plain(
+        cls,
+        *,
+        client_id: str,
+        host: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: Secret | str | None = None,
+        tls: bool = False,
+        keepalive: int = DEFAULT_KEEPALIVE,
+    ) -> MqttCredentials:
+        """Credentials for any broker, used as given (port 8883 with TLS, else 1883)."""
+        if not isinstance(client_id, str):
+            raise ConfigurationError("client_id must be a string")
+        return cls(
+            client_id=client_id,
+            username=username,
+            password=None if password is None else _as_secret(password),
+            host=host,
+            port=port if port is not None else (8883 if tls else 1883),
+            tls=tls,
+            keepalive=keepalive,
+        )
+
+    def endpoint(self) -> tuple[str, int]:
+        """``(host, port)``; raises ConfigurationError when no host is configured."""
+        if self.host is None:
+            raise ConfigurationError("no MQTT host is configured", hint="give --host or set host")
+        return self.host, self.port
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string to mask in logs and transcripts (password first)."""
+        values = [s.reveal() for s in (self.password, *self.hidden) if s]
+        return tuple(dict.fromkeys(values))
+
+    def connect_packet(
+        self,
+        *,
+        clean_session: bool = True,
+        will: Will | None = None,
+        protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1,
+        properties: Properties = NO_PROPERTIES,
+    ) -> Connect:
+        """The CONNECT packet these credentials produce."""
+        return Connect(
+            client_id=self.client_id,
+            clean_session=clean_session,
+            keepalive=self.keepalive,
+            username=self.username,
+            password=None if self.password is None else self.password.reveal().encode(),
+            will=will,
+            protocol=protocol,
+            properties=properties,
+        )
+
+    def as_dict(self, *, show_secret: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict; the password is the mask unless ``show_secret``."""
+        password: str | None = None
+        if self.password is not None:
+            password = self.password.reveal() if show_secret else MASK
+        return {
+            "client_id": self.client_id,
+            "username": self.username,
+            "password": password,
+            "host": self.host,
+            "port": self.port,
+            "tls": self.tls,
+            "keepalive": self.keepalive,
+        }
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"MqttCredentials({fields})"
+
+
+# --- Aliyun, one device one secret ------------------------------------------------------
+
+
+def aliyun_host(
+    product_key: str, region: str = DEFAULT_REGION, instance_id: str | None = None
+) -> str:
+    """MQTT host: ``<instanceId>.mqtt.iothub.aliyuncs.com`` or the legacy public one."""
+    if instance_id:
+        return f"{instance_id}.mqtt.iothub.aliyuncs.com"
+    return f"{product_key}.iot-as-mqtt.{region}.aliyuncs.com"
+
+
+def _check_aliyun_keepalive(keepalive: int) -> None:
+    low, high = ALIYUN_KEEPALIVE_RANGE
+    _check_range(
+        "keepalive", keepalive, low, high, " seconds (the Aliyun IoT Platform refuses others)"
+    )
+
+
+def _check_location(region: str, instance_id: str | None) -> None:
+    _check_text("region", region, forbidden="/")
+    if instance_id is not None:
+        _check_text("instance_id", instance_id, forbidden="/|,")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AliyunDevice:
+    """An Aliyun IoT device with its "triple" (one device one secret).
+
+    ``client_id`` is the free-text part before the first ``|`` (default
+    ``<ProductKey>.<DeviceName>``, as Aliyun's C SDK does). ``timestamp`` (ms) is
+    optional: when ``None`` neither the client id nor the signature carries one.
+    ``port`` defaults to 8883 with TLS (securemode 2) and 1883 without.
+    """
+
+    product_key: str
+    device_name: str
+    device_secret: Secret
+    client_id: str | None = None
+    timestamp: str | None = None
+    sign_method: SignMethod = SignMethod.HMACSHA256
+    secure_mode: int = 2
+    region: str = DEFAULT_REGION
+    instance_id: str | None = None
+    port: int | None = None
+    keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+
+    def __post_init__(self) -> None:
+        _check_text("product_key", self.product_key, forbidden="&|,.")
+        _check_text("device_name", self.device_name, forbidden="&|,")
+        if not isinstance(self.device_secret, Secret) or not self.device_secret:
+            raise ConfigurationError("device_secret must be a non-empty string")
+        if self.client_id is not None:
+            _check_text("client_id", self.client_id, forbidden="|")
+            if len(self.client_id) > 64:
+                raise ConfigurationError(
+                    f"client_id is {len(self.client_id)} characters; Aliyun allows at most 64"
+                )
+        if self.timestamp is not None and not (
+            isinstance(self.timestamp, str) and self.timestamp.isdigit()
+        ):
+            raise ConfigurationError(
+                f"timestamp must be milliseconds since the epoch (digits only), "
+                f"got {self.timestamp!r}"
+            )
+        object.__setattr__(self, "sign_method", _sign_method(self.sign_method))
+        if self.secure_mode not in (2, 3):
+            raise ConfigurationError(
+                f"secure_mode must be 2 (TLS) or 3 (plain TCP), got {self.secure_mode!r}",
+                hint="new Aliyun instances accept TLS only: use 2",
+            )
+        _check_location(self.region, self.instance_id)
+        if self.port is not None:
+            _check_range("port", self.port, 1, 65535)
+        _check_aliyun_keepalive(self.keepalive)
+
+    @property
+    def tls(self) -> bool:
+        """securemode 2 means a TLS socket."""
+        return self.secure_mode == 2
+
+    @property
+    def host(self) -> str:
+        """The MQTT host of the instance (or of the legacy public instance in ``region``)."""
+        return aliyun_host(self.product_key, self.region, self.instance_id)
+
+    @property
+    def base_client_id(self) -> str:
+        """The free-text client id (before the first ``|``)."""
+        return self.client_id or f"{self.product_key}.{self.device_name}"
+
+    def mqtt_client_id(self) -> str:
+        """``<clientId>|securemode=..,signmethod=..[,timestamp=..]|``."""
+        params = f"securemode={self.secure_mode},signmethod={self.sign_method.value}"
+        if self.timestamp is not None:
+            params += f",timestamp={self.timestamp}"
+        return f"{self.base_client_id}|{params}|"
+
+    def sign_params(self) -> dict[str, str]:
+        """The signed parameters: clientId, deviceName, productKey[, timestamp]."""
+        params = {
+            "clientId": self.base_client_id,
+            "deviceName": self.device_name,
+            "productKey": self.product_key,
+        }
+        if self.timestamp is not None:
+            params["timestamp"] = self.timestamp
+        return params
+
+    def password(self) -> Secret:
+        """Lowercase hex HMAC of the sorted parameters, keyed by the DeviceSecret."""
+        return aliyun_sign(self.device_secret, self.sign_method, self.sign_params())
+
+    def password_matches(self, candidate: str) -> bool:
+        """Whether ``candidate`` (another tool's password) equals ours; hex case is ignored."""
+        mine = self.password().reveal().encode()
+        return hmac.compare_digest(mine, candidate.strip().lower().encode())
+
+    def credentials(self) -> MqttCredentials:
+        """The MQTT credentials of this device."""
+        return MqttCredentials(
+            client_id=self.mqtt_client_id(),
+            username=f"{self.device_name}&{self.product_key}",
+            password=self.password(),
+            host=self.host,
+            port=self.port if self.port is not None else (8883 if self.tls else 1883),
+            tls=self.tls,
+            keepalive=self.keepalive,
+            hidden=(self.device_secret,),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AliyunDevice(product_key={self.product_key!r}, device_name={self.device_name!r}, "
+            f"device_secret={self.device_secret!r}, client_id={self.base_client_id!r}, "
+            f"sign_method={self.sign_method.value!r}, secure_mode={self.secure_mode}, "
+            f"host={self.host!r})"
+        )
+
+
+# --- Aliyun, one type one secret (dynamic registration) -----------------------------------
+
+REGISTER_TOPIC = "/ext/register"
+REGISTER_NO_PREREGISTRATION_TOPIC = "/ext/regnwl"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AliyunTokenDevice:
+    """A device registered without pre-registration: it connects with a DeviceToken."""
+
+    product_key: str
+    device_name: str
+    client_id: str
+    device_token: Secret
+    region: str = DEFAULT_REGION
+    instance_id: str | None = None
+    port: int = 8883
+    keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+
+    def credentials(self) -> MqttCredentials:
+        """``<clientId>|securemode=-2,authType=connwl|``, ``dn&pk``, the token as password."""
+        return MqttCredentials(
+            client_id=f"{self.client_id}|securemode=-2,authType=connwl|",
+            username=f"{self.device_name}&{self.product_key}",
+            password=self.device_token,
+            host=aliyun_host(self.product_key, self.region, self.instance_id),
+            port=self.port,
+            tls=True,
+            keepalive=self.keepalive,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AliyunTokenDevice(product_key={self.product_key!r}, "
+            f"device_name={self.device_name!r}, client_id={self.client_id!r}, "
+            f"device_token={self.device_token!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class AliyunProduct:
+    """A product with its ProductSecret, for one-type-one-secret dynamic registration.
+
+    Registration runs over TLS only. ``port`` defaults to 8883.
+    """
+
+    product_key: str
+    product_secret: Secret
+    region: str = DEFAULT_REGION
+    instance_id: str | None = None
+    sign_method: SignMethod = SignMethod.HMACSHA256
+    port: int = 8883
+    keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+
+    def __post_init__(self) -> None:
+        _check_text("product_key", self.product_key, forbidden="&|,.")
+        if not isinstance(self.product_secret, Secret) or not self.product_secret:
+            raise ConfigurationError("product_secret must be a non-empty string")
+        object.__setattr__(self, "sign_method", _sign_method(self.sign_method))
+        _check_location(self.region, self.instance_id)
+        _check_range("port", self.port, 1, 65535)
+        _check_aliyun_keepalive(self.keepalive)
+
+    def register_credentials(
+        self,
+        device_name: str,
+        *,
+        preregistered: bool = True,
+        random: str | None = None,
+        client_id: str | None = None,
+    ) -> MqttCredentials:
+        """The CONNECT credentials that ask the platform for this device's credentials.
+
+        ``preregistered`` selects ``authType=register`` (the device exists in the
+        console; the reply on ``/ext/register`` carries its DeviceSecret) or
+        ``regnwl`` (no pre-registration; ``/ext/regnwl`` carries a DeviceToken).
+        ``random`` is the nonce (default: 16 random hex digits).
+        """
+        _check_text("device_name", device_name, forbidden="&|,")
+        nonce = random if random is not None else _random.token_hex(8)
+        _check_text("random", nonce, forbidden="|,=")
+        base = client_id or f"{self.product_key}.{device_name}"
+        _check_text("client_id", base, forbidden="|")
+        auth_type = "register" if preregistered else "regnwl"
+        secure_mode = -2 if self.instance_id else 2
+        params = (
+            f"securemode={secure_mode},authType={auth_type},random={nonce},"
+            f"signmethod={self.sign_method.value}"
+        )
+        if self.instance_id:
+            params += f",instanceId={self.instance_id}"
+        password = aliyun_sign(
+            self.product_secret,
+            self.sign_method,
+            {"deviceName": device_name, "productKey": self.product_key, "random": nonce},
+        )
+        return MqttCredentials(
+            client_id=f"{base}|{params}|",
+            username=f"{device_name}&{self.product_key}",
+            password=password,
+            host=aliyun_host(self.product_key, self.region, self.instance_id),
+            port=self.port,
+            tls=True,
+            keepalive=self.keepalive,
+            hidden=(self.product_secret,),
+        )
+
+    def parse_registration_reply(
+        self, device_name: str, topic: str, payload: bytes
+    ) -> AliyunDevice | AliyunTokenDevice:
+        """Turn the registration reply PUBLISH into the device's own credentials.
+
+        Raises RemoteProtocolError (naming the missing field, never echoing the
+        payload, which holds a secret) when the reply is not what the platform
+        documents.
+        """
+        if topic not in (REGISTER_TOPIC, REGISTER_NO_PREREGISTRATION_TOPIC):
+            raise RemoteProtocolError(
+                f"unexpected topic {topic!r} for a registration reply "
+                f"(expected {REGISTER_TOPIC} or {REGISTER_NO_PREREGISTRATION_TOPIC})"
+            )
+        try:
+            reply = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            raise RemoteProtocolError(
+                f"the registration reply on {topic} is not JSON ({len(payload)} bytes)"
+            ) from None
+        if not isinstance(reply, dict):
+            raise RemoteProtocolError(f"the registration reply on {topic} is not a JSON object")
+
+        def text(key: str) -> str:
+            value = reply.get(key)
+            if not isinstance(value, str) or not value:
+                raise RemoteProtocolError(
+                    f"the registration reply on {topic} has no {key!r} string",
+                    hint="the product may not allow dynamic registration; check the console",
+                )
+            return value
+
+        product_key = reply.get("productKey", self.product_key)
+        name = reply.get("deviceName", device_name)
+        if product_key != self.product_key or name != device_name:
+            raise RemoteProtocolError(
+                f"the registration reply on {topic} is for {name!r} of {product_key!r}, "
+                f"not {device_name!r} of {self.product_key!r}"
+            )
+        if topic == REGISTER_TOPIC:
+            return AliyunDevice(
+                self.product_key,
+                device_name,
+                Secret(text("deviceSecret")),
+                sign_method=self.sign_method,
+                region=self.region,
+                instance_id=self.instance_id,
+                port=self.port,
+                keepalive=self.keepalive,
+            )
+        return AliyunTokenDevice(
+            self.product_key,
+            device_name,
+            text("clientId"),
+            Secret(text("deviceToken")),
+            region=self.region,
+            instance_id=self.instance_id,
+            port=self.port,
+            keepalive=self.keepalive,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"AliyunProduct(product_key={self.product_key!r}, "
+            f"product_secret={self.product_secret!r}, region={self.region!r}, "
+            f"instance_id={self.instance_id!r})"
+        )
+
+
+# --- loading from TOML + environment ------------------------------------------------------
+
+_STR, _INT, _BOOL, _SECRET = "a string", "an integer", "true or false", "a secret string"
+
+ALIYUN_FIELDS: Mapping[str, str] = {
+    "product_key": _STR,
+    "device_name": _STR,
+    "device_secret": _SECRET,
+    "client_id": _STR,
+    "timestamp": _STR,
+    "sign_method": _STR,
+    "secure_mode": _INT,
+    "region": _STR,
+    "instance_id": _STR,
+    "port": _INT,
+    "keepalive": _INT,
+}
+
+MQTT_FIELDS: Mapping[str, str] = {
+    "host": _STR,
+    "port": _INT,
+    "client_id": _STR,
+    "username": _STR,
+    "password": _SECRET,
+    "tls": _BOOL,
+    "keepalive": _INT,
+}
+
+_ALIYUN_TRIPLE_ENV = {
+    "product_key": "ATBRIDGE_PRODUCT_KEY",
+    "device_name": "ATBRIDGE_DEVICE_NAME",
+    "device_secret": "ATBRIDGE_DEVICE_SECRET",
+}
+
+
+def env_variable(table: str, field_name: str) -> str:
+    """The environment variable that overrides ``[table] field_name``."""
+    if table == "aliyun":
+        return _ALIYUN_TRIPLE_ENV.get(field_name, f"ATBRIDGE_ALIYUN_{field_name.upper()}")
+    return f"ATBRIDGE_MQTT_{field_name.upper()}"
+
+
+def load_credentials(
+    path: str | Path | None = None,
+    *,
+    table: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> MqttCredentials:
+    """Credentials from a TOML file, the environment and ``overrides``, later winning.
+
+    ``table`` is ``"aliyun"`` or ``"mqtt"``; without it the file must hold exactly
+    one of those tables. ``env`` defaults to ``os.environ``. ``overrides`` maps
+    field names to values (``None`` values are ignored). A missing, unknown or
+    malformed field raises ConfigurationError naming the field and the file.
+    """
+    environment = os.environ if env is None else env
+    where = str(path) if path is not None else "the arguments and environment"
+    document = _read_toml(Path(path)) if path is not None else {}
+    if table is None:
+        present = [name for name in ("aliyun", "mqtt") if name in document]
+        if len(present) != 1:
+            raise ConfigurationError(
+                f"{where} must contain exactly one [aliyun] or [mqtt] table"
+                + (f", it has {len(present)}" if present else ", it has none"),
+            )
+        table = present[0]
+    if table not in ("aliyun", "mqtt"):
+        raise ConfigurationError(f"unknown credentials table [{table}]: use aliyun or mqtt")
+    specs = ALIYUN_FIELDS if table == "aliyun" else MQTT_FIELDS
+    raw = document.get(table, {})
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"[{table}] in {where} must be a table")
+    for key in raw:
+        if key not in specs:
+            raise ConfigurationError(
+                f"[{table}] {key} in {where} is not a known field",
+                hint=f"known fields: {', '.join(specs)}",
+            )
+    values: dict[str, object] = {
+        key: _convert(table, key, specs[key], value, where) for key, value in raw.items()
+    }
+    for key, kind in specs.items():
+        variable = env_variable(table, key)
+        if variable in environment:
+            values[key] = _convert(table, key, kind, environment[variable], f"${variable}")
+    for key, value in (overrides or {}).items():
+        if key not in specs:
+            raise ConfigurationError(f"[{table}] has no field {key!r}")
+        if value is not None:
+            values[key] = _convert(table, key, specs[key], value, "the arguments")
+
+    def require(key: str) -> Any:
+        if key not in values:
+            raise ConfigurationError(
+                f"[{table}] {key} is missing (looked in {where} and ${env_variable(table, key)})"
+            )
+        return values[key]
+
+    try:
+        if table == "aliyun":
+            device = AliyunDevice(
+                product_key=require("product_key"),
+                device_name=require("device_name"),
+                device_secret=require("device_secret"),
+                client_id=values.get("client_id"),  # type: ignore[arg-type]
+                timestamp=values.get("timestamp"),  # type: ignore[arg-type]
+                sign_method=values.get("sign_method", SignMethod.HMACSHA256),  # type: ignore[arg-type]
+                secure_mode=values.get("secure_mode", 2),  # type: ignore[arg-type]
+                region=values.get("region", DEFAULT_REGION),  # type: ignore[arg-type]
+                instance_id=values.get("instance_id"),  # type: ignore[arg-type]
+                port=values.get("port"),  # type: ignore[arg-type]
+                keepalive=values.get("keepalive", DEFAULT_ALIYUN_KEEPALIVE),  # type: ignore[arg-type]
+            )
+            return device.credentials()
+        return MqttCredentials.plain(
+            client_id=require("client_id"),
+            host=values.get("host"),  # type: ignore[arg-type]
+            port=values.get("port"),  # type: ignore[arg-type]
+            username=values.get("username"),  # type: ignore[arg-type]
+            password=values.get("password"),  # type: ignore[arg-type]
+            tls=bool(values.get("tls", False)),
+            keepalive=values.get("keepalive", DEFAULT_KEEPALIVE),  # type: ignore[arg-type]
+        )
+    except ConfigurationError as exc:
+        if path is None:
+            raise
+        raise ConfigurationError(f"[{table}] {exc.message} (in {where})", hint=exc.hint) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the credentials file {path}: {exc.strerror}",
+            hint="check the path given to --credentials",
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _convert(table: str, key: str, kind: str, value: object, where: str) -> object:
+    """Check (and for environment strings, parse) one field value."""
+
+    def wrong(shown: str) -> ConfigurationError:
+        return ConfigurationError(f"[{table}] {key} in {where} must be {kind}, got {shown}")
+
+    if kind == _SECRET:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise wrong(type(value).__name__)  # never show a secret's value
+        return Secret(value)
+    if kind == _STR:
+        if key == "timestamp" and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise wrong(repr(value))
+        return value
+    if kind == _INT:
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise wrong(repr(value)) from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong(repr(value))
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise wrong(repr(value))
+    if not isinstance(value, bool):
+        raise wrong(repr(value))
+    return value

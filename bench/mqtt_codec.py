@@ -1,0 +1,345 @@
+"""MQTT codec throughput: atbridge.at_mqtt against paho-mqtt 2.x's own encoder and decoder.
+
+Both libraries do the same work in the same run, in alternating rounds (the side that
+goes first swaps every round), so machine noise hits both alike. Every figure is the
+median over the rounds of ``time.perf_counter`` ops/s. Protocol: MQTT 3.1.1.
+
+Cases
+- PUBLISH, QoS 0 and QoS 1 (packet id 0x1234), payloads of 16 B, 256 B and 4 KiB, on
+  an Aliyun-style topic.
+- CONNECT with client id, user name, password, keep alive and clean session: the
+  Aliyun one-device-one-secret credentials (long ``...|securemode=2,...|`` client id,
+  HMAC-SHA256 hex password) and a short plain set.
+
+What each side runs
+- atbridge encode: ``encode(packet)`` of a prebuilt packet dataclass (topic str -> UTF-8,
+  every validation). atbridge decode: ``decode(frame)``, the whole frame, fixed header
+  included, into a packet dataclass (topic decoded and validated).
+- paho encode: the frame builders of ``paho.mqtt.client.Client`` themselves,
+  ``_send_publish(mid, topic, payload, qos)`` and ``_send_connect(keepalive)``, on a
+  client configured with the same identity. No network: ``_sock`` is a stub (the
+  builders only check it is set) and the instance's ``_packet_queue`` is replaced by a
+  function that returns the finished frame, so only paho's frame building is timed
+  (not its out-queue, locking and socket write). The topic is passed pre-encoded, as
+  ``publish()`` does before it calls ``_send_publish``.
+- paho decode: ``paho.mqtt._packet.decode_publish(first_byte, body, protocol)``, the
+  parser paho's ``_handle_publish`` calls, on the body as the bytearray ``_packet_read``
+  hands it over. paho gets its fixed header parsed for free (the body is sliced off
+  outside the timing) and does not decode the topic to str; so this side is the least
+  paho can do and the decode ratio is a lower bound.
+- CONNECT decode: paho is a client and has no CONNECT parser, so only atbridge's figure
+  is shown; the CONNECT ratio is the encode ratio.
+
+Before timing, the benchmark checks that both sides produce identical bytes for every
+case and that both decoders return the same fields; it stops if they differ.
+
+Target: atbridge >= 2x paho, on encode + decode for each PUBLISH case and on encode
+for each CONNECT case. This is a benchmark, not a test: it reports, it asserts nothing
+about time. The last line printed is one JSON object with every figure. Run from the
+repository root: ``python bench/mqtt_codec.py [--rounds N] [--loop-ms MS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib.metadata import version
+from itertools import repeat
+from typing import Any
+
+import paho.mqtt.client as paho_client
+from paho.mqtt import _packet as paho_packet
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from atbridge.at_mqtt import Connect, Publish, decode, encode
+from atbridge.credentials import AliyunDevice, MqttCredentials, Secret
+
+TARGET = 2.0
+TOPIC = "/a1X2bEnP82z/sensor-north-0042/user/update"
+PACKET_ID = 0x1234
+PAYLOAD_SIZES = (16, 256, 4096)
+PAHO_V311 = MQTTProtocolVersion.MQTTv311
+
+Op = Callable[[], object]
+
+
+# --- paho without a network -----------------------------------------------------------
+
+
+class _StubSocket:
+    """Stands in for the broker socket; paho's frame builders only check it is set."""
+
+    def close(self) -> None:
+        pass
+
+
+def _return_frame(
+    command: int, packet: bytes | bytearray, mid: int, qos: int, info: object = None
+) -> bytes | bytearray:
+    """Replaces ``Client._packet_queue``: hands back the frame paho just built."""
+    return packet
+
+
+def paho_client_for(connect: Connect | None = None) -> paho_client.Client:
+    """A paho Client with ``connect``'s identity whose frame builders return bytes."""
+    if connect is None:
+        client = paho_client.Client(CallbackAPIVersion.VERSION2, protocol=paho_client.MQTTv311)
+    else:
+        client = paho_client.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=connect.client_id,
+            clean_session=connect.clean_session,
+            protocol=paho_client.MQTTv311,
+        )
+        if connect.username is not None:
+            client.username_pw_set(connect.username, connect.password)  # type: ignore[arg-type]
+    client._sock = _StubSocket()  # type: ignore[assignment]
+    client._packet_queue = _return_frame  # type: ignore[method-assign,assignment]
+    return client
+
+
+def header_length(frame: bytes) -> int:
+    """Bytes of the fixed header (type byte + Remaining Length)."""
+    index = 1
+    while frame[index] & 0x80:
+        index += 1
+    return index + 1
+
+
+# --- cases --------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    name: str
+    frame: bytes
+    ops: dict[str, dict[str, Op | None]]  # op -> side -> callable (None: not available)
+    rates: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def fail(message: str) -> None:
+    raise SystemExit(f"mqtt_codec: {message}")
+
+
+def publish_case(qos: int, size: int) -> Case:
+    payload = bytes(i & 0xFF for i in range(size))
+    packet = Publish(TOPIC, payload, qos, packet_id=PACKET_ID if qos else None)
+    frame = encode(packet)
+
+    client = paho_client_for()
+    paho_encode = partial(
+        client._send_publish, PACKET_ID if qos else 0, TOPIC.encode(), payload, qos
+    )
+    paho_frame = paho_encode()
+    name = f"publish qos{qos} {size}B"
+    if bytes(paho_frame) != frame:  # type: ignore[arg-type]
+        fail(
+            f"{name}: paho built {bytes(paho_frame)[:24].hex()}..., atbridge {frame[:24].hex()}..."
+        )  # type: ignore[arg-type]
+
+    body = bytearray(frame[header_length(frame) :])
+    paho_decode = partial(paho_packet.decode_publish, frame[0], body, PAHO_V311)
+    mine, theirs = decode(frame), paho_decode()
+    same = (
+        mine == packet
+        and theirs.topic.decode() == mine.topic
+        and theirs.payload == mine.payload
+        and (theirs.qos, theirs.retain, theirs.dup) == (mine.qos, mine.retain, mine.dup)
+        and theirs.mid == (mine.packet_id or 0)
+    )
+    if not same:
+        fail(f"{name}: the decoders disagree: atbridge {mine!r}, paho {theirs!r}")
+
+    return Case(
+        name,
+        frame,
+        {
+            "encode": {"atbridge": partial(encode, packet), "paho": paho_encode},
+            "decode": {"atbridge": partial(decode, frame), "paho": paho_decode},
+        },
+    )
+
+
+def connect_case(name: str, credentials: MqttCredentials) -> Case:
+    packet = credentials.connect_packet(clean_session=True)
+    frame = encode(packet)
+    client = paho_client_for(packet)
+    paho_encode = partial(client._send_connect, packet.keepalive)
+    paho_frame = paho_encode()
+    if bytes(paho_frame) != frame:  # type: ignore[arg-type]
+        fail(f"{name}: paho built {bytes(paho_frame).hex()}, atbridge {frame.hex()}")  # type: ignore[arg-type]
+    if decode(frame) != packet:
+        fail(f"{name}: atbridge does not decode its own CONNECT back")
+    return Case(
+        f"{name} ({len(frame)}B)",
+        frame,
+        {
+            "encode": {"atbridge": partial(encode, packet), "paho": paho_encode},
+            "decode": {"atbridge": partial(decode, frame), "paho": None},
+        },
+    )
+
+
+def build_cases() -> list[Case]:
+    cases = [publish_case(qos, size) for qos in (0, 1) for size in PAYLOAD_SIZES]
+    aliyun = AliyunDevice(
+        product_key="a1X2bEnP82z",
+        device_name="sensor-north-0042",
+        device_secret=Secret("xDjPbA0bJ5XnGr4YqK6v2nHqBm9TtYw3"),
+        timestamp="1700000000000",
+    ).credentials()
+    short = MqttCredentials.plain(client_id="dev-01", username="user", password="secret")
+    cases.append(connect_case("connect aliyun", aliyun))
+    cases.append(connect_case("connect short", short))
+    return cases
+
+
+# --- timing -----------------------------------------------------------------------
+
+
+def run(op: Op, count: int) -> float:
+    """ops/s of ``count`` calls of ``op``."""
+    loop = repeat(None, count)
+    start = time.perf_counter()
+    for _ in loop:
+        op()
+    return count / (time.perf_counter() - start)
+
+
+def calibrate(op: Op, seconds: float) -> int:
+    """How many calls of ``op`` take about ``seconds``."""
+    count = 64
+    while True:
+        elapsed = count / run(op, count)
+        if elapsed >= 0.01:
+            return max(64, int(count * seconds / elapsed))
+        count *= 4
+
+
+def sides(case: Case, op: str) -> list[tuple[str, Op]]:
+    return [(side, fn) for side, fn in case.ops[op].items() if fn is not None]
+
+
+def measure(cases: list[Case], rounds: int, loop_seconds: float) -> None:
+    for case in cases:
+        for op in case.ops:
+            case.rates[op] = {side: [] for side, _ in sides(case, op)}
+            case.counts[op] = {side: calibrate(fn, loop_seconds) for side, fn in sides(case, op)}
+    for index in range(rounds):
+        for case in cases:
+            for op in case.ops:
+                order = sides(case, op)
+                if index % 2:
+                    order.reverse()
+                for side, fn in order:
+                    gc.collect()
+                    case.rates[op][side].append(run(fn, case.counts[op][side]))
+
+
+# --- report -------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def combined(rates: dict[str, list[float]], other: dict[str, list[float]], side: str) -> float:
+    """encode + decode ops/s: per round 1 / (t_encode + t_decode), then the median."""
+    per_round = [1 / (1 / a + 1 / b) for a, b in zip(rates[side], other[side], strict=True)]
+    return median(per_round)
+
+
+def figures(case: Case) -> dict[str, Any]:
+    out: dict[str, Any] = {"frame_bytes": len(case.frame)}
+    for op, per_side in case.rates.items():
+        entry: dict[str, Any] = {side: round(median(values)) for side, values in per_side.items()}
+        entry.setdefault("paho", None)
+        entry["ratio"] = round(entry["atbridge"] / entry["paho"], 2) if entry["paho"] else None
+        out[op] = entry
+    enc, dec = case.rates["encode"], case.rates["decode"]
+    if "paho" in dec:
+        both = {side: round(combined(enc, dec, side)) for side in ("atbridge", "paho")}
+        out["encode_decode"] = {**both, "ratio": round(both["atbridge"] / both["paho"], 2)}
+        out["headline"] = "encode_decode"
+    else:
+        out["headline"] = "encode"
+    return out
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (>= 5)")
+    parser.add_argument("--loop-ms", type=float, default=40.0, help="length of one timed loop")
+    args = parser.parse_args()
+    rounds = max(5, args.rounds)
+
+    started = time.perf_counter()
+    cases = build_cases()
+    print(
+        f"MQTT 3.1.1 codec, atbridge vs paho-mqtt {version('paho-mqtt')} "
+        f"(Python {platform.python_version()}); frames checked byte-identical; "
+        f"{rounds} alternating rounds, median ops/s",
+        flush=True,
+    )
+    measure(cases, rounds, args.loop_ms / 1000)
+
+    results = {case.name: figures(case) for case in cases}
+    print(f"\n{'case':<28}{'op':<15}{'atbridge ops/s':>16}{'paho ops/s':>14}{'ratio':>8}")
+    for name, result in results.items():
+        for op in ("encode", "decode", "encode_decode"):
+            if op not in result:
+                continue
+            entry = result[op]
+            ratio = "n/a" if entry["ratio"] is None else f"{entry['ratio']:.2f}x"
+            label = op.replace("_", "+")
+            print(
+                f"{name:<28}{label:<15}{fmt(entry['atbridge']):>16}{fmt(entry['paho']):>14}"
+                f"{ratio:>8}"
+            )
+            name = ""
+    print("(paho has no CONNECT parser: CONNECT is compared on encode)")
+
+    headline = {name: r[r["headline"]]["ratio"] for name, r in results.items()}
+    worst = min(headline, key=lambda name: headline[name])
+    met = headline[worst] >= TARGET
+    print(
+        f"\ntarget: atbridge >= {TARGET:.1f}x paho (encode+decode for PUBLISH, encode for "
+        f"CONNECT): {'MET' if met else 'NOT MET'}; lowest {headline[worst]:.2f}x ({worst})"
+    )
+    elapsed = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "bench": "mqtt_codec",
+                "protocol": "3.1.1",
+                "python": platform.python_version(),
+                "paho_mqtt": version("paho-mqtt"),
+                "rounds": rounds,
+                "unit": "ops/s (median)",
+                "target_ratio": TARGET,
+                "target_met": met,
+                "lowest_ratio": headline[worst],
+                "lowest_case": worst,
+                "seconds": round(elapsed, 1),
+                "cases": results,
+            },
+            separators=(",", ":"),
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Serve a fake modem from a shell until SIGINT or SIGTERM.
+
+    python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N]
+                          [--echo | --no-echo] [--cfun N] [--no-sim] [-v]
+
+The first line of standard output is the pty path to open (``/dev/pts/N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from . import DIALECTS, FakeModem
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes",
+        description="Serve a fake cellular modem on a pty; prints the pty path first.",
+    )
+    parser.add_argument("--dialect", choices=sorted(DIALECTS), default="nrf91-slm")
+    parser.add_argument(
+        "--registration-delay",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds from AT+CFUN=1 to +CEREG stat 1 (default 0)",
+    )
+    parser.add_argument(
+        "--baud", type=int, default=None, metavar="N", help="pace both directions at N baud"
+    )
+    parser.add_argument(
+        "--echo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="command echo at power-on (default: the dialect's)",
+    )
+    parser.add_argument(
+        "--cfun", type=int, default=None, metavar="N", help="CFUN at power-on (default: dialect's)"
+    )
+    parser.add_argument("--no-sim", action="store_true", help="no SIM card inserted")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every byte to standard error"
+    )
+    return parser
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    fake = FakeModem(
+        args.dialect,
+        registration_delay=args.registration_delay,
+        baud=args.baud,
+        echo=args.echo,
+        cfun=args.cfun,
+        sim=not args.no_sim,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await fake.start()
+    try:
+        print(fake.port, flush=True)
+        await stop.wait()
+    finally:
+        await fake.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
+    try:
+        return asyncio.run(_serve(args))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""The AT channel against the fake modem on a real pty."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from atbridge.at_parser import Event
+from atbridge.at_syntax import format_command
+from atbridge.errors import AtTimeout, ConfigurationError, LinkLost, ModemError, ModemRebooted
+from atbridge.modem import Modem, Urc
+from tests.fakes import Command, FakeModem
+from tests.fakes.core import Response as FakeResponse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeModem]:
+    async with FakeModem(dialect="nrf91-slm") as fake:
+        yield fake
+
+
+@pytest.fixture
+async def modem(fake: FakeModem, tmp_path: Path) -> AsyncIterator[Modem]:
+    modem = await Modem.open(fake.port, transcript=tmp_path / "transcript.log")
+    try:
+        yield modem
+    finally:
+        await modem.close()
+
+
+def collect(modem: Modem, prefix: str | None = None) -> list[Urc]:
+    urcs: list[Urc] = []
+    modem.subscribe(prefix, urcs.append)
+    return urcs
+
+
+async def test_open_synchronises_turns_echo_off_and_numeric_errors_on(
+    fake: FakeModem, modem: Modem
+) -> None:
+    assert fake.commands[:3] == ["AT", "ATE0", "AT+CMEE=1"]
+
+
+async def test_identity(modem: Modem) -> None:
+    assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+    assert (await modem.command("AT+CGMM")).lines[0].startswith("nRF91")
+    imei = (await modem.command("AT+CGSN")).lines
+    assert len(imei) == 1 and imei[0].isdigit() and len(imei[0]) == 15
+    quoted = await modem.command("AT+CGSN=1")
+    assert quoted.value("+CGSN:") == f'"{imei[0]}"'
+    version = await modem.command("AT#XSLMVER")
+    assert version.value("#XSLMVER:").startswith('"')
+    assert version.final == "OK"
+
+
+async def test_registration_urc_in_the_middle_of_a_response_goes_to_subscribers(
+    fake: FakeModem, modem: Modem
+) -> None:
+    urcs = collect(modem, "+CEREG:")
+    fake.urc_during_next_response('+CEREG: 1,"0A1B","01234567",7')
+    response = await modem.command("AT+CGMI")
+    assert response.lines == ("Nordic Semiconductor ASA",)
+    assert [urc.text for urc in urcs] == ['+CEREG: 1,"0A1B","01234567",7']
+
+
+async def test_cereg_read_response_and_notification_are_told_apart(
+    fake: FakeModem, modem: Modem
+) -> None:
+    urcs = collect(modem, "+CEREG:")
+    await modem.command("AT+CEREG=2")
+    fake.urc_during_next_response('+CEREG: 5,"0A1B","01234567",7')
+    response = await modem.command("AT+CEREG?")
+    assert response.values("+CEREG:") == ["2,0"]
+    assert [urc.text for urc in urcs] == ['+CEREG: 5,"0A1B","01234567",7']
+
+
+async def test_foreign_prefix_during_a_command_is_unsolicited(
+    fake: FakeModem, modem: Modem
+) -> None:
+    urcs = collect(modem)
+    fake.urc_during_next_response("+CSCON: 1")
+    response = await modem.command("AT+CFUN?")
+    assert response.values("+CFUN:") == ["0"]
+    assert [urc.text for urc in urcs] == ["+CSCON: 1"]
+
+
+async def test_unsolicited_line_between_commands(fake: FakeModem, modem: Modem) -> None:
+    got = asyncio.get_running_loop().create_future()
+    modem.subscribe("+CEREG:", lambda urc: got.done() or got.set_result(urc))
+    fake.send_urc("+CEREG: 2")
+    urc = await asyncio.wait_for(got, 5)
+    assert urc.text == "+CEREG: 2"
+
+
+async def test_cme_error_carries_code_and_standard_text(tmp_path: Path) -> None:
+    async with (
+        FakeModem(dialect="nrf91-slm", sim=False) as fake,
+        await Modem.open(fake.port) as modem,
+    ):
+        await modem.command("AT+CFUN=1")
+        with pytest.raises(ModemError) as caught:
+            await modem.command("AT+CIMI")
+    error = caught.value
+    assert (error.kind, error.code, error.text) == ("CME", 10, "SIM not inserted")
+    assert "+CME ERROR: 10 (SIM not inserted)" in str(error)
+    assert error.command == "AT+CIMI"
+
+
+async def test_unknown_command_is_a_plain_error(modem: Modem) -> None:
+    with pytest.raises(ModemError) as caught:
+        await modem.command("AT+NOSUCHTHING")
+    assert caught.value.kind is None and caught.value.final == "ERROR"
+    response = await modem.command("AT+NOSUCHTHING", check=False)
+    assert response.final == "ERROR"
+
+
+async def test_timeout_carries_the_partial_bytes(fake: FakeModem, modem: Modem) -> None:
+    # The modem starts answering and never sends a final result code.
+    fake.on_command("AT+CGMR", FakeResponse(lines=("mfw_nrf9160_1.3.5",), final=None), times=1)
+    with pytest.raises(AtTimeout) as caught:
+        await modem.command("AT+CGMR", timeout=0.3)
+    assert caught.value.command == "AT+CGMR"
+    assert caught.value.received == b"\r\nmfw_nrf9160_1.3.5\r\n"
+    assert 'received "\\r\\nmfw_nrf9160_1.3.5\\r\\n"' in str(caught.value)
+    assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+
+
+async def test_a_late_answer_is_never_taken_for_the_next_command(
+    fake: FakeModem, modem: Modem
+) -> None:
+    fake.delay_next_response(0.5)
+    with pytest.raises(AtTimeout):
+        await modem.command("AT+CGMI", timeout=0.1)
+    # CGMI's answer arrives while the next command is already on its way.
+    assert (await modem.command("AT+CGMM")).lines[0].startswith("nRF91")
+    assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+
+
+async def test_reboot_banner_mid_command(fake: FakeModem, modem: Modem) -> None:
+    reboots: list[str] = []
+    modem.on_reboot(reboots.append)
+    fake.drop_next_response()
+    task = asyncio.create_task(modem.command("AT+CGMI", timeout=5))
+    await fake.wait_for_command("AT+CGMI", timeout=5)
+    fake.reboot()
+    with pytest.raises(ModemRebooted) as caught:
+        await task
+    assert "rebooted" in str(caught.value) and "Ready" in str(caught.value)
+    assert caught.value.command == "AT+CGMI"
+    assert reboots == ["Ready"]
+    before = len(fake.commands)
+    assert (await modem.command("AT+CGMM")).lines[0].startswith("nRF91")
+    # The session setup was redone before the next command.
+    assert fake.commands[before:][:3] == ["AT", "ATE0", "AT+CMEE=1"]
+
+
+async def test_echo_on_is_handled(fake: FakeModem, modem: Modem) -> None:
+    fake.set_echo(True)
+    assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+    assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+
+
+class Inbox:
+    """URCs a test collects, with a bounded wait for the one it expects."""
+
+    def __init__(self, modem: Modem, prefix: str | None = None) -> None:
+        self.urcs: list[Urc] = []
+        self._changed = asyncio.Event()
+        modem.subscribe(prefix, self._add)
+
+    def _add(self, urc: Urc) -> None:
+        self.urcs.append(urc)
+        self._changed.set()
+
+    async def until(self, predicate: Callable[[list[Urc]], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self.urcs):
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_garbage_lines_go_to_subscribers_not_to_commands(
+    fake: FakeModem, modem: Modem
+) -> None:
+    inbox = Inbox(modem)
+    fake.send_garbage(b"\xff\xfe\x00\x80garbage\r\n")
+    await inbox.until(lambda urcs: len(urcs) == 1)
+    urcs = inbox.urcs
+    assert urcs[0].text == "\\xff\\xfe\x00\\x80garbage"
+    assert urcs[0].raw == b"\xff\xfe\x00\x80garbage"
+    assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+
+
+async def test_garbage_before_a_urc_does_not_break_it(fake: FakeModem, modem: Modem) -> None:
+    inbox = Inbox(modem)
+    fake.send_garbage(b"\xff\xff")
+    fake.send_urc("+CEREG: 2")
+    await inbox.until(lambda urcs: any(u.text == "+CEREG: 2" for u in urcs))
+    assert (await modem.command("AT+CGMM")).lines[0].startswith("nRF91")
+
+
+async def test_a_line_arriving_when_a_command_is_sent_is_not_its_answer(
+    fake: FakeModem, modem: Modem
+) -> None:
+    urcs = collect(modem)
+    release = asyncio.Event()
+
+    async def answer_when_released(fake: FakeModem, command: Command) -> object:
+        await release.wait()
+        result = fake.run_default(command)
+        return await result if inspect.isawaitable(result) else result
+
+    fake.on_command("AT+CEREG", answer_when_released, times=1)  # type: ignore[arg-type]
+    partial_arrived = asyncio.Event()
+    feed = modem.parser.feed
+
+    def feed_and_watch(data: bytes) -> list[Event]:
+        events = feed(data)
+        if modem.parser.in_line:
+            partial_arrived.set()
+        return events
+
+    modem.parser.feed = feed_and_watch  # type: ignore[method-assign]
+    fake.write_raw(b'\r\n+CEREG: 2,"0A1B"')  # a notification, cut short for now
+    await asyncio.wait_for(partial_arrived.wait(), 5)
+    task = asyncio.create_task(modem.command("AT+CEREG?"))
+    await fake.wait_for_command("AT+CEREG?")
+    fake.write_raw(b',"01234567",7\r\n')  # the rest of it, then the answer
+    release.set()
+    response = await task
+    assert response.values("+CEREG:") == ["0,0"]
+    assert [u.text for u in urcs] == ['+CEREG: 2,"0A1B","01234567",7']
+
+
+async def test_injection_attempt_is_refused_before_anything_is_written(
+    fake: FakeModem, modem: Modem
+) -> None:
+    before = list(fake.commands)
+    with pytest.raises(ConfigurationError, match="exactly one command line"):
+        await modem.command('AT+CGDCONT=0,"IP","x"\rAT+CFUN=0')
+    with pytest.raises(ConfigurationError, match="could end the AT command early"):
+        await modem.command(format_command("AT+CGDCONT", 0, "IP", 'x"\r\nAT+CFUN=0'))
+    await modem.command(format_command("AT+CGDCONT", 0, "IP", "iot.example"))
+    assert fake.commands[len(before) :] == ['AT+CGDCONT=0,"IP","iot.example"']
+
+
+async def test_concurrent_commands_come_back_to_their_callers(modem: Modem) -> None:
+    commands = ["AT+CGMI", "AT+CGMM", "AT+CGSN", "AT+CFUN?", "AT#XSLMVER", "AT+CGMR"] * 5
+    responses = await asyncio.gather(*(modem.command(c) for c in commands))
+    for command, response in zip(commands, responses, strict=True):
+        assert response.command == command
+    by_command = {r.command: r.lines for r in responses}
+    for command, response in zip(commands, responses, strict=True):
+        assert response.lines == by_command[command]
+    assert by_command["AT+CGMI"] == ("Nordic Semiconductor ASA",)
+    assert by_command["AT+CFUN?"] == ("+CFUN: 0",)
+
+
+async def test_registration_follows_cfun(modem: Modem) -> None:
+    await modem.command("AT+CEREG=1")
+    await modem.command("AT+CFUN=1")
+    urc = await modem.wait_for_urc(
+        "+CEREG:", timeout=10, predicate=lambda u: u.text in ("+CEREG: 1", "+CEREG: 5")
+    )
+    assert urc.text == "+CEREG: 1"
+    assert (await modem.command("AT+CEREG?")).values("+CEREG:") == ["1,1"]
+
+
+async def test_transcript_records_both_directions_and_masks_secrets(
+    fake: FakeModem, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.log"
+    async with await Modem.open(fake.port, transcript=path) as modem:
+        modem.add_secret("hunter2")
+        await modem.command(format_command("AT+CGDCONT", 0, "IP", "hunter2"))
+    text = path.read_text()
+    assert 'TX "AT\\r\\n"' in text
+    assert 'RX "\\r\\nOK\\r\\n"' in text or 'RX "OK\\r\\n"' in text
+    assert "hunter2" not in text and "***" in text
+
+
+async def test_sync_gives_up_after_bounded_tries(fake: FakeModem) -> None:
+    fake.drop_next_response(count=100)
+    with pytest.raises(AtTimeout) as caught:
+        await Modem.open(fake.port, sync_attempts=3, sync_timeout=0.1)
+    assert "3 tries" in str(caught.value)
+
+
+async def test_sync_survives_a_lost_first_answer(fake: FakeModem) -> None:
+    fake.drop_next_response()
+    async with await Modem.open(fake.port, sync_timeout=0.2) as modem:
+        assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+
+
+async def test_link_lost_fails_the_waiting_command(fake: FakeModem, modem: Modem) -> None:
+    lost: list[str] = []
+    modem.on_link_lost(lost.append)
+    fake.drop_next_response()
+    task = asyncio.create_task(modem.command("AT+CGMI", timeout=10))
+    await fake.wait_for_command("AT+CGMI", timeout=5)
+    await fake.stop()
+    with pytest.raises(LinkLost):
+        await asyncio.wait_for(task, 10)
+    assert lost
+    with pytest.raises(LinkLost):
+        await modem.command("AT")
+
+
+async def test_open_missing_port_says_what_to_check() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        await Modem.open("/dev/does-not-exist")
+    assert "cannot open /dev/does-not-exist" in str(caught.value)
+    assert "check the device path" in str(caught.value)
+
+
+async def test_rfc2217_is_refused_with_the_alternative() -> None:
+    with pytest.raises(ConfigurationError, match="socket://"):
+        await Modem.open("rfc2217://127.0.0.1:1")
+
+
+# -- socket:// through a real ser2net ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def ser2net(device: str) -> Iterator[int]:
+    port = free_port()
+    config = (
+        "connection: &atbridge\n"
+        f"  accepter: tcp,127.0.0.1,{port}\n"
+        f"  connector: serialdev,{device},115200n81,local\n"
+        "  options:\n"
+        "    kickolduser: true\n"
+    )
+    proc = subprocess.Popen(
+        ["ser2net", "-n", "-u", "-Y", config.replace("\n", "#"), "-P", "/dev/null"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def connect_when_listening(url: str, attempts: int = 100) -> Modem:
+    """ser2net starts listening shortly after it starts: retry a refused connect, bounded."""
+    for _ in range(attempts):
+        try:
+            return await Modem.open(url)
+        except ConfigurationError as exc:
+            if not isinstance(exc.__cause__, ConnectionRefusedError):
+                raise
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"ser2net never accepted on {url}")
+
+
+async def test_socket_url_through_ser2net(fake: FakeModem) -> None:
+    with ser2net(fake.port) as port:
+        modem = await connect_when_listening(f"socket://127.0.0.1:{port}")
+        try:
+            assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+            fake.urc_during_next_response("+CEREG: 2")
+            urcs = collect(modem, "+CEREG:")
+            assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+            assert [u.text for u in urcs] == ["+CEREG: 2"]
+        finally:
+            await modem.close()
+
+
+# -- the command line against the fake -------------------------------------------------------
+
+
+async def run_cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "atbridge",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_info(fake: FakeModem) -> None:
+    code, out, err = await run_cli("info", "--port", fake.port)
+    assert code == 0, err
+    assert "Nordic Semiconductor ASA" in out
+    assert "not registered" in out
+    assert "imei" in out
+
+
+async def test_cli_at_prints_responses_and_errors(fake: FakeModem) -> None:
+    code, out, _ = await run_cli("at", "--port", fake.port, "AT+CGMI", "AT+NOPE", "AT+CFUN?")
+    assert code == 3
+    assert out.splitlines() == ["Nordic Semiconductor ASA", "OK", "ERROR", "+CFUN: 0", "OK"]
+
+
+async def test_cli_bad_port_is_a_usage_error() -> None:
+    code, _out, err = await run_cli("info", "--port", "/dev/does-not-exist")
+    assert code == 2
+    assert "cannot open /dev/does-not-exist" in err and "what to try" in err
+
+
+async def test_banners_while_the_modem_finishes_booting_do_not_fail_the_open(
+    fake: FakeModem,
+) -> None:
+    # SIMCom prints RDY, then SMS Ready a little later; the second lands in the setup.
+    def late_banner(fake: FakeModem, command: Command) -> None:
+        fake.reboot("SMS Ready")
+
+    fake.on_command("ATE", late_banner, times=1)
+    async with await Modem.open(fake.port) as modem:
+        assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+    # The setup started over after the banner and finished.
+    assert fake.commands == ["AT", "ATE0", "AT", "ATE0", "AT+CMEE=1", "AT+CGMI"]
