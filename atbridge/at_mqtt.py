@@ -481,46 +481,84 @@ def _local_reason(code: int, ptype: PacketType, protocol: ProtocolVersion) -> No
 # --- encoder -----------------------------------------------------------------------
 
 
-def _frame(first: int, body: bytes) -> bytes:
-    size = len(body)
+# The encoder and the decoder run once per message, so the PUBLISH and CONNECT paths
+# are written for speed (bench/mqtt_codec.py): precompiled structs, one join per frame
+# so a payload is copied once, and the validation helpers called only when a quick
+# check fails, to raise their exact error.
+_pack_u16 = struct.Struct("!H").pack
+_pack_b_b_u16 = struct.Struct("!BBH").pack
+_pack_connect_header = struct.Struct("!6sBBH").pack  # protocol name, level, flags, keep alive
+
+
+def _fixed_header(first: int, size: int) -> bytes:
+    """The type byte and the Remaining Length of a packet whose body is ``size`` bytes."""
     if size < 0x80:
-        return bytes((first, size)) + body
+        return bytes((first, size))
     if size > MAX_REMAINING_LENGTH:
         raise LocalProtocolError(
             f"(MQTT 3.1.1 §2.2.3) the packet body is {size} bytes; the Remaining Length "
             f"cannot exceed {MAX_REMAINING_LENGTH:,}"
         )
-    return bytes((first,)) + encode_varint(size) + body
+    return bytes((first,)) + encode_varint(size)
+
+
+def _frame(first: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes((first, size)) + body
+    return _fixed_header(first, size) + body
+
+
+def _utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8 for a length-prefixed string; raises like encode_string if bad."""
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:
+        raw = b"\x00"  # encode_string below raises the surrogate error
+    if len(raw) > 0xFFFF or "\x00" in text or raw == b"\x00":
+        encode_string(text, what)
+    return raw
 
 
 def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
-    protocol = ProtocolVersion(packet.protocol)
-    if not 0 <= packet.keepalive <= 0xFFFF:
+    protocol = packet.protocol
+    if type(protocol) is not ProtocolVersion:
+        protocol = ProtocolVersion(protocol)
+    keepalive = packet.keepalive
+    if not 0 <= keepalive <= 0xFFFF:
         raise LocalProtocolError(
-            f"(MQTT 3.1.1 §3.1.2.10) Keep Alive must be 0..65535 seconds, got {packet.keepalive}"
+            f"(MQTT 3.1.1 §3.1.2.10) Keep Alive must be 0..65535 seconds, got {keepalive}"
         )
-    flags = 0x02 if packet.clean_session else 0
+    clean_session = packet.clean_session
+    username = packet.username
+    password = packet.password
+    client_id = packet.client_id
+    flags = 0x02 if clean_session else 0
     will = packet.will
     if will is not None:
         _check_qos(will.qos, "Will", "MQTT-3.1.2-14")
         flags |= 0x04 | (will.qos << 3) | (0x20 if will.retain else 0)
-    if packet.username is not None:
+    if username is not None:
         flags |= 0x80
-    if packet.password is not None:
-        if packet.username is None and protocol != _V5:
+    if password is not None:
+        if username is None and protocol != _V5:
             raise LocalProtocolError(
                 "[MQTT-3.1.2-22] MQTT 3.1.1 does not allow a password without a user name"
             )
         flags |= 0x40
-    if not packet.client_id and not packet.clean_session and protocol != _V5:
+    if not client_id and not clean_session and protocol != _V5:
         raise LocalProtocolError(
             "[MQTT-3.1.3-7] an empty client id requires clean session (clean_session=True)"
         )
+    props = packet.properties
+    raw_id = _utf8(client_id, "client id")
     parts = [
-        b"\x00\x04MQTT",
-        struct.pack("!BBH", protocol, flags, packet.keepalive),
-        _local_props(packet.properties, PacketType.CONNECT, protocol),
-        encode_string(packet.client_id, "client id"),
+        _pack_connect_header(b"\x00\x04MQTT", protocol, flags, keepalive),
+        b""
+        if props is NO_PROPERTIES and protocol != _V5
+        else _local_props(props, PacketType.CONNECT, protocol),
+        _pack_u16(len(raw_id)),
+        raw_id,
     ]
     if will is not None:
         parts.append(_local_props(will.properties, WILL, protocol))
@@ -529,11 +567,20 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
             raise LocalProtocolError(problem.replace("a PUBLISH topic", "the Will topic"))
         parts.append(encode_string(will.topic, "Will topic"))
         parts.append(encode_binary(will.payload, "Will message"))
-    if packet.username is not None:
-        parts.append(encode_string(packet.username, "user name"))
-    if packet.password is not None:
-        parts.append(encode_binary(packet.password, "password"))
-    return _frame(0x10, b"".join(parts))
+    if username is not None:
+        raw = _utf8(username, "user name")
+        parts.append(_pack_u16(len(raw)))
+        parts.append(raw)
+    if password is not None:
+        if len(password) > 0xFFFF:
+            encode_binary(password, "password")
+        parts.append(_pack_u16(len(password)))
+        parts.append(password)
+    body = b"".join(parts)
+    size = len(body)
+    if size < 0x80:
+        return bytes((0x10, size)) + body
+    return _fixed_header(0x10, size) + body
 
 
 def _encode_connack(packet: ConnAck, protocol: ProtocolVersion) -> bytes:
@@ -553,13 +600,17 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
     topic = packet.topic
     if qos not in (0, 1, 2):
         raise LocalProtocolError(f"[MQTT-3.3.1-4] PUBLISH QoS must be 0, 1 or 2, got {qos!r}")
+    props = packet.properties
     if ("+" in topic or "#" in topic or not topic) and (
-        topic or protocol != _V5 or packet.properties.get(PropertyId.TOPIC_ALIAS) is None
+        topic or protocol != _V5 or props.get(PropertyId.TOPIC_ALIAS) is None
     ):
         raise LocalProtocolError(_topic_name_problem(topic) or "")
     first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
     if qos:
-        pid = struct.pack("!H", _check_packet_id(packet.packet_id, "a QoS 1/2 PUBLISH"))
+        packet_id = packet.packet_id
+        if packet_id is None or not 1 <= packet_id <= 0xFFFF:
+            _check_packet_id(packet_id, "a QoS 1/2 PUBLISH")
+        pid = _pack_u16(packet_id)
         if packet.dup:
             first |= 0x08
     else:
@@ -570,8 +621,18 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
         if packet.dup:
             raise LocalProtocolError("[MQTT-3.3.1-2] DUP must be 0 for a QoS 0 PUBLISH")
         pid = b""
-    props = _local_props(packet.properties, PacketType.PUBLISH, protocol)
-    return _frame(first, encode_string(topic, "topic name") + pid + props + packet.payload)
+    if props is NO_PROPERTIES and protocol != _V5:
+        prop_bytes = b""
+    else:
+        prop_bytes = _local_props(props, PacketType.PUBLISH, protocol)
+    raw = _utf8(topic, "topic name")
+    payload = packet.payload
+    size = 2 + len(raw) + len(pid) + len(prop_bytes) + len(payload)
+    if size < 0x80:
+        head = _pack_b_b_u16(first, size, len(raw))
+    else:
+        head = _fixed_header(first, size) + _pack_u16(len(raw))
+    return b"".join((head, raw, pid, prop_bytes, payload))
 
 
 def _encode_ack(packet: PubAck | PubRec | PubRel | PubComp, protocol: ProtocolVersion) -> bytes:

@@ -80,8 +80,8 @@ async def bare_round(port: str, count: int) -> float:
     )
     assert isinstance(protocol, _Bare)
     try:
-        # Echo off and a clean buffer, as atbridge's open does.
-        for line in (b"AT", b"ATE0"):
+        # Wake it and start from a clean buffer (the Serial LTE Modem has echo off).
+        for line in (b"AT",):
             protocol.done = loop.create_future()
             transport.write(line + LINE_ENDING)
             await asyncio.wait_for(protocol.done, 5)
@@ -107,7 +107,7 @@ async def response_size(port: str) -> int:
     )
     assert isinstance(protocol, _Bare)
     try:
-        for line in (b"AT", b"ATE0", COMMAND.encode()):
+        for line in (b"AT", COMMAND.encode()):
             protocol.done = loop.create_future()
             protocol.buffer.clear()
             transport.write(line + LINE_ENDING)

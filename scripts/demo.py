@@ -44,10 +44,10 @@ async def attach(port: str) -> None:
             print(f"  {urc.text:<40} {parsed.describe() if parsed else ''}", flush=True)
 
         modem.subscribe("+CEREG:", show)
-        await modem.command("AT+CEREG=5")
         print("  AT+CEREG=5  (registration notifications with cell and reject cause)")
+        await modem.command("AT+CEREG=5")
+        print("  AT+CFUN=1   (radio on; waiting for registration)", flush=True)
         await modem.command("AT+CFUN=1")
-        print("  AT+CFUN=1   (radio on; waiting for registration)")
         await modem.wait_for_urc(
             "+CEREG:",
             timeout=REGISTRATION_DELAY + 30,
