@@ -514,9 +514,9 @@ def _utf8(text: str, what: str) -> bytes:
     try:
         raw = text.encode()
     except UnicodeEncodeError:
-        raw = b"\x00"  # encode_string below raises the surrogate error
-    if len(raw) > 0xFFFF or "\x00" in text or raw == b"\x00":
-        encode_string(text, what)
+        return encode_string(text, what)  # raises the surrogate error
+    if len(raw) > 0xFFFF or "\x00" in text:
+        encode_string(text, what)  # raises the length or U+0000 error
     return raw
 
 
@@ -551,12 +551,14 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
             "[MQTT-3.1.3-7] an empty client id requires clean session (clean_session=True)"
         )
     props = packet.properties
+    if props is NO_PROPERTIES and protocol != _V5:
+        prop_bytes = b""
+    else:
+        prop_bytes = _local_props(props, PacketType.CONNECT, protocol)
     raw_id = _utf8(client_id, "client id")
     parts = [
         _pack_connect_header(b"\x00\x04MQTT", protocol, flags, keepalive),
-        b""
-        if props is NO_PROPERTIES and protocol != _V5
-        else _local_props(props, PacketType.CONNECT, protocol),
+        prop_bytes,
         _pack_u16(len(raw_id)),
         raw_id,
     ]
