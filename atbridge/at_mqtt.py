@@ -385,6 +385,28 @@ Packet = (
     | Auth
 )
 
+class _PublishShell:
+    """A plain object with Publish's slots, which the decoder turns into a Publish.
+
+    A frozen dataclass stores each field through ``object.__setattr__`` (~0.1 µs a
+    field), which made ``Publish(...)`` the largest cost of decoding a PUBLISH. The
+    decoder fills a shell with plain slot stores instead and then assigns its
+    ``__class__``: the result is an ordinary frozen Publish, equal to ``Publish(...)``
+    with the same values. If Publish gains a field this class lacks, the assignment
+    raises TypeError (layouts differ) in every test that decodes a PUBLISH.
+    """
+
+    __slots__ = ("dup", "packet_id", "payload", "properties", "qos", "retain", "topic")
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    dup: bool
+    packet_id: int | None
+    properties: Properties
+
+
+_new_shell = object.__new__
 _V5 = ProtocolVersion.MQTT_5_0
 _SUBACK_CODES_311 = frozenset((0x00, 0x01, 0x02, 0x80))
 
@@ -487,6 +509,7 @@ def _local_reason(code: int, ptype: PacketType, protocol: ProtocolVersion) -> No
 # check fails, to raise their exact error.
 _pack_u16 = struct.Struct("!H").pack
 _pack_b_b_u16 = struct.Struct("!BBH").pack
+_pack_b_b_b_u16 = struct.Struct("!BBBH").pack
 _pack_connect_header = struct.Struct("!6sBBH").pack  # protocol name, level, flags, keep alive
 
 
@@ -494,6 +517,8 @@ def _fixed_header(first: int, size: int) -> bytes:
     """The type byte and the Remaining Length of a packet whose body is ``size`` bytes."""
     if size < 0x80:
         return bytes((first, size))
+    if size < 0x4000:
+        return bytes((first, (size & 0x7F) | 0x80, size >> 7))
     if size > MAX_REMAINING_LENGTH:
         raise LocalProtocolError(
             f"(MQTT 3.1.1 §2.2.3) the packet body is {size} bytes; the Remaining Length "
@@ -627,11 +652,18 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
         prop_bytes = b""
     else:
         prop_bytes = _local_props(props, PacketType.PUBLISH, protocol)
-    raw = _utf8(topic, "topic name")
+    try:
+        raw = topic.encode()
+    except UnicodeEncodeError:
+        raw = encode_string(topic, "topic name")  # raises the surrogate error
+    if len(raw) > 0xFFFF or "\x00" in topic:
+        encode_string(topic, "topic name")  # raises the length or U+0000 error
     payload = packet.payload
     size = 2 + len(raw) + len(pid) + len(prop_bytes) + len(payload)
     if size < 0x80:
         head = _pack_b_b_u16(first, size, len(raw))
+    elif size < 0x4000:
+        head = _pack_b_b_b_u16(first, (size & 0x7F) | 0x80, size >> 7, len(raw))
     else:
         head = _fixed_header(first, size) + _pack_u16(len(raw))
     return b"".join((head, raw, pid, prop_bytes, payload))
@@ -896,23 +928,52 @@ def _decode_connack(first: int, body: bytes, protocol: ProtocolVersion) -> ConnA
     return ConnAck(bool(ack_flags), code, props)
 
 
-def _decode_publish(first: int, body: bytes, protocol: ProtocolVersion) -> Publish:
+def _decode_publish(
+    first: int, body: bytes, protocol: ProtocolVersion, start: int = 0
+) -> Publish:
+    """Decode the PUBLISH whose body is ``body[start:]`` (decode() passes the whole frame)."""
     qos = (first >> 1) & 0x03
-    dup = bool(first & 0x08)
+    dup = first & 0x08 != 0
     if qos == 3:
         _malformed("[MQTT-3.3.1-4] PUBLISH with QoS 3")
     if dup and not qos:
         _malformed("[MQTT-3.3.1-2] DUP set on a QoS 0 PUBLISH")
     end = len(body)
-    topic, pos = decode_string(body, 0, end, "PUBLISH topic", _malformed)
+    pos = start + 2
+    if pos <= end:
+        pos += (body[start] << 8) | body[start + 1]
+    try:
+        topic = body[start + 2 : pos].decode() if pos <= end else None
+    except UnicodeDecodeError:
+        topic = None
+    if topic is None or "\x00" in topic:
+        # The quick read found a problem: decode_string raises the exact error.
+        topic, pos = decode_string(body, start, end, "PUBLISH topic", _malformed)
     pid = None
     if qos:
-        pid, pos = _read_pid(body, pos, end, "PUBLISH")
-    props, pos = _remote_props(body, pos, end, PacketType.PUBLISH, protocol)
-    problem = _topic_name_problem(topic)
-    if problem and (topic or props.get(PropertyId.TOPIC_ALIAS) is None):
-        _malformed(problem)
-    return Publish(topic, body[pos:], qos, bool(first & 0x01), dup, pid, props)
+        if pos + 2 <= end and (body[pos] or body[pos + 1]):
+            pid = (body[pos] << 8) | body[pos + 1]
+            pos += 2
+        else:
+            pid, pos = _read_pid(body, pos, end, "PUBLISH")
+    if protocol == _V5:
+        props, pos = decode_properties(body, pos, end, PacketType.PUBLISH, _malformed)
+    else:
+        props = NO_PROPERTIES
+    if not topic or "+" in topic or "#" in topic:
+        problem = _topic_name_problem(topic)
+        if problem and (topic or props.get(PropertyId.TOPIC_ALIAS) is None):
+            _malformed(problem)
+    message = _new_shell(_PublishShell)
+    message.topic = topic
+    message.payload = body[pos:]
+    message.qos = qos
+    message.retain = first & 0x01 != 0
+    message.dup = dup
+    message.packet_id = pid
+    message.properties = props
+    message.__class__ = Publish  # type: ignore[assignment]
+    return message  # type: ignore[return-value]
 
 
 def _decode_ack(first: int, body: bytes, protocol: ProtocolVersion) -> Packet:
@@ -1189,6 +1250,28 @@ def decode(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) 
     Raises :class:`MalformedPacket` for a truncated frame, trailing bytes, or
     any protocol violation.
     """
+    # Fast path: a frame under 16 KiB whose Remaining Length matches its size exactly.
+    # Anything else takes the stream decoder, which gives the exact error.
+    size = len(data)
+    if size >= 2 and type(data) is bytes:
+        first = data[0]
+        length = data[1]
+        index = 2
+        if length & 0x80:
+            if size < 3 or data[2] & 0x80:
+                return _decode_via_stream(data, protocol)
+            length = (length & 0x7F) | (data[2] << 7)
+            index = 3
+        ptype = first >> 4
+        if size == index + length:
+            if ptype == 3:
+                return _decode_publish(first, data, protocol, index)
+            if ptype and (ptype != 15 or protocol == _V5):
+                return _DECODERS[ptype](first, data[index:], protocol)
+    return _decode_via_stream(data, protocol)
+
+
+def _decode_via_stream(data: bytes, protocol: ProtocolVersion) -> Packet:
     decoder = PacketDecoder(protocol, max_packet_size=MAX_REMAINING_LENGTH + 5)
     decoder.receive_data(data)
     packet = decoder.next_packet()

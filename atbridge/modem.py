@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from atbridge.at_parser import AtParser, Block, BlockRule, Echo, Event, Final, FinalKind, Line
@@ -109,6 +109,46 @@ class Urc:
 UrcCallback = Callable[[Urc], None]
 
 
+class UrcWaiter:
+    """A subscription that keeps the first matching URC until it is awaited.
+
+    Use it as a context manager (it unsubscribes on exit), or call
+    :meth:`cancel` when done.
+    """
+
+    def __init__(self, modem: Modem, prefix: str, predicate: Callable[[Urc], bool] | None) -> None:
+        self.prefix = prefix
+        self._predicate = predicate
+        self._found: asyncio.Future[Urc] = asyncio.get_running_loop().create_future()
+        self._unsubscribe = modem.subscribe(prefix, self._check)
+
+    def _check(self, urc: Urc) -> None:
+        if not self._found.done() and (self._predicate is None or self._predicate(urc)):
+            self._found.set_result(urc)
+
+    @property
+    def urc(self) -> Urc | None:
+        """The URC, if it has arrived."""
+        return self._found.result() if self._found.done() else None
+
+    async def wait(self, timeout: float) -> Urc:
+        """The URC; :class:`~atbridge.errors.AtTimeout` if none comes in ``timeout`` s."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._found)
+        except TimeoutError:
+            raise AtTimeout(f"(waiting for {self.prefix})", timeout, b"") from None
+
+    def cancel(self) -> None:
+        self._unsubscribe()
+
+    def __enter__(self) -> UrcWaiter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cancel()
+
+
 def registration_is_response(line: str) -> bool:
     """Tell a ``+CxREG`` read response from a notification by its shape.
 
@@ -163,6 +203,7 @@ class Modem:
         self.port: str = ""
         self._transport: asyncio.Transport | None = None
         self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
         self._pending: _Pending | None = None
         self._closed = False
         self._lost = asyncio.Event()
@@ -294,7 +335,7 @@ class Modem:
         error comes back as the response's ``final``.
         """
         check_command_line(line)
-        async with self._lock:
+        async with self._turn():
             self._ensure_open()
             if self._needs_setup:
                 await self._setup()
@@ -309,10 +350,34 @@ class Modem:
             )
 
     async def write(self, data: bytes) -> None:
-        """Write raw bytes (data mode). Takes the command lock, so it never splits a command."""
-        async with self._lock:
+        """Write raw bytes (data mode payloads). Never lands inside another command."""
+        async with self._turn():
             self._ensure_open()
             self._write(data)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[Modem]:
+        """Hold the channel across several steps (command, raw payload, notification).
+
+        Inside the block this task's :meth:`command` and :meth:`write` run at once;
+        other tasks wait until the block ends. Used for exchanges that are more
+        than one command, such as entering data mode, writing and leaving it.
+        """
+        async with self._turn():
+            yield self
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            yield
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
 
     def add_secret(self, secret: str) -> None:
         """Mask ``secret`` in the transcript from now on."""
@@ -356,6 +421,19 @@ class Modem:
         self._subscribers.append(entry)
         return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
 
+    def expect_urc(
+        self, prefix: str, *, predicate: Callable[[Urc], bool] | None = None
+    ) -> UrcWaiter:
+        """Start listening for a URC now, to await it later.
+
+        Subscribe *before* sending the command that causes it: a result such as
+        ``+CIPOPEN: 0,0`` can arrive in the same read as the command's ``OK``.
+
+        ``async with modem.expect_urc("+CIPOPEN:") as opened:``
+        ``    await modem.command(...); urc = await opened.wait(timeout=30)``
+        """
+        return UrcWaiter(self, prefix, predicate)
+
     async def wait_for_urc(
         self,
         prefix: str,
@@ -364,21 +442,8 @@ class Modem:
         predicate: Callable[[Urc], bool] | None = None,
     ) -> Urc:
         """Wait for the next URC starting with ``prefix`` (and passing ``predicate``)."""
-        loop = asyncio.get_running_loop()
-        found: asyncio.Future[Urc] = loop.create_future()
-
-        def check(urc: Urc) -> None:
-            if not found.done() and (predicate is None or predicate(urc)):
-                found.set_result(urc)
-
-        unsubscribe = self.subscribe(prefix, check)
-        try:
-            async with asyncio.timeout(timeout):
-                return await found
-        except TimeoutError:
-            raise AtTimeout(f"(waiting for {prefix})", timeout, b"") from None
-        finally:
-            unsubscribe()
+        with self.expect_urc(prefix, predicate=predicate) as waiter:
+            return await waiter.wait(timeout)
 
     def on_reboot(self, callback: Callable[[str], None]) -> Callable[[], None]:
         """Call ``callback(banner)`` once each time the modem reboots."""

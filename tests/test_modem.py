@@ -438,3 +438,40 @@ async def test_banners_while_the_modem_finishes_booting_do_not_fail_the_open(
         assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
     # The setup started over after the banner and finished.
     assert fake.commands == ["AT", "ATE0", "AT", "ATE0", "AT+CMEE=1", "AT+CGMI"]
+
+
+async def test_exclusive_keeps_other_tasks_out_until_the_block_ends(
+    fake: FakeModem, modem: Modem
+) -> None:
+    start = len(fake.commands)
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with modem.exclusive():
+            await modem.command("AT+CGMI")
+            entered.set()
+            await release.wait()
+            await modem.command("AT+CGMM")
+
+    holding = asyncio.create_task(holder())
+    await entered.wait()
+    other = asyncio.create_task(modem.command("AT+CGMR"))
+    await asyncio.sleep(0)  # give the other task its chance to (wrongly) jump in
+    release.set()
+    await holding
+    await other
+    assert fake.commands[start:] == ["AT+CGMI", "AT+CGMM", "AT+CGMR"]
+
+
+async def test_expect_urc_catches_a_result_that_arrives_with_the_ok(modem: Modem) -> None:
+    await modem.command("AT+CEREG=1")
+    with modem.expect_urc("+CEREG:") as searching:
+        await modem.command("AT+CFUN=1")  # its +CEREG: 2 follows the OK at once
+        urc = await searching.wait(timeout=5)
+    assert urc.text == "+CEREG: 2"
+
+
+async def test_waiting_for_a_urc_that_never_comes_is_bounded(modem: Modem) -> None:
+    with pytest.raises(AtTimeout, match=r"waiting for \+XNOPE"):
+        await modem.wait_for_urc("+XNOPE:", timeout=0.05)

@@ -1,0 +1,408 @@
+"""What every modem family does the same way, and the contract each dialect fills in.
+
+Theory of operation
+-------------------
+A :class:`Dialect` wraps an open :class:`~atbridge.modem.Modem` and knows one
+modem family's socket commands. The lifecycle uses the same surface for every
+family:
+
+- :meth:`Dialect.initialise` — family settings (receive mode, multiplexing...).
+- :meth:`Dialect.configure_pdp` — the APN of the default PDP context.
+- :meth:`Dialect.attach` — radio on and wait for registration. Generic here:
+  ``AT+CEREG=5`` (falling back to 2), ``AT+CFUN=1``, then the ``+CEREG``
+  notifications, with a slow ``AT+CEREG?`` poll as a fallback for a lost one. The
+  last registration (with its reject cause) is kept in
+  :attr:`Dialect.registration` and reported to ``progress``.
+- :meth:`Dialect.activate_data` — bring up the data bearer where the family
+  needs a command for it (``AT+CNACT``, ``AT+NETOPEN``, ``AT+CIICR``).
+- :meth:`Dialect.resolve` — DNS through the modem.
+- :meth:`Dialect.open_socket` — a TCP (or TLS) connection through the modem, as
+  a :class:`ModemSocket` byte stream.
+
+A :class:`ModemSocket` splits what it sends into the family's maximum chunk
+(:attr:`Dialect.max_send`) and hands each chunk to the dialect's
+:meth:`Dialect._send`; received data is pushed in by the dialect
+(:meth:`ModemSocket.data_received`) from its notification handler and read
+with :meth:`ModemSocket.receive`. The end of a socket is always a
+:class:`SocketClosed` error with a :class:`CloseReason`: the peer closed, the
+network dropped the PDP context, the modem rebooted, the serial link was lost,
+or we closed it. Reboot and link loss are wired here for every dialect;
+dialects report peer close and network loss from their own notifications.
+
+Dialects are data plus small functions (DESIGN.md): one module per family with
+a subclass that sets the class attributes and implements the ``_``-prefixed
+socket primitives. Adding a family means one module here and one fake-modem
+script in ``tests/fakes/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
+
+from atbridge.at_syntax import format_command
+from atbridge.decode import Registration, parse_registration
+from atbridge.errors import AtBridgeError, AtTimeout, ConfigurationError, ModemError, StepTimeout
+from atbridge.modem import Modem, Urc
+
+log = logging.getLogger(__name__)
+
+
+class CloseReason(Enum):
+    """Why a socket ended."""
+
+    LOCAL = "we closed it"
+    PEER = "the peer closed the connection"
+    NETWORK = "the network dropped the data connection (PDP context)"
+    REBOOT = "the modem rebooted"
+    LINK = "the serial link to the modem was lost"
+    ERROR = "the modem reported a socket error"
+
+
+class SocketClosed(AtBridgeError, ConnectionError):
+    """The socket is closed; ``reason`` says why and the message what to try."""
+
+    _HINTS: ClassVar[dict[CloseReason, str]] = {
+        CloseReason.LOCAL: "open a new socket",
+        CloseReason.PEER: "reconnect; if the broker closes at once, check the credentials "
+        "and the CONNECT it received",
+        CloseReason.NETWORK: "the data connection is gone: re-attach (or activate the PDP "
+        "context again) before reconnecting",
+        CloseReason.REBOOT: "re-run initialisation and attach before reconnecting; repeated "
+        "reboots usually mean a weak power supply",
+        CloseReason.LINK: "check the cable or the remote serial port, then reopen the modem",
+        CloseReason.ERROR: "reconnect; if it repeats, check the modem's state and the transcript",
+    }
+
+    def __init__(self, reason: CloseReason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        text = f"the socket is closed: {reason.value}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text, hint=self._HINTS[reason])
+
+
+class SocketError(AtBridgeError):
+    """Opening, sending on or resolving through a socket failed; the message says how."""
+
+    default_hint = "check the host, the port and that the data connection is up"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who answered: what ``AT+CGMI``/``AT+CGMM``/``AT+CGMR`` and the family's version say."""
+
+    manufacturer: str
+    model: str
+    revision: str
+    dialect: str
+    version: str = ""
+
+    def describe(self) -> str:
+        version = f", {self.version}" if self.version else ""
+        return f"{self.manufacturer} {self.model} ({self.revision}{version}) -> {self.dialect}"
+
+
+class ModemSocket:
+    """A TCP connection through the modem, seen as a byte stream.
+
+    ``send`` returns when the modem has accepted every byte; ``receive`` returns
+    the bytes received so far (waiting for at least one), and raises
+    :class:`SocketClosed` once the socket is closed and everything received
+    before that has been read: nothing received is lost.
+    """
+
+    def __init__(self, dialect: Dialect, handle: int, host: str, port: int) -> None:
+        self.dialect = dialect
+        self.handle = handle
+        self.host = host
+        self.port = port
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._buffer = bytearray()
+        self._readable = asyncio.Event()
+        self._closed: SocketClosed | None = None
+        self._close_listeners: list[Callable[[SocketClosed], None]] = []
+
+    def __repr__(self) -> str:
+        state = f"closed: {self._closed.reason.name}" if self._closed else "open"
+        return f"<ModemSocket {self.dialect.name}#{self.handle} {self.host}:{self.port} {state}>"
+
+    @property
+    def closed(self) -> SocketClosed | None:
+        """Why the socket closed, or ``None`` while it is open."""
+        return self._closed
+
+    async def send(self, data: bytes) -> None:
+        """Send ``data`` (any bytes, any length) in the family's largest chunks."""
+        view = memoryview(data)
+        step = self.dialect.max_send
+        for start in range(0, len(view), step):
+            if self._closed is not None:
+                raise self._closed
+            chunk = bytes(view[start : start + step])
+            await self.dialect._send(self, chunk)
+            self.bytes_sent += len(chunk)
+
+    async def receive(self, max_bytes: int = 1 << 20) -> bytes:
+        """Wait for received bytes and return up to ``max_bytes`` of them."""
+        while not self._buffer:
+            if self._closed is not None:
+                raise self._closed
+            self._readable.clear()
+            await self._readable.wait()
+        data = bytes(self._buffer[:max_bytes])
+        del self._buffer[:max_bytes]
+        return data
+
+    @property
+    def pending(self) -> int:
+        """Bytes received and not yet read."""
+        return len(self._buffer)
+
+    async def close(self) -> None:
+        """Close the socket on the modem (if it is still open there)."""
+        if self._closed is not None:
+            return
+        try:
+            await self.dialect._close(self)
+        finally:
+            self.mark_closed(CloseReason.LOCAL)
+
+    def on_close(self, callback: Callable[[SocketClosed], None]) -> Callable[[], None]:
+        """Call ``callback(error)`` once when the socket closes, whatever the reason."""
+        self._close_listeners.append(callback)
+        return lambda: self._close_listeners.remove(callback)
+
+    # -- for dialects ----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """A dialect hands over bytes it read from the modem."""
+        if data:
+            self._buffer += data
+            self.bytes_received += len(data)
+            self._readable.set()
+
+    def mark_closed(self, reason: CloseReason, detail: str = "") -> None:
+        """A dialect (or the base) reports that the socket is gone."""
+        if self._closed is not None:
+            return
+        self._closed = SocketClosed(reason, detail)
+        self._readable.set()
+        self.dialect._forget(self)
+        for listener in list(self._close_listeners):
+            try:
+                listener(self._closed)
+            except Exception:
+                log.exception("socket close listener %r failed", listener)
+
+
+class Dialect:
+    """The socket commands and quirks of one modem family. Subclass per family."""
+
+    #: Short name used on the command line (``--dialect nrf91-sm``).
+    name: ClassVar[str] = ""
+    #: What it is, with the firmware the syntax follows.
+    description: ClassVar[str] = ""
+    #: What ends a command line for this family.
+    line_ending: ClassVar[bytes] = b"\r\n"
+    #: The largest payload one send command takes.
+    max_send: ClassVar[int] = 1024
+    #: The PDP context id the family uses for its default bearer.
+    default_cid: ClassVar[int] = 1
+    #: Lines that mean the network took the data connection away.
+    network_lost_urcs: ClassVar[tuple[str, ...]] = ("+CGEV: NW DETACH", "+CGEV: ME DETACH")
+
+    def __init__(self, modem: Modem) -> None:
+        self.modem = modem
+        self.sockets: dict[int, ModemSocket] = {}
+        self.registration: Registration | None = None
+        self._registration_listeners: list[Callable[[Registration], None]] = []
+        self._network_listeners: list[Callable[[str], None]] = []
+        self._unhook = [
+            modem.on_reboot(self._on_reboot),
+            modem.on_link_lost(self._on_link_lost),
+            modem.subscribe("+CEREG:", self._on_cereg),
+        ]
+        for prefix in self.network_lost_urcs:
+            self._unhook.append(modem.subscribe(prefix, self._on_network_lost_urc))
+        modem.line_ending = self.line_ending
+        self.install()
+
+    def detach_from_modem(self) -> None:
+        """Stop listening to the modem (the dialect object is done)."""
+        for unhook in self._unhook:
+            unhook()
+        self._unhook.clear()
+
+    # -- to fill in per family ---------------------------------------------------------
+
+    def install(self) -> None:
+        """Register the family's URCs, finals and binary block rules on the modem."""
+
+    async def initialise(self) -> None:
+        """Family settings after the AT channel is in sync (receive mode, multiplexing...)."""
+
+    async def activate_data(self, timeout: float = 60.0) -> None:
+        """Bring up the data bearer where the family needs a command for it."""
+
+    async def resolve(self, host: str, timeout: float = 30.0) -> str:
+        """Look ``host`` up through the modem's DNS; return an address."""
+        raise NotImplementedError
+
+    async def open_socket(
+        self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
+    ) -> ModemSocket:
+        """Open a TCP (or TLS) connection to ``host:port`` through the modem."""
+        raise NotImplementedError
+
+    async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        """Send one chunk of at most :attr:`max_send` bytes; return when the modem took it."""
+        raise NotImplementedError
+
+    async def _close(self, sock: ModemSocket) -> None:
+        """Close the socket on the modem."""
+        raise NotImplementedError
+
+    # -- generic 3GPP behaviour ----------------------------------------------------------
+
+    async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
+        """Set the APN of the default PDP context (``None``: leave the modem's setting)."""
+        if apn is None:
+            return
+        await self.modem.command(
+            format_command("AT+CGDCONT", self.default_cid, pdp_type, apn), timeout=10
+        )
+
+    async def attach(
+        self,
+        timeout: float = 600.0,
+        *,
+        poll_interval: float = 10.0,
+        progress: Callable[[Registration], None] | None = None,
+    ) -> Registration:
+        """Radio on and wait until registered (home or roaming).
+
+        Notifications drive it; an ``AT+CEREG?`` every ``poll_interval`` seconds
+        catches a lost one. Raises :class:`~atbridge.errors.StepTimeout` with the
+        last state (and reject cause) when ``timeout`` passes first.
+        """
+        if progress is not None:
+            self._registration_listeners.append(progress)
+        try:
+            for level in (5, 2):
+                try:
+                    await self.modem.command(f"AT+CEREG={level}")
+                    break
+                except ModemError:
+                    continue
+            await self.modem.command("AT+CFUN=1", timeout=30)
+            deadline = time.monotonic() + timeout
+            while True:
+                current = await self.read_registration()
+                if current is not None and current.registered:
+                    return current
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = self.registration.describe() if self.registration else "unknown"
+                    raise StepTimeout(
+                        f"not registered after {timeout:g} s; last state: {last}",
+                        hint="check the antenna, the SIM and its data plan, the bands and "
+                        "RAT (LTE-M / NB-IoT) the network uses; a first scan can take minutes",
+                    )
+                with contextlib.suppress(AtTimeout):
+                    await self.modem.wait_for_urc(
+                        "+CEREG:",
+                        timeout=min(poll_interval, remaining),
+                        predicate=lambda urc: bool(
+                            (r := parse_registration(urc.text[7:], is_read=False)) and r.registered
+                        ),
+                    )
+        finally:
+            if progress is not None:
+                self._registration_listeners.remove(progress)
+
+    async def read_registration(self) -> Registration | None:
+        """Ask ``AT+CEREG?`` and remember the answer."""
+        response = await self.modem.command("AT+CEREG?")
+        values = response.values("+CEREG:")
+        parsed = parse_registration(values[0], is_read=True) if values else None
+        if parsed is not None:
+            self._set_registration(parsed)
+        return parsed
+
+    async def detach(self) -> None:
+        """Radio off, SIM on (``AT+CFUN=4``)."""
+        await self.modem.command("AT+CFUN=4", timeout=30)
+
+    def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]:
+        """Call ``callback`` with every registration change (notification or read)."""
+        self._registration_listeners.append(callback)
+        return lambda: self._registration_listeners.remove(callback)
+
+    def on_network_lost(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``callback(line)`` when the network drops the data connection."""
+        self._network_listeners.append(callback)
+        return lambda: self._network_listeners.remove(callback)
+
+    # -- helpers for families --------------------------------------------------------------
+
+    def _adopt(self, sock: ModemSocket) -> ModemSocket:
+        self.sockets[sock.handle] = sock
+        return sock
+
+    def _forget(self, sock: ModemSocket) -> None:
+        if self.sockets.get(sock.handle) is sock:
+            del self.sockets[sock.handle]
+
+    def _close_all(self, reason: CloseReason, detail: str = "") -> None:
+        for sock in list(self.sockets.values()):
+            sock.mark_closed(reason, detail)
+
+    def network_lost(self, detail: str) -> None:
+        """Report that the data connection is gone: every socket closes with NETWORK."""
+        self._close_all(CloseReason.NETWORK, detail)
+        for listener in list(self._network_listeners):
+            try:
+                listener(detail)
+            except Exception:
+                log.exception("network-lost listener %r failed", listener)
+
+    def _set_registration(self, registration: Registration) -> None:
+        self.registration = registration
+        for listener in list(self._registration_listeners):
+            try:
+                listener(registration)
+            except Exception:
+                log.exception("registration listener %r failed", listener)
+
+    def _on_cereg(self, urc: Urc) -> None:
+        parsed = parse_registration(urc.text[len("+CEREG:") :], is_read=False)
+        if parsed is not None:
+            self._set_registration(parsed)
+
+    def _on_network_lost_urc(self, urc: Urc) -> None:
+        self.network_lost(urc.text)
+
+    def _on_reboot(self, banner: str) -> None:
+        self.registration = None
+        self._close_all(CloseReason.REBOOT, f"it sent {banner!r}")
+
+    def _on_link_lost(self, reason: str) -> None:
+        self._close_all(CloseReason.LINK, reason)
+
+
+def check_port(port: int) -> int:
+    """A TCP port number, or a :class:`ConfigurationError` saying what is wrong."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigurationError(
+            f"TCP port {port!r} is not a number from 1 to 65535", hint="fix the port"
+        )
+    return port
