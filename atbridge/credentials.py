@@ -707,8 +707,8 @@ def load_credentials(
             keepalive=values.get("keepalive", DEFAULT_KEEPALIVE),  # type: ignore[arg-type]
         )
     except ConfigurationError as exc:
-        if path is None:
-            raise
+        if path is None or exc.message.startswith(f"[{table}]"):
+            raise  # already names the table and where it looked
         raise ConfigurationError(f"[{table}] {exc.message} (in {where})", hint=exc.hint) from None
 
 

@@ -202,6 +202,9 @@ class Modem:
         self.parser = AtParser()
         self.port: str = ""
         self._transport: asyncio.Transport | None = None
+        #: Bytes written to and read from the port since it was opened.
+        self.bytes_written = 0
+        self.bytes_read = 0
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[object] | None = None
         self._pending: _Pending | None = None
@@ -467,6 +470,7 @@ class Modem:
         assert self._transport is not None
         if self.transcript is not None:
             self.transcript.tx(data)
+        self.bytes_written += len(data)
         self._transport.write(data)
 
     async def _exchange(
@@ -570,6 +574,7 @@ class Modem:
     # -- internals: receiving ------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
+        self.bytes_read += len(data)
         if self.transcript is not None:
             self.transcript.rx(data)
         pending = self._pending

@@ -1,0 +1,158 @@
+"""A real mosquitto broker on a free loopback port, for tests and benchmarks.
+
+Started with its own config in a temporary folder, ready when it says so on its
+log ("... running"), stopped (and killed if it will not stop) on exit. It can
+be stopped and started again on the same port, for broker-outage tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Mosquitto:
+    """``with Mosquitto() as broker:`` — ``broker.port`` on 127.0.0.1."""
+
+    def __init__(self, port: int | None = None, *, ready_timeout: float = 10.0) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise RuntimeError(
+                "mosquitto is not installed: run scripts/setup (apt-get install mosquitto)"
+            )
+        self.binary = binary
+        self.port = port or free_port()
+        self.ready_timeout = ready_timeout
+        self._dir = Path(tempfile.mkdtemp(prefix="atbridge-mosquitto-"))
+        self.config = self._dir / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+        )
+        self.log: list[str] = []
+        self._proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        """Start the broker and return once it listens."""
+        proc = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._proc = proc
+        ready = threading.Event()
+
+        def read_log() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                self.log.append(line.rstrip())
+                if " running" in line:
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read_log, name="mosquitto-log", daemon=True).start()
+        if not ready.wait(self.ready_timeout) or proc.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.log[-5:]}")
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class PahoPeer:
+    """A paho-mqtt client on the broker, the reference peer of every MQTT test.
+
+    Collects what it receives in ``messages`` (topic, payload, qos); ``wait_for``
+    blocks (bounded) until a condition on them holds.
+    """
+
+    def __init__(self, port: int, client_id: str = "paho-peer") -> None:
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes, int]] = []
+        self._changed = threading.Condition()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        client.on_connect = lambda *_args: self._connected.set()
+        client.on_subscribe = lambda *_args: self._subscribed.set()
+        client.on_message = self._on_message
+        self.client = client
+        client.connect("127.0.0.1", port, keepalive=30)
+        client.loop_start()
+        if not self._connected.wait(10):
+            self.close()
+            raise RuntimeError("paho could not connect to the test broker")
+
+    def _on_message(self, _client: object, _userdata: object, message: object) -> None:
+        with self._changed:
+            self.messages.append((message.topic, bytes(message.payload), message.qos))  # type: ignore[attr-defined]
+            self._changed.notify_all()
+
+    def subscribe(self, topic: str, qos: int = 1) -> None:
+        self._subscribed.clear()
+        self.client.subscribe(topic, qos)
+        if not self._subscribed.wait(10):
+            raise RuntimeError(f"paho got no SUBACK for {topic}")
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        info = self.client.publish(topic, payload, qos)
+        info.wait_for_publish(10)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, bytes, int]]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.messages) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"paho received {len(self.messages)} of {count} messages")
+                self._changed.wait(left)
+            return list(self.messages)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
