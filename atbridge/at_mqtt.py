@@ -385,6 +385,7 @@ Packet = (
     | Auth
 )
 
+
 class _PublishShell:
     """A plain object with Publish's slots, which the decoder turns into a Publish.
 
@@ -503,14 +504,20 @@ def _local_reason(code: int, ptype: PacketType, protocol: ProtocolVersion) -> No
 # --- encoder -----------------------------------------------------------------------
 
 
-# The encoder and the decoder run once per message, so the PUBLISH and CONNECT paths
-# are written for speed (bench/mqtt_codec.py): precompiled structs, one join per frame
-# so a payload is copied once, and the validation helpers called only when a quick
-# check fails, to raise their exact error.
+# The PUBLISH and CONNECT paths run once per message or connection and are written for
+# speed (bench/mqtt_codec.py measures them against paho-mqtt): precompiled structs, the
+# fixed header packed together with what follows it, one join per frame so a payload
+# is copied once, and UTF-8 checks done inline; the validation helpers (encode_string,
+# _check_packet_id, ...) are called only when a quick check fails, to raise their exact
+# error, in the same order as the checks of the other encoders.
 _pack_u16 = struct.Struct("!H").pack
 _pack_b_b_u16 = struct.Struct("!BBH").pack
 _pack_b_b_b_u16 = struct.Struct("!BBBH").pack
-_pack_connect_header = struct.Struct("!6sBBH").pack  # protocol name, level, flags, keep alive
+# CONNECT's variable header (protocol name, level, flags, keep alive), alone or after a
+# fixed header with a one- or two-byte Remaining Length.
+_pack_connect_head_0 = struct.Struct("!6sBBH").pack
+_pack_connect_head_1 = struct.Struct("!BB6sBBH").pack
+_pack_connect_head_2 = struct.Struct("!BBB6sBBH").pack
 
 
 def _fixed_header(first: int, size: int) -> bytes:
@@ -532,17 +539,6 @@ def _frame(first: int, body: bytes) -> bytes:
     if size < 0x80:
         return bytes((first, size)) + body
     return _fixed_header(first, size) + body
-
-
-def _utf8(text: str, what: str) -> bytes:
-    """``text`` as UTF-8 for a length-prefixed string; raises like encode_string if bad."""
-    try:
-        raw = text.encode()
-    except UnicodeEncodeError:
-        return encode_string(text, what)  # raises the surrogate error
-    if len(raw) > 0xFFFF or "\x00" in text:
-        encode_string(text, what)  # raises the length or U+0000 error
-    return raw
 
 
 def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
@@ -580,34 +576,49 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
         prop_bytes = b""
     else:
         prop_bytes = _local_props(props, PacketType.CONNECT, protocol)
-    raw_id = _utf8(client_id, "client id")
-    parts = [
-        _pack_connect_header(b"\x00\x04MQTT", protocol, flags, keepalive),
-        prop_bytes,
-        _pack_u16(len(raw_id)),
-        raw_id,
-    ]
+    try:
+        raw_id = client_id.encode()
+    except UnicodeEncodeError:
+        raw_id = encode_string(client_id, "client id")  # raises the surrogate error
+    if len(raw_id) > 0xFFFF or "\x00" in client_id:
+        encode_string(client_id, "client id")  # raises the length or U+0000 error
+    # parts[0] becomes the fixed header + variable header once the size is known.
+    parts = [b"", prop_bytes, _pack_u16(len(raw_id)), raw_id]
+    size = 12 + len(prop_bytes) + len(raw_id)
     if will is not None:
-        parts.append(_local_props(will.properties, WILL, protocol))
+        will_props = _local_props(will.properties, WILL, protocol)
         problem = _topic_name_problem(will.topic)
         if problem:
             raise LocalProtocolError(problem.replace("a PUBLISH topic", "the Will topic"))
-        parts.append(encode_string(will.topic, "Will topic"))
-        parts.append(encode_binary(will.payload, "Will message"))
+        will_topic = encode_string(will.topic, "Will topic")
+        will_message = encode_binary(will.payload, "Will message")
+        parts += (will_props, will_topic, will_message)
+        size += len(will_props) + len(will_topic) + len(will_message)
     if username is not None:
-        raw = _utf8(username, "user name")
-        parts.append(_pack_u16(len(raw)))
-        parts.append(raw)
+        try:
+            raw_user = username.encode()
+        except UnicodeEncodeError:
+            raw_user = encode_string(username, "user name")  # raises the surrogate error
+        if len(raw_user) > 0xFFFF or "\x00" in username:
+            encode_string(username, "user name")  # raises the length or U+0000 error
+        parts += (_pack_u16(len(raw_user)), raw_user)
+        size += 2 + len(raw_user)
     if password is not None:
         if len(password) > 0xFFFF:
-            encode_binary(password, "password")
-        parts.append(_pack_u16(len(password)))
-        parts.append(password)
-    body = b"".join(parts)
-    size = len(body)
+            encode_binary(password, "password")  # raises
+        parts += (_pack_u16(len(password)), password)
+        size += 2 + len(password)
     if size < 0x80:
-        return bytes((0x10, size)) + body
-    return _fixed_header(0x10, size) + body
+        parts[0] = _pack_connect_head_1(0x10, size, b"\x00\x04MQTT", protocol, flags, keepalive)
+    elif size < 0x4000:
+        parts[0] = _pack_connect_head_2(
+            0x10, (size & 0x7F) | 0x80, size >> 7, b"\x00\x04MQTT", protocol, flags, keepalive
+        )
+    else:
+        parts[0] = _fixed_header(0x10, size) + _pack_connect_head_0(
+            b"\x00\x04MQTT", protocol, flags, keepalive
+        )
+    return b"".join(parts)
 
 
 def _encode_connack(packet: ConnAck, protocol: ProtocolVersion) -> bytes:
@@ -638,6 +649,7 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
         if packet_id is None or not 1 <= packet_id <= 0xFFFF:
             _check_packet_id(packet_id, "a QoS 1/2 PUBLISH")
         pid = _pack_u16(packet_id)
+        size = 4  # Remaining Length so far: topic length prefix + packet identifier
         if packet.dup:
             first |= 0x08
     else:
@@ -648,10 +660,12 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
         if packet.dup:
             raise LocalProtocolError("[MQTT-3.3.1-2] DUP must be 0 for a QoS 0 PUBLISH")
         pid = b""
+        size = 2  # Remaining Length so far: topic length prefix
     if props is NO_PROPERTIES and protocol != _V5:
         prop_bytes = b""
     else:
         prop_bytes = _local_props(props, PacketType.PUBLISH, protocol)
+        size += len(prop_bytes)
     try:
         raw = topic.encode()
     except UnicodeEncodeError:
@@ -659,7 +673,7 @@ def _encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes:
     if len(raw) > 0xFFFF or "\x00" in topic:
         encode_string(topic, "topic name")  # raises the length or U+0000 error
     payload = packet.payload
-    size = 2 + len(raw) + len(pid) + len(prop_bytes) + len(payload)
+    size += len(raw) + len(payload)
     if size < 0x80:
         head = _pack_b_b_u16(first, size, len(raw))
     elif size < 0x4000:
@@ -815,6 +829,8 @@ def encode(packet: Packet, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_
     when the packet breaks a rule of the spec for ``protocol``. A
     :class:`Connect` always uses its own ``protocol`` field.
     """
+    if type(packet) is Publish:  # the hot path
+        return _encode_publish(packet, protocol)
     encoder = _ENCODERS.get(type(packet))
     if encoder is None:
         raise LocalProtocolError(f"{type(packet).__name__} is not an MQTT packet")
@@ -928,9 +944,7 @@ def _decode_connack(first: int, body: bytes, protocol: ProtocolVersion) -> ConnA
     return ConnAck(bool(ack_flags), code, props)
 
 
-def _decode_publish(
-    first: int, body: bytes, protocol: ProtocolVersion, start: int = 0
-) -> Publish:
+def _decode_publish(first: int, body: bytes, protocol: ProtocolVersion, start: int = 0) -> Publish:
     """Decode the PUBLISH whose body is ``body[start:]`` (decode() passes the whole frame)."""
     qos = (first >> 1) & 0x03
     dup = first & 0x08 != 0
@@ -1250,8 +1264,9 @@ def decode(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) 
     Raises :class:`MalformedPacket` for a truncated frame, trailing bytes, or
     any protocol violation.
     """
-    # Fast path: a frame under 16 KiB whose Remaining Length matches its size exactly.
-    # Anything else takes the stream decoder, which gives the exact error.
+    # Fast path: a bytes frame under 16 KiB whose Remaining Length matches its size
+    # exactly (a PUBLISH is read in place, without copying its body first). Anything
+    # else goes through the stream decoder, which raises the exact error.
     size = len(data)
     if size >= 2 and type(data) is bytes:
         first = data[0]

@@ -338,7 +338,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ser2net(device: str) -> Iterator[int]:
+def ser2net(device: str, workdir: Path) -> Iterator[int]:
     port = free_port()
     config = (
         "connection: &atbridge\n"
@@ -348,7 +348,8 @@ def ser2net(device: str) -> Iterator[int]:
         "    kickolduser: true\n"
     )
     proc = subprocess.Popen(
-        ["ser2net", "-n", "-u", "-Y", config.replace("\n", "#"), "-P", "/dev/null"],
+        # ser2net replaces its pid file: keep it in the test's own folder.
+        ["ser2net", "-n", "-u", "-Y", config.replace("\n", "#"), "-P", str(workdir / "pid")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -375,8 +376,8 @@ async def connect_when_listening(url: str, attempts: int = 100) -> Modem:
     raise AssertionError(f"ser2net never accepted on {url}")
 
 
-async def test_socket_url_through_ser2net(fake: FakeModem) -> None:
-    with ser2net(fake.port) as port:
+async def test_socket_url_through_ser2net(fake: FakeModem, tmp_path: Path) -> None:
+    with ser2net(fake.port, tmp_path) as port:
         modem = await connect_when_listening(f"socket://127.0.0.1:{port}")
         try:
             assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
