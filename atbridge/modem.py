@@ -585,6 +585,10 @@ class Modem:
 
     def _route(self, event: Event) -> None:
         pending = self._pending
+        if pending is not None and pending.future.done():
+            # It has its final result: what follows in the same read is unsolicited
+            # ("+NETOPEN: 0" right after the OK of AT+NETOPEN, for expect_urc).
+            pending = None
         if pending is not None and pending.line_in_flight and isinstance(event, Line | Final):
             # This line began before the command was written (a URC, noise, or a
             # late result of an earlier command): it cannot be the answer.

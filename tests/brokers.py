@@ -28,7 +28,14 @@ def free_port() -> int:
 class Mosquitto:
     """``with Mosquitto() as broker:`` — ``broker.port`` on 127.0.0.1."""
 
-    def __init__(self, port: int | None = None, *, ready_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        ready_timeout: float = 10.0,
+        users: dict[str, str] | None = None,
+        persistence: bool = False,
+    ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError(
@@ -38,14 +45,23 @@ class Mosquitto:
         self.port = port or free_port()
         self.ready_timeout = ready_timeout
         self._dir = Path(tempfile.mkdtemp(prefix="atbridge-mosquitto-"))
+        # Started as root, mosquitto drops to its own user: let it read and write here.
+        self._dir.chmod(0o777)
         self.config = self._dir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "log_dest stderr\n"
-            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
-        )
+        lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr"]
+        lines += [f"log_type {kind}" for kind in ("error", "warning", "notice", "information")]
+        if users:
+            passwords = self._dir / "passwords"
+            passwords.write_text("".join(f"{user}:{pw}\n" for user, pw in users.items()))
+            subprocess.run(["mosquitto_passwd", "-U", str(passwords)], check=True, timeout=30)
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        if persistence:
+            lines += ["persistence true", f"persistence_location {self._dir}/"]
+        else:
+            lines.append("persistence false")
+        self.config.write_text("\n".join(lines) + "\n")
         self.log: list[str] = []
         self._proc: subprocess.Popen[str] | None = None
 
@@ -110,15 +126,28 @@ class PahoPeer:
     blocks (bounded) until a condition on them holds.
     """
 
-    def __init__(self, port: int, client_id: str = "paho-peer") -> None:
+    def __init__(
+        self,
+        port: int,
+        client_id: str = "paho-peer",
+        *,
+        clean_session: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, int]] = []
         self._changed = threading.Condition()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
         client.on_connect = lambda *_args: self._connected.set()
+        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
         client.on_subscribe = lambda *_args: self._subscribed.set()
         client.on_message = self._on_message
         self.client = client

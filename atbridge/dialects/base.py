@@ -217,6 +217,8 @@ class Dialect:
     max_send: ClassVar[int] = 1024
     #: The PDP context id the family uses for its default bearer.
     default_cid: ClassVar[int] = 1
+    #: The command that restarts the modem (it answers, then prints its boot banner).
+    reset_command: ClassVar[str] = "AT+CFUN=1,1"
     #: Lines that mean the network took the data connection away.
     network_lost_urcs: ClassVar[tuple[str, ...]] = ("+CGEV: NW DETACH", "+CGEV: ME DETACH")
 
@@ -337,6 +339,24 @@ class Dialect:
         if parsed is not None:
             self._set_registration(parsed)
         return parsed
+
+    async def restart(self, timeout: float = 60.0) -> None:
+        """Restart the modem and wait for its boot banner (the last resort of recovery)."""
+        loop = asyncio.get_running_loop()
+        booted: asyncio.Future[str] = loop.create_future()
+
+        def on_boot(banner: str) -> None:
+            if not booted.done():
+                booted.set_result(banner)
+
+        unhook = self.modem.on_reboot(on_boot)
+        try:
+            with contextlib.suppress(ModemError, AtTimeout):
+                await self.modem.command(self.reset_command, timeout=10)
+            async with asyncio.timeout(timeout):
+                await booted
+        finally:
+            unhook()
 
     async def detach(self) -> None:
         """Radio off, SIM on (``AT+CFUN=4``)."""

@@ -8,7 +8,13 @@ beside it that builds a ``Dialect`` and calls ``register_dialect``. Add a dialec
 module and one import line below.
 """
 
-from . import nrf91_slm  # noqa: F401  (registers "nrf91-slm")
+from . import (
+    nrf91_slm,  # noqa: F401  (registers "nrf91-slm")
+    nrf91_sm,  # noqa: F401  (registers "nrf91-sm")
+    sim7000,  # noqa: F401  (registers "sim7000")
+    sim7080,  # noqa: F401  (registers "sim7080")
+    sim7600,  # noqa: F401  (registers "sim7600")
+)
 from .core import (
     DIALECTS,
     Command,

@@ -21,10 +21,40 @@ What sets it apart from the generic 3GPP modem, with sources (shared/reference/a
   CFUN=1 finds no SIM.
 - ``AT%XICCID`` -> ``%XICCID: <iccid>`` (may end in an ``F`` pad); ``AT#XRESET`` answers OK,
   then reboots (``Ready`` again).
+
+Sockets (shared/reference/at-dialects.md §2.5, §3.4, §3.5; sdk-nrf
+``applications/serial_lte_modem/doc/SOCKET_AT_commands.rst`` and ``slm_data_mode.rst``; the
+NCS ~3.1 code as copied into ncs-serial-modem, ``slm_at_socket.c`` with ``#XAPOLL``). Commands act
+on the *selected* socket: a newly opened socket is selected, ``AT#XSOCKETSELECT=<handle>``
+selects another, closing selects the highest-ranked (most recently opened) one left. Handles are
+the lowest free of 0..7 (8 sockets). Every failure of a ``#X`` command is a plain ``ERROR``.
+
+- ``AT#XSOCKET=<op>,<type>,<role>[,<cid>]`` (op 1 IPv4, 2 IPv6) -> ``#XSOCKET: <h>,<type>,6``;
+  ``AT#XSOCKET=0`` -> ``#XSOCKET: 0,"closed"``; ``AT#XSOCKET?`` -> ``#XSOCKET: <h>,<family>,
+  <role>,<type>,<cid>`` (selected socket). ``AT#XSSOCKET=<op>,<type>,<role>,<sec_tag>
+  [,<peer_verify>[,<cid>]]`` -> ``#XSSOCKET: <h>,<type>,258`` (bridged as plain TCP: no TLS in the
+  tests). The fake opens TCP clients only (type 1, role 0).
+- ``AT#XCONNECT="<host>",<port>`` -> ``#XCONNECT: 1`` (real TCP to 127.0.0.1).
+- ``AT#XSEND="<data>"[,<flags>]`` (at most 1024 bytes, no ``,`` or ``"``) -> ``#XSEND: <size>``;
+  a failed send answers ``#XSEND: 0`` then ``ERROR``. ``AT#XSEND`` (or an empty ``<data>``)
+  enters data mode: ``OK``, bytes up to ``+++`` (matched anywhere), ``#XDATAMODE: 0``; a failed
+  data-mode send gives ``+++`` from the modem and ``#XDATAMODE: <-errno>``.
+- ``AT#XRECV=<timeout>[,<flags>]`` -> ``#XRECV: <size>`` CRLF, exactly size raw bytes (at most
+  2048), CRLF ``OK``; bare ``OK`` once the peer has closed and the buffer is empty; ``ERROR`` on a
+  timeout or a failed socket.
+- ``AT#XPOLL=<timeout_ms>[,<h>...]`` -> ``#XPOLL: <h>,"0x<revents hex4>"`` per ready socket.
+- ``AT#XAPOLL=<op>,<events>[,<h>...]`` -> URC ``#XAPOLL: <h>,<revents>`` (decimal: 1 POLLIN,
+  4 POLLOUT, 8 POLLERR, 16 POLLHUP). POLLIN/POLLOUT fire once until ``AT#XRECV``/``AT#XSEND``
+  re-arm them; ERR/HUP fire once; none are sent in data mode (POLLIN is re-armed when it ends).
+  The peer closing shows only here (``#XAPOLL: <h>,17``), in ``#XPOLL`` and in ``AT#XRECV``: the
+  SLM has no unsolicited "closed" line (``#XSOCKET: 0,"closed"`` answers ``AT#XSOCKET=0``).
+- ``AT#XGETADDRINFO="<host>"[,<family>]`` -> ``#XGETADDRINFO: "<ip>"``.
+- ``AT+CGEREP=1`` enables ``+CGEV`` (``nrf91_sockets.network_detach``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final
 
 from .core import (
@@ -37,8 +67,33 @@ from .core import (
     Response,
     register_dialect,
 )
+from .nrf91_sockets import (
+    COMMON_HANDLERS,
+    MAX_HOSTNAME,
+    POLL_FAILURES,
+    POLLIN,
+    POLLOUT,
+    RECV_CHUNK,
+    DataMode,
+    NrfSockets,
+    Socket,
+    error_with,
+    int_param,
+    lines,
+    on_reboot,
+    on_stop,
+    str_param,
+    text_payload,
+    xgetaddrinfo,
+)
 
-__all__ = ["NRF91_SLM", "SLM_CUSTOMER_VERSION", "SLM_LIBMODEM_VERSION", "SLM_NCS_VERSION"]
+__all__ = [
+    "NRF91_SLM",
+    "SLM_CUSTOMER_VERSION",
+    "SLM_LIBMODEM_VERSION",
+    "SLM_NCS_VERSION",
+    "SlmSockets",
+]
 
 SLM_NCS_VERSION: Final = "2.5.0"
 SLM_LIBMODEM_VERSION: Final = "2.5.0-lte-5ccd2d4dd54c"
@@ -90,6 +145,329 @@ def _xreset(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
+# --------------------------------------------------------------------------------------------
+# Sockets
+
+#: Largest ``AT#XSEND="<data>"`` payload (SLM_MAX_PAYLOAD_SIZE).
+SLM_MAX_PAYLOAD: Final = 1024
+#: Socket options ``AT#XSOCKETOPT`` knows, and those that are set-only.
+_SOCKET_OPTIONS: Final = frozenset({2, 20, 21, 30, 31, 32, 40, 55, 61})
+_SET_ONLY_OPTIONS: Final = frozenset({2, 40, 61})
+_SOCKET_OPTION_DEFAULTS: Final = {21: 30}  # SO_SNDTIMEO is set to 30 s at open
+_TLS_OPTIONS: Final = frozenset({2, 4, 5, 12, 13, 14, 15, 18})
+
+
+class SlmSockets(NrfSockets):
+    """SLM socket state: the selected socket and the ``#XAPOLL`` thread's settings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.selected: Socket | None = None
+        self.apoll_running = False
+        self.apoll_all = False
+        self.apoll_requested = 0
+
+    def select_best(self) -> None:
+        """After a close: the highest-ranked socket left becomes the selected one."""
+        self.selected = max(self.sockets.values(), key=lambda s: s.ranking, default=None)
+
+    def polled(self, sock: Socket) -> bool:
+        return self.apoll_running and (self.apoll_all or sock.apoll_specific)
+
+    def delegate(self, sock: Socket, events: int) -> None:
+        """``delegate_poll_event``: (re)start polling ``events`` of ``sock`` if it is polled."""
+        if self.polled(sock):
+            sock.apoll_events |= self.apoll_requested & events
+            self.kick()
+
+    def poll(self) -> None:
+        fake = self.require_fake()
+        for sock in self.ordered():
+            if not self.polled(sock) or sock.poll_disabled:
+                continue
+            ready = sock.readiness()
+            revents = (ready & sock.apoll_events) | (ready & POLL_FAILURES)
+            if not revents:
+                continue
+            if revents & POLL_FAILURES:
+                sock.poll_disabled = True  # removed from the poll set until closed
+                sock.apoll_events = 0
+            else:
+                sock.apoll_events &= ~revents
+            if self.data_mode is not None:
+                continue  # not sent in data mode
+            if revents & POLLIN and self.take_lost_notification():
+                continue
+            fake.send_urc(f"#XAPOLL: {sock.handle},{revents}")
+
+    def on_data_mode_exit(self, dm: DataMode) -> None:
+        # slm_at_socket_notify_datamode_exit(): POLLIN refreshed and polling re-enabled for all;
+        # the data-mode socket polls POLLOUT again.
+        for sock in self.ordered():
+            if self.polled(sock):
+                sock.poll_disabled = False
+            self.delegate(sock, POLLIN)
+        if dm.sock is not None and dm.sock.handle in self.sockets:
+            self.delegate(dm.sock, POLLOUT)
+
+
+def _slm(fake: FakeModem) -> SlmSockets:
+    state = fake.dialect_state_as(SlmSockets)
+    state.bind(fake)
+    return state
+
+
+def _selected(state: SlmSockets) -> Socket:
+    if state.selected is None:
+        raise CommandError(None)
+    return state.selected
+
+
+def _close_selected(state: SlmSockets) -> Response:
+    if state.selected is None:
+        return Response.ok()
+    state.close(state.selected)
+    state.select_best()
+    return Response.ok('#XSOCKET: 0,"closed"')
+
+
+def _xsocket(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.READ:
+        sock = state.selected
+        if sock is None:
+            return Response.ok()
+        return Response.ok(
+            f"#XSOCKET: {sock.handle},{sock.family},{sock.role},{sock.type},{sock.cid}"
+        )
+    if cmd.kind is Kind.TEST:
+        return Response.ok("#XSOCKET: (0,1,2),(1,2,3),(0,1),<cid>")
+    cmd.require_kind(Kind.SET)
+    op = int_param(cmd, 0)
+    if op == 0:
+        return _close_selected(state)
+    if op not in (1, 2) or len(cmd.params) > 4:
+        raise CommandError(None)
+    sock = state.open(op, int_param(cmd, 1), int_param(cmd, 2), int_param(cmd, 3, default=0))
+    state.selected = sock
+    state.delegate(sock, POLLIN | POLLOUT)
+    return Response.ok(f"#XSOCKET: {sock.handle},{sock.type},{sock.protocol}")
+
+
+def _xssocket(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.READ:
+        sock = state.selected
+        if sock is None:
+            return Response.ok()
+        sec_tag = -1 if sock.sec_tag is None else sock.sec_tag
+        return Response.ok(
+            f"#XSSOCKET: {sock.handle},{sock.family},{sock.role},{sock.type},{sec_tag},{sock.cid}"
+        )
+    if cmd.kind is Kind.TEST:
+        return Response.ok("#XSSOCKET: (0,1,2),(1,2),(0,1),<sec_tag>,<peer_verify>,<cid>")
+    cmd.require_kind(Kind.SET)
+    op = int_param(cmd, 0)
+    if op == 0:
+        return _close_selected(state)
+    if op not in (1, 2) or len(cmd.params) > 6:
+        raise CommandError(None)
+    sock_type, role, sec_tag = int_param(cmd, 1), int_param(cmd, 2), int_param(cmd, 3)
+    peer_verify = int_param(cmd, 4, default=2 if role == 0 else 0)
+    if peer_verify not in (0, 1, 2) or sec_tag < 0:
+        raise CommandError(None)
+    sock = state.open(op, sock_type, role, int_param(cmd, 5, default=0), sec_tag)
+    sock.peer_verify = peer_verify
+    state.selected = sock
+    state.delegate(sock, POLLIN | POLLOUT)
+    return Response.ok(f"#XSSOCKET: {sock.handle},{sock.type},{sock.protocol}")
+
+
+def _xsocketselect(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.READ:
+        rows = []
+        for sock in state.ordered():
+            sec_tag = -1 if sock.sec_tag is None else sock.sec_tag
+            rows.append(
+                f"#XSOCKETSELECT: {sock.handle},{sock.family},{sock.role},{sock.type},"
+                f"{sec_tag},{sock.ranking},{sock.cid}"
+            )
+        if state.selected is not None:
+            rows.append(f"#XSOCKETSELECT: {state.selected.handle}")
+        return Response(lines=lines(*rows))
+    if cmd.kind is not Kind.SET:
+        return Response.ok()  # the code answers OK to the unsupported forms
+    handle = int_param(cmd, 0)
+    if handle < 0:
+        raise CommandError(None)
+    state.selected = state.find(handle)
+    return Response.ok(f"#XSOCKETSELECT: {handle}")
+
+
+def _xsocketopt(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.TEST:
+        return Response.ok("#XSOCKETOPT: (0,1),<name>,<value>")
+    cmd.require_kind(Kind.SET)
+    op, name = int_param(cmd, 0), int_param(cmd, 1)
+    sock = _selected(state)
+    if name not in _SOCKET_OPTIONS or op not in (0, 1):
+        raise CommandError(None)
+    if op == 1:
+        sock.options[name] = int_param(cmd, 2, default=0)
+        return Response.ok()
+    if name in _SET_ONLY_OPTIONS:
+        raise CommandError(None)
+    value = sock.options.get(name, _SOCKET_OPTION_DEFAULTS.get(name, 0))
+    return Response.ok(f"#XSOCKETOPT: {value}")
+
+
+def _xssocketopt(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.TEST:
+        return Response.ok("#XSSOCKETOPT: (0,1),<name>,<value>")
+    cmd.require_kind(Kind.SET)
+    sock = _selected(state)
+    if not sock.secure:
+        raise CommandError(None)
+    op, name = int_param(cmd, 0), int_param(cmd, 1)
+    if name not in _TLS_OPTIONS or op not in (0, 1):
+        raise CommandError(None)
+    if op == 1:
+        if len(cmd.params) > 2 and cmd.params[2].quoted:
+            sock.options[1000 + name] = str_param(cmd, 2)
+        else:
+            sock.options[1000 + name] = int_param(cmd, 2)
+        return Response.ok()
+    if 1000 + name not in sock.options:
+        raise CommandError(None)
+    return Response.ok(f"#XSSOCKETOPT: {sock.options[1000 + name]}")
+
+
+async def _xconnect(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    cmd.require_kind(Kind.SET)
+    sock = _selected(state)
+    if len(cmd.params) != 2:
+        raise CommandError(None)
+    host, port = str_param(cmd, 0), int_param(cmd, 1)
+    if len(host.encode("latin-1")) > MAX_HOSTNAME:
+        raise CommandError(None)
+    await state.connect(sock, host, port)
+    return Response.ok("#XCONNECT: 1")
+
+
+async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
+    state = _slm(fake)
+    if cmd.kind not in (Kind.SET, Kind.EXEC):
+        raise CommandError(None)
+    text = ""
+    flags = 0
+    if cmd.kind is Kind.SET:
+        first = cmd.params[0]
+        if first.text and not first.quoted:
+            raise CommandError(None)
+        text = first.text
+        flags = int_param(cmd, 1, default=0)
+        if flags not in (0, 512) or len(cmd.params) > 2:
+            raise CommandError(None)
+    if not text:
+        await state.run_data_mode(state.selected, data_len=0, flags=flags)
+        return None
+    data = text_payload(text, SLM_MAX_PAYLOAD)
+    sock = state.selected
+    if state.faults.fail_sends > 0:
+        state.faults.fail_sends -= 1
+        return error_with("#XSEND: 0")
+    if sock is None or sock.transmit(data):
+        return error_with("#XSEND: 0")
+    state.delegate(sock, POLLOUT)
+    return Response.ok(f"#XSEND: {len(data)}")
+
+
+async def _xrecv(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    cmd.require_kind(Kind.SET)
+    if len(cmd.params) > 2:
+        raise CommandError(None)
+    timeout, flags = int_param(cmd, 0), int_param(cmd, 1, default=0)
+    if timeout < 0:
+        raise CommandError(None)
+    sock = _selected(state)
+    data = await state.receive(sock, timeout=timeout, flags=flags, max_size=RECV_CHUNK)
+    if data is None:
+        raise CommandError(None)
+    if not data:
+        return Response.ok()
+    state.delegate(sock, POLLIN)
+    return Response(lines=(f"\r\n#XRECV: {len(data)}\r\n".encode(), data))
+
+
+async def _xpoll(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    cmd.require_kind(Kind.SET)
+    if state.apoll_running:
+        raise CommandError(None)  # "cannot be used with AT#XAPOLL"
+    timeout = int_param(cmd, 0)
+    if len(cmd.params) > 9:
+        raise CommandError(None)
+    if len(cmd.params) > 1:
+        socks = [state.find(int_param(cmd, i)) for i in range(1, len(cmd.params))]
+    else:
+        socks = list(state.ordered())
+
+    def ready() -> list[str]:
+        rows = []
+        for sock in socks:
+            revents = sock.readiness() & (POLLIN | POLL_FAILURES)
+            if revents:
+                rows.append(f'#XPOLL: {sock.handle},"0x{revents:04x}"')
+        return rows
+
+    rows = ready()
+    if not rows and socks and timeout != 0:
+        try:
+            async with asyncio.timeout(timeout / 1000 if timeout > 0 else None):
+                while not rows:
+                    await state.wait_any_change()
+                    rows = ready()
+        except TimeoutError:
+            pass
+    return Response(lines=lines(*rows))
+
+
+def _xapoll(fake: FakeModem, cmd: Command) -> Response:
+    state = _slm(fake)
+    if cmd.kind is Kind.READ:
+        fields = [str(int(state.apoll_running)), str(state.apoll_requested)]
+        fields += [str(s.handle) for s in state.ordered() if state.apoll_all or s.apoll_specific]
+        return Response.ok("#XAPOLL: " + ",".join(fields))
+    if cmd.kind is Kind.TEST:
+        return Response.ok("#XAPOLL: (0,1),<0,1,4,5>,<handle1>,<handle2>,...")
+    cmd.require_kind(Kind.SET)
+    op = int_param(cmd, 0)
+    if op == 0:
+        state.apoll_running = False
+        state.apoll_requested = 0
+        return Response.ok()
+    if op != 1 or len(cmd.params) > 10:
+        raise CommandError(None)
+    events = int_param(cmd, 1)
+    if events & ~(POLLIN | POLLOUT) or events < 0:
+        raise CommandError(None)
+    targets = [state.find(int_param(cmd, i)) for i in range(2, len(cmd.params))]
+    state.apoll_requested = events
+    state.apoll_all = not targets
+    for sock in state.ordered():
+        sock.apoll_specific = sock in targets
+        if state.apoll_all or sock.apoll_specific:
+            sock.apoll_events = events
+    state.apoll_running = True
+    state.kick()
+    return Response.ok()
+
+
 def _slm_banner(text: str) -> bytes:
     return text.encode("latin-1") + b"\r\n"
 
@@ -122,6 +500,25 @@ NRF91_SLM: Final = register_dialect(
         no_sim_stat=90,
         cid_range=(0, 11),
         default_contexts={0: ("IP", "")},
-        handlers={"#XSLMVER": _xslmver, "%XICCID": _xiccid, "#XRESET": _xreset},
+        handlers={
+            "#XSLMVER": _xslmver,
+            "%XICCID": _xiccid,
+            "#XRESET": _xreset,
+            **COMMON_HANDLERS,
+            "#XSOCKET": _xsocket,
+            "#XSSOCKET": _xssocket,
+            "#XSOCKETSELECT": _xsocketselect,
+            "#XSOCKETOPT": _xsocketopt,
+            "#XSSOCKETOPT": _xssocketopt,
+            "#XCONNECT": _xconnect,
+            "#XSEND": _xsend,
+            "#XRECV": _xrecv,
+            "#XPOLL": _xpoll,
+            "#XAPOLL": _xapoll,
+            "#XGETADDRINFO": xgetaddrinfo,
+        },
+        new_state=SlmSockets,
+        on_reboot=on_reboot,
+        on_stop=on_stop,
     )
 )

@@ -1,0 +1,141 @@
+"""nRF91x1 running Nordic's Serial Modem add-on (nrfconnect/ncs-serial-modem): ``nrf91-sm``.
+
+Theory of operation
+-------------------
+The Serial Modem (SM) is the Serial LTE Modem moved out of the nRF Connect SDK after
+v3.1, with handle-based socket commands and a CR line ending. What both do the same way
+(bearer on cid 0, ``+CGEV`` network loss, ``#XAPOLL`` notifications, the per-socket
+receiver with its safety-net read, peer close, reboots) is in
+:class:`~atbridge.dialects.nrf91_slm.NordicDialect`; this module holds the commands.
+Sources: ``shared/reference/at-dialects.md`` §3.2, §3.3, §3.5 and the SM's
+``doc/app/at_socket.rst``, ``doc/app/sm_data_mode.rst``, ``app/src/sm_at_socket.c``.
+
+- Open: ``AT#XSOCKET=<family>,1,0`` -> ``#XSOCKET: <handle>,1,6`` (``AT#XSSOCKET=
+  <family>,1,0,<sec_tag>,<peer_verify>`` for TLS, then ``AT#XSSOCKETOPT=<h>,1,2,"<host>"``
+  for the host name to verify), then ``AT#XCONNECT=<h>,"<host>",<port>`` ->
+  ``#XCONNECT: <h>,1``.
+- Send: ``AT#XSEND=<h>,2,0,<data_len>`` -> ``OK`` when the modem is in data mode (not one
+  payload byte is written before it) -> exactly ``<data_len>`` raw bytes -> the modem
+  leaves data mode by itself: ``#XDATAMODE: 0`` (``-1``: the send failed). With
+  ``<data_len>`` the modem counts bytes and never scans them for the ``+++`` terminator,
+  so any byte value goes through. If the socket fails in data mode the SM sends the
+  terminator and drops input until the host sends it back (``sm_data_mode.rst``): when
+  ``#XDATAMODE`` is late, the dialect writes ``+++`` once and waits again.
+- Receive: ``AT#XAPOLL=,1,1`` (no handle: every socket, now and later; POLLIN) turns on
+  ``#XAPOLL: <h>,<revents>``; reads are ``AT#XRECV=<h>,0,64,<timeout>,2048`` ->
+  ``#XRECV: <h>,0,<size>`` + exactly ``<size>`` bytes + ``OK``; ``OK`` alone means the
+  peer closed (``sm_at_socket.c do_recv``). Auto-reception (``AT#XRECVCFG``) is not turned
+  on: pushed data would be lost with a lost notification, while data left in the modem
+  until ``AT#XRECV`` is not. An auto-received ``#XRECV`` that arrives anyway (the modem
+  was configured so by someone else) is delivered to its socket.
+- Close: ``AT#XCLOSE=<h>`` -> ``#XCLOSE: <h>,0``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from atbridge.at_syntax import format_command
+from atbridge.dialects.base import ModemSocket, SocketError
+from atbridge.dialects.nrf91_slm import NordicDialect, ReadResult, data_mode_ended
+from atbridge.errors import ModemError
+from atbridge.modem import Urc
+
+
+def _fields(text: str, prefix: str) -> list[str]:
+    return [part.strip() for part in text[len(prefix) :].split(",")]
+
+
+class Nrf91Sm(NordicDialect):
+    """nRF91x1 with the Serial Modem add-on (ncs-serial-modem v1.x / v2.x)."""
+
+    name: ClassVar[str] = "nrf91-sm"
+    description: ClassVar[str] = (
+        "Nordic nRF91x1 with the Serial Modem add-on (nrfconnect/ncs-serial-modem)"
+    )
+    line_ending: ClassVar[bytes] = b"\r"
+    #: ``AT#XAPOLL=[<handle>],<op>[,<events>]``: every socket, start, POLLIN (SM at_socket.rst).
+    notification_command: ClassVar[str] = "AT#XAPOLL=,1,1"
+
+    def install(self) -> None:
+        super().install()
+        self._unhook.append(self.modem.subscribe("#XRECV:", self._on_auto_received))
+
+    @staticmethod
+    def recv_header_length(header: bytes) -> int | None:
+        """``#XRECV: <handle>,<mode>,<size>``; hex mode carries two characters a byte."""
+        fields = header[len(b"#XRECV: ") :].split(b",")
+        if len(fields) != 3 or not all(part.strip().isdigit() for part in fields):
+            return None
+        size = int(fields[2])
+        return size * 2 if int(fields[1]) == 1 else size
+
+    def _decode_block(self, lines: tuple[str, ...], data: bytes) -> bytes:
+        headers = [line for line in lines if line.startswith("#XRECV:")]
+        if headers and _fields(headers[-1], "#XRECV:")[1:2] == ["1"]:
+            return bytes.fromhex(data.decode("ascii", "replace"))
+        return data
+
+    async def _create(self, family: int, tls: bool) -> int:
+        if tls:
+            line = format_command(
+                "AT#XSSOCKET", family, 1, 0, self.tls_sec_tag, self.tls_peer_verify
+            )
+            return await self._create_with(line, "#XSSOCKET:")
+        return await self._create_with(format_command("AT#XSOCKET", family, 1, 0), "#XSOCKET:")
+
+    async def _set_tls_hostname(self, handle: int, host: str) -> None:
+        await self.modem.command(format_command("AT#XSSOCKETOPT", handle, 1, 2, host), timeout=10)
+
+    async def _connect(self, handle: int, host: str, port: int, timeout: float) -> None:
+        response = await self.modem.command(
+            format_command("AT#XCONNECT", handle, host, port), timeout=timeout
+        )
+        values = response.values("#XCONNECT:")
+        status = [part.strip() for part in values[0].split(",")] if values else []
+        if status != [str(handle), "1"]:
+            raise SocketError(
+                f"could not connect to {host}:{port} through the modem: {list(response.lines)}",
+                hint="check that the host resolves, that the port is open, and that the data "
+                "connection is up",
+            )
+
+    async def _release(self, handle: int) -> None:
+        await self.modem.command(format_command("AT#XCLOSE", handle), timeout=10)
+
+    async def _read_once(self, handle: int) -> ReadResult:
+        return await self._read_or_nothing(
+            format_command(
+                "AT#XRECV", handle, 0, self.recv_flags, self.recv_timeout, self.read_size
+            )
+        )
+
+    async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        line = format_command("AT#XSEND", sock.handle, 2, 0, len(chunk))
+        async with self._socket_errors(sock), self.modem.exclusive():
+            with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
+                try:
+                    await self.modem.command(line, timeout=10)
+                except ModemError as exc:
+                    self._wake(sock.handle)
+                    raise SocketError(
+                        f"the modem refused to send on socket {sock.handle}: {exc.final!r}",
+                        hint="the connection may be closed; close the socket and reconnect",
+                    ) from exc
+                await self.modem.write(chunk)
+                await self._data_mode_result(done, sock, len(chunk), write_terminator_late=True)
+
+    def _on_auto_received(self, urc: Urc) -> None:
+        if urc.data is None:
+            return
+        fields = _fields(urc.text, "#XRECV:")
+        if not fields[0].isdigit():
+            return
+        sock = self.sockets.get(int(fields[0]))
+        if sock is not None:
+            sock.data_received(self._decode_block((urc.text,), urc.data))
+
+
+DIALECT = Nrf91Sm
+
+__all__ = ["DIALECT", "Nrf91Sm"]

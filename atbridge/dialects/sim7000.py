@@ -1,0 +1,224 @@
+"""SIMCom SIM7000 / SIM800 family: the CIP* "TCP/IP application toolkit" (multi-IP mode).
+
+Theory of operation
+-------------------
+Sources: reference §5.2 (TinyGSM ``TinyGsmClientSIM7000.h``; SIM7000 Series AT
+Command Manual V1.03 pp.125-126; SIM800 manual for the IP states).
+
+- Settings: ``AT+CIPMUX=1`` (connections 0-7; only in state IP INITIAL, so a
+  refusal is answered with ``AT+CIPSHUT`` and a retry), ``AT+CIPQSEND=1``
+  (quick send: ``DATA ACCEPT``), ``AT+CIPRXGET=1`` (manual receive).
+- Bearer: ``AT+CIPSHUT`` (``SHUT OK``: back to IP INITIAL), ``AT+CSTT="<apn>"``,
+  ``AT+CIICR``, ``AT+CIFSR``. ``AT+CIFSR`` answers a bare IP line and *no* final
+  result code; it is sent as ``AT+CIFSR;E0`` (TinyGSM's trick: the ``E0`` adds
+  an ``OK`` and keeps echo off). A modem that refuses the concatenation is asked
+  plain ``AT+CIFSR`` and its IP line awaited. An answer to ``AT+CIFSR;E0`` also
+  tells that the bearer is already up, so activation is skipped then.
+- Open: ``AT+CIPSTART=<n>,"TCP","<host>",<port>`` -> ``OK`` then
+  ``<n>, CONNECT OK`` | ``<n>, CONNECT FAIL`` | ``<n>, ALREADY CONNECT``.
+- Send: ``AT+CIPSEND=<n>,<len>`` -> ``>`` -> exactly ``<len>`` bytes ->
+  ``DATA ACCEPT:<n>,<len>`` (a final result code here; ``<n>, SEND FAIL`` fails).
+- Receive: ``+CIPRXGET: 1,<n>`` says data is waiting; ``AT+CIPRXGET=2,<n>,<len>``
+  answers ``+CIPRXGET: 2,<n>,<read>,<rest>`` then exactly ``<read>`` bytes;
+  ``AT+CIPRXGET=4,<n>`` is the safety-net check.
+- Peer close: ``<n>, CLOSED``. Network loss: ``+PDP: DEACT``. Close:
+  ``AT+CIPCLOSE=<n>`` -> ``<n>, CLOSE OK``. DNS: ``AT+CDNSGIP``.
+
+The manual prints ``DATA ACCEPT: <n>,<length>`` and ``<n>,SEND OK`` where other
+sources have no space / a space; the patterns accept both.
+"""
+
+from __future__ import annotations
+
+import re
+
+from atbridge.at_syntax import format_command
+from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketError, check_port
+from atbridge.dialects.simcom import CipRxgetDialect, fields, refusal
+from atbridge.errors import AtBridgeError, ConfigurationError, ModemError, StepTimeout
+from atbridge.modem import Urc
+
+_IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+")
+_CONNECT = re.compile(r"(?:(\d+), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNECT)")
+_CLOSED = re.compile(r"(\d+), ?CLOSED")
+_ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d+), ?(\d+)")
+
+
+class Sim7000(CipRxgetDialect):
+    """SIMCom SIM7000/SIM800: ``+CSTT``/``+CIICR``/``+CIFSR``, ``+CIPSTART``, ``+CIPSEND``."""
+
+    name = "sim7000"
+    description = "SIMCom SIM7000 / SIM800 family (CIP* TCP/IP application toolkit, multi-IP)"
+    #: ``<length>`` must not exceed the ``<size>`` that ``AT+CIPSEND?`` reports
+    #: (1460, one TCP segment, on this family; the read limit is the same).
+    max_send = 1460
+    #: Connections 0-7 in multi-IP mode (SIM7000 manual: ``+CIPSEND: (0-7),...``).
+    links = range(8)
+    network_lost_urcs = (*Dialect.network_lost_urcs, "+PDP: DEACT")
+
+    #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
+    _apn: str | None = None
+
+    def install(self) -> None:
+        super().install()
+        modem = self.modem
+        # "<n>, CONNECT OK", "<n>, CLOSED"...: bare lines that never answer a command.
+        for link in self.links:
+            modem.register_urc(f"{link},")
+        for bare in ("CONNECT OK", "CONNECT FAIL", "ALREADY CONNECT"):
+            modem.register_urc(bare)
+        modem.add_final(rb"DATA ACCEPT: ?\d+, ?\d+", success=True)
+        modem.add_final(rb"\d+, ?SEND OK", success=True)
+        modem.add_final(rb"\d+, ?SEND FAIL", success=False)
+        modem.add_final(rb"\d+, ?CLOSE OK", success=True)
+        modem.add_final(rb"SHUT OK", success=True)
+        self._unhook.append(modem.subscribe(None, self._on_bare_line))
+
+    def _on_bare_line(self, urc: Urc) -> None:
+        closed = _CLOSED.fullmatch(urc.text)
+        if closed:
+            link = int(closed.group(1))
+            self.connection_ended(link, CloseReason.PEER, urc.text)
+
+    async def initialise(self) -> None:
+        """Multi-IP mode, quick send and manual receive."""
+        try:
+            await self.modem.command("AT+CIPMUX=1")
+        except ModemError:
+            current = await self.modem.command("AT+CIPMUX?")
+            if current.values("+CIPMUX:") != ["1"]:
+                # Only allowed in IP INITIAL: shut the IP stack down first.
+                await self.modem.command("AT+CIPSHUT", timeout=65)
+                await self.modem.command("AT+CIPMUX=1")
+        await self.modem.command("AT+CIPQSEND=1")
+        await self.modem.command("AT+CIPRXGET=1")
+
+    async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
+        """``AT+CGDCONT`` as usual; the APN is also kept for ``AT+CSTT``."""
+        await super().configure_pdp(apn, pdp_type=pdp_type)
+        if apn is not None:
+            self._apn = apn
+
+    async def activate_data(self, timeout: float = 85.0) -> None:
+        """``AT+CIPSHUT``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (skipped when already up)."""
+        if await self._local_ip(probe=True) is not None:
+            return
+        await self.modem.command("AT+CIPSHUT", timeout=65)
+        apn = self._apn if self._apn is not None else await self._stored_apn()
+        hint = (
+            "check the APN, that the SIM has a data plan and that the modem is registered "
+            "(AT+CGATT? should say 1); then retry"
+        )
+        try:
+            await self.modem.command(format_command("AT+CSTT", apn), timeout=60)
+            await self.modem.command("AT+CIICR", timeout=timeout)
+        except ModemError as exc:
+            raise refusal(exc.command, exc.final, hint=hint) from exc
+        if await self._local_ip(probe=False) is None:
+            raise SocketError(
+                "the modem brought the bearer up but reports no IP address", hint=hint
+            )
+
+    async def _stored_apn(self) -> str:
+        response = await self.modem.command("AT+CGDCONT?")
+        for value in response.values("+CGDCONT:"):
+            parts = fields(value)
+            if len(parts) >= 3 and parts[0] == str(self.default_cid):
+                return parts[2]
+        return ""
+
+    async def _local_ip(self, *, probe: bool) -> str | None:
+        """The bearer's IP address from ``AT+CIFSR`` (see the module docstring)."""
+        try:
+            response = await self.modem.command("AT+CIFSR;E0", timeout=10)
+        except ModemError:
+            if probe:
+                return None  # IP INITIAL (or no concatenation): activate to find out
+        else:
+            for line in response.lines:
+                if _IP.fullmatch(line):
+                    return line
+            if probe:
+                return None
+        async with self.modem.exclusive():
+            with self.modem.expect_urc(
+                "", predicate=lambda urc: _IP.fullmatch(urc.text) is not None
+            ) as address:
+                await self.modem.write(b"AT+CIFSR" + self.modem.line_ending)
+                try:
+                    return (await address.wait(10)).text
+                except StepTimeout:
+                    return None
+
+    async def open_socket(
+        self, host: str, port: int, *, tls: bool = False, timeout: float = 75.0
+    ) -> ModemSocket:
+        """``AT+CIPSTART`` on the lowest free connection (TCP only)."""
+        check_port(port)
+        if tls:
+            raise ConfigurationError(
+                "TLS through the SIM7000/SIM800 (AT+CIPSSL) is not supported by atbridge",
+                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
+            )
+        link = self._claim_link()
+        try:
+            for attempt in range(2):
+                outcome = await self._start(link, host, port, timeout)
+                if outcome != "ALREADY CONNECT" or attempt:
+                    break
+                # A connection left open on the modem by an earlier session: close it, retry.
+                await self.modem.command(format_command("AT+CIPCLOSE", link), check=False)
+            if outcome != "CONNECT OK":
+                raise SocketError(
+                    f"could not open a TCP connection to {host}:{port}: {link}, {outcome}",
+                    hint="check the host, the port and that the server is running; a host name "
+                    "the modem cannot resolve also fails this way (try resolve())",
+                )
+            return self._new_socket(link, host, port)
+        finally:
+            self._release_link(link)
+
+    async def _start(self, link: int, host: str, port: int, timeout: float) -> str:
+        def ours(text: str) -> bool:
+            match = _CONNECT.fullmatch(text)
+            return match is not None and match.group(1) in (None, str(link))
+
+        value = await self._result(
+            format_command("AT+CIPSTART", link, "TCP", host, port),
+            "",
+            timeout=timeout,
+            what=f"opening a TCP connection to {host}:{port}",
+            hint="check that the bearer is up (activate_data), the host and the port; "
+            "AT+CIPSTART is refused outside the IP INITIAL / IP STATUS states",
+            match=ours,
+        )
+        match = _CONNECT.fullmatch(value)
+        assert match is not None
+        return match.group(2)
+
+    async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        link = sock.handle
+        remaining = memoryview(chunk)
+        try:
+            while remaining:
+                response = await self.modem.command(
+                    format_command("AT+CIPSEND", link, len(remaining)),
+                    payload=bytes(remaining),
+                    timeout=self.send_timeout,
+                )
+                accepted = _ACCEPTED.fullmatch(response.final)
+                taken = int(accepted.group(2)) if accepted else len(remaining)
+                if taken <= 0:
+                    raise SocketError(
+                        f"the modem accepted none of {len(remaining)} bytes ({response.final})",
+                        hint="the connection is gone or stalled; reconnect",
+                    )
+                remaining = remaining[taken:]
+        except AtBridgeError as exc:
+            raise self._send_failed(sock, exc, len(chunk)) from exc
+
+    async def _close(self, sock: ModemSocket) -> None:
+        await self._close_quietly(sock, format_command("AT+CIPCLOSE", sock.handle), timeout=10)
+
+
+DIALECT = Sim7000

@@ -1,0 +1,211 @@
+"""SIMCom SIM7600 / SIM7500 / A76xx: ``+NETOPEN`` and ``+CIPOPEN`` sockets.
+
+Theory of operation
+-------------------
+Sources: reference §5.3 (TinyGSM ``TinyGsmClientSIM7600.h``); the ``<err>`` and
+``+IPCLOSE`` reason tables from the SIM7500/SIM7600 TCP/IP notes (secondary
+sources, reference §8: unverified, easy to change below).
+
+- Receive mode: ``AT+CIPRXGET=1`` (manual: the modem keeps data until read).
+- Bearer: ``AT+NETOPEN`` -> ``OK`` then ``+NETOPEN: 0``; ``AT+NETOPEN?``
+  (``+NETOPEN: 1``) skips it when the network is already open; after a network
+  loss ``AT+NETCLOSE`` (``+NETCLOSE: 0``) releases it first.
+- Open: ``AT+CIPOPEN=<link>,"TCP","<host>",<port>`` -> ``+CIPOPEN: <link>,<err>``.
+- Send: ``AT+CIPSEND=<link>,<len>`` -> ``>`` -> exactly ``<len>`` bytes -> ``OK``
+  then ``+CIPSEND: <link>,<requested>,<sent>``; what was not sent is sent again.
+- Receive: ``+CIPRXGET: 1,<link>`` says data is waiting;
+  ``AT+CIPRXGET=2,<link>,<n>`` answers ``+CIPRXGET: 2,<link>,<read>,<rest>``, a
+  line, then exactly ``<read>`` bytes. ``AT+CIPRXGET=4,<link>`` (``+CIPRXGET:
+  4,<link>,<n>``) is the safety-net check.
+- Peer close: ``+IPCLOSE: <link>,<reason>``. Network loss:
+  ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY``. Close: ``AT+CIPCLOSE=<link>`` ->
+  ``+CIPCLOSE: <link>,<err>``. DNS: ``AT+CDNSGIP``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from atbridge.at_syntax import format_command
+from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketError, check_port
+from atbridge.dialects.simcom import CipRxgetDialect, int_field
+from atbridge.errors import AtBridgeError, ConfigurationError, ModemError, StepTimeout
+from atbridge.modem import Urc
+
+#: ``<err>`` of ``+NETOPEN``/``+CIPOPEN``/``+CIPCLOSE`` (SIM7500/SIM7600 TCP/IP notes).
+ERRORS: dict[int, str] = {
+    0: "operation succeeded",
+    1: "network failure",
+    2: "network not opened",
+    3: "wrong parameter",
+    4: "operation not supported",
+    5: "failed to create socket",
+    6: "failed to bind socket",
+    7: "TCP server is already listening",
+    8: "busy",
+    9: "sockets opened",
+    10: "timeout",
+    11: "DNS parse failed",
+    12: "unknown error",
+}
+
+#: ``+IPCLOSE: <link>,<reason>`` -> how the socket ended (0 local, 1 remote, 2 send timeout).
+IPCLOSE_REASONS: dict[int, tuple[CloseReason, str]] = {
+    0: (CloseReason.ERROR, "closed by the modem itself"),
+    1: (CloseReason.PEER, "closed by the remote"),
+    2: (CloseReason.ERROR, "closed for a sending timeout"),
+}
+
+
+def _link_of(urc: Urc, prefix: str) -> int | None:
+    return int_field(urc.text[len(prefix) :], 0)
+
+
+def _describe(err: int | None) -> str:
+    return ERRORS.get(err, "unknown error") if err is not None else "no error code"
+
+
+class Sim7600(CipRxgetDialect):
+    """SIMCom SIM7600/SIM7500/A76xx: ``+NETOPEN``, ``+CIPOPEN``, ``+CIPSEND``, ``+CIPRXGET``."""
+
+    name = "sim7600"
+    description = "SIMCom SIM7600 / SIM7500 / A76xx (NETOPEN/CIPOPEN TCP/IP commands)"
+    #: One TCP segment; the read limit (<= 1460) of the same family (reference §5.3).
+    max_send = 1460
+    #: Links 0-9 (``AT+CIPCLOSE?`` lists ten).
+    links = range(10)
+    network_lost_urcs = (*Dialect.network_lost_urcs, "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
+    #: The network went away since the last activation (AT+NETCLOSE first).
+    _network_dropped: bool = False
+
+    def install(self) -> None:
+        super().install()
+        modem = self.modem
+        for prefix in ("+CIPOPEN:", "+CIPSEND:", "+CIPCLOSE:", "+IPCLOSE:", "+CIPEVENT:"):
+            modem.register_urc(prefix)
+        self._unhook.append(modem.subscribe("+IPCLOSE:", self._on_ipclose))
+
+    def _on_ipclose(self, urc: Urc) -> None:
+        value = urc.text[len("+IPCLOSE:") :]
+        link, code = int_field(value, 0), int_field(value, 1)
+        if link is None:
+            return
+        reason, meaning = IPCLOSE_REASONS.get(
+            code if code is not None else -1, (CloseReason.PEER, "closed")
+        )
+        self.connection_ended(link, reason, f"+IPCLOSE: {value.strip()} ({meaning})")
+
+    async def initialise(self) -> None:
+        """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it."""
+        await self.modem.command("AT+CIPRXGET=1")
+
+    def network_lost(self, detail: str) -> None:
+        self._network_dropped = True
+        super().network_lost(detail)
+
+    async def activate_data(self, timeout: float = 75.0) -> None:
+        """``AT+NETOPEN`` and wait for ``+NETOPEN: 0`` (skipped when already open).
+
+        After ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`` the network library stays
+        open until ``AT+NETCLOSE`` releases it (SIM7600 TCP/IP notes), so that comes first.
+        """
+        if self._network_dropped:
+            self._network_dropped = False
+            with contextlib.suppress(ModemError, StepTimeout):
+                await self._result(
+                    "AT+NETCLOSE",
+                    "+NETCLOSE:",
+                    timeout=min(timeout, 60.0),
+                    what="releasing the network after it was lost",
+                    hint="",
+                )
+        state = await self.modem.command("AT+NETOPEN?", timeout=10)
+        if any(int_field(value, 0) == 1 for value in state.values("+NETOPEN:")):
+            return
+        hint = (
+            "check the APN of PDP context 1 (AT+CGDCONT; an 'ims' context in its place makes "
+            "NETOPEN fail, TinyGSM#649) and that the modem is registered; then retry"
+        )
+        value = await self._result(
+            "AT+NETOPEN", "+NETOPEN:", timeout=timeout, what="opening the network", hint=hint
+        )
+        err = int_field(value, 0)
+        if err != 0:
+            raise SocketError(
+                f"the modem could not open the network: +NETOPEN: {value} ({_describe(err)})",
+                hint=hint,
+            )
+
+    async def open_socket(
+        self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
+    ) -> ModemSocket:
+        """``AT+CIPOPEN`` on the lowest free link (TCP only)."""
+        check_port(port)
+        if tls:
+            raise ConfigurationError(
+                "TLS through the SIM7600 (AT+CCH* commands) is not supported by atbridge",
+                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
+            )
+        link = self._claim_link()
+        try:
+            value = await self._result(
+                format_command("AT+CIPOPEN", link, "TCP", host, port),
+                "+CIPOPEN:",
+                timeout=timeout,
+                what=f"opening a TCP connection to {host}:{port}",
+                hint="check that the network is open (activate_data), the host and the port",
+                match=lambda v: int_field(v, 0) == link,
+            )
+            err = int_field(value, 1)
+            if err != 0:
+                raise SocketError(
+                    f"could not open a TCP connection to {host}:{port}: "
+                    f"+CIPOPEN: {value} ({_describe(err)})",
+                    hint="check the host name (error 11 is DNS), the port and that the server "
+                    "is running; error 2 means the network is not open (activate_data)",
+                )
+            return self._new_socket(link, host, port)
+        finally:
+            self._release_link(link)
+
+    async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        link = sock.handle
+        remaining = memoryview(chunk)
+        try:
+            while remaining:
+                with self.modem.expect_urc(
+                    "+CIPSEND:",
+                    predicate=lambda urc: _link_of(urc, "+CIPSEND:") == link,
+                ) as result:
+                    await self.modem.command(
+                        format_command("AT+CIPSEND", link, len(remaining)),
+                        payload=bytes(remaining),
+                        timeout=self.send_timeout,
+                    )
+                    urc = await result.wait(self.send_timeout)
+                sent = int_field(urc.text[len("+CIPSEND:") :], 2)
+                if sent is None or sent <= 0:
+                    raise SocketError(
+                        f"the modem sent nothing of {len(remaining)} bytes ({urc.text})",
+                        hint="the connection is gone or stalled; reconnect",
+                    )
+                remaining = remaining[sent:]
+        except AtBridgeError as exc:
+            if isinstance(exc, StepTimeout) and sock.closed is None:
+                exc = StepTimeout(
+                    f"no +CIPSEND result for {len(remaining)} bytes on link {link}",
+                    hint="the modem may be stalled; reconnect",
+                )
+            raise self._send_failed(sock, exc, len(chunk)) from exc
+
+    async def _close(self, sock: ModemSocket) -> None:
+        link = sock.handle
+        with self.modem.expect_urc(
+            "+CIPCLOSE:", predicate=lambda urc: _link_of(urc, "+CIPCLOSE:") == link
+        ) as result:
+            if await self._close_quietly(sock, format_command("AT+CIPCLOSE", link), timeout=10):
+                with contextlib.suppress(StepTimeout):  # closed as far as we are concerned
+                    await result.wait(10)
+
+
+DIALECT = Sim7600

@@ -1,0 +1,375 @@
+"""What the three SIMCom socket dialects (sim7080, sim7600, sim7000) share.
+
+Theory of operation
+-------------------
+SIMCom modems announce received data and keep it until it is asked for: a
+notification says "data waiting on connection N" (``+CADATAIND: N``,
+``+CIPRXGET: 1,N``) and a read command returns at most a bounded count of it,
+length-prefixed, so any byte value survives (reference §0.3, §5). Each open
+socket therefore gets a *receiver* task here:
+
+- A data notification wakes the receiver, which reads until the modem says it
+  has nothing more (a short read, or ``<remaining>`` 0), handing every chunk to
+  :meth:`ModemSocket.data_received`. A notification that arrives while it reads
+  wakes it again, so nothing that arrives meanwhile waits.
+- **A lost notification must not lose data.** The modem sends the next
+  notification only when new data arrives on an empty buffer, so after a lost
+  one the data would sit in the modem forever. The receiver therefore also
+  checks every :attr:`SimcomDialect.rx_poll_interval` seconds (5 s by default)
+  while its socket is open, with the family's cheapest question (``AT+CIPRXGET=4``
+  where there is one, else a read), and once right after the socket opens.
+  This is a slow safety net tied to the socket, not busy polling: one short
+  command per socket every few seconds, none once the socket is closed.
+- When the modem says the connection ended (peer close: ``+CASTATE: N,0``,
+  ``+IPCLOSE``, ``N, CLOSED``), the receiver first reads what is still buffered
+  and only then closes the socket, so the bytes the peer sent before closing
+  are delivered before :class:`SocketClosed`.
+
+Several results come *after* the ``OK`` of the command that asked for them
+(``+CAOPEN``, ``+CIPOPEN``, ``+NETOPEN``, ``+CIPSEND``, ``+CDNSGIP``,
+``N, CONNECT OK``), and some firmware puts them before it. :meth:`SimcomDialect._result`
+listens before sending and takes the result from either place.
+
+Sends are length-delimited (``AT+CASEND=<cid>,<len>``, ``AT+CIPSEND=<link>,<len>``):
+the AT channel writes the payload only once the ``>`` prompt has arrived, and
+the modem counts bytes instead of scanning for a terminator, so ``OK\\r\\n``,
+NUL, 0x1A and ``+++`` go through unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import ipaddress
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
+from atbridge.at_syntax import format_command
+from atbridge.cme import error_text
+from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketClosed, SocketError
+from atbridge.errors import AtBridgeError, AtTimeout, LinkLost, ModemError, StepTimeout
+from atbridge.modem import Modem, Response, Urc
+
+log = logging.getLogger(__name__)
+
+#: The DNS command of all three families: ``+CDNSGIP: 1,"<host>","<ip>"[,"<ip2>"]``
+#: or ``+CDNSGIP: 0,<error>`` (reference §5.1).
+CDNSGIP = "+CDNSGIP:"
+
+
+def fields(value: str) -> list[str]:
+    """Split an AT parameter list, honouring quotes: ``1,"a,b",3`` -> ``['1', 'a,b', '3']``."""
+    return [part.strip() for part in next(csv.reader([value], skipinitialspace=True), [])]
+
+
+def int_field(value: str, index: int) -> int | None:
+    """The ``index``-th field of ``value`` as an integer, or ``None``."""
+    parts = fields(value)
+    if index >= len(parts):
+        return None
+    text = parts[index]
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def refusal(command: str, final: str, *, hint: str) -> ModemError:
+    """A :class:`ModemError` for a command the modem answered with an error, with our hint."""
+    parsed = classify_final(final.encode("utf-8", "replace"))
+    if parsed is not None and parsed.kind in (FinalKind.CME, FinalKind.CMS):
+        kind = "CME" if parsed.kind is FinalKind.CME else "CMS"
+        text = error_text(kind, parsed.code) if parsed.code is not None else parsed.detail
+        return ModemError(command, final, kind=kind, code=parsed.code, text=text, hint=hint)
+    return ModemError(command, final, hint=hint)
+
+
+def _after(text: str, prefix: str) -> str:
+    return text[len(prefix) :].strip()
+
+
+@dataclass(eq=False)
+class _Receiver:
+    """The receive side of one socket: woken by notifications, ended by close."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    #: Set when the modem said the connection ended: (reason, detail).
+    ended: tuple[CloseReason, str] | None = None
+
+
+class SimcomDialect(Dialect):
+    """Shared machinery of the SIMCom families; see the module docstring."""
+
+    #: CR alone (V.250 S3). A CRLF would leave an LF in flight when the modem starts
+    #: counting payload bytes after its ``>`` prompt; CR alone leaves nothing to misread.
+    line_ending = b"\r"
+    #: The connection ids (cid / link number) the family offers.
+    links: ClassVar[range] = range(8)
+    #: The largest read one command returns (``<readlen>`` / ``<len>`` <= 1460, reference §5).
+    max_read: ClassVar[int] = 1460
+    #: Seconds allowed for one send command (prompt, payload and its result).
+    send_timeout: ClassVar[float] = 20.0
+    #: Seconds between safety-net checks for data the modem holds without having
+    #: said so (a lost notification). Per dialect object; tests lower it.
+    rx_poll_interval: float = 5.0
+
+    def __init__(self, modem: Modem) -> None:
+        self._receivers: dict[ModemSocket, _Receiver] = {}
+        self._opening: set[int] = set()
+        self._closing: set[ModemSocket] = set()
+        super().__init__(modem)
+
+    def detach_from_modem(self) -> None:
+        super().detach_from_modem()
+        for receiver in self._receivers.values():
+            if receiver.task is not None:
+                receiver.task.cancel()
+
+    # -- family hooks ------------------------------------------------------------------
+
+    async def _read(self, sock: ModemSocket) -> tuple[bytes, bool]:
+        """Read once; return the bytes and whether the modem holds more."""
+        raise NotImplementedError
+
+    async def _available(self, sock: ModemSocket) -> int | None:
+        """How many bytes the modem holds for ``sock`` (``None``: unknown, read to see)."""
+        return None
+
+    # -- sockets -----------------------------------------------------------------------
+
+    def _claim_link(self) -> int:
+        """The lowest connection id neither open nor being opened."""
+        for link in self.links:
+            if link not in self.sockets and link not in self._opening:
+                self._opening.add(link)
+                return link
+        raise SocketError(
+            f"all {len(self.links)} connections of the {self.name} modem are in use",
+            hint="close a socket before opening another",
+        )
+
+    def _release_link(self, link: int) -> None:
+        self._opening.discard(link)
+
+    def _new_socket(self, link: int, host: str, port: int) -> ModemSocket:
+        """Adopt an opened connection and start its receiver."""
+        sock = self._adopt(ModemSocket(self, link, host, port))
+        receiver = _Receiver()
+        self._receivers[sock] = receiver
+        receiver.task = asyncio.get_running_loop().create_task(
+            self._receive_loop(sock, receiver), name=f"{self.name} receiver #{link}"
+        )
+        return sock
+
+    def _forget(self, sock: ModemSocket) -> None:
+        super()._forget(sock)
+        receiver = self._receivers.pop(sock, None)
+        if receiver is not None:
+            receiver.wake.set()  # its loop sees the socket closed and ends
+
+    def data_waiting(self, link: int) -> None:
+        """The modem says data is waiting on ``link``: wake its receiver."""
+        sock = self.sockets.get(link)
+        receiver = self._receivers.get(sock) if sock is not None else None
+        if receiver is not None:
+            receiver.wake.set()
+
+    def connection_ended(self, link: int, reason: CloseReason, detail: str) -> None:
+        """The modem says the connection on ``link`` ended; close after reading what is left."""
+        sock = self.sockets.get(link)
+        if sock is None or sock in self._closing:
+            return  # not ours, or the echo of our own close
+        receiver = self._receivers.get(sock)
+        if receiver is None:
+            sock.mark_closed(reason, detail)
+            return
+        receiver.ended = (reason, detail)
+        receiver.wake.set()
+
+    async def _receive_loop(self, sock: ModemSocket, receiver: _Receiver) -> None:
+        first = True
+        try:
+            while sock.closed is None:
+                notified = False
+                if first:
+                    first = False  # data may have come before the socket was ours
+                elif receiver.wake.is_set():
+                    notified = True
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.rx_poll_interval):
+                            await receiver.wake.wait()
+                            notified = True
+                receiver.wake.clear()
+                if sock.closed is not None:
+                    return
+                # Only a drain that began after the end was announced has read the rest.
+                ended = receiver.ended
+                try:
+                    await self._drain(sock, ask_first=not notified and ended is None)
+                except LinkLost as exc:  # also a port we closed ourselves
+                    sock.mark_closed(CloseReason.LINK, str(exc))
+                    return
+                except AtBridgeError as exc:
+                    if sock.closed is not None:
+                        return
+                    # The next notification or check tries again.
+                    log.debug("%r: reading failed: %s", sock, exc)
+                if ended is not None:
+                    sock.mark_closed(*ended)
+        except Exception as exc:  # a bug must not leave the socket silently deaf
+            log.exception("%r: receiver failed", sock)
+            sock.mark_closed(CloseReason.ERROR, f"the receiver failed: {exc!r}")
+
+    async def _drain(self, sock: ModemSocket, *, ask_first: bool) -> None:
+        if ask_first and await self._available(sock) == 0:
+            return
+        while sock.closed is None:
+            data, more = await self._read(sock)
+            sock.data_received(data)
+            if not more or not data:
+                return
+
+    def _send_failed(self, sock: ModemSocket, exc: AtBridgeError, size: int) -> SocketClosed:
+        """Turn a failed send into the socket's end: it cannot be trusted any more."""
+        if sock.closed is None:
+            sock.mark_closed(
+                CloseReason.ERROR, f"sending {size} bytes on connection {sock.handle} failed: {exc}"
+            )
+        assert sock.closed is not None
+        return sock.closed
+
+    async def _close_quietly(
+        self, sock: ModemSocket, line: str, *, timeout: float
+    ) -> Response | None:
+        """Send a close command; an error answer means the modem had closed it already."""
+        self._closing.add(sock)
+        try:
+            return await self.modem.command(line, timeout=timeout)
+        except ModemError as exc:
+            log.debug("%r: %s (already closed on the modem)", sock, exc)
+            return None
+        finally:
+            self._closing.discard(sock)
+
+    # -- results that may follow the OK --------------------------------------------------
+
+    async def _result(
+        self,
+        line: str,
+        prefix: str,
+        *,
+        timeout: float,
+        what: str,
+        hint: str,
+        match: Callable[[str], bool] = lambda _value: True,
+    ) -> str:
+        """Send ``line``; return the value of its ``prefix`` result, before or after the OK.
+
+        ``match`` picks the right result (``+CAOPEN: 3,...`` for cid 3). An error
+        answer without a result raises :class:`ModemError`; no result within
+        ``timeout`` raises :class:`StepTimeout` — both with ``hint``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        with self.modem.expect_urc(
+            prefix, predicate=lambda urc: match(_after(urc.text, prefix))
+        ) as later:
+            response = await self.modem.command(line, timeout=timeout, check=False)
+            for value in response.values(prefix):
+                if match(value):
+                    return value
+            if later.urc is not None:
+                return _after(later.urc.text, prefix)
+            if response.final != "OK":
+                raise refusal(line, response.final, hint=hint)
+            try:
+                urc = await later.wait(max(0.0, deadline - loop.time()))
+            except AtTimeout:
+                shown = prefix.strip() or "result"
+                raise StepTimeout(
+                    f"{what}: the modem accepted {line!r} but sent no {shown} within {timeout:g} s",
+                    hint=hint,
+                ) from None
+        return _after(urc.text, prefix)
+
+    # -- DNS (the same command in all three families) -----------------------------------
+
+    async def resolve(self, host: str, timeout: float = 30.0) -> str:
+        """Look ``host`` up with ``AT+CDNSGIP`` (an address is returned as it is)."""
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(host))
+        value = await self._result(
+            format_command("AT+CDNSGIP", host),
+            CDNSGIP,
+            timeout=timeout,
+            what=f"resolving {host!r}",
+            hint="check that the data connection is up (activate_data) and the host name",
+        )
+        parts = fields(value)
+        if parts and parts[0] == "1" and len(parts) >= 3 and parts[2]:
+            return parts[2]
+        code = parts[1] if len(parts) > 1 else "?"
+        raise SocketError(
+            f"the modem could not resolve {host!r} (+CDNSGIP: {value}, DNS error {code})",
+            hint="check the spelling of the host name, that the data connection is up and "
+            "that the network's DNS answers (try a well-known name)",
+        )
+
+
+def ciprxget_length(header: bytes) -> int | None:
+    """Block length of ``+CIPRXGET: 2,<link>,<read_len>,<rest_len>`` (reference §5.2, §5.3)."""
+    return field_int(header, b"+CIPRXGET: ", 2)
+
+
+def is_ciprxget_notification(line: str) -> bool:
+    """``+CIPRXGET: 1,<link>`` announces data; ``+CIPRXGET: 2,...``/``4,...`` answer reads."""
+    first = line.partition(":")[2].split(",")[0].strip()
+    return first == "1"
+
+
+class CipRxgetDialect(SimcomDialect):
+    """Manual receive with ``AT+CIPRXGET`` (SIM7600 and SIM7000/SIM800 share it)."""
+
+    def install(self) -> None:
+        modem = self.modem
+        modem.add_block(BlockRule(b"+CIPRXGET: 2,", ciprxget_length))
+        modem.register_urc(
+            "+CIPRXGET:", is_response=lambda line: not is_ciprxget_notification(line)
+        )
+        modem.register_urc(CDNSGIP)
+        self._unhook.append(modem.subscribe("+CIPRXGET: 1,", self._on_rxget_notification))
+
+    def _on_rxget_notification(self, urc: Urc) -> None:
+        link = int_field(_after(urc.text, "+CIPRXGET:"), 1)
+        if link is not None:
+            self.data_waiting(link)
+
+    async def _read(self, sock: ModemSocket) -> tuple[bytes, bool]:
+        try:
+            response = await self.modem.command(
+                format_command("AT+CIPRXGET", 2, sock.handle, self.max_read), timeout=10
+            )
+        except ModemError as exc:
+            # SIM7600 answers "+IP ERROR: No data" + ERROR when nothing is waiting.
+            log.debug("%r: read answered %s", sock, exc.final)
+            return b"", False
+        rest = 0
+        for value in response.values("+CIPRXGET:"):
+            if value.startswith("2"):
+                rest = int_field(value, 3) or 0
+        return response.data or b"", rest > 0
+
+    async def _available(self, sock: ModemSocket) -> int | None:
+        try:
+            response = await self.modem.command(
+                format_command("AT+CIPRXGET", 4, sock.handle), timeout=10
+            )
+        except ModemError:
+            return None
+        for value in response.values("+CIPRXGET:"):
+            if value.startswith("4"):
+                return int_field(value, 2)
+        return None

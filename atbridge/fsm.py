@@ -1,0 +1,976 @@
+"""The connection lifecycle: from power-on to an MQTT session that stays up.
+
+Theory of operation
+-------------------
+The lifecycle is one state machine, declared as data in :data:`STATES` and
+:data:`TRANSITIONS` and run by a ``transitions`` :class:`AsyncMachine`. The same
+table draws the diagram (:func:`mermaid`, ``atbridge fsm --mermaid``)::
+
+    disconnected -> probing -> configuring -> attaching -> opening_socket
+                 -> mqtt_connecting -> online
+    any working state -> backing_off -> (probing | attaching | opening_socket)
+    any state -> failed (a reason retrying cannot fix) ; any state -> closing -> disconnected
+
+One task, the *runner*, walks the machine: it fires a trigger, then does that
+state's work under the state's own timeout (:class:`Timeouts`). The machine's
+callbacks only record what happened, so none of transitions' asyncio pitfalls
+(cancelled callbacks, swallowed cancellation) can wedge it. Every transition
+becomes a :class:`Transition` (old state, new state, cause, time) in
+:attr:`Lifecycle.history` and on the event stream.
+
+When a step fails, the runner decides how far back to go (:func:`recovery`):
+
+- the socket or the broker failed (peer closed, CONNACK "server unavailable",
+  PINGRESP missing, open failed) -> open the socket again; after
+  ``socket_failures_before_reattach`` in a row -> re-attach (``AT+CFUN=4``, then
+  attach);
+- the network dropped registration or the PDP context -> re-attach; after
+  ``attach_failures_before_restart`` attach failures in a row -> restart the modem;
+- the modem rebooted, or the AT channel lost sync -> probe again (sync, identify,
+  configure);
+- the serial link went away -> reopen the port, then probe;
+- a refusal that retrying cannot fix (bad user name or password, not authorised,
+  identifier rejected, banned) or a configuration error -> ``failed`` with that reason.
+
+Between attempts it waits in ``backing_off``: exponential backoff with jitter and
+a cap (:class:`Backoff`), reset after a good session (a CONNACK).
+
+Online, the session (:class:`~atbridge.at_mqtt.MqttSession`) keeps packet ids,
+the QoS 1 in-flight window and the keep-alive clock. A PINGREQ goes out when
+nothing was sent for the keep-alive interval; a missing PINGRESP declares the
+link dead. QoS 1 messages published while offline wait in the session's queue
+(bounded by :attr:`BridgeConfig.queue_size`) and go out after the next CONNACK,
+those that were in flight again with DUP. Subscriptions are restored after every
+reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, Literal
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from atbridge.at_mqtt import (
+    Connect,
+    Connected,
+    MessageReceived,
+    MqttSession,
+    PongReceived,
+    PublishAcknowledged,
+    Subscribed,
+)
+from atbridge.credentials import MqttCredentials
+from atbridge.decode import Registration
+from atbridge.dialects import open_dialect
+from atbridge.dialects.base import CloseReason, Dialect, Identity, ModemSocket, SocketClosed
+from atbridge.errors import (
+    AtBridgeError,
+    AtTimeout,
+    BrokerRefused,
+    ConfigurationError,
+    LinkLost,
+    LocalProtocolError,
+    ModemRebooted,
+    StepTimeout,
+)
+from atbridge.modem import Modem
+
+log = logging.getLogger(__name__)
+
+# -- the machine, as data ----------------------------------------------------------------
+
+WORKING = ["probing", "configuring", "attaching", "opening_socket", "mqtt_connecting", "online"]
+
+STATES: list[str] = [
+    "disconnected",
+    *WORKING,
+    "backing_off",
+    "closing",
+    "failed",
+]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "start", "source": "disconnected", "dest": "probing"},
+    {"trigger": "probed", "source": "probing", "dest": "configuring"},
+    {"trigger": "configured", "source": "configuring", "dest": "attaching"},
+    {"trigger": "attached", "source": "attaching", "dest": "opening_socket"},
+    {"trigger": "socket_opened", "source": "opening_socket", "dest": "mqtt_connecting"},
+    {"trigger": "connack", "source": "mqtt_connecting", "dest": "online"},
+    {"trigger": "lost", "source": WORKING, "dest": "backing_off"},
+    {"trigger": "reprobe", "source": "backing_off", "dest": "probing"},
+    {"trigger": "reattach", "source": "backing_off", "dest": "attaching"},
+    {"trigger": "reconnect", "source": "backing_off", "dest": "opening_socket"},
+    {"trigger": "give_up", "source": [*WORKING, "backing_off"], "dest": "failed"},
+    {"trigger": "close", "source": [*WORKING, "backing_off", "disconnected"], "dest": "closing"},
+    {"trigger": "closed", "source": "closing", "dest": "disconnected"},
+]
+
+
+def mermaid() -> str:
+    """The lifecycle diagram (Mermaid ``stateDiagram-v2``), drawn from the table above."""
+    from transitions.extensions import GraphMachine
+
+    class _Model:
+        pass
+
+    machine = GraphMachine(
+        model=_Model(),
+        states=STATES,
+        transitions=TRANSITIONS,
+        initial="disconnected",
+        auto_transitions=False,
+        graph_engine="mermaid",
+        title="atbridge lifecycle",
+    )
+    return str(machine.get_graph().draw(None))
+
+
+# -- configuration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long each waiting state may take, in seconds (cellular-network defaults)."""
+
+    probe: float = 30.0
+    configure: float = 60.0
+    attach: float = 600.0
+    activate: float = 150.0
+    open_socket: float = 160.0
+    connack: float = 30.0
+    close: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigurationError(
+                    f"timeout {name}={value!r} must be a positive number of seconds",
+                    hint="registration can take minutes: keep attach in the hundreds of seconds",
+                )
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter and a cap; ``reset`` after a good session."""
+
+    initial: float = 1.0
+    maximum: float = 120.0
+    jitter: float = 0.5
+    attempt: int = 0
+    rng: Callable[[], float] = random.random
+
+    def next_delay(self) -> float:
+        base = min(self.maximum, self.initial * (2**self.attempt))
+        self.attempt += 1
+        return float(base * (1 - self.jitter * self.rng()))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Everything the lifecycle needs, validated when it is built."""
+
+    port: str
+    credentials: MqttCredentials
+    dialect: str = "auto"
+    apn: str | None = None
+    baudrate: int = 115200
+    rtscts: bool = False
+    line_ending: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    backoff_initial: float = 1.0
+    backoff_max: float = 120.0
+    socket_failures_before_reattach: int = 3
+    attach_failures_before_restart: int = 2
+    give_up_after: float | None = None
+    queue_size: int = 1000
+    queue_full: Literal["raise", "wait"] = "raise"
+    qos0_offline: Literal["raise", "drop"] = "raise"
+    max_inflight: int = 10
+    ping_grace: float | None = None
+    transcript: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            raise ConfigurationError(
+                "no port given", hint="pass --port /dev/ttyACM0 or socket://h:p"
+            )
+        if not isinstance(self.credentials, MqttCredentials):
+            raise ConfigurationError(
+                "credentials must be an MqttCredentials",
+                hint="use MqttCredentials.plain(...) or AliyunDevice(...).credentials()",
+            )
+        if self.credentials.host is None:
+            raise ConfigurationError(
+                "the credentials name no broker host", hint="pass --broker HOST:PORT"
+            )
+        for name in ("queue_size", "max_inflight", "socket_failures_before_reattach"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{name}={value!r} must be a whole number >= 1")
+        if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
+            raise ConfigurationError(
+                f"backoff {self.backoff_initial}..{self.backoff_max} s is not a valid range"
+            )
+        if self.queue_full not in ("raise", "wait"):
+            raise ConfigurationError(f"queue_full={self.queue_full!r}: use 'raise' or 'wait'")
+        if self.qos0_offline not in ("raise", "drop"):
+            raise ConfigurationError(f"qos0_offline={self.qos0_offline!r}: use 'raise' or 'drop'")
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One step of the lifecycle: from ``old`` to ``new`` because of ``cause``."""
+
+    old: str
+    new: str
+    cause: str
+    time: float
+
+    def __str__(self) -> str:
+        return f"{self.old} -> {self.new}: {self.cause}"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message received on a subscription."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Step(Enum):
+    """Where the runner goes back to after a failure."""
+
+    REOPEN = "reopen the port"
+    PROBE = "probe"
+    ATTACH = "re-attach"
+    RESTART = "restart the modem"
+    SOCKET = "reconnect the socket"
+    FAIL = "give up"
+
+
+NOT_RETRYABLE_CONNACK = {2, 4, 5, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x84, 1}
+
+
+def recovery(error: BaseException) -> Step:
+    """Where to go back to after ``error`` (before escalation counters apply)."""
+    if isinstance(error, BrokerRefused):
+        return Step.FAIL if error.code in NOT_RETRYABLE_CONNACK else Step.SOCKET
+    if isinstance(error, ConfigurationError | LocalProtocolError):
+        return Step.FAIL
+    if isinstance(error, SocketClosed):
+        return {
+            CloseReason.PEER: Step.SOCKET,
+            CloseReason.LOCAL: Step.SOCKET,
+            CloseReason.ERROR: Step.SOCKET,
+            CloseReason.NETWORK: Step.ATTACH,
+            CloseReason.REBOOT: Step.PROBE,
+            CloseReason.LINK: Step.REOPEN,
+        }[error.reason]
+    if isinstance(error, LinkLost):
+        return Step.REOPEN
+    if isinstance(error, ModemRebooted | AtTimeout):
+        return Step.PROBE
+    if isinstance(error, RegistrationLost):
+        return Step.ATTACH
+    return Step.SOCKET
+
+
+class RegistrationLost(AtBridgeError):
+    """The modem left the network while online."""
+
+    default_hint = "waiting for the modem to register again"
+
+
+class LinkDead(StepTimeout):
+    """No PINGRESP (or nothing received) within the keep-alive allowance."""
+
+    default_hint = "the connection is silently dead (NAT timeout, lost coverage); reconnecting"
+
+
+class QueueFull(AtBridgeError):
+    """Too many QoS 1 messages are waiting for the connection."""
+
+    default_hint = "wait for the bridge to come online, raise queue_size, or use queue_full='wait'"
+
+
+class Offline(AtBridgeError):
+    """A QoS 0 message cannot be sent while offline (qos0_offline='raise')."""
+
+    default_hint = "publish at QoS 1 to have it queued, or set qos0_offline='drop'"
+
+
+class Failed(AtBridgeError):
+    """The lifecycle stopped for good; ``cause`` is the error that stopped it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        hint = cause.hint if isinstance(cause, AtBridgeError) else ""
+        super().__init__(f"the bridge stopped: {_describe_error(cause)}", hint=hint)
+
+
+# -- the lifecycle -------------------------------------------------------------------------
+
+
+class _Model:
+    state: str
+
+
+class Lifecycle:
+    """Runs the state machine for one modem and one broker. Used through :class:`Bridge`."""
+
+    def __init__(self, config: BridgeConfig, *, clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.model = _Model()
+        self.machine = AsyncMachine(
+            model=self.model,
+            states=STATES,
+            transitions=TRANSITIONS,
+            initial="disconnected",
+            auto_transitions=False,
+            queued=True,
+            after_state_change=self._record,
+            send_event=True,
+        )
+        self.history: list[Transition] = []
+        self.identity: Identity | None = None
+        self.registration: Registration | None = None
+        self.failure: BaseException | None = None
+        self.modem: Modem | None = None
+        self.dialect: Dialect | None = None
+        self.socket: ModemSocket | None = None
+        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
+        creds = config.credentials
+        self.session = MqttSession(
+            Connect(
+                client_id=creds.client_id,
+                clean_session=True,
+                keepalive=creds.keepalive,
+                username=creds.username,
+                password=creds.password.reveal().encode() if creds.password else None,
+            ),
+            max_inflight=config.max_inflight,
+            ping_grace=config.ping_grace,
+        )
+        self.messages: asyncio.Queue[Message] = asyncio.Queue()
+        self.subscriptions: dict[str, int] = {}
+        self.dropped_qos0 = 0
+        self._cause = "start"
+        self._listeners: list[asyncio.Queue[Transition]] = []
+        self._acks: dict[int, asyncio.Future[PublishAcknowledged]] = {}
+        self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
+        self._sub_waiters: dict[str, list[asyncio.Future[int]]] = {}
+        self._state_changed = asyncio.Condition()
+        self._send_lock = asyncio.Lock()
+        self._queue_space = asyncio.Condition()
+        self._runner: asyncio.Task[None] | None = None
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._online_problem: asyncio.Future[BaseException] | None = None
+        self._last_good = self.clock()
+
+    # -- observation -------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return self.model.state
+
+    def _record(self, event: Any) -> None:
+        transition = Transition(
+            event.transition.source, event.transition.dest, self._cause, time.time()
+        )
+        self.history.append(transition)
+        log.info("%s", transition)
+        for queue in list(self._listeners):
+            queue.put_nowait(transition)
+
+        async def notify() -> None:
+            async with self._state_changed:
+                self._state_changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    def listen(self) -> asyncio.Queue[Transition]:
+        queue: asyncio.Queue[Transition] = asyncio.Queue()
+        self._listeners.append(queue)
+        return queue
+
+    async def wait_for_state(self, *states: str, timeout: float | None = None) -> str:
+        async with asyncio.timeout(timeout), self._state_changed:
+            await self._state_changed.wait_for(lambda: self.state in states)
+        return self.state
+
+    async def _go(self, trigger: str, cause: str) -> None:
+        self._cause = cause
+        if not await self.model.trigger(trigger):  # type: ignore[attr-defined]
+            raise RuntimeError(f"lifecycle bug: {trigger!r} is not allowed from {self.state}")
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run(), name="atbridge")
+
+    async def close(self) -> None:
+        """Disconnect cleanly (DISCONNECT, close the socket and the port)."""
+        self._closing = True
+        self._wake.set()
+        if self._online_problem is not None and not self._online_problem.done():
+            self._online_problem.set_result(_Closing())
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            try:
+                async with asyncio.timeout(self.config.timeouts.close + 5):
+                    await asyncio.shield(runner)
+            except TimeoutError:
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+        await self._teardown(graceful=True)
+        if self.state not in ("disconnected", "failed"):
+            if self.state != "closing":
+                await self._go("close", "closed by the user")
+            await self._go("closed", "closed")
+
+    async def _run(self) -> None:
+        step = Step.PROBE
+        socket_failures = 0
+        attach_failures = 0
+        await self._go("start", "start")
+        while not self._closing:
+            try:
+                if step in (Step.REOPEN, Step.PROBE, Step.RESTART):
+                    if self.state != "probing":
+                        await self._go("reprobe", step.value)
+                    await self._probe(reopen=step is Step.REOPEN, restart=step is Step.RESTART)
+                    await self._go("probed", self._describe_identity())
+                    await self._configure()
+                    await self._go("configured", "configured")
+                    step = Step.ATTACH
+                if step is Step.ATTACH:
+                    if self.state != "attaching":
+                        await self._go("reattach", "re-attach")
+                    await self._attach()
+                    attach_failures = 0
+                    await self._go("attached", self._describe_registration())
+                    step = Step.SOCKET
+                if step is Step.SOCKET:
+                    if self.state != "opening_socket":
+                        await self._go("reconnect", "reconnect")
+                    await self._open_socket()
+                    await self._go("socket_opened", f"TCP connected to {self._endpoint()}")
+                    await self._mqtt_connect()
+                    socket_failures = 0
+                    self.backoff.reset()
+                    self._last_good = self.clock()
+                    await self._go("connack", "CONNACK accepted")
+                    problem = await self._online()
+                    raise problem
+            except _Closing:
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # every failure decides where to go back to
+                if self._closing:
+                    break
+                step = recovery(error)
+                if step is Step.SOCKET and self.state in (
+                    "opening_socket",
+                    "mqtt_connecting",
+                    "online",
+                ):
+                    socket_failures += 1
+                    if socket_failures >= self.config.socket_failures_before_reattach:
+                        socket_failures = 0
+                        step = Step.ATTACH
+                if self.state == "attaching" and step in (Step.SOCKET, Step.ATTACH):
+                    step = Step.ATTACH
+                if isinstance(error, StepTimeout) and self.state == "attaching":
+                    attach_failures += 1
+                    if attach_failures >= self.config.attach_failures_before_restart:
+                        attach_failures = 0
+                        step = Step.RESTART
+                given_up = (
+                    self.config.give_up_after is not None
+                    and self.clock() - self._last_good > self.config.give_up_after
+                )
+                if step is Step.FAIL or given_up:
+                    self.failure = error
+                    await self._teardown(graceful=False)
+                    await self._go("give_up", _describe_error(error))
+                    self._fail_waiters(Failed(error))
+                    return
+                await self._go("lost", _describe_error(error))
+                await self._teardown(graceful=False, keep_modem=step is not Step.REOPEN)
+                delay = self.backoff.next_delay()
+                self._cause = f"retry in {delay:.1f} s: {step.value}"
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+        if self.state not in ("closing", "disconnected", "failed"):
+            await self._go("close", "closed by the user")
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    async def _probe(self, *, reopen: bool, restart: bool) -> None:
+        t = self.config.timeouts
+        async with asyncio.timeout(t.probe):
+            if reopen or self.modem is None or not self.modem.is_open:
+                if self.modem is not None:
+                    await self.modem.close()
+                    self.modem = None
+                self.dialect = None
+                self.modem = await Modem.open(
+                    self.config.port,
+                    baudrate=self.config.baudrate,
+                    rtscts=self.config.rtscts,
+                    line_ending=self.config.line_ending or "\r\n",
+                    transcript=self.config.transcript,
+                )
+                for secret in self.config.credentials.secrets():
+                    self.modem.add_secret(secret)
+            if restart and self.dialect is not None:
+                await self.dialect.restart()
+            if self.dialect is not None:
+                self.dialect.detach_from_modem()
+            self.dialect, identity = await open_dialect(self.modem, self.config.dialect)
+            self.identity = identity or self.identity
+            self.dialect.on_registration(self._on_registration)
+
+    async def _configure(self) -> None:
+        assert self.dialect is not None
+        async with asyncio.timeout(self.config.timeouts.configure):
+            await self.dialect.configure_pdp(self.config.apn)
+
+    async def _attach(self) -> None:
+        assert self.dialect is not None
+        t = self.config.timeouts
+        await self.dialect.attach(timeout=t.attach, progress=self._on_registration)
+        async with asyncio.timeout(t.activate):
+            await self.dialect.activate_data(timeout=t.activate)
+
+    async def _open_socket(self) -> None:
+        assert self.dialect is not None
+        creds = self.config.credentials
+        assert creds.host is not None
+        self.socket = await self.dialect.open_socket(
+            creds.host, creds.port, tls=creds.tls, timeout=self.config.timeouts.open_socket
+        )
+
+    async def _mqtt_connect(self) -> None:
+        assert self.socket is not None
+        session = self.session
+        session.connection_lost()
+        session.connect()
+        await self._flush()
+        async with asyncio.timeout(self.config.timeouts.connack):
+            while True:
+                data = await self.socket.receive()
+                session.receive_data(data, self.clock())
+                event = session.next_event()  # raises BrokerRefused
+                if isinstance(event, Connected):
+                    break
+        # Restore the subscriptions and release what queued while offline.
+        for topic_filter, qos in self.subscriptions.items():
+            packet_id = session.subscribe(topic_filter, qos=qos)
+            self._subacks[packet_id] = asyncio.get_running_loop().create_future()
+        await self._flush()
+
+    async def _online(self) -> BaseException:
+        """Serve the session until something breaks; return what broke it."""
+        assert self.socket is not None and self.dialect is not None
+        loop = asyncio.get_running_loop()
+        problem: asyncio.Future[BaseException] = loop.create_future()
+        self._online_problem = problem
+
+        def report(error: BaseException) -> None:
+            if not problem.done():
+                problem.set_result(error)
+
+        def on_registration(registration: Registration) -> None:
+            if not registration.registered:
+                report(RegistrationLost(f"registration lost: {registration.describe()}"))
+
+        unhook = self.dialect.on_registration(on_registration)
+        reader = loop.create_task(self._read_loop(report))
+        pinger = loop.create_task(self._ping_loop(report))
+        # Anything events produced before online (SUBACKs in the CONNACK read).
+        self._drain_events()
+        try:
+            return await problem
+        finally:
+            unhook()
+            self._online_problem = None
+            for task in (reader, pinger):
+                task.cancel()
+            for task in (reader, pinger):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read_loop(self, report: Callable[[BaseException], None]) -> None:
+        assert self.socket is not None
+        try:
+            while True:
+                data = await self.socket.receive()
+                self.session.receive_data(data, self.clock())
+                self._drain_events()
+                await self._flush()  # acknowledgements
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            report(error)
+
+    async def _ping_loop(self, report: Callable[[BaseException], None]) -> None:
+        session = self.session
+        try:
+            while True:
+                now = self.clock()
+                if session.is_link_dead(now):
+                    report(LinkDead(f"no PINGRESP within {session.ping_grace:g} s"))
+                    return
+                due = session.next_ping_due(now)
+                if due is not None and due <= now:
+                    session.ping()
+                    await self._flush()
+                    continue
+                wait = (due - now) if due is not None else session.ping_grace / 4
+                await asyncio.sleep(min(max(wait, 0.01), session.ping_grace / 4 or 1.0))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            report(error)
+
+    def _drain_events(self) -> None:
+        while True:
+            event = self.session.next_event()
+            if event is None:
+                return
+            if isinstance(event, MessageReceived):
+                self.messages.put_nowait(
+                    Message(event.topic, event.payload, event.qos, event.retain)
+                )
+            elif isinstance(event, PublishAcknowledged):
+                future = self._acks.pop(event.packet_id, None)
+                if future is not None and not future.done():
+                    future.set_result(event)
+                self._notify_queue_space()
+            elif isinstance(event, Subscribed):
+                future_sub = self._subacks.pop(event.packet_id, None)
+                if future_sub is not None and not future_sub.done():
+                    future_sub.set_result(event)
+                for sub, granted in zip(event.subscriptions, event.reason_codes, strict=False):
+                    topic_filter = sub.topic_filter
+                    for waiter in self._sub_waiters.pop(topic_filter, []):
+                        if not waiter.done():
+                            waiter.set_result(granted)
+            elif isinstance(event, PongReceived):
+                pass
+
+    async def _flush_or_report(self) -> None:
+        """Flush; a transport failure goes to the online loop instead of the caller."""
+        try:
+            await self._flush()
+        except AtBridgeError as error:
+            problem = self._online_problem
+            if problem is None or problem.done():
+                return
+            problem.set_result(error)
+
+    async def _flush(self) -> None:
+        """Send what the session queued, in order."""
+        async with self._send_lock:
+            data = self.session.data_to_send(self.clock())
+            if data and self.socket is not None:
+                await self.socket.send(data)
+
+    async def _teardown(self, *, graceful: bool, keep_modem: bool = True) -> None:
+        sock, self.socket = self.socket, None
+        if sock is not None and sock.closed is None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self.config.timeouts.close):
+                    if graceful and self.session.state.value == "connected":
+                        self.session.disconnect()
+                        data = self.session.data_to_send(self.clock())
+                        if data:
+                            await sock.send(data)
+                    await sock.close()
+        self.session.connection_lost()
+        self._fail_subacks()
+        if not keep_modem or graceful:
+            if self.dialect is not None:
+                self.dialect.detach_from_modem()
+                self.dialect = None
+            if self.modem is not None:
+                await self.modem.close()
+                self.modem = None
+
+    def _fail_subacks(self) -> None:
+        for future in self._subacks.values():
+            if not future.done():
+                future.cancel()
+        self._subacks.clear()
+
+    def _fail_waiters(self, error: Failed) -> None:
+        for ack in self._acks.values():
+            if not ack.done():
+                ack.set_exception(error)
+        self._acks.clear()
+        for waiters in self._sub_waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+        self._sub_waiters.clear()
+        self._notify_queue_space()
+
+    def _notify_queue_space(self) -> None:
+        async def notify() -> None:
+            async with self._queue_space:
+                self._queue_space.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    def _on_registration(self, registration: Registration) -> None:
+        self.registration = registration
+        self._cause = registration.describe()
+
+    def _describe_identity(self) -> str:
+        if self.identity is not None:
+            return self.identity.describe()
+        return f"dialect {self.dialect.name if self.dialect else '?'}"
+
+    def _describe_registration(self) -> str:
+        return self.registration.describe() if self.registration else "registered"
+
+    def _endpoint(self) -> str:
+        creds = self.config.credentials
+        return f"{creds.host}:{creds.port}{' (TLS)' if creds.tls else ''}"
+
+    # -- the API's operations ------------------------------------------------------------------
+
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.failure is not None:
+            raise Failed(self.failure)
+        online = self.state == "online"
+        if qos == 0:
+            if not online:
+                if self.config.qos0_offline == "drop":
+                    self.dropped_qos0 += 1
+                    return
+                raise Offline(f"cannot publish to {topic!r} at QoS 0: the bridge is {self.state}")
+            self.session.publish(topic, payload, 0, retain)
+            await self._flush()
+            return
+        await self._wait_for_queue_space(topic)
+        packet_id = self.session.publish(topic, payload, qos, retain)
+        assert packet_id is not None
+        ack: asyncio.Future[PublishAcknowledged] = asyncio.get_running_loop().create_future()
+        self._acks[packet_id] = ack
+        if self.state == "online":
+            # A failed send is the connection's problem, not this message's: it
+            # stays in flight and goes out again (DUP) after the reconnect.
+            await self._flush_or_report()
+        result = await ack
+        if not result.succeeded:
+            raise BrokerRefused(
+                result.reason_code, f"the broker refused the message: {result.reason}"
+            )
+
+    async def _wait_for_queue_space(self, topic: str) -> None:
+        def has_space() -> bool:
+            return len(self._acks) < self.config.queue_size or self.failure is not None
+
+        if has_space():
+            return
+        if self.config.queue_full == "raise":
+            raise QueueFull(
+                f"{len(self._acks)} QoS 1 messages are already waiting; {topic!r} was not queued"
+            )
+        async with self._queue_space:
+            await self._queue_space.wait_for(has_space)
+        if self.failure is not None:
+            raise Failed(self.failure)
+
+    async def subscribe(self, topic_filter: str, qos: int) -> int:
+        from atbridge.at_mqtt import validate_topic_filter
+
+        validate_topic_filter(topic_filter)
+        if self.failure is not None:
+            raise Failed(self.failure)
+        self.subscriptions[topic_filter] = qos
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._sub_waiters.setdefault(topic_filter, []).append(waiter)
+        if self.state == "online":
+            packet_id = self.session.subscribe(topic_filter, qos=qos)
+            self._subacks[packet_id] = asyncio.get_running_loop().create_future()
+            await self._flush_or_report()
+        granted = await waiter
+        if granted >= 0x80:
+            self.subscriptions.pop(topic_filter, None)
+            raise BrokerRefused(granted, f"the broker refused the subscription to {topic_filter!r}")
+        return granted
+
+
+class _Closing(Exception):
+    """Raised inside the runner when the user closes the bridge."""
+
+
+def _describe_error(error: BaseException) -> str:
+    if isinstance(error, AtBridgeError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
+# -- the public API ------------------------------------------------------------------------
+
+
+class Bridge:
+    """A modem, online, speaking MQTT: the API most users want.
+
+    ::
+
+        async with Bridge(port="/dev/ttyACM0", credentials=creds, apn="iot.example") as bridge:
+            await bridge.subscribe("/pk/dn/user/get", qos=1)
+            await bridge.publish("/pk/dn/user/update", b"21.5", qos=1)
+            async for message in bridge.messages():
+                ...
+
+    Entering the block starts the lifecycle and waits until it is online (or has
+    failed, which raises). Leaving it disconnects cleanly.
+    """
+
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        credentials: MqttCredentials | None = None,
+        dialect: str = "auto",
+        apn: str | None = None,
+        config: BridgeConfig | None = None,
+        online_timeout: float | None = None,
+        **options: Any,
+    ) -> None:
+        if config is None:
+            if credentials is None or port is None:
+                raise ConfigurationError(
+                    "a Bridge needs a port and credentials (or a BridgeConfig)",
+                    hint="Bridge(port='/dev/ttyACM0', credentials=MqttCredentials.plain(...))",
+                )
+            config = BridgeConfig(
+                port=port, credentials=credentials, dialect=dialect, apn=apn, **options
+            )
+        elif options or credentials is not None or port is not None:
+            config = replace(
+                config,
+                **{
+                    k: v
+                    for k, v in {"port": port, "credentials": credentials, **options}.items()
+                    if v is not None
+                },
+            )
+        self.config = config
+        self.online_timeout = online_timeout
+        self.lifecycle = Lifecycle(config)
+
+    @property
+    def state(self) -> str:
+        """The lifecycle state (``online``, ``backing_off``, ...)."""
+        return self.lifecycle.state
+
+    @property
+    def history(self) -> list[Transition]:
+        """Every transition so far."""
+        return self.lifecycle.history
+
+    def transitions(self) -> AsyncIterator[Transition]:
+        """The transitions from now on, as they happen."""
+        queue = self.lifecycle.listen()
+
+        async def stream() -> AsyncIterator[Transition]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                self.lifecycle._listeners.remove(queue)
+
+        return stream()
+
+    async def start(self) -> None:
+        """Start the lifecycle without waiting for it."""
+        self.lifecycle.start()
+
+    async def wait_online(self, timeout: float | None = None) -> None:
+        """Wait until online; raise :class:`Failed` if the lifecycle gives up first."""
+        state = await self.lifecycle.wait_for_state("online", "failed", timeout=timeout)
+        if state == "failed":
+            assert self.lifecycle.failure is not None
+            raise Failed(self.lifecycle.failure)
+
+    async def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
+    ) -> None:
+        """Publish; QoS 1 returns on PUBACK, QoS 0 when the modem accepted the bytes."""
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        await self.lifecycle.publish(topic, data, qos, retain)
+
+    async def subscribe(self, topic_filter: str, *, qos: int = 1) -> int:
+        """Subscribe (restored after every reconnect); returns the granted QoS."""
+        return await self.lifecycle.subscribe(topic_filter, qos)
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Messages on the subscriptions, as they arrive."""
+        while True:
+            yield await self.lifecycle.messages.get()
+
+    async def close(self) -> None:
+        """Disconnect cleanly and close the port."""
+        await self.lifecycle.close()
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        try:
+            await self.wait_online(self.online_timeout)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+__all__ = [
+    "STATES",
+    "TRANSITIONS",
+    "Backoff",
+    "Bridge",
+    "BridgeConfig",
+    "Failed",
+    "Lifecycle",
+    "LinkDead",
+    "Message",
+    "Offline",
+    "QueueFull",
+    "RegistrationLost",
+    "Timeouts",
+    "Transition",
+    "mermaid",
+    "recovery",
+]

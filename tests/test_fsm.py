@@ -1,0 +1,287 @@
+"""The lifecycle against the fake modem on a pty and a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from atbridge.credentials import MqttCredentials
+from atbridge.dialects import DIALECTS
+from atbridge.dialects.base import CloseReason, SocketClosed
+from atbridge.errors import BrokerRefused, ConfigurationError, ModemRebooted
+from atbridge.fsm import (
+    STATES,
+    TRANSITIONS,
+    Backoff,
+    Bridge,
+    BridgeConfig,
+    Failed,
+    Offline,
+    Step,
+    Timeouts,
+    mermaid,
+    recovery,
+)
+from tests.brokers import Mosquitto, PahoPeer
+from tests.fakes import FakeModem
+
+FAST = Timeouts(probe=10, configure=10, attach=10, activate=10, open_socket=10, connack=10, close=5)
+
+
+def creds(port: int, client_id: str = "atbridge-test", **kw: object) -> MqttCredentials:
+    return MqttCredentials.plain(client_id=client_id, host="127.0.0.1", port=port, **kw)  # type: ignore[arg-type]
+
+
+def config(fake: FakeModem, broker_port: int, **kw: object) -> BridgeConfig:
+    options: dict[str, object] = {
+        "timeouts": FAST,
+        "backoff_initial": 0.05,
+        "backoff_max": 0.2,
+        "give_up_after": 30.0,
+    }
+    options.update(kw)
+    credentials = options.pop("credentials", None) or creds(broker_port)
+    return BridgeConfig(port=fake.port, credentials=credentials, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Mosquitto]:
+    with Mosquitto() as broker:
+        yield broker
+
+
+@pytest.fixture
+def paho(broker: Mosquitto) -> Iterator[PahoPeer]:
+    peer = PahoPeer(broker.port)
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeModem]:
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+        yield fake
+
+
+def states(bridge: Bridge) -> list[str]:
+    return [t.new for t in bridge.history]
+
+
+# -- the machine as data --------------------------------------------------------------------
+
+
+def test_every_transition_names_declared_states() -> None:
+    for transition in TRANSITIONS:
+        sources = transition["source"]
+        for source in sources if isinstance(sources, list) else [sources]:
+            assert source in STATES
+        assert transition["dest"] in STATES
+
+
+def test_mermaid_diagram_is_drawn_from_the_table() -> None:
+    diagram = mermaid()
+    assert diagram.splitlines()[4].strip() == "stateDiagram-v2" or "stateDiagram-v2" in diagram
+    for transition in TRANSITIONS:
+        assert f"--> {transition['dest']}: {transition['trigger']}" in diagram
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(initial=1.0, maximum=8.0, jitter=0.5, rng=lambda: 0.0)
+    assert [backoff.next_delay() for _ in range(6)] == [1, 2, 4, 8, 8, 8]
+    backoff.reset()
+    assert backoff.next_delay() == 1
+    jittered = Backoff(initial=1.0, maximum=8.0, jitter=0.5, rng=lambda: 1.0)
+    assert jittered.next_delay() == 0.5
+
+
+@pytest.mark.parametrize(
+    ("error", "step"),
+    [
+        (SocketClosed(CloseReason.PEER), Step.SOCKET),
+        (SocketClosed(CloseReason.NETWORK), Step.ATTACH),
+        (SocketClosed(CloseReason.REBOOT), Step.PROBE),
+        (SocketClosed(CloseReason.LINK), Step.REOPEN),
+        (ModemRebooted("Ready"), Step.PROBE),
+        (BrokerRefused(3, "server unavailable"), Step.SOCKET),
+        (BrokerRefused(4, "bad user name or password"), Step.FAIL),
+        (BrokerRefused(5, "not authorized"), Step.FAIL),
+        (ConfigurationError("bad"), Step.FAIL),
+    ],
+)
+def test_recovery_goes_back_as_far_as_the_failure_needs(error: Exception, step: Step) -> None:
+    assert recovery(error) is step
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigurationError, match="no broker host"):
+        BridgeConfig(port="/dev/null", credentials=MqttCredentials.plain(client_id="x"))
+    with pytest.raises(ConfigurationError, match="queue_size"):
+        BridgeConfig(port="/dev/x", credentials=creds(1883), queue_size=0)
+    with pytest.raises(ConfigurationError, match="timeout attach"):
+        Timeouts(attach=0)
+
+
+# -- power-on to online ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+async def test_power_on_to_online_publish_and_receive(
+    dialect: str, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    paho.subscribe(f"up/{dialect}", qos=1)
+    async with (
+        FakeModem(dialect=dialect, registration_delay=0.05) as fake,
+        Bridge(config=config(fake, broker.port, credentials=creds(broker.port, dialect))) as bridge,
+    ):
+        assert bridge.state == "online"
+        assert states(bridge) == [
+            "probing",
+            "configuring",
+            "attaching",
+            "opening_socket",
+            "mqtt_connecting",
+            "online",
+        ]
+        assert await bridge.subscribe(f"down/{dialect}", qos=1) == 1
+        await bridge.publish(f"up/{dialect}", b"qos0", qos=0)
+        await bridge.publish(f"up/{dialect}", bytes(range(256)), qos=1)
+        received = paho.wait_for(2)
+        assert sorted(payload for _t, payload, _q in received) == sorted(
+            [b"qos0", bytes(range(256))]
+        )
+        paho.publish(f"down/{dialect}", b"hello device", qos=1)
+        message = await asyncio.wait_for(anext(bridge.messages()), 20)
+        assert (message.topic, message.payload, message.qos) == (
+            f"down/{dialect}",
+            b"hello device",
+            1,
+        )
+    assert bridge.state == "disconnected"
+
+
+async def test_qos1_publishes_are_pipelined(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    paho.subscribe("pipe", qos=1)
+    async with Bridge(config=config(fake, broker.port)) as bridge:
+        await asyncio.gather(*(bridge.publish("pipe", b"%d" % i, qos=1) for i in range(30)))
+    assert sorted(int(p) for _t, p, _q in paho.wait_for(30)) == list(range(30))
+
+
+async def test_qos0_while_offline_raises_or_is_counted(fake: FakeModem, broker: Mosquitto) -> None:
+    bridge = Bridge(config=config(fake, broker.port))
+    with pytest.raises(Offline, match="QoS 0"):
+        await bridge.publish("t", b"x", qos=0)
+    dropping = Bridge(config=config(fake, broker.port, qos0_offline="drop"))
+    await dropping.publish("t", b"x", qos=0)
+    assert dropping.lifecycle.dropped_qos0 == 1
+
+
+# -- recovery ------------------------------------------------------------------------------
+
+
+async def test_broker_outage_loses_no_qos1_message(fake: FakeModem) -> None:
+    with Mosquitto(persistence=True) as broker:
+        observer = PahoPeer(broker.port, "observer", clean_session=False)
+        observer.subscribe("outage", qos=1)
+        try:
+            async with Bridge(config=config(fake, broker.port, give_up_after=60.0)) as bridge:
+                await bridge.publish("outage", b"before", qos=1)
+                broker.stop()
+                during = asyncio.create_task(bridge.publish("outage", b"during", qos=1))
+                await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+                broker.start()
+                await asyncio.wait_for(during, 60)
+                await bridge.publish("outage", b"after", qos=1)
+                assert bridge.state == "online"
+                new_states = states(bridge)[6:]
+                assert new_states[0] == "backing_off"
+                assert new_states[-2:] == ["mqtt_connecting", "online"]
+                assert "opening_socket" in new_states
+            received = observer.wait_for(3, timeout=30)
+        finally:
+            observer.close()
+    payloads = [payload for _t, payload, _q in received]
+    assert sorted(set(payloads)) == [b"after", b"before", b"during"]
+
+
+async def test_modem_reboot_mid_session_recovers(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    paho.subscribe("reboot", qos=1)
+    async with Bridge(config=config(fake, broker.port)) as bridge:
+        await bridge.publish("reboot", b"one", qos=1)
+        fake.reboot()
+        await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+        await bridge.wait_online(timeout=30)
+        await bridge.publish("reboot", b"two", qos=1)
+        causes = [t.cause for t in bridge.history if t.new == "backing_off"]
+        assert any("reboot" in cause for cause in causes)
+        assert "probing" in states(bridge)[6:]
+    assert [p for _t, p, _q in paho.wait_for(2)] == [b"one", b"two"]
+
+
+async def test_registration_lost_and_regained_recovers(fake: FakeModem, broker: Mosquitto) -> None:
+    async with Bridge(config=config(fake, broker.port)) as bridge:
+        fake.set_registration(2)
+        await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+        fake.set_registration(1)
+        await bridge.wait_online(timeout=30)
+        assert "attaching" in states(bridge)[6:]
+        await bridge.publish("regained", b"x", qos=1)
+
+
+async def test_missing_pingresp_is_a_dead_link_and_reconnects(fake: FakeModem) -> None:
+    with Mosquitto() as broker:
+        cfg = config(fake, broker.port, credentials=creds(broker.port, keepalive=1), ping_grace=0.5)
+        async with Bridge(config=cfg) as bridge:
+            assert broker._proc is not None
+            os.kill(broker._proc.pid, signal.SIGSTOP)  # the broker stops answering
+            try:
+                await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+            finally:
+                os.kill(broker._proc.pid, signal.SIGCONT)
+            assert any("PINGRESP" in t.cause for t in bridge.history)
+            await bridge.wait_online(timeout=30)
+
+
+async def test_wrong_password_fails_with_the_reason_and_no_storm(fake: FakeModem) -> None:
+    with Mosquitto(users={"device": "right"}) as broker:
+        cfg = config(
+            fake,
+            broker.port,
+            credentials=creds(broker.port, username="device", password="Wr0ng-s3cret"),
+        )
+        bridge = Bridge(config=cfg)
+        with pytest.raises(Failed) as caught:
+            async with bridge:
+                pass
+    message = str(caught.value)
+    assert "not authori" in message or "user name or password" in message
+    assert bridge.state == "failed"
+    assert states(bridge).count("mqtt_connecting") == 1
+    assert "Wr0ng-s3cret" not in message
+
+
+async def test_registration_that_never_completes_times_out_with_the_last_status(
+    broker: Mosquitto,
+) -> None:
+    async with FakeModem(dialect="nrf91-slm", registration_delay=3600) as fake:
+        cfg = config(
+            fake,
+            broker.port,
+            timeouts=Timeouts(attach=0.5, probe=10, configure=10),
+            give_up_after=0.1,
+        )
+        bridge = Bridge(config=cfg)
+        with pytest.raises(Failed) as caught:
+            async with bridge:
+                pass
+    assert "not registered after 0.5 s" in str(caught.value)
+    assert "searching" in str(caught.value)
