@@ -51,9 +51,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 
 from transitions.extensions.asyncio import AsyncMachine
@@ -228,6 +229,122 @@ class BridgeConfig:
             raise ConfigurationError(f"qos0_offline={self.qos0_offline!r}: use 'raise' or 'drop'")
 
 
+#: ``[bridge]`` fields, their types, and the environment variable of each.
+BRIDGE_FIELDS: dict[str, type] = {
+    "port": str,
+    "dialect": str,
+    "apn": str,
+    "baudrate": int,
+    "rtscts": bool,
+    "line_ending": str,
+    "backoff_initial": float,
+    "backoff_max": float,
+    "socket_failures_before_reattach": int,
+    "attach_failures_before_restart": int,
+    "give_up_after": float,
+    "queue_size": int,
+    "queue_full": str,
+    "qos0_offline": str,
+    "max_inflight": int,
+    "ping_grace": float,
+    "transcript": str,
+}
+
+
+def _coerce(name: str, kind: type, value: object, where: str) -> object:
+    try:
+        if kind is bool and isinstance(value, str):
+            if value.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return value.lower() in ("1", "true", "yes", "on")
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{name}={value!r} in {where} is not a valid {kind.__name__}",
+            hint=f"give {name} as a {kind.__name__}",
+        ) from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    credentials: MqttCredentials | None = None,
+    **overrides: object,
+) -> BridgeConfig:
+    """A :class:`BridgeConfig` from a TOML file, the environment and keyword overrides.
+
+    The file holds a ``[bridge]`` table (the fields of :data:`BRIDGE_FIELDS`, and a
+    ``[bridge.timeouts]`` table with the fields of :class:`Timeouts`) and the
+    credentials' ``[aliyun]`` or ``[mqtt]`` table. Environment variables
+    ``ATBRIDGE_<FIELD>`` (``ATBRIDGE_PORT``, ``ATBRIDGE_APN``...) override the
+    file; keyword arguments (``None`` ignored) override both. Every error names
+    the field and where it came from.
+    """
+    import os
+    import tomllib
+
+    environment = os.environ if env is None else env
+    where = str(path) if path is not None else "the arguments"
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigurationError(f"configuration file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    table = document.get("bridge", {})
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"[bridge] in {where} must be a table")
+    raw_timeouts = table.pop("timeouts", {})
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        if key not in BRIDGE_FIELDS:
+            raise ConfigurationError(
+                f"[bridge] {key} in {where} is not a known field",
+                hint=f"known fields: {', '.join(BRIDGE_FIELDS)}, timeouts",
+            )
+        values[key] = _coerce(key, BRIDGE_FIELDS[key], value, where)
+    for key, kind in BRIDGE_FIELDS.items():
+        variable = f"ATBRIDGE_{key.upper()}"
+        if variable in environment:
+            values[key] = _coerce(key, kind, environment[variable], f"${variable}")
+    for key, value in overrides.items():
+        if key == "timeouts":
+            continue
+        if key not in BRIDGE_FIELDS:
+            raise ConfigurationError(f"unknown bridge option {key!r}")
+        if value is not None:
+            values[key] = _coerce(key, BRIDGE_FIELDS[key], value, "the arguments")
+    if not isinstance(raw_timeouts, dict):
+        raise ConfigurationError(f"[bridge.timeouts] in {where} must be a table")
+    timeout_fields = set(Timeouts.__dataclass_fields__)
+    for key in raw_timeouts:
+        if key not in timeout_fields:
+            raise ConfigurationError(
+                f"[bridge.timeouts] {key} in {where} is not a known timeout",
+                hint=f"known timeouts: {', '.join(sorted(timeout_fields))}",
+            )
+    timeouts = overrides.get("timeouts")
+    if not isinstance(timeouts, Timeouts):
+        timeouts = Timeouts(
+            **{k: float(_coerce(k, float, v, where)) for k, v in raw_timeouts.items()}  # type: ignore[arg-type]
+        )
+    if credentials is None:
+        from atbridge.credentials import load_credentials
+
+        credentials = load_credentials(path, env=environment)
+    if "port" not in values:
+        raise ConfigurationError(
+            f"no modem port in {where}",
+            hint="pass --port, set $ATBRIDGE_PORT, or put port = ... in [bridge]",
+        )
+    return BridgeConfig(credentials=credentials, timeouts=timeouts, **values)  # type: ignore[arg-type]
+
+
 # -- events ------------------------------------------------------------------------------
 
 
@@ -264,6 +381,8 @@ class Step(Enum):
     SOCKET = "reconnect the socket"
     FAIL = "give up"
 
+
+_LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
 
 NOT_RETRYABLE_CONNACK = {2, 4, 5, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x84, 1}
 
@@ -542,7 +661,9 @@ class Lifecycle:
                     self.config.port,
                     baudrate=self.config.baudrate,
                     rtscts=self.config.rtscts,
-                    line_ending=self.config.line_ending or "\r\n",
+                    line_ending=_LINE_ENDINGS.get(
+                        (self.config.line_ending or "crlf").lower(), self.config.line_ending or ""
+                    ),
                     transcript=self.config.transcript,
                 )
                 for secret in self.config.credentials.secrets():
@@ -971,6 +1092,7 @@ __all__ = [
     "RegistrationLost",
     "Timeouts",
     "Transition",
+    "load_config",
     "mermaid",
     "recovery",
 ]
