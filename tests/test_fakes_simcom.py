@@ -774,3 +774,15 @@ async def test_sim7000_push_mode(start: Start, peer: Peer) -> None:
     conn = await host.open(peer, link=2)
     await conn.send(b"data")
     await host.client.expect(b"\r\n+RECEIVE,2,4:\r\ndata")
+
+
+async def test_the_lf_of_a_crlf_ended_send_command_is_not_payload(online: Host, peer: Peer) -> None:
+    """V.250: a LF right after the command's CR belongs to the line ending, not the data."""
+    host = online
+    conn = await host.open(peer)
+    cmd = f"AT+{host.send_name}=0,5".encode()
+    host.client.write(cmd + b"\r\n")
+    await host.client.expect(cmd + b"\r" + sc.PROMPT)
+    host.client.write(b"\nabcd")  # a payload that really starts with LF, after the prompt
+    await host.client.expect(host.sent(0, 5))
+    assert await conn.read_exactly(5) == b"\nabcd"

@@ -985,6 +985,14 @@ class FakeModem:
             raise RuntimeError("no command in progress")
         self._send_response(self._exchange, response)
 
+    def discard_stray_line_feed(self) -> None:
+        """Drop an LF that followed the current command's CR and has already arrived.
+
+        A V.250 modem ignores it as part of the line ending; a payload the host writes
+        after seeing the prompt starts after it. Call it just before sending a prompt."""
+        if self._rx[:1] == b"\n":
+            del self._rx[:1]
+
     async def read_raw(self, count: int) -> bytes:
         """Take exactly ``count`` received bytes, bypassing the line reader (binary payloads
         after a ``> `` prompt). Only while a command is in progress."""

@@ -412,6 +412,7 @@ async def take_payload(fake: FakeModem, state: SimcomState, length: int) -> tupl
     """Send the prompt and take exactly ``length`` raw bytes. URCs are held from the prompt
     until the command's response has gone out; then the returned ``trailer`` lines (the
     handler appends to it: ``+CIPSEND: ...``) are sent, then the held URCs."""
+    fake.discard_stray_line_feed()  # the LF of a CRLF-ended command is not payload
     fake.write_raw(PROMPT)
     if state.faults.reboot_in_send > 0:
         state.faults.reboot_in_send -= 1
