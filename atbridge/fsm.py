@@ -493,6 +493,7 @@ class Lifecycle:
         self.dropped_qos0 = 0
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
+        self._progress_listeners: list[Callable[[str, str], None]] = []
         self._acks: dict[int, asyncio.Future[PublishAcknowledged]] = {}
         self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
         self._sub_waiters: dict[str, list[asyncio.Future[int]]] = {}
@@ -581,7 +582,8 @@ class Lifecycle:
                     await self._probe(reopen=step is Step.REOPEN, restart=step is Step.RESTART)
                     await self._go("probed", self._describe_identity())
                     await self._configure()
-                    await self._go("configured", "configured")
+                    apn = self.config.apn
+                    await self._go("configured", f"APN {apn}" if apn else "modem's own APN")
                     step = Step.ATTACH
                 if step is Step.ATTACH:
                     if self.state != "attaching":
@@ -869,8 +871,22 @@ class Lifecycle:
         asyncio.get_running_loop().create_task(notify())
 
     def _on_registration(self, registration: Registration) -> None:
+        if registration == self.registration:
+            return
         self.registration = registration
-        self._cause = registration.describe()
+        self._progress(f"registration: {registration.describe()}")
+
+    def on_progress(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``callback(state, text)`` with what a long wait is seeing (registration...)."""
+        self._progress_listeners.append(callback)
+        return lambda: self._progress_listeners.remove(callback)
+
+    def _progress(self, text: str) -> None:
+        for listener in list(self._progress_listeners):
+            try:
+                listener(self.state, text)
+            except Exception:
+                log.exception("progress listener %r failed", listener)
 
     def _describe_identity(self) -> str:
         if self.identity is not None:

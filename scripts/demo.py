@@ -1,24 +1,30 @@
-"""The README's first command: atbridge driving a fake nRF9160 on a real pty.
+"""The README's first command: atbridge takes a fake nRF9160 online and speaks MQTT through it.
 
-Starts the fake modem (``python -m tests.fakes``, Serial LTE Modem dialect) as its own
-process, then, over the real serial stack:
+Starts a local mosquitto (free loopback port) and the fake modem (``python -m
+tests.fakes``, Serial LTE Modem dialect) as its own process on a real pty. Then:
 
 1. ``atbridge info`` — identity, SIM, functional mode, registration, signal;
-2. the Python API — radio on (``AT+CFUN=1``), registration followed through the
-   ``+CEREG`` notifications as they arrive;
-3. ``atbridge info`` again, now registered;
+2. the lifecycle through every state to online, each transition printed as it
+   happens: probing, configuring, attaching (the modem searching, then registered),
+   opening the socket through the modem's TCP stack, MQTT CONNECT, CONNACK;
+3. a message published by the device (QoS 1, acknowledged) and seen by a second
+   MQTT client, and a message from that client delivered to the device;
+4. a clean disconnect.
 
-and stops the fake. Everything it starts is stopped, whatever happens.
+Everything it starts is stopped, whatever happens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
 REGISTRATION_DELAY = 2.0
 
 
@@ -26,72 +32,91 @@ def banner(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
 
-def atbridge(*args: str) -> None:
-    print(f"$ atbridge {' '.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "atbridge", *args], cwd=ROOT, timeout=60)
-    if result.returncode != 0:
-        raise SystemExit(f"atbridge {args[0]} failed with exit code {result.returncode}")
+async def run_lifecycle(port: str, broker_port: int) -> None:
+    from atbridge.credentials import MqttCredentials
+    from atbridge.fsm import Bridge
+    from tests.brokers import PahoPeer
 
-
-async def attach(port: str) -> None:
-    from atbridge.decode import parse_registration
-    from atbridge.modem import Modem, Urc
-
-    async with await Modem.open(port) as modem:
-
-        def show(urc: Urc) -> None:
-            parsed = parse_registration(urc.text.partition(":")[2], is_read=False)
-            print(f"  {urc.text:<40} {parsed.describe() if parsed else ''}", flush=True)
-
-        modem.subscribe("+CEREG:", show)
-        print("  AT+CEREG=5  (registration notifications with cell and reject cause)")
-        await modem.command("AT+CEREG=5")
-        print("  AT+CFUN=1   (radio on; waiting for registration)", flush=True)
-        await modem.command("AT+CFUN=1")
-        await modem.wait_for_urc(
-            "+CEREG:",
-            timeout=REGISTRATION_DELAY + 30,
-            predicate=lambda urc: (
-                (p := parse_registration(urc.text[7:], is_read=False)) is not None and p.registered
-            ),
+    observer = PahoPeer(broker_port, "demo-observer")
+    try:
+        observer.subscribe("demo/device/up", qos=1)
+        credentials = MqttCredentials.plain(
+            client_id="demo-device", host="127.0.0.1", port=broker_port, keepalive=60
         )
+        bridge = Bridge(port, credentials=credentials, dialect="auto", apn="iot.example")
+        transitions = bridge.transitions()
+
+        async def show_transitions() -> None:
+            async for step in transitions:
+                print(f"  {step.old:>15} -> {step.new:<15} {step.cause}", flush=True)
+
+        bridge.lifecycle.on_progress(lambda state, text: print(f"  {'':>15}    {state:<15} {text}"))
+        printer = asyncio.create_task(show_transitions())
+        try:
+            async with bridge:
+                banner("online: publish and receive")
+                await bridge.subscribe("demo/device/down", qos=1)
+                print("  subscribed to demo/device/down")
+                await bridge.publish("demo/device/up", b'{"temperature": 21.5}', qos=1)
+                print('  published {"temperature": 21.5} to demo/device/up (QoS 1, acknowledged)')
+                _topic, payload, _qos = observer.wait_for(1, timeout=30)[0]
+                print(f"  the observer received: {payload.decode()}")
+                observer.publish("demo/device/down", b"set interval=60", qos=1)
+                message = await asyncio.wait_for(anext(bridge.messages()), 30)
+                print(f"  the device received on {message.topic}: {message.payload.decode()}")
+                banner("disconnect")
+                printer.cancel()
+            for step in bridge.history[-2:]:
+                print(f"  {step.old:>15} -> {step.new:<15} {step.cause}", flush=True)
+        finally:
+            printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+    finally:
+        observer.close()
 
 
 def main() -> int:
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fakes",
-            "--dialect",
-            "nrf91-slm",
-            "--registration-delay",
-            str(REGISTRATION_DELAY),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert fake.stdout is not None
-        port = fake.stdout.readline().strip()
-        if not port.startswith("/dev/"):
-            raise SystemExit(f"the fake modem did not start (it printed {port!r})")
-        banner(f"fake nRF9160 (Serial LTE Modem) on {port}")
-        atbridge("info", "--port", port)
-        banner("attach: radio on, follow registration")
-        asyncio.run(attach(port))
-        banner("registered")
-        atbridge("info", "--port", port)
-        banner("done")
-        return 0
-    finally:
-        fake.terminate()
+    from tests.brokers import Mosquitto
+
+    with Mosquitto() as broker:
+        fake = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.fakes",
+                "--dialect",
+                "nrf91-slm",
+                "--registration-delay",
+                str(REGISTRATION_DELAY),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
-            fake.wait(5)
-        except subprocess.TimeoutExpired:
-            fake.kill()
-            fake.wait()
+            assert fake.stdout is not None
+            port = fake.stdout.readline().strip()
+            if not port.startswith("/dev/"):
+                raise SystemExit(f"the fake modem did not start (it printed {port!r})")
+            banner(f"fake nRF9160 (Serial LTE Modem) on {port}, mosquitto on :{broker.port}")
+            print(f"$ atbridge info --port {port}", flush=True)
+            info = subprocess.run(
+                [sys.executable, "-m", "atbridge", "info", "--port", port], cwd=ROOT, timeout=60
+            )
+            if info.returncode != 0:
+                raise SystemExit(f"atbridge info failed with exit code {info.returncode}")
+            banner("lifecycle: power-on to online")
+            asyncio.run(run_lifecycle(port, broker.port))
+            banner("done")
+            return 0
+        finally:
+            fake.terminate()
+            try:
+                fake.wait(5)
+            except subprocess.TimeoutExpired:
+                fake.kill()
+                fake.wait()
 
 
 if __name__ == "__main__":

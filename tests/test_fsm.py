@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -285,3 +286,53 @@ async def test_registration_that_never_completes_times_out_with_the_last_status(
                 pass
     assert "not registered after 0.5 s" in str(caught.value)
     assert "searching" in str(caught.value)
+
+
+async def test_pdp_context_dropped_recovers(fake: FakeModem, broker: Mosquitto) -> None:
+    from tests.fakes.nrf91_sockets import network_detach
+
+    async with Bridge(config=config(fake, broker.port)) as bridge:
+        network_detach(fake, initiator="NW", reattach_after=0.3)
+        await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+        await bridge.wait_online(timeout=30)
+        after = states(bridge)[6:]
+        assert after[0] == "backing_off" and "attaching" in after and after[-1] == "online"
+        await bridge.publish("pdp", b"back", qos=1)
+
+
+async def test_progress_reports_registration_while_attaching(
+    fake: FakeModem, broker: Mosquitto
+) -> None:
+    seen: list[tuple[str, str]] = []
+    bridge = Bridge(config=config(fake, broker.port))
+    bridge.lifecycle.on_progress(lambda state, text: seen.append((state, text)))
+    async with bridge:
+        pass
+    assert ("attaching", "registration: not registered, searching (stat 2)") in seen
+    assert any(text.startswith("registration: registered") for _state, text in seen)
+
+
+async def test_config_from_toml_environment_and_arguments(tmp_path: Path) -> None:
+    from atbridge.fsm import load_config
+
+    path = tmp_path / "atbridge.toml"
+    path.write_text(
+        '[bridge]\nport = "/dev/ttyACM0"\napn = "from-file"\nqueue_size = 5\n'
+        "[bridge.timeouts]\nattach = 300\n"
+        '[mqtt]\nclient_id = "dev1"\nhost = "broker.example"\n'
+    )
+    cfg = load_config(path, env={"ATBRIDGE_APN": "from-env"}, dialect="nrf91-sm")
+    assert (cfg.port, cfg.apn, cfg.dialect, cfg.queue_size) == (
+        "/dev/ttyACM0",
+        "from-env",
+        "nrf91-sm",
+        5,
+    )
+    assert cfg.timeouts.attach == 300
+    assert cfg.credentials.host == "broker.example"
+    path.write_text('[bridge]\nport = "/dev/x"\nqueue_size = "many"\n[mqtt]\nclient_id = "d"\n')
+    with pytest.raises(ConfigurationError, match=r"queue_size='many' in .*atbridge.toml"):
+        load_config(path, env={})
+    path.write_text('[bridge]\nprot = "/dev/x"\n[mqtt]\nclient_id = "d"\n')
+    with pytest.raises(ConfigurationError, match=r"prot in .* is not a known field"):
+        load_config(path, env={})
