@@ -23,6 +23,7 @@ from atbridge.errors import (
 )
 
 if TYPE_CHECKING:
+    from atbridge.fsm import Bridge, BridgeConfig
     from atbridge.modem import Modem, Response
 
 __version__ = "0.1.0"
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AtBridgeError",
     "AtTimeout",
+    "Bridge",
+    "BridgeConfig",
     "BrokerRefused",
     "ConfigurationError",
     "LinkLost",
@@ -44,7 +47,12 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"Modem": "atbridge.modem", "Response": "atbridge.modem"}
+_LAZY = {
+    "Bridge": "atbridge.fsm",
+    "BridgeConfig": "atbridge.fsm",
+    "Modem": "atbridge.modem",
+    "Response": "atbridge.modem",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -303,7 +303,7 @@ class AliyunDevice:
 
     product_key: str
     device_name: str
-    device_secret: Secret
+    device_secret: Secret | str
     client_id: str | None = None
     timestamp: str | None = None
     sign_method: SignMethod = SignMethod.HMACSHA256
@@ -316,6 +316,8 @@ class AliyunDevice:
     def __post_init__(self) -> None:
         _check_text("product_key", self.product_key, forbidden="&|,.")
         _check_text("device_name", self.device_name, forbidden="&|,")
+        if isinstance(self.device_secret, str):
+            object.__setattr__(self, "device_secret", Secret(self.device_secret))
         if not isinstance(self.device_secret, Secret) or not self.device_secret:
             raise ConfigurationError("device_secret must be a non-empty string")
         if self.client_id is not None:
@@ -394,7 +396,7 @@ class AliyunDevice:
             port=self.port if self.port is not None else (8883 if self.tls else 1883),
             tls=self.tls,
             keepalive=self.keepalive,
-            hidden=(self.device_secret,),
+            hidden=(_as_secret(self.device_secret),),
         )
 
     def __repr__(self) -> str:
