@@ -336,3 +336,20 @@ async def test_config_from_toml_environment_and_arguments(tmp_path: Path) -> Non
     path.write_text('[bridge]\nprot = "/dev/x"\n[mqtt]\nclient_id = "d"\n')
     with pytest.raises(ConfigurationError, match=r"prot in .* is not a known field"):
         load_config(path, env={})
+
+
+async def test_repeated_socket_failures_escalate_to_reattach(fake: FakeModem) -> None:
+    with Mosquitto() as broker:
+        async with Bridge(config=config(fake, broker.port, give_up_after=60.0)) as bridge:
+            online_at = len(bridge.history)
+            broker.stop()
+            # Three failed reconnects in a row, then the modem re-attaches.
+            async with asyncio.timeout(30):
+                while "attaching" not in states(bridge)[online_at:]:
+                    await bridge.lifecycle.wait_for_state("attaching", "opening_socket")
+                    await bridge.lifecycle.wait_for_state("backing_off", "online", "attaching")
+            broker.start()
+            await bridge.wait_online(timeout=30)
+            after = states(bridge)[online_at:]
+            assert after.index("attaching") > after.index("opening_socket")
+            assert after.count("opening_socket") >= 3
