@@ -22,7 +22,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("at", "info", "creds")
+COMMANDS = ("at", "info", "creds", "publish", "subscribe", "run", "fsm")
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

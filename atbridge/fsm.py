@@ -51,11 +51,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from transitions.extensions.asyncio import AsyncMachine
 
@@ -501,6 +501,7 @@ class Lifecycle:
         self._send_lock = asyncio.Lock()
         self._queue_space = asyncio.Condition()
         self._runner: asyncio.Task[None] | None = None
+        self._work: asyncio.Task[None] | None = None
         self._closing = False
         self._wake = asyncio.Event()
         self._online_problem: asyncio.Future[BaseException] | None = None
@@ -555,6 +556,11 @@ class Lifecycle:
         if self._online_problem is not None and not self._online_problem.done():
             self._online_problem.set_result(_Closing())
         runner, self._runner = self._runner, None
+        work = self._work
+        if work is not None and not work.done():
+            # In a long step (registration can take minutes): stop the step now. Only
+            # the step's own task is cancelled, never the runner inside a transition.
+            work.cancel()
         if runner is not None:
             try:
                 async with asyncio.timeout(self.config.timeouts.close + 5):
@@ -579,25 +585,27 @@ class Lifecycle:
                 if step in (Step.REOPEN, Step.PROBE, Step.RESTART):
                     if self.state != "probing":
                         await self._go("reprobe", step.value)
-                    await self._probe(reopen=step is Step.REOPEN, restart=step is Step.RESTART)
+                    await self._step(
+                        self._probe(reopen=step is Step.REOPEN, restart=step is Step.RESTART)
+                    )
                     await self._go("probed", self._describe_identity())
-                    await self._configure()
+                    await self._step(self._configure())
                     apn = self.config.apn
                     await self._go("configured", f"APN {apn}" if apn else "modem's own APN")
                     step = Step.ATTACH
                 if step is Step.ATTACH:
                     if self.state != "attaching":
                         await self._go("reattach", "re-attach")
-                    await self._attach()
+                    await self._step(self._attach())
                     attach_failures = 0
                     await self._go("attached", self._describe_registration())
                     step = Step.SOCKET
                 if step is Step.SOCKET:
                     if self.state != "opening_socket":
                         await self._go("reconnect", "reconnect")
-                    await self._open_socket()
+                    await self._step(self._open_socket())
                     await self._go("socket_opened", f"TCP connected to {self._endpoint()}")
-                    await self._mqtt_connect()
+                    await self._step(self._mqtt_connect())
                     socket_failures = 0
                     self.backoff.reset()
                     self._last_good = self.clock()
@@ -607,10 +615,13 @@ class Lifecycle:
             except _Closing:
                 break
             except asyncio.CancelledError:
+                if self._closing:
+                    break  # close() stopped a long step
                 raise
-            except Exception as error:  # every failure decides where to go back to
+            except Exception as failure:  # every failure decides where to go back to
                 if self._closing:
                     break
+                error = self._explain(failure)
                 step = recovery(error)
                 if step is Step.SOCKET and self.state in (
                     "opening_socket",
@@ -648,6 +659,39 @@ class Lifecycle:
                         await self._wake.wait()
         if self.state not in ("closing", "disconnected", "failed"):
             await self._go("close", "closed by the user")
+
+    async def _step(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run one step's work as its own task, so close() can stop just the step."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._work = task
+        try:
+            await task
+        except asyncio.CancelledError:
+            task.cancel()  # the runner itself was cancelled: take the step down with it
+            raise
+        finally:
+            self._work = None
+
+    _STEP_TIMEOUTS: ClassVar[dict[str, str]] = {
+        "probing": "probe",
+        "configuring": "configure",
+        "attaching": "activate",
+        "opening_socket": "open_socket",
+        "mqtt_connecting": "connack",
+    }
+
+    def _explain(self, failure: Exception) -> Exception:
+        """A bare TimeoutError from a step's time limit, told in the step's words."""
+        if isinstance(failure, TimeoutError) and not isinstance(failure, AtBridgeError):
+            name = self._STEP_TIMEOUTS.get(self.state, "")
+            limit = getattr(self.config.timeouts, name, None)
+            within = f" within {limit:g} s" if limit is not None else ""
+            return StepTimeout(
+                f"{self.state.replace('_', ' ')} did not finish{within}",
+                hint=f"raise the {name or 'step'} timeout, or check the transcript "
+                "for what the modem answered",
+            )
+        return failure
 
     # -- the steps ---------------------------------------------------------------------------
 
@@ -723,6 +767,8 @@ class Lifecycle:
         loop = asyncio.get_running_loop()
         problem: asyncio.Future[BaseException] = loop.create_future()
         self._online_problem = problem
+        if self._closing:  # close() came while the runner was on its way here
+            problem.set_result(_Closing())
 
         def report(error: BaseException) -> None:
             if not problem.done():

@@ -506,6 +506,10 @@ class Modem:
             if self.transcript is not None:
                 self.transcript.note(f"timeout after {timeout:g} s waiting for {line!r}")
             raise AtTimeout(line, timeout, bytes(pending.received)) from None
+        except asyncio.CancelledError:
+            # The answer may still come: the next command must not take it for its own.
+            self._needs_resync = True
+            raise
         finally:
             self._pending = None
             self.parser.expect_prompt = False

@@ -54,9 +54,10 @@ def paho(broker: Mosquitto) -> Iterator[PahoPeer]:
 class Link:
     """A dialect socket with an MQTT stream decoder on top."""
 
-    def __init__(self, dialect: Dialect, sock: ModemSocket) -> None:
+    def __init__(self, dialect: Dialect, sock: ModemSocket, fake: FakeModem) -> None:
         self.dialect = dialect
         self.sock = sock
+        self.fake = fake
         self.decoder = PacketDecoder(max_packet_size=1 << 20)
 
     async def send(self, packet: Packet) -> None:
@@ -85,7 +86,7 @@ async def link(request: pytest.FixtureRequest, broker: Mosquitto) -> AsyncIterat
             await dialect.attach(timeout=20)
             await dialect.activate_data()
             sock = await dialect.open_socket("127.0.0.1", broker.port, timeout=20)
-            yield Link(dialect, sock)
+            yield Link(dialect, sock, fake)
             if sock.closed is None:
                 await sock.close()
         finally:
@@ -128,3 +129,48 @@ async def test_broker_closing_the_connection_is_noticed(link: Link) -> None:
         await link.next_packet(timeout=20)
     assert caught.value.reason is CloseReason.PEER
     assert link.sock.closed is not None
+
+
+SEND_COMMANDS = {
+    "nrf91-slm": "AT#XSEND",
+    "nrf91-sm": "AT#XSEND=",
+    "sim7080": "AT+CASEND=",
+    "sim7600": "AT+CIPSEND=",
+    "sim7000": "AT+CIPSEND=",
+}
+
+
+async def test_a_send_cancelled_halfway_still_completes_and_nothing_wedges(
+    link: Link, paho: PahoPeer
+) -> None:
+    import asyncio
+
+    name = link.dialect.name
+    await connect(link, f"atbridge-cancel-{name}")
+    paho.subscribe(f"cancel/{name}", qos=0)
+    start = len(link.fake.commands)
+    sending = asyncio.create_task(link.send(Publish(f"cancel/{name}", BIG, qos=0)))
+    prefix = SEND_COMMANDS[name]
+    await link.fake.wait_for_command(lambda c: c.startswith(prefix), start=start, timeout=10)
+    sending.cancel()  # the caller gives up while the modem waits for payload bytes
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    await link.send(Publish(f"cancel/{name}", b"after", qos=0))
+    received = await asyncio.to_thread(paho.wait_for, 2, 60)
+    payloads = [payload for _t, payload, _q in received]
+    assert payloads == [BIG, b"after"]
+
+
+async def test_concurrent_sends_never_interleave(link: Link, paho: PahoPeer) -> None:
+    import asyncio
+
+    name = link.dialect.name
+    await connect(link, f"atbridge-concurrent-{name}")
+    paho.subscribe(f"both/{name}", qos=0)
+    first, second = BIG, bytes(reversed(BIG))
+    await asyncio.gather(
+        link.send(Publish(f"both/{name}", first, qos=0)),
+        link.send(Publish(f"both/{name}", second, qos=0)),
+    )
+    received = await asyncio.to_thread(paho.wait_for, 2, 60)
+    assert sorted(payload for _t, payload, _q in received) == sorted([first, second])

@@ -127,6 +127,7 @@ class ModemSocket:
         self.bytes_sent = 0
         self.bytes_received = 0
         self._buffer = bytearray()
+        self._send_lock = asyncio.Lock()
         self._readable = asyncio.Event()
         self._closed: SocketClosed | None = None
         self._close_listeners: list[Callable[[SocketClosed], None]] = []
@@ -141,15 +142,28 @@ class ModemSocket:
         return self._closed
 
     async def send(self, data: bytes) -> None:
-        """Send ``data`` (any bytes, any length) in the family's largest chunks."""
-        view = memoryview(data)
-        step = self.dialect.max_send
-        for start in range(0, len(view), step):
-            if self._closed is not None:
-                raise self._closed
-            chunk = bytes(view[start : start + step])
-            await self.dialect._send(self, chunk)
-            self.bytes_sent += len(chunk)
+        """Send ``data`` (any bytes, any length) in the family's largest chunks.
+
+        A send is many steps on the wire (command, prompt or data mode, payload,
+        result, per chunk). If the caller is cancelled halfway, the send still
+        finishes: stopping early would leave the modem waiting for payload bytes,
+        stuck in data mode, or the peer holding half a message.
+        """
+        if self._closed is not None:
+            raise self._closed
+        await asyncio.shield(asyncio.ensure_future(self._send_all(data)))
+
+    async def _send_all(self, data: bytes) -> None:
+        # One send at a time: chunks of two sends must never interleave on the stream.
+        async with self._send_lock:
+            view = memoryview(data)
+            step = self.dialect.max_send
+            for start in range(0, len(view), step):
+                if self._closed is not None:
+                    raise self._closed
+                chunk = bytes(view[start : start + step])
+                await self.dialect._send(self, chunk)
+                self.bytes_sent += len(chunk)
 
     async def receive(self, max_bytes: int = 1 << 20) -> bytes:
         """Wait for received bytes and return up to ``max_bytes`` of them."""

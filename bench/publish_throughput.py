@@ -1,0 +1,294 @@
+"""MQTT publish throughput per dialect from ``Bridge.publish`` through the fake modem.
+
+For each dialect the fake modem runs as its own process (``python -m tests.fakes
+--dialect D --baud 115200``) on a pty, a mosquitto listens on a free loopback
+port, and a :class:`~atbridge.fsm.Bridge` is brought online through them. Then,
+with ``--size`` byte payloads (default 32) to topic ``bench/t``:
+
+- ``qos0``: ``--count`` QoS 0 publishes one after the other, each awaited (each
+  returns when the modem accepted its bytes): the rate one caller gets;
+- ``qos1``: ``--count`` QoS 1 publishes started together with ``asyncio.gather``
+  so that the in-flight window (``--window``, default 10) is used; each returns
+  on its PUBACK;
+- ``qos0_concurrent`` (for information, no target): ``--count`` QoS 0 publishes
+  started together, so the session can put several into one modem send.
+
+The bytes that crossed the serial line during each phase, both directions
+(payload, MQTT framing, the dialect's command framing, notifications and reads,
+PUBACKs), are counted by the AT channel (``modem.bytes_written`` +
+``modem.bytes_read``). The line-rate bound is the time those bytes need on an 8N1
+line (10 bits a byte): ``bound = wire_bytes / (baud / 10)``; the figure is
+``bound / measured``. Target: ``qos0`` >= 0.85 (QoS 1 and the concurrent QoS 0
+are reported against the same kind of bound, without a target).
+
+Delivery is checked: a paho-mqtt subscriber on the broker must receive every
+message of every phase; a shortfall is printed as a FAILURE line (the run goes
+on, and ``all_delivered`` is false in the JSON).
+
+Last line: a JSON object with every figure. Run from the repository root:
+``python bench/publish_throughput.py [--count 300] [--dialect sim7080]
+[--transcript /tmp/pub]`` (the transcript option writes
+``/tmp/pub.<dialect>.log``, timestamped, for looking at where the time goes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # ``python bench/publish_throughput.py`` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from atbridge.credentials import MqttCredentials  # noqa: E402
+from atbridge.dialects import DIALECTS  # noqa: E402
+from atbridge.fsm import Bridge, BridgeConfig, Timeouts  # noqa: E402
+from tests.brokers import Mosquitto, PahoPeer  # noqa: E402
+
+TOPIC = "bench/t"
+TARGET_QOS0 = 0.85
+TIMEOUTS = Timeouts(
+    probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
+)
+
+
+async def start_fake(name: str, baud: int) -> tuple[asyncio.subprocess.Process, str]:
+    fake = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "tests.fakes", "--dialect", name, "--baud", str(baud)),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert fake.stdout is not None
+    try:
+        port = (await asyncio.wait_for(fake.stdout.readline(), 30)).decode().strip()
+    except BaseException:
+        await stop_fake(fake)
+        raise
+    if not port.startswith("/dev/"):
+        await stop_fake(fake)
+        raise RuntimeError(f"the fake modem did not print a pty path (got {port!r})")
+    return fake, port
+
+
+async def stop_fake(fake: asyncio.subprocess.Process) -> None:
+    if fake.returncode is not None:
+        return
+    fake.terminate()
+    try:
+        await asyncio.wait_for(fake.wait(), 5)
+    except TimeoutError:
+        fake.kill()
+        await fake.wait()
+
+
+def payload_for(index: int, size: int) -> bytes:
+    """``size`` bytes that start with the message number (for counting at the peer)."""
+    head = f"{index:06d}:".encode()
+    return (head + b"x" * size)[:size] if size >= len(head) else head[:size]
+
+
+async def phase(
+    bridge: Bridge,
+    paho: PahoPeer,
+    *,
+    qos: int,
+    concurrent: bool,
+    count: int,
+    size: int,
+    baud: int,
+    first: int,
+) -> dict[str, Any]:
+    """Publish ``count`` messages; time them, count the wire bytes and the deliveries."""
+    modem = bridge.lifecycle.modem
+    assert modem is not None
+    payloads = [payload_for(first + i, size) for i in range(count)]
+    before = len(paho.messages)
+    w0, r0 = modem.bytes_written, modem.bytes_read
+    t0 = time.perf_counter()
+    if concurrent:
+        await asyncio.gather(*(bridge.publish(TOPIC, p, qos=qos) for p in payloads))
+    else:
+        for payload in payloads:
+            await bridge.publish(TOPIC, payload, qos=qos)
+    elapsed = time.perf_counter() - t0
+    written = modem.bytes_written - w0
+    read = modem.bytes_read - r0
+    wire = written + read
+    bound = wire / (baud / 10)
+    # Delivery: every message must reach the subscriber (QoS 0 may still be on its way).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.to_thread(paho.wait_for, before + count, 20.0)
+    received = [p for t, p, _ in paho.messages[before:] if t == TOPIC]
+    delivered = len(set(received) & set(payloads))
+    return {
+        "qos": qos,
+        "concurrent": concurrent,
+        "messages": count,
+        "seconds": round(elapsed, 4),
+        "msgs_per_s": round(count / elapsed, 1),
+        "wire_bytes": wire,
+        "wire_bytes_written": written,
+        "wire_bytes_read": read,
+        "wire_bytes_per_msg": round(wire / count, 1),
+        "line_rate_bound_s": round(bound, 4),
+        "line_rate_bound_msgs_per_s": round(count / bound, 1) if bound else None,
+        "ratio_bound_vs_measured": round(bound / elapsed, 3),
+        "delivered": delivered,
+        "received": len(received),
+        "all_delivered": delivered == count,
+    }
+
+
+#: The phases in the order they run: (key, label, qos, concurrent).
+PHASES = (
+    ("qos0", "QoS 0", 0, False),
+    ("qos1", "QoS 1", 1, True),
+    ("qos0_concurrent", "QoS 0 gather", 0, True),
+)
+
+
+async def measure(
+    name: str,
+    *,
+    broker: Mosquitto,
+    count: int,
+    size: int,
+    baud: int,
+    window: int,
+    transcript: str | None,
+) -> dict[str, Any]:
+    fake, port = await start_fake(name, baud)
+    paho: PahoPeer | None = None
+    bridge: Bridge | None = None
+    try:
+        paho = await asyncio.to_thread(PahoPeer, broker.port, f"bench-peer-{name}")
+        await asyncio.to_thread(paho.subscribe, TOPIC, 1)
+        creds = MqttCredentials.plain(client_id=f"bench-{name}", host="127.0.0.1", port=broker.port)
+        config = BridgeConfig(
+            port=port,
+            credentials=creds,
+            dialect=name,
+            timeouts=TIMEOUTS,
+            max_inflight=window,
+            queue_size=max(1000, count),
+            give_up_after=60.0,
+            transcript=f"{transcript}.{name}.log" if transcript else None,
+        )
+        bridge = Bridge(config=config, online_timeout=120)
+        t_online = time.perf_counter()
+        await bridge.start()
+        await bridge.wait_online(120)
+        online_s = time.perf_counter() - t_online
+        # One warm-up QoS 1 message (first-use costs), not counted.
+        seen = len(paho.messages)
+        await bridge.publish(TOPIC, payload_for(999_999, size), qos=1)
+        await asyncio.to_thread(paho.wait_for, seen + 1, 5.0)
+        phases: dict[str, dict[str, Any]] = {}
+        for index, (key, _label, qos, concurrent) in enumerate(PHASES):
+            phases[key] = await phase(
+                bridge,
+                paho,
+                qos=qos,
+                concurrent=concurrent,
+                count=count,
+                size=size,
+                baud=baud,
+                first=index * count,
+            )
+    finally:
+        try:
+            if bridge is not None:
+                try:
+                    await bridge.close()
+                except Exception as error:  # report, keep stopping the rest
+                    print(f"{name}: closing the bridge failed: {error!r}", file=sys.stderr)
+        finally:
+            try:
+                if paho is not None:
+                    await asyncio.to_thread(paho.close)
+            finally:
+                await stop_fake(fake)
+    return {
+        "dialect": name,
+        "online_s": round(online_s, 2),
+        **phases,
+        "qos0_meets_target": phases["qos0"]["ratio_bound_vs_measured"] >= TARGET_QOS0,
+    }
+
+
+def show(name: str, result: dict[str, Any]) -> None:
+    for key, label, _qos, _concurrent in PHASES:
+        r = result[key]
+        print(
+            f"{name:10} {label:12} {r['msgs_per_s']:>7.1f} msg/s  "
+            f"{r['wire_bytes_per_msg']:>6.1f} B/msg on the wire  "
+            f"bound {r['line_rate_bound_msgs_per_s']:>7.1f} msg/s  "
+            f"ratio {r['ratio_bound_vs_measured']:.3f}"
+            + (f" (target >= {TARGET_QOS0})" if key == "qos0" else "")
+            + f"  delivered {r['delivered']}/{r['messages']}",
+            flush=True,
+        )
+        if not r["all_delivered"]:
+            print(
+                f"FAILURE: {name} {label}: the subscriber received {r['delivered']} "
+                f"of {r['messages']} messages",
+                flush=True,
+            )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=300, help="messages per phase per dialect")
+    parser.add_argument("--size", type=int, default=32, help="payload bytes")
+    parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--window", type=int, default=10, help="QoS 1 in-flight window")
+    parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
+    parser.add_argument(
+        "--transcript", metavar="PREFIX", help="write each dialect's AT transcript to PREFIX.D.log"
+    )
+    args = parser.parse_args()
+    results: list[dict[str, Any]] = []
+    errors: dict[str, str] = {}
+    with Mosquitto() as broker:
+        for name in args.dialect or list(DIALECTS):
+            try:
+                result = await measure(
+                    name,
+                    broker=broker,
+                    count=args.count,
+                    size=args.size,
+                    baud=args.baud,
+                    window=args.window,
+                    transcript=args.transcript,
+                )
+            except Exception as error:
+                errors[name] = f"{type(error).__name__}: {error}"
+                print(f"FAILURE: {name}: {errors[name]}", flush=True)
+                continue
+            results.append(result)
+            show(name, result)
+    delivered_all = all(r[k]["all_delivered"] for r in results for k, *_ in PHASES)
+    summary = {
+        "baud": args.baud,
+        "payload_bytes": args.size,
+        "topic": TOPIC,
+        "messages_per_phase": args.count,
+        "qos1_window": args.window,
+        "target_qos0_ratio": TARGET_QOS0,
+        "qos0_target_met": [r["dialect"] for r in results if r["qos0_meets_target"]],
+        "qos0_target_missed": [r["dialect"] for r in results if not r["qos0_meets_target"]],
+        "all_delivered": delivered_all and not errors,
+        "results": results,
+        "errors": errors,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
