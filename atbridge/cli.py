@@ -12,6 +12,7 @@ then what to try) and a documented exit code:
 3   the modem or the network failed (modem error, link lost, reboot)
 4   the MQTT broker refused the connection
 5   a step timed out
+130 interrupted (Ctrl-C)
 ==  ==========================================================
 """
 

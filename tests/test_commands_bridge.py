@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -149,21 +149,6 @@ async def run_cli(atbridge: StartCli, *args: str, stdin: bytes = b"", **kw: obje
         await cli.send(stdin)
     await cli.finish()
     return cli
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
-
-
-@pytest.fixture
-def paho(broker: Mosquitto) -> Iterator[PahoPeer]:
-    peer = PahoPeer(broker.port, "paho-commands")
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 @pytest.fixture

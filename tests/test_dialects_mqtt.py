@@ -8,7 +8,7 @@ subscriber checks the exact payload) and PUBLISH in (from a paho-mqtt publisher)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -34,21 +34,6 @@ from tests.fakes import FakeModem
 ALL_BYTES = bytes(range(256))
 NASTY = b"OK\r\n+++\r\nERROR\r\n" * 64
 BIG = bytes((i * 7 + 3) % 256 for i in range(64 * 1024))
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
-
-
-@pytest.fixture
-def paho(broker: Mosquitto) -> Iterator[PahoPeer]:
-    peer = PahoPeer(broker.port)
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 class Link:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -47,21 +47,6 @@ def config(fake: FakeModem, broker_port: int, **kw: object) -> BridgeConfig:
     options.update(kw)
     credentials = options.pop("credentials", None) or creds(broker_port)
     return BridgeConfig(port=fake.port, credentials=credentials, **options)  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Mosquitto]:
-    with Mosquitto() as broker:
-        yield broker
-
-
-@pytest.fixture
-def paho(broker: Mosquitto) -> Iterator[PahoPeer]:
-    peer = PahoPeer(broker.port)
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 @pytest.fixture
