@@ -338,3 +338,25 @@ async def test_repeated_socket_failures_escalate_to_reattach(fake: FakeModem) ->
             after = states(bridge)[online_at:]
             assert after.index("attaching") > after.index("opening_socket")
             assert after.count("opening_socket") >= 3
+
+
+async def test_repeated_attach_failures_restart_the_modem(broker: Mosquitto) -> None:
+    async with FakeModem(dialect="nrf91-slm", registration_delay=3600) as fake:
+        cfg = config(
+            fake,
+            broker.port,
+            timeouts=Timeouts(attach=0.3, probe=10, configure=10),
+            attach_failures_before_restart=2,
+            give_up_after=60.0,
+        )
+        bridge = Bridge(config=cfg)
+        await bridge.start()
+        try:
+            await fake.wait_for_command("AT#XRESET", timeout=30)
+            fake.registration_delay = 0.05  # after the restart the network is found
+            await bridge.wait_online(timeout=30)
+            after_reset = states(bridge)
+            assert after_reset.count("attaching") >= 3
+            assert "probing" in after_reset[after_reset.index("backing_off") :]
+        finally:
+            await bridge.close()
