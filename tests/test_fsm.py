@@ -360,3 +360,20 @@ async def test_repeated_attach_failures_restart_the_modem(broker: Mosquitto) -> 
             assert "probing" in after_reset[after_reset.index("backing_off") :]
         finally:
             await bridge.close()
+
+
+async def test_offline_qos1_queue_is_bounded_and_drains_when_online(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    from atbridge.fsm import QueueFull
+
+    paho.subscribe("queued", qos=1)
+    bridge = Bridge(config=config(fake, broker.port, queue_size=2))
+    waiting = [asyncio.create_task(bridge.publish("queued", b"%d" % i, qos=1)) for i in range(2)]
+    await asyncio.sleep(0)  # let both enter the queue
+    with pytest.raises(QueueFull, match="2 QoS 1 messages are already waiting"):
+        await bridge.publish("queued", b"too many", qos=1)
+    async with bridge:
+        await asyncio.wait_for(asyncio.gather(*waiting), 30)
+    received = await asyncio.to_thread(paho.wait_for, 2, 30)
+    assert sorted(payload for _t, payload, _q in received) == [b"0", b"1"]
