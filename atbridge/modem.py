@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from atbridge.at_parser import AtParser, Block, BlockRule, Echo, Event, Final, FinalKind, Line
@@ -132,12 +132,49 @@ class UrcWaiter:
         return self._found.result() if self._found.done() else None
 
     async def wait(self, timeout: float) -> Urc:
-        """The URC; :class:`~atbridge.errors.AtTimeout` if none comes in ``timeout`` s."""
+        """The URC; :class:`~atbridge.errors.AtTimeout` if none comes in ``timeout`` s.
+
+        Cancelling the wait (or its timing out) leaves the subscription as it was: the
+        URC may still be awaited again.
+        """
+        found = self._found
+        if found.done():
+            return found.result()
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Urc] = loop.create_future()
+
+        def expire() -> None:
+            if not outcome.done():
+                outcome.set_exception(AtTimeout(f"(waiting for {self.prefix})", timeout, b""))
+
+        remove = self.when_found(outcome)
+        timer = loop.call_later(timeout, expire)
         try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(self._found)
-        except TimeoutError:
-            raise AtTimeout(f"(waiting for {self.prefix})", timeout, b"") from None
+            return await outcome
+        finally:
+            timer.cancel()
+            remove()
+            if outcome.done() and not outcome.cancelled():
+                outcome.exception()  # retrieved, even when this wait was cancelled meanwhile
+
+    def when_found(self, outcome: asyncio.Future[Urc]) -> Callable[[], None]:
+        """Resolve ``outcome`` with the URC when it arrives (unless it is done by then).
+
+        Returns a function that stops it. ``outcome`` is resolved from the loop, one
+        step after the URC was routed, never from inside the reader.
+        """
+
+        def relay(found: asyncio.Future[Urc]) -> None:
+            if not outcome.done() and not found.cancelled():
+                outcome.set_result(found.result())
+
+        found = self._found
+        found.add_done_callback(relay)
+
+        def remove() -> None:
+            found.remove_done_callback(relay)
+
+        return remove
 
     def cancel(self) -> None:
         self._unsubscribe()
@@ -166,13 +203,40 @@ def registration_is_response(line: str) -> bool:
 class _Pending:
     command: str
     claims: tuple[str, ...]
-    future: asyncio.Future[tuple[Response, Final]]
+    #: The response and its final; ``None`` when the time ran out.
+    future: asyncio.Future[tuple[Response, Final] | None]
     payload: bytes | None
     require_line: str | None
+    after_ok: bytes | None = None
     lines: list[str] = field(default_factory=list)
     data: bytes | None = None
     received: bytearray = field(default_factory=bytearray)
     line_in_flight: bool = False
+
+
+class _Turn:
+    """The context manager :meth:`Modem.exclusive` returns (reentrant per task)."""
+
+    __slots__ = ("_held", "_modem")
+
+    def __init__(self, modem: Modem) -> None:
+        self._modem = modem
+        self._held = False
+
+    async def __aenter__(self) -> Modem:
+        modem = self._modem
+        task = asyncio.current_task()
+        if task is None or modem._owner is not task:
+            await modem._lock.acquire()
+            modem._owner = task
+            self._held = True
+        return modem
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._held:
+            self._held = False
+            self._modem._owner = None
+            self._modem._lock.release()
 
 
 class _Protocol(asyncio.Protocol):
@@ -328,59 +392,80 @@ class Modem:
         claims: Iterable[str] = (),
         payload: bytes | None = None,
         check: bool = True,
+        after_ok: bytes | None = None,
     ) -> Response:
         """Send one command line and return its :class:`Response`.
 
         ``claims`` lists extra line prefixes that belong to this command's
         response. ``payload`` is written when the modem shows its ``> `` prompt
-        (commands such as ``AT+CASEND=0,5``). With ``check`` (the default) an
-        error result raises :class:`~atbridge.errors.ModemError`; without it the
-        error comes back as the response's ``final``.
+        (commands such as ``AT+CASEND=0,5``). ``after_ok`` is written the moment
+        the command's success final arrives, and never otherwise (not on an error,
+        a timeout or a cancellation): the payload of a command that enters data
+        mode (``AT#XSEND``). With ``check`` (the default) an error result raises
+        :class:`~atbridge.errors.ModemError`; without it the error comes back as
+        the response's ``final``.
         """
         check_command_line(line)
-        async with self._turn():
-            self._ensure_open()
-            if self._needs_setup:
-                await self._setup()
-            elif self._needs_resync:
-                await self._resync(timeout)
-            return await self._exchange(
-                line,
-                timeout=self.default_timeout if timeout is None else timeout,
-                claims=tuple(claims),
-                payload=payload,
-                check=check,
-            )
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            return await self._command(line, timeout, tuple(claims), payload, check, after_ok)
+        lock = self._lock
+        await lock.acquire()
+        self._owner = task
+        try:
+            return await self._command(line, timeout, tuple(claims), payload, check, after_ok)
+        finally:
+            self._owner = None
+            lock.release()
+
+    async def _command(
+        self,
+        line: str,
+        timeout: float | None,
+        claims: tuple[str, ...],
+        payload: bytes | None,
+        check: bool,
+        after_ok: bytes | None,
+    ) -> Response:
+        """:meth:`command` once this task holds the channel."""
+        self._ensure_open()
+        if self._needs_setup:
+            await self._setup()
+        elif self._needs_resync:
+            await self._resync(timeout)
+        return await self._exchange(
+            line,
+            timeout=self.default_timeout if timeout is None else timeout,
+            claims=claims,
+            payload=payload,
+            check=check,
+            after_ok=after_ok,
+        )
 
     async def write(self, data: bytes) -> None:
         """Write raw bytes (data mode payloads). Never lands inside another command."""
-        async with self._turn():
-            self._ensure_open()
-            self._write(data)
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[Modem]:
-        """Hold the channel across several steps (command, raw payload, notification).
-
-        Inside the block this task's :meth:`command` and :meth:`write` run at once;
-        other tasks wait until the block ends. Used for exchanges that are more
-        than one command, such as entering data mode, writing and leaving it.
-        """
-        async with self._turn():
-            yield self
-
-    @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
         task = asyncio.current_task()
         if task is not None and self._owner is task:
-            yield
+            self._ensure_open()
+            self._write(data)
             return
         async with self._lock:
             self._owner = task
             try:
-                yield
+                self._ensure_open()
+                self._write(data)
             finally:
                 self._owner = None
+
+    def exclusive(self) -> _Turn:
+        """Hold the channel across several steps (command, raw payload, notification).
+
+        ``async with modem.exclusive():`` — inside the block this task's
+        :meth:`command` and :meth:`write` run at once; other tasks wait until the
+        block ends. Used for exchanges that are more than one command, such as
+        entering data mode, writing and leaving it.
+        """
+        return _Turn(self)
 
     def add_secret(self, secret: str) -> None:
         """Mask ``secret`` in the transcript from now on."""
@@ -482,14 +567,18 @@ class Modem:
         payload: bytes | None = None,
         check: bool = True,
         require_line: str | None = None,
+        after_ok: bytes | None = None,
     ) -> Response:
         own = response_prefix(line)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Response, Final] | None] = loop.create_future()
         pending = _Pending(
             command=line,
             claims=(own, *claims) if own else claims,
-            future=asyncio.get_running_loop().create_future(),
+            future=future,
             payload=payload,
             require_line=require_line,
+            after_ok=after_ok,
         )
         encoded = line.encode("ascii")
         # A line already arriving was sent before this command: not its answer.
@@ -498,21 +587,24 @@ class Modem:
         self.parser.command_sent(encoded)
         self.parser.expect_prompt = payload is not None
         self._write(encoded + self.line_ending)
+        # One timer on the future (None: the time is up) rather than a timeout scope.
+        timer = loop.call_at(loop.time() + timeout, _expire, future)
         try:
-            async with asyncio.timeout(timeout):
-                response, final = await pending.future
-        except TimeoutError:
-            self._needs_resync = True
-            if self.transcript is not None:
-                self.transcript.note(f"timeout after {timeout:g} s waiting for {line!r}")
-            raise AtTimeout(line, timeout, bytes(pending.received)) from None
+            outcome = await future
         except asyncio.CancelledError:
             # The answer may still come: the next command must not take it for its own.
             self._needs_resync = True
             raise
         finally:
+            timer.cancel()
             self._pending = None
             self.parser.expect_prompt = False
+        if outcome is None:
+            self._needs_resync = True
+            if self.transcript is not None:
+                self.transcript.note(f"timeout after {timeout:g} s waiting for {line!r}")
+            raise AtTimeout(line, timeout, bytes(pending.received)) from None
+        response, final = outcome
         if check and not final.success:
             raise _modem_error(line, final)
         return response
@@ -632,6 +724,11 @@ class Modem:
                 return
             response = Response(pending.command, tuple(pending.lines), event.text, pending.data)
             pending.future.set_result((response, event))
+            if event.success and pending.after_ok is not None:
+                # The modem said OK to a command that enters data mode: its payload
+                # goes now, still inside the caller's turn on the channel.
+                after_ok, pending.after_ok = pending.after_ok, None
+                self._write(after_ok)
         elif isinstance(event, Block):
             if pending is not None and self._claims(pending, event.header_text):
                 pending.data = event.data if pending.data is None else pending.data + event.data
@@ -700,6 +797,11 @@ class Modem:
         pending = self._pending
         if pending is not None and not pending.future.done():
             pending.future.set_exception(error)
+
+
+def _expire(future: asyncio.Future[tuple[Response, Final] | None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _modem_error(command: str, final: Final) -> ModemError:

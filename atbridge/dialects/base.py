@@ -128,6 +128,7 @@ class ModemSocket:
         self.bytes_received = 0
         self._buffer = bytearray()
         self._send_lock = asyncio.Lock()
+        self._sends: set[asyncio.Task[None]] = set()
         self._readable = asyncio.Event()
         self._closed: SocketClosed | None = None
         self._close_listeners: list[Callable[[SocketClosed], None]] = []
@@ -151,19 +152,41 @@ class ModemSocket:
         """
         if self._closed is not None:
             raise self._closed
-        await asyncio.shield(asyncio.ensure_future(self._send_all(data)))
+        # The send runs as its own task; the caller waits on a future the task resolves
+        # as its last step (a shield without the extra hop): cancelling the caller
+        # cancels only that future, never the send.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(self._send_all(data, done))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        await done
 
-    async def _send_all(self, data: bytes) -> None:
-        # One send at a time: chunks of two sends must never interleave on the stream.
-        async with self._send_lock:
-            view = memoryview(data)
-            step = self.dialect.max_send
-            for start in range(0, len(view), step):
-                if self._closed is not None:
-                    raise self._closed
-                chunk = bytes(view[start : start + step])
-                await self.dialect._send(self, chunk)
-                self.bytes_sent += len(chunk)
+    async def _send_all(self, data: bytes, done: asyncio.Future[None]) -> None:
+        try:
+            # One send at a time: chunks of two sends must never interleave on the stream.
+            async with self._send_lock:
+                view = memoryview(data)
+                step = self.dialect.max_send
+                for start in range(0, len(view), step):
+                    if self._closed is not None:
+                        raise self._closed
+                    chunk = bytes(view[start : start + step])
+                    await self.dialect._send(self, chunk)
+                    self.bytes_sent += len(chunk)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except BaseException as exc:
+            # A caller that was cancelled no longer waits: the error is dropped, as
+            # asyncio.shield drops it.
+            if not done.done():
+                done.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if not done.done():
+                done.set_result(None)
 
     async def receive(self, max_bytes: int = 1 << 20) -> bytes:
         """Wait for received bytes and return up to ``max_bytes`` of them."""

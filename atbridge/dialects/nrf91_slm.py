@@ -434,28 +434,39 @@ class NordicDialect(Dialect):
             raise
 
     async def _wait_urc(self, waiter: UrcWaiter, sock: ModemSocket, timeout: float) -> Urc:
-        """The URC, or the socket's :class:`SocketClosed` if it ends first (reboot...)."""
+        """The URC, or the socket's :class:`SocketClosed` if it ends first (reboot...).
+
+        :class:`~atbridge.errors.AtTimeout` when neither comes within ``timeout`` s.
+        One future, resolved by whichever comes first: the URC, the socket closing,
+        or the timer.
+        """
         if sock.closed is not None:
             raise sock.closed
-        closed: asyncio.Future[SocketClosed] = asyncio.get_running_loop().create_future()
+        urc = waiter.urc
+        if urc is not None:
+            return urc
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[Urc] = loop.create_future()
 
         def on_close(error: SocketClosed) -> None:
-            if not closed.done():
-                closed.set_result(error)
+            if not outcome.done():
+                outcome.set_exception(error)
 
-        remove = sock.on_close(on_close)
-        waiting = asyncio.ensure_future(waiter.wait(timeout))
-        either: set[asyncio.Future[Any]] = {waiting, closed}
+        def expire() -> None:
+            if not outcome.done():
+                outcome.set_exception(AtTimeout(f"(waiting for {waiter.prefix})", timeout, b""))
+
+        remove_close = sock.on_close(on_close)
+        remove_found = waiter.when_found(outcome)
+        timer = loop.call_later(timeout, expire)
         try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if waiting.done():
-                return waiting.result()
-            raise closed.result()
+            return await outcome
         finally:
-            remove()
-            waiting.cancel()
-            closed.cancel()
-            await asyncio.gather(waiting, return_exceptions=True)
+            timer.cancel()
+            remove_found()
+            remove_close()
+            if outcome.done() and not outcome.cancelled():
+                outcome.exception()  # retrieved, even when this wait was cancelled meanwhile
 
     async def _data_mode_result(
         self, waiter: UrcWaiter, sock: ModemSocket, size: int, write_terminator_late: bool
@@ -706,14 +717,17 @@ class Nrf91Slm(NordicDialect):
     async def _send_data_mode(self, sock: ModemSocket, piece: bytes) -> None:
         with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
             try:
-                await self.modem.command("AT#XSEND", timeout=10)
+                # The piece and the terminator go the moment the OK arrives (the modem
+                # is in data mode then), never before it and never without it.
+                await self.modem.command(
+                    "AT#XSEND", timeout=10, after_ok=piece + self.datamode_terminator
+                )
             except ModemError as exc:
                 self._wake(sock.handle)
                 raise SocketError(
                     f"the modem refused data mode on socket {sock.handle}: {exc.final!r}",
                     hint="the connection may be closed; close the socket and reconnect",
                 ) from exc
-            await self.modem.write(piece + self.datamode_terminator)
             await self._data_mode_result(done, sock, len(piece), write_terminator_late=False)
 
     async def _send_string(self, sock: ModemSocket, piece: bytes) -> None:

@@ -115,14 +115,14 @@ class Nrf91Sm(NordicDialect):
         async with self._socket_errors(sock), self.modem.exclusive():
             with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
                 try:
-                    await self.modem.command(line, timeout=10)
+                    # The chunk goes the moment the OK arrives, never before or without it.
+                    await self.modem.command(line, timeout=10, after_ok=chunk)
                 except ModemError as exc:
                     self._wake(sock.handle)
                     raise SocketError(
                         f"the modem refused to send on socket {sock.handle}: {exc.final!r}",
                         hint="the connection may be closed; close the socket and reconnect",
                     ) from exc
-                await self.modem.write(chunk)
                 await self._data_mode_result(done, sock, len(chunk), write_terminator_late=True)
 
     def _on_auto_received(self, urc: Urc) -> None:
