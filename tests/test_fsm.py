@@ -377,3 +377,29 @@ async def test_offline_qos1_queue_is_bounded_and_drains_when_online(
         await asyncio.wait_for(asyncio.gather(*waiting), 30)
     received = await asyncio.to_thread(paho.wait_for, 2, 30)
     assert sorted(payload for _t, payload, _q in received) == [b"0", b"1"]
+
+
+async def test_subscriptions_are_restored_after_a_reconnect(fake: FakeModem) -> None:
+    with Mosquitto() as broker:  # no persistence: the restarted broker forgets every session
+        async with Bridge(config=config(fake, broker.port, give_up_after=60.0)) as bridge:
+            await bridge.subscribe("restored/+", qos=1)
+            broker.stop()
+            await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
+            broker.start()
+            await bridge.wait_online(timeout=30)
+            publisher = PahoPeer(broker.port, "restore-publisher")
+            try:
+                # The SUBACK of the restored subscription may still be on its way: publish
+                # until one arrives (QoS 1 at the publisher, bounded).
+                message = None
+                for _attempt in range(50):
+                    await asyncio.to_thread(publisher.publish, "restored/x", b"again", 1)
+                    try:
+                        message = await asyncio.wait_for(anext(bridge.messages()), 0.2)
+                        break
+                    except TimeoutError:
+                        continue
+            finally:
+                publisher.close()
+            assert message is not None
+            assert (message.topic, message.payload) == ("restored/x", b"again")
