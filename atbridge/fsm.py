@@ -64,7 +64,6 @@ from atbridge.at_mqtt import (
     Connected,
     MessageReceived,
     MqttSession,
-    PongReceived,
     PublishAcknowledged,
     Subscribed,
 )
@@ -850,8 +849,7 @@ class Lifecycle:
                     for waiter in self._sub_waiters.pop(topic_filter, []):
                         if not waiter.done():
                             waiter.set_result(granted)
-            elif isinstance(event, PongReceived):
-                pass
+            # PongReceived needs nothing: the session already cleared its ping deadline.
 
     async def _flush_or_report(self) -> None:
         """Flush; a transport failure goes to the online loop instead of the caller."""
