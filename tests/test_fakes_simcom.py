@@ -786,3 +786,9 @@ async def test_the_lf_of_a_crlf_ended_send_command_is_not_payload(online: Host, 
     host.client.write(b"\nabcd")  # a payload that really starts with LF, after the prompt
     await host.client.expect(host.sent(0, 5))
     assert await conn.read_exactly(5) == b"\nabcd"
+
+
+async def test_cfun_with_reset_reboots_the_module(online: Host) -> None:
+    host = online
+    await host.at("AT+CFUN=1,1")
+    await host.client.expect(host.banner)

@@ -28,11 +28,21 @@ import asyncio
 import ipaddress
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .core import Command, CommandError, FakeModem, Handler, Kind, Response, frame_line
+from .core import (
+    GENERIC_COMMANDS,
+    Command,
+    CommandError,
+    FakeModem,
+    Handler,
+    HandlerResult,
+    Kind,
+    Response,
+    frame_line,
+)
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -483,9 +493,19 @@ def _ccid(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok(fake.identity.iccid)
 
 
+def _cfun(fake: FakeModem, cmd: Command) -> HandlerResult | Awaitable[HandlerResult]:
+    """``AT+CFUN=<fun>[,<rst>]``: ``<rst>`` 1 resets the module after ``OK`` (27.007 §8.2,
+    SIMCom AT manuals), so it reboots with its boot banners; otherwise the generic CFUN."""
+    if cmd.kind is Kind.SET and cmd.int_arg(1, valid=(0, 1), default=0) == 1:
+        cmd.int_arg(0, valid=(0, 1, 4), default=1)
+        fake.after_response(lambda: fake.after_output(fake.reboot))
+        return Response.ok()
+    return GENERIC_COMMANDS["+CFUN"](fake, cmd)
+
+
 def common_handlers() -> dict[str, Handler | None]:
-    """``+CPIN``, ``+CSQ``, ``+CGATT`` and ``+CCID`` as SIMCom answers them."""
-    return {"+CPIN": _cpin, "+CSQ": _csq, "+CGATT": _cgatt, "+CCID": _ccid}
+    """``+CPIN``, ``+CSQ``, ``+CGATT``, ``+CCID`` and ``+CFUN`` (with reset) as SIMCom answers."""
+    return {"+CPIN": _cpin, "+CSQ": _csq, "+CGATT": _cgatt, "+CCID": _ccid, "+CFUN": _cfun}
 
 
 def cgmr_handler(prefix: str) -> Handler:

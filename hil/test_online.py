@@ -1,0 +1,92 @@
+"""Through the modem to the broker: a TCP socket, an MQTT round trip, recovery after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+from atbridge.at_mqtt import Connect, encode
+from atbridge.credentials import MqttCredentials
+from atbridge.fsm import Bridge, Transition
+from hil.conftest import Board, Endpoint
+from tests.brokers import PahoPeer
+
+CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
+
+
+async def test_tcp_socket_to_the_broker(
+    board: Board, apn: str | None, broker: Endpoint, credentials: MqttCredentials
+) -> None:
+    """A TCP connection through the modem reaches the broker: CONNECT gets CONNACK accepted."""
+    async with board.open() as dialect:
+        await dialect.configure_pdp(apn)
+        await dialect.attach(timeout=board.attach_timeout)
+        await dialect.activate_data(timeout=board.timeouts.activate)
+        sock = await dialect.open_socket(
+            broker.host, broker.port, timeout=board.timeouts.open_socket
+        )
+        await sock.send(encode(Connect(client_id=credentials.client_id)))
+        reply = bytearray()
+        async with asyncio.timeout(board.timeouts.connack):
+            while len(reply) < len(CONNACK_ACCEPTED):
+                reply += await sock.receive()
+        await sock.close()
+    assert bytes(reply) == CONNACK_ACCEPTED
+
+
+async def test_mqtt_round_trip(
+    board: Board,
+    apn: str | None,
+    credentials: MqttCredentials,
+    paho: PahoPeer,
+    topic: str,
+) -> None:
+    """The Bridge gets online; a QoS 1 publish reaches paho, paho's message reaches the device."""
+    paho.subscribe(f"{topic}/up", qos=1)
+    config = board.bridge_config(credentials, apn)
+    async with Bridge(config=config, online_timeout=board.online_timeout) as bridge:
+        board.strategy.ready()
+        assert await bridge.subscribe(f"{topic}/down", qos=1) == 1
+        await bridge.publish(f"{topic}/up", b"hello broker \x00\xff", qos=1)
+        assert paho.wait_for(1, timeout=board.timeouts.connack) == [
+            (f"{topic}/up", b"hello broker \x00\xff", 1)
+        ]
+        paho.publish(f"{topic}/down", b"hello device", qos=1)
+        async with asyncio.timeout(board.timeouts.connack):
+            message = await anext(bridge.messages())
+        assert (message.topic, message.payload, message.qos) == (
+            f"{topic}/down",
+            b"hello device",
+            1,
+        )
+    assert bridge.state == "disconnected"
+
+
+async def test_recovers_after_a_modem_restart(
+    board: Board,
+    apn: str | None,
+    credentials: MqttCredentials,
+    paho: PahoPeer,
+    topic: str,
+) -> None:
+    """The modem restarts under an online Bridge; the lifecycle brings it back online."""
+    paho.subscribe(f"{topic}/up", qos=1)
+    config = board.bridge_config(credentials, apn)
+    async with Bridge(config=config, online_timeout=board.online_timeout) as bridge:
+        board.strategy.ready()
+        await bridge.publish(f"{topic}/up", b"before", qos=1)
+        transitions = bridge.transitions()
+        dialect = bridge.lifecycle.dialect
+        assert dialect is not None
+        await dialect.restart(timeout=board.timeouts.probe)
+        seen: list[Transition] = []
+        async with asyncio.timeout(board.online_timeout):
+            async for transition in transitions:
+                seen.append(transition)
+                if transition.new == "online":
+                    break
+        await transitions.aclose()  # type: ignore[attr-defined]
+        assert seen[0].old == "online" and seen[0].new == "backing_off", seen
+        assert "probing" in [t.new for t in seen], seen
+        await bridge.publish(f"{topic}/up", b"after", qos=1)
+        received = paho.wait_for(2, timeout=board.timeouts.connack)
+    assert [payload for _t, payload, _q in received] == [b"before", b"after"]
