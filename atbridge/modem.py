@@ -131,11 +131,18 @@ class UrcWaiter:
         """The URC, if it has arrived."""
         return self._found.result() if self._found.done() else None
 
-    async def wait(self, timeout: float) -> Urc:
+    async def wait(
+        self,
+        timeout: float,
+        *,
+        abort_on: Callable[[Callable[[BaseException], None]], Callable[[], None]] | None = None,
+    ) -> Urc:
         """The URC; :class:`~atbridge.errors.AtTimeout` if none comes in ``timeout`` s.
 
-        Cancelling the wait (or its timing out) leaves the subscription as it was: the
-        URC may still be awaited again.
+        ``abort_on(fail)`` may register ``fail`` with something that can end the wait
+        early with its own error (a socket closing) and return a function that
+        unregisters it. Cancelling the wait (or its timing out) leaves the
+        subscription as it was: the URC may still be awaited again.
         """
         found = self._found
         if found.done():
@@ -143,17 +150,22 @@ class UrcWaiter:
         loop = asyncio.get_running_loop()
         outcome: asyncio.Future[Urc] = loop.create_future()
 
-        def expire() -> None:
+        def fail(error: BaseException) -> None:
             if not outcome.done():
-                outcome.set_exception(AtTimeout(f"(waiting for {self.prefix})", timeout, b""))
+                outcome.set_exception(error)
 
         remove = self.when_found(outcome)
-        timer = loop.call_later(timeout, expire)
+        remove_abort = abort_on(fail) if abort_on is not None else None
+        timer = loop.call_later(
+            timeout, fail, AtTimeout(f"(waiting for {self.prefix})", timeout, b"")
+        )
         try:
             return await outcome
         finally:
             timer.cancel()
             remove()
+            if remove_abort is not None:
+                remove_abort()
             if outcome.done() and not outcome.cancelled():
                 outcome.exception()  # retrieved, even when this wait was cancelled meanwhile
 

@@ -442,31 +442,7 @@ class NordicDialect(Dialect):
         """
         if sock.closed is not None:
             raise sock.closed
-        urc = waiter.urc
-        if urc is not None:
-            return urc
-        loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[Urc] = loop.create_future()
-
-        def on_close(error: SocketClosed) -> None:
-            if not outcome.done():
-                outcome.set_exception(error)
-
-        def expire() -> None:
-            if not outcome.done():
-                outcome.set_exception(AtTimeout(f"(waiting for {waiter.prefix})", timeout, b""))
-
-        remove_close = sock.on_close(on_close)
-        remove_found = waiter.when_found(outcome)
-        timer = loop.call_later(timeout, expire)
-        try:
-            return await outcome
-        finally:
-            timer.cancel()
-            remove_found()
-            remove_close()
-            if outcome.done() and not outcome.cancelled():
-                outcome.exception()  # retrieved, even when this wait was cancelled meanwhile
+        return await waiter.wait(timeout, abort_on=sock.on_close)
 
     async def _data_mode_result(
         self, waiter: UrcWaiter, sock: ModemSocket, size: int, write_terminator_late: bool
