@@ -7,8 +7,6 @@ for a known number of bytes, so a stray or missing byte fails the test.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import signal
 import sys
@@ -19,86 +17,13 @@ from typing import Any
 import pytest
 
 from tests.fakes import DIALECTS, Command, Dialect, FakeModem, Identity, Kind, Response
+from tests.pty_client import Client
 
 READ_TIMEOUT = 2.0
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
 REGISTERED_CELL = b'"0A1B","01234567",7'
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-class Client:
-    """The host end of the pty: raw bytes in and out, bounded reads, arrival times."""
-
-    def __init__(self, port: str) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        self._out = bytearray()
-        self._buf = bytearray()
-        self._event = asyncio.Event()
-        self.arrivals: list[tuple[float, int]] = []
-        self._loop.add_reader(self.fd, self._on_readable)
-
-    def _on_readable(self) -> None:
-        try:
-            data = os.read(self.fd, 65536)
-        except BlockingIOError:
-            return
-        self.arrivals.append((self._loop.time(), len(data)))
-        self._buf += data
-        self._event.set()
-
-    def write(self, data: bytes) -> None:
-        if not self._out:
-            with contextlib.suppress(BlockingIOError):
-                data = data[os.write(self.fd, data) :]
-            if data:
-                self._loop.add_writer(self.fd, self._on_writable)
-        self._out += data
-
-    def _on_writable(self) -> None:
-        del self._out[: os.write(self.fd, self._out)]
-        if not self._out:
-            self._loop.remove_writer(self.fd)
-
-    async def _wait_for(self, ready: Callable[[], bool], timeout: float) -> None:
-        async def wait() -> None:
-            while not ready():
-                self._event.clear()
-                await self._event.wait()
-
-        await asyncio.wait_for(wait(), timeout)
-
-    async def read_exactly(self, count: int, timeout: float = READ_TIMEOUT) -> bytes:
-        try:
-            await self._wait_for(lambda: len(self._buf) >= count, timeout)
-        except TimeoutError:
-            raise AssertionError(f"wanted {count} bytes, got {bytes(self._buf)!r}") from None
-        data = bytes(self._buf[:count])
-        del self._buf[:count]
-        return data
-
-    async def read_until(self, marker: bytes, timeout: float = READ_TIMEOUT) -> bytes:
-        try:
-            await self._wait_for(lambda: marker in self._buf, timeout)
-        except TimeoutError:
-            raise AssertionError(f"no {marker!r} in {bytes(self._buf)!r}") from None
-        end = self._buf.index(marker) + len(marker)
-        data = bytes(self._buf[:end])
-        del self._buf[:end]
-        return data
-
-    async def expect(self, expected: bytes, timeout: float = READ_TIMEOUT) -> None:
-        assert await self.read_exactly(len(expected), timeout) == expected
-
-    async def ask(self, command: bytes, expected: bytes) -> None:
-        self.write(command)
-        await self.expect(expected)
-
-    def close(self) -> None:
-        self._loop.remove_reader(self.fd)
-        self._loop.remove_writer(self.fd)
-        os.close(self.fd)
 
 
 Start = Callable[..., Awaitable[tuple[FakeModem, Client]]]

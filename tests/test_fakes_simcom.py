@@ -9,8 +9,6 @@ until the expected count, skipping only the dialect's data notification between 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +21,7 @@ import tests.fakes.sim7080
 import tests.fakes.sim7600
 from tests.fakes import simcom_common as sc
 from tests.fakes.core import FakeModem
+from tests.pty_client import Client
 
 READ_TIMEOUT = 3.0
 OK = b"\r\nOK\r\n"
@@ -41,72 +40,6 @@ def info(*lines: str) -> bytes:
 
 
 # ---- the two ends: the host on the pty, the peer on TCP
-
-
-class Client:
-    """The host end of the pty: raw bytes in and out, bounded reads."""
-
-    def __init__(self, port: str) -> None:
-        self._loop = asyncio.get_running_loop()
-        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        self._out = bytearray()
-        self._buf = bytearray()
-        self._event = asyncio.Event()
-        self._loop.add_reader(self.fd, self._on_readable)
-
-    def _on_readable(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            self._buf += os.read(self.fd, 65536)
-            self._event.set()
-
-    def write(self, data: bytes) -> None:
-        if not self._out:
-            with contextlib.suppress(BlockingIOError):
-                data = data[os.write(self.fd, data) :]
-            if data:
-                self._loop.add_writer(self.fd, self._on_writable)
-        self._out += data
-
-    def _on_writable(self) -> None:
-        del self._out[: os.write(self.fd, self._out)]
-        if not self._out:
-            self._loop.remove_writer(self.fd)
-
-    async def _wait_for(self, ready: Callable[[], bool], what: str) -> None:
-        async def wait() -> None:
-            while not ready():
-                self._event.clear()
-                await self._event.wait()
-
-        try:
-            await asyncio.wait_for(wait(), READ_TIMEOUT)
-        except TimeoutError:
-            raise AssertionError(f"wanted {what}, got {bytes(self._buf)[:300]!r}") from None
-
-    async def read_exactly(self, count: int) -> bytes:
-        await self._wait_for(lambda: len(self._buf) >= count, f"{count} bytes")
-        data = bytes(self._buf[:count])
-        del self._buf[:count]
-        return data
-
-    async def read_until(self, marker: bytes) -> bytes:
-        await self._wait_for(lambda: marker in self._buf, repr(marker))
-        end = self._buf.index(marker) + len(marker)
-        data = bytes(self._buf[:end])
-        del self._buf[:end]
-        return data
-
-    async def expect(self, expected: bytes) -> None:
-        got = await self.read_exactly(len(expected))
-        assert got == expected
-
-    def pending(self) -> bytes:
-        return bytes(self._buf)
-
-    def close(self) -> None:
-        self._loop.remove_reader(self.fd)
-        self._loop.remove_writer(self.fd)
-        os.close(self.fd)
 
 
 class Conn:
@@ -425,7 +358,7 @@ async def start() -> AsyncIterator[Start]:
         fake = FakeModem(dialect, **kwargs)  # type: ignore[arg-type]
         await fake.start()
         fakes.append(fake)
-        client = Client(fake.port)
+        client = Client(fake.port, read_timeout=READ_TIMEOUT)
         clients.append(client)
         host = HOSTS[dialect](fake, client)
         await client.expect(host.banner)
