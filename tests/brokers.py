@@ -136,18 +136,20 @@ class PahoPeer:
         password: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
 
         self.messages: list[tuple[str, bytes, int]] = []
         self._changed = threading.Condition()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session
         )
         if username is not None:
             client.username_pw_set(username, password)
         client.on_connect = lambda *_args: self._connected.set()
-        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        # paho annotates whole seconds but takes fractions: reconnect fast after a restart.
+        client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]
         client.on_subscribe = lambda *_args: self._subscribed.set()
         client.on_message = self._on_message
         self.client = client
