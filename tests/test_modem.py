@@ -267,10 +267,12 @@ async def test_concurrent_commands_come_back_to_their_callers(modem: Modem) -> N
 
 async def test_registration_follows_cfun(modem: Modem) -> None:
     await modem.command("AT+CEREG=1")
-    await modem.command("AT+CFUN=1")
-    urc = await modem.wait_for_urc(
-        "+CEREG:", timeout=10, predicate=lambda u: u.text in ("+CEREG: 1", "+CEREG: 5")
-    )
+    # Listen before the command: the notifications may come in the same read as its OK.
+    with modem.expect_urc(
+        "+CEREG:", predicate=lambda u: u.text in ("+CEREG: 1", "+CEREG: 5")
+    ) as registered:
+        await modem.command("AT+CFUN=1")
+        urc = await registered.wait(timeout=10)
     assert urc.text == "+CEREG: 1"
     assert (await modem.command("AT+CEREG?")).values("+CEREG:") == ["1,1"]
 

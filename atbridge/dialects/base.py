@@ -344,26 +344,27 @@ class Dialect:
                     continue
             await self.modem.command("AT+CFUN=1", timeout=30)
             deadline = time.monotonic() + timeout
+
+            def registered(urc: Urc) -> bool:
+                parsed = parse_registration(urc.text[len("+CEREG:") :], is_read=False)
+                return parsed is not None and parsed.registered
+
             while True:
-                current = await self.read_registration()
-                if current is not None and current.registered:
-                    return current
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    last = self.registration.describe() if self.registration else "unknown"
-                    raise StepTimeout(
-                        f"not registered after {timeout:g} s; last state: {last}",
-                        hint="check the antenna, the SIM and its data plan, the bands and "
-                        "RAT (LTE-M / NB-IoT) the network uses; a first scan can take minutes",
-                    )
-                with contextlib.suppress(AtTimeout):
-                    await self.modem.wait_for_urc(
-                        "+CEREG:",
-                        timeout=min(poll_interval, remaining),
-                        predicate=lambda urc: bool(
-                            (r := parse_registration(urc.text[7:], is_read=False)) and r.registered
-                        ),
-                    )
+                # Listen first: the notification may come in the same read as the answer.
+                with self.modem.expect_urc("+CEREG:", predicate=registered) as notified:
+                    current = await self.read_registration()
+                    if current is not None and current.registered:
+                        return current
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        last = self.registration.describe() if self.registration else "unknown"
+                        raise StepTimeout(
+                            f"not registered after {timeout:g} s; last state: {last}",
+                            hint="check the antenna, the SIM and its data plan, the bands and RAT "
+                            "(LTE-M / NB-IoT) the network uses; a first scan can take minutes",
+                        )
+                    with contextlib.suppress(AtTimeout):
+                        await notified.wait(min(poll_interval, remaining))
         finally:
             if progress is not None:
                 self._registration_listeners.remove(progress)
