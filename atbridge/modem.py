@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 :class:`Modem` owns a serial transport (pyserial-asyncio-fast: a tty, a pty, or
-``socket://host:port`` for a board exported by ser2net) and an
+``socket://host:port`` for a board exported by ser2net; ``rfc2217://host:port``
+through :mod:`atbridge.transport`'s thread-backed adapter) and an
 :class:`~atbridge.at_parser.AtParser`. Bytes from the modem go through the parser;
 each event is routed:
 
@@ -319,8 +320,9 @@ class Modem:
     ) -> Modem:
         """Open the port at ``url`` and bring the modem to a known state.
 
-        ``url`` is a device path (``/dev/ttyACM0``, a pty such as ``/dev/pts/5``) or
-        ``socket://host:port`` (a raw TCP port, e.g. ser2net). With ``sync`` (the
+        ``url`` is a device path (``/dev/ttyACM0``, a pty such as ``/dev/pts/5``),
+        ``socket://host:port`` (a raw TCP port, e.g. ser2net) or
+        ``rfc2217://host:port[?ign_set_control]`` (Telnet COM port control). With ``sync`` (the
         default) the modem is woken with ``AT`` until it answers ``OK`` (at most
         ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
         off (``ATE0``) and numeric errors on (``AT+CMEE=1``).
@@ -331,12 +333,6 @@ class Modem:
             raise ConfigurationError(
                 f"line ending {line_ending!r} is not CR, LF or CRLF",
                 hint="use '\\r' (V.250 default, nRF91 Serial Modem) or '\\r\\n' (Serial LTE Modem)",
-            )
-        if url.startswith("rfc2217://"):
-            raise ConfigurationError(
-                f"{url}: RFC 2217 ports are not supported by the asyncio serial transport",
-                hint="export the board as raw TCP instead (ser2net 'accepter: tcp,<port>', "
-                "labgrid 'protocol: raw') and use socket://host:port",
             )
         if not isinstance(transcript, Transcript | None):
             transcript = Transcript(transcript)
@@ -362,9 +358,17 @@ class Modem:
         if self.transcript is not None:
             self.transcript.note(f"opening {url} at {baudrate} baud")
         try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts
-            )
+            if url.startswith("rfc2217://"):
+                # No file descriptor to watch: a thread-backed transport instead.
+                from atbridge.transport import open_threaded
+
+                transport: asyncio.Transport = await open_threaded(
+                    url, _Protocol(self), baudrate=baudrate, rtscts=rtscts
+                )
+            else:
+                transport, _ = await serial_asyncio_fast.create_serial_connection(
+                    loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts
+                )
         except (serial.SerialException, OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot open {url}: {exc}", hint=_port_hint(url)) from exc
         self._transport = transport
@@ -828,7 +832,7 @@ def _modem_error(command: str, final: Final) -> ModemError:
 
 
 def _port_hint(url: str) -> str:
-    if url.startswith("socket://"):
+    if url.startswith(("socket://", "rfc2217://")):
         return "check that the host and port are right and that ser2net (or socat) is listening"
     try:
         from serial.tools import list_ports

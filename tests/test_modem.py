@@ -324,9 +324,11 @@ async def test_open_missing_port_says_what_to_check() -> None:
     assert "check the device path" in str(caught.value)
 
 
-async def test_rfc2217_is_refused_with_the_alternative() -> None:
-    with pytest.raises(ConfigurationError, match="socket://"):
-        await Modem.open("rfc2217://127.0.0.1:1")
+async def test_rfc2217_port_that_does_not_answer_says_what_to_check() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(ConfigurationError) as caught:
+        await Modem.open(f"rfc2217://127.0.0.1:{port}?timeout=1")
+    assert f"cannot open rfc2217://127.0.0.1:{port}" in str(caught.value)
 
 
 # -- socket:// through a real ser2net ------------------------------------------------------
@@ -340,11 +342,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def ser2net(device: str, workdir: Path) -> Iterator[int]:
+def ser2net(device: str, workdir: Path, *, rfc2217: bool = False) -> Iterator[int]:
     port = free_port()
+    accepter = "telnet(rfc2217),tcp" if rfc2217 else "tcp"
     config = (
         "connection: &atbridge\n"
-        f"  accepter: tcp,127.0.0.1,{port}\n"
+        f"  accepter: {accepter},127.0.0.1,{port}\n"
         f"  connector: serialdev,{device},115200n81,local\n"
         "  options:\n"
         "    kickolduser: true\n"
@@ -366,13 +369,43 @@ def ser2net(device: str, workdir: Path) -> Iterator[int]:
             proc.wait()
 
 
+async def test_rfc2217_url_through_ser2net(fake: FakeModem, tmp_path: Path) -> None:
+    with ser2net(fake.port, tmp_path, rfc2217=True) as port:
+        modem = await connect_when_listening(f"rfc2217://127.0.0.1:{port}?ign_set_control")
+        try:
+            assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+            urcs = collect(modem, "+CEREG:")
+            fake.urc_during_next_response("+CEREG: 2")
+            assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+            assert [u.text for u in urcs] == ["+CEREG: 2"]
+        finally:
+            await modem.close()
+
+
+async def test_rfc2217_link_loss_fails_the_waiting_command(fake: FakeModem, tmp_path: Path) -> None:
+    with ser2net(fake.port, tmp_path, rfc2217=True) as port:
+        modem = await connect_when_listening(f"rfc2217://127.0.0.1:{port}?ign_set_control")
+    # ser2net is gone: the reader thread sees the TCP connection end.
+    try:
+        lost = asyncio.get_running_loop().create_future()
+        modem.on_link_lost(lambda reason: lost.done() or lost.set_result(reason))
+        await asyncio.wait_for(lost, 10)
+        with pytest.raises(LinkLost):
+            await modem.command("AT")
+    finally:
+        await modem.close()
+
+
 async def connect_when_listening(url: str, attempts: int = 100) -> Modem:
     """ser2net starts listening shortly after it starts: retry a refused connect, bounded."""
     for _ in range(attempts):
         try:
             return await Modem.open(url)
         except ConfigurationError as exc:
-            if not isinstance(exc.__cause__, ConnectionRefusedError):
+            refused = isinstance(exc.__cause__, ConnectionRefusedError) or (
+                "Connection refused" in str(exc)  # pyserial's rfc2217 wraps the OSError
+            )
+            if not refused:
                 raise
             await asyncio.sleep(0.05)
     raise AssertionError(f"ser2net never accepted on {url}")

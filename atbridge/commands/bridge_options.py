@@ -109,8 +109,9 @@ def add_bridge_options(parser: argparse.ArgumentParser, *, give_up_default: floa
     modem.add_argument(
         "--port",
         metavar="URL",
-        help="serial device (/dev/ttyACM0, a pty) or socket://host:port for a board exported "
-        "by ser2net; default $ATBRIDGE_PORT or [bridge] port in --config",
+        help="serial device (/dev/ttyACM0, a pty), or a board exported by ser2net as "
+        "socket://host:port or rfc2217://host:port?ign_set_control; default $ATBRIDGE_PORT "
+        "or [bridge] port in --config",
     )
     modem.add_argument("--baud", type=positive_int, metavar="N", help="baud rate (default 115200)")
     modem.add_argument(

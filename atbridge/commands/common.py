@@ -20,8 +20,8 @@ def add_port_options(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("ATBRIDGE_PORT"),
         required="ATBRIDGE_PORT" not in os.environ,
         metavar="URL",
-        help="serial device (/dev/ttyACM0, a pty) or socket://host:port for a board "
-        "exported by ser2net; default $ATBRIDGE_PORT",
+        help="serial device (/dev/ttyACM0, a pty), or a board exported by ser2net as "
+        "socket://host:port or rfc2217://host:port?ign_set_control; default $ATBRIDGE_PORT",
     )
     group.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
     group.add_argument("--rtscts", action="store_true", help="hardware flow control (RTS/CTS)")

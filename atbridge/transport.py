@@ -1,0 +1,130 @@
+"""A thread-backed asyncio transport for serial ports without a file descriptor.
+
+pyserial-asyncio-fast watches the port's file descriptor with the event loop, so
+ports that have none — ``rfc2217://host:port`` (a board exported by ser2net's
+``telnet(rfc2217)`` accepter or a labgrid exporter) — cannot use it. This adapter
+runs the blocking pyserial port in two threads instead: a reader that hands every
+chunk to the protocol on the loop (``call_soon_threadsafe``), and a writer that
+sends queued bytes in order. The protocol sees an ordinary
+:class:`asyncio.Transport`; ``close()`` stops both threads and calls
+``connection_lost`` on the loop once the port is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import threading
+from typing import Any
+
+_STOP = b""
+
+
+class ThreadedSerialTransport(asyncio.Transport):
+    """An asyncio transport over a blocking pyserial port (see the module comment)."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, port: Any, protocol: asyncio.Protocol
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._port = port
+        self._protocol = protocol
+        self._closing = False
+        self._lost = False
+        self._outgoing: queue.Queue[bytes] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_loop, name="atbridge-rx", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="atbridge-tx", daemon=True)
+
+    def start(self) -> None:
+        self._loop.call_soon(self._protocol.connection_made, self)
+        self._reader.start()
+        self._writer.start()
+
+    # -- asyncio.Transport -----------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing or not data:
+            return
+        self._outgoing.put(bytes(data))
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._outgoing.put(_STOP)
+        threading.Thread(target=self._shut_down, name="atbridge-close", daemon=True).start()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._port if name == "serial" else default
+
+    # -- threads -----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        port = self._port
+        error: Exception | None = None
+        try:
+            while not self._closing:
+                data = port.read(max(1, port.in_waiting))
+                if data and not self._closing:
+                    self._loop.call_soon_threadsafe(self._protocol.data_received, data)
+        except Exception as exc:  # the port or the network went away
+            error = exc
+        if not self._closing:
+            self._closing = True
+            self._outgoing.put(_STOP)
+            self._lose(error)
+
+    def _write_loop(self) -> None:
+        while True:
+            data = self._outgoing.get()
+            if not data:  # _STOP
+                return
+            try:
+                self._port.write(data)
+            except Exception as exc:
+                if not self._closing:
+                    self._closing = True
+                    self._lose(exc)
+                return
+
+    def _shut_down(self) -> None:
+        self._writer.join(timeout=5)
+        try:
+            self._port.close()
+        finally:
+            self._reader.join(timeout=5)
+            self._lose(None)
+
+    def _lose(self, error: Exception | None) -> None:
+        def deliver() -> None:
+            if not self._lost:
+                self._lost = True
+                self._protocol.connection_lost(error)
+
+        # A closed loop has nobody left to tell.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(deliver)
+
+
+async def open_threaded(
+    url: str, protocol: asyncio.Protocol, *, baudrate: int, rtscts: bool
+) -> ThreadedSerialTransport:
+    """Open ``url`` with pyserial in a worker thread and wrap it in a transport."""
+    import serial
+
+    loop = asyncio.get_running_loop()
+    port = await loop.run_in_executor(
+        None,
+        functools.partial(
+            serial.serial_for_url, url, baudrate=baudrate, rtscts=rtscts, timeout=0.05
+        ),
+    )
+    transport = ThreadedSerialTransport(loop, port, protocol)
+    transport.start()
+    return transport
