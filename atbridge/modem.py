@@ -365,6 +365,12 @@ class Modem:
                 transport: asyncio.Transport = await open_threaded(
                     url, _Protocol(self), baudrate=baudrate, rtscts=rtscts
                 )
+            elif "://" not in url:
+                from atbridge.transport import open_device
+
+                transport = await open_device(
+                    url, _Protocol(self), baudrate=baudrate, rtscts=rtscts
+                )
             else:
                 transport, _ = await serial_asyncio_fast.create_serial_connection(
                     loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts

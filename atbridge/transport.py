@@ -1,4 +1,10 @@
-"""A thread-backed asyncio transport for serial ports without a file descriptor.
+"""Transports for the AT channel beyond pyserial-asyncio-fast's defaults.
+
+Device paths (``/dev/ttyACM0``, ptys) go through pyserial-asyncio-fast's transport
+over :func:`open_device`'s port, whose non-blocking read is a single ``os.read``
+(see :func:`open_device`).
+
+A thread-backed asyncio transport serves serial ports without a file descriptor.
 
 pyserial-asyncio-fast watches the port's file descriptor with the event loop, so
 ports that have none — ``rfc2217://host:port`` (a board exported by ser2net's
@@ -14,10 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
+import os
 import queue
+import select
 import threading
 from typing import Any
+
+#: ``os.read`` errors that mean "nothing to read now", as pyserial treats them.
+_NOTHING_YET = frozenset(
+    {errno.EAGAIN, errno.EALREADY, errno.EWOULDBLOCK, errno.EINPROGRESS, errno.EINTR}
+)
 
 _STOP = b""
 
@@ -127,4 +141,67 @@ async def open_threaded(
     )
     transport = ThreadedSerialTransport(loop, port, protocol)
     transport.start()
+    return transport
+
+
+def _direct_read_serial_class() -> Any:
+    import serial
+
+    class DirectReadSerial(serial.Serial):  # type: ignore[misc]
+        """pyserial's POSIX port with a one-system-call non-blocking read.
+
+        pyserial-asyncio-fast sets ``timeout = 0`` and calls ``read`` when the event loop
+        has seen the descriptor readable; pyserial's ``read`` then asks ``select`` again
+        before ``os.read``, builds a timeout object and a buffer: costs paid on every
+        chunk of every response. With ``timeout == 0`` this ``read`` is one ``os.read``
+        when bytes are waiting, and pyserial's outcomes otherwise: ``b""`` when none
+        are, :class:`serial.SerialException` when the device is gone (readable with
+        nothing to read, or an error other than "try again"). Other timeouts use
+        pyserial's own ``read``.
+        """
+
+        def read(self, size: int = 1) -> bytes:
+            if self._timeout != 0 or not self.is_open:
+                return super().read(size)  # type: ignore[no-any-return]
+            data = self._read_once(size)
+            if data:
+                return data
+            # Nothing (pyserial sets VMIN = 0, so an empty read is not end of file by
+            # itself): pyserial's own test tells "nothing yet" from "device gone".
+            ready, _, _ = select.select([self.fd], [], [], 0)
+            if not ready:
+                return b""
+            data = self._read_once(size)
+            if not data:
+                raise serial.SerialException(
+                    "device reports readiness to read but returned no data "
+                    "(device disconnected or multiple access on port?)"
+                )
+            return data
+
+        def _read_once(self, size: int) -> bytes:
+            try:
+                return os.read(self.fd, size)
+            except OSError as exc:
+                if exc.errno in _NOTHING_YET:
+                    return b""
+                raise serial.SerialException(f"read failed: {exc}") from exc
+
+    return DirectReadSerial
+
+
+async def open_device(
+    path: str, protocol: asyncio.Protocol, *, baudrate: int, rtscts: bool
+) -> asyncio.Transport:
+    """Open the device at ``path`` (a tty or a pty) in a worker thread, so a slow open
+    never stalls the loop, and serve it with pyserial-asyncio-fast's transport."""
+    import serial_asyncio_fast
+
+    loop = asyncio.get_running_loop()
+    port_class = _direct_read_serial_class()
+    port = await loop.run_in_executor(
+        None, functools.partial(port_class, path, baudrate=baudrate, rtscts=rtscts)
+    )
+    transport: asyncio.Transport
+    transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
     return transport

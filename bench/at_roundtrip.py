@@ -36,12 +36,16 @@ from atbridge.modem import Modem
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "AT+CGSN"
 LINE_ENDING = b"\r\n"
+COLD_LINE_HELP = (
+    "paced mode: let the fake modem sleep between bytes (by default it polls its pty, "
+    "--hot-line, so its own wake-up latency is not charged to the line)"
+)
 
 
-def start_fake(baud: int | None) -> tuple[subprocess.Popen[str], str]:
+def start_fake(baud: int | None, hot_line: bool) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "tests.fakes", "--dialect", "nrf91-slm"]
     if baud:
-        cmd += ["--baud", str(baud)]
+        cmd += ["--baud", str(baud)] + (["--hot-line"] if hot_line else [])
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     port = proc.stdout.readline().strip()
@@ -122,12 +126,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("fast", "paced"), default="fast")
     parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument("--cold-line", action="store_true", help=COLD_LINE_HELP)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--count", type=int, default=None, help="round trips per round")
     args = parser.parse_args()
     paced = args.mode == "paced"
     count = args.count or (300 if paced else 3000)
-    proc, port = start_fake(args.baud if paced else None)
+    proc, port = start_fake(args.baud if paced else None, not args.cold_line)
     try:
         ours: list[float] = []
         bare: list[float] = []

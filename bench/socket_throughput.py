@@ -26,6 +26,8 @@ from atbridge.dialects import DIALECTS, open_dialect
 from atbridge.modem import Modem
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Extra options for the fake modem (``--cold-line`` empties it).
+HOT_LINE = ["--hot-line"]
 
 
 class Server:
@@ -62,7 +64,7 @@ class Server:
 
 async def measure(name: str, size: int, baud: int) -> dict[str, object]:
     fake = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "tests.fakes", "--dialect", name, "--baud", str(baud)),
+        *(sys.executable, "-m", "tests.fakes", "--dialect", name, "--baud", str(baud), *HOT_LINE),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -126,8 +128,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16384)
     parser.add_argument("--baud", type=int, default=115200)
+    parser.add_argument(
+        "--cold-line",
+        action="store_true",
+        help="let the fake modem sleep between bytes (by default it polls its pty, "
+        "--hot-line, so its own wake-up latency is not charged to the line)",
+    )
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
     args = parser.parse_args()
+    if args.cold_line:
+        HOT_LINE.clear()
     results = []
     for name in args.dialect or sorted(DIALECTS):
         result = await measure(name, args.size, args.baud)

@@ -439,6 +439,30 @@ async def test_pacing_holds_both_directions_to_the_line_rate(start_fake: Start) 
     await client.ask(b"AT\r\n", OK)
 
 
+async def test_hot_line_polls_for_a_while_after_each_byte_then_sleeps(
+    start_fake: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import core
+
+    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 3600.0)
+    fake, client = await start_fake("nrf91-slm", baud=115200, hot_line=True)
+    await client.expect(b"Ready\r\n")
+    await client.ask(b"AT+CGMI\r\n", info(b"Nordic Semiconductor ASA"))
+    assert fake._spinner is not None  # polling after its output
+    await fake.stop()
+    assert fake._spinner is None
+    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 0.0)
+    fake, client = await start_fake("nrf91-slm", baud=115200, hot_line=True)
+    await client.expect(b"Ready\r\n")
+    await client.ask(b"AT\r\n", OK)
+    assert fake._spinner is None  # the hot time is over: back to sleeping in the kernel
+    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 3600.0)
+    unpaced, other = await start_fake("nrf91-slm", hot_line=True)
+    await other.expect(b"Ready\r\n")
+    await other.ask(b"AT\r\n", OK)
+    assert unpaced._spinner is None  # only a paced line is kept hot
+
+
 async def test_pacing_applies_to_urcs_and_stops_when_cleared(slm: tuple[FakeModem, Client]) -> None:
     fake, client = slm
     loop = asyncio.get_running_loop()
@@ -620,3 +644,47 @@ async def test_python_m_tests_fakes_serves_until_signalled(signum: signal.Signal
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+class _StubLoop:
+    """Just enough of a loop for ``_Pacer``: a settable clock; timers never fire."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def time(self) -> float:
+        return self.now
+
+    def get_debug(self) -> bool:
+        return False
+
+    def call_at(self, when: float, callback: object, *args: object) -> asyncio.Handle:
+        return asyncio.Handle(lambda: None, (), self)  # type: ignore[arg-type]
+
+    def call_soon(self, callback: object, *args: object) -> asyncio.Handle:
+        return self.call_at(self.now, callback)
+
+
+def test_pacer_starts_an_answer_when_its_input_arrived_not_when_it_was_written() -> None:
+    from tests.fakes.core import _Pacer
+
+    loop = _StubLoop()
+    released: list[bytes] = []
+    pacer = _Pacer(loop, released.append)  # type: ignore[arg-type]
+    pacer.set_rate(1000.0)  # 1 ms a byte, from loop time 100.000
+    loop.now = 100.001  # the fake took 1 ms to think about input that arrived at 100.000
+    pacer.push(b"OK\r\n", since=100.000)
+    assert pacer.drained_at() == pytest.approx(100.004)
+    assert released == []
+    # More output on a busy line queues behind the bytes still going out.
+    pacer.push(b"xx", since=99.0)
+    assert pacer.drained_at() == pytest.approx(100.006)
+    # Without ``since`` an idle line starts now.
+    pacer.clear()
+    pacer.push(b"a")
+    assert pacer.drained_at() == pytest.approx(100.002)
+    # An answer that took longer to think about than to send goes out at once.
+    pacer.clear()
+    loop.now = 100.010
+    pacer.push(b"late", since=100.001)
+    assert released == [b"late"]

@@ -317,6 +317,31 @@ async def test_link_lost_fails_the_waiting_command(fake: FakeModem, modem: Modem
         await modem.command("AT")
 
 
+def test_device_port_reads_with_one_system_call_and_the_same_outcomes_as_pyserial() -> None:
+    import os
+
+    import serial
+
+    from atbridge.transport import _direct_read_serial_class
+
+    master, slave = os.openpty()
+    port = _direct_read_serial_class()(os.ttyname(slave), baudrate=115200, timeout=0)
+    try:
+        assert port.read(1024) == b""  # nothing waiting: nothing, no error
+        os.write(master, b"\r\nOK\r\n")
+        assert port.read(1024) == b"\r\nOK\r\n"
+        port.timeout = 0.5  # any other timeout: pyserial's own read
+        os.write(master, b"AB")
+        assert port.read(2) == b"AB"
+        port.timeout = 0
+        os.close(master)  # the other end is gone
+        with pytest.raises(serial.SerialException, match=r"no data|read failed"):
+            port.read(1024)
+    finally:
+        port.close()
+        os.close(slave)
+
+
 async def test_open_missing_port_says_what_to_check() -> None:
     with pytest.raises(ConfigurationError) as caught:
         await Modem.open("/dev/does-not-exist")

@@ -1,6 +1,6 @@
 """Serve a fake modem from a shell until SIGINT or SIGTERM.
 
-    python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N]
+    python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N [--hot-line]]
                           [--echo | --no-echo] [--cfun N] [--no-sim] [-v]
 
 The first line of standard output is the pty path to open (``/dev/pts/N``).
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         "--baud", type=int, default=None, metavar="N", help="pace both directions at N baud"
     )
     parser.add_argument(
+        "--hot-line",
+        action="store_true",
+        help="with --baud: poll the pty instead of sleeping between bytes, so the fake's "
+        "wake-up latency is not charged to the line (for benchmarks; costs a CPU core)",
+    )
+    parser.add_argument(
         "--echo",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -54,6 +60,7 @@ async def _serve(args: argparse.Namespace) -> int:
         args.dialect,
         registration_delay=args.registration_delay,
         baud=args.baud,
+        hot_line=args.hot_line,
         echo=args.echo,
         cfun=args.cfun,
         sim=not args.no_sim,

@@ -16,6 +16,11 @@ interpreter, and output bytes reach the pty, only when their last bit would have
 wire, scheduled against a running deadline (batches of about 4 ms of line time, each released
 when its last byte is due, never early; epoll's 1 ms timer granularity is bridged by yielding
 with ``call_soon`` for the last millisecond, so the pacing costs no extra millisecond a wait).
+On a paced line the fake is an ideal modem that needs no time to think: what it writes in
+direct answer to input (echo, result codes, the prompt, the result after a payload) starts on
+the wire when that input's last byte had arrived, so the fake's own Python time is not
+charged to the line (``_answer_from``); output after a real wait (network I/O, an injected
+delay) starts when it is written.
 
 Received bytes collect in one buffer, which is the modem's UART FIFO. When the interpreter is
 idle it cuts the next command line out of it with the dialect's line rules (terminator, quote
@@ -578,17 +583,23 @@ class _Pacer:
             if self._pending:
                 self._schedule()
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: bytes, since: float | None = None) -> None:
+        """Queue ``data``; on an idle line its first byte starts at ``since`` (loop time, the
+        default now), never before the line's previous byte is through."""
         if not data:
             return
         if self._rate is None:
             self._sink(data)
             return
         if not self._pending:
-            self._clock = max(self._clock, self._loop.time())
+            self._clock = max(self._clock, self._loop.time() if since is None else since)
         self._pending += data
         if self._handle is None:
             self._schedule()
+
+    def wire_time(self) -> float:
+        """Loop time at which the bytes released last were through (now when unpaced)."""
+        return self._loop.time() if self._rate is None else self._clock
 
     def drained_at(self) -> float:
         """Loop time at which everything pushed so far will have been released."""
@@ -648,6 +659,7 @@ class _Exchange:
 
 
 _T = TypeVar("_T")
+_HOT_LINE_SECONDS: Final = 0.005
 CommandMatch: TypeAlias = str | re.Pattern[str] | Callable[[str], bool]
 
 
@@ -687,7 +699,9 @@ class FakeModem:
     both directions at 10 bits per byte (None: no pacing). ``echo`` and ``cfun`` override the
     dialect's power-on defaults (and stay the power-on defaults across reboots). ``sim``
     says whether a SIM card is inserted. ``identity`` and ``network`` override the dialect's
-    identity strings and the network the fake registers on.
+    identity strings and the network the fake registers on. ``hot_line`` (with ``baud``, for
+    benchmarks) keeps polling the pty for a few milliseconds after each byte instead of
+    sleeping, so the fake's own wake-up latency is not charged to the paced line.
     """
 
     def __init__(
@@ -701,6 +715,7 @@ class FakeModem:
         sim: bool = True,
         identity: Identity | None = None,
         network: Network | None = None,
+        hot_line: bool = False,
     ) -> None:
         if isinstance(dialect, str):
             try:
@@ -726,6 +741,9 @@ class FakeModem:
         self.dialect_state: object = None
 
         self._baud = baud
+        self.hot_line = hot_line
+        self._hot_until = 0.0
+        self._spinner: asyncio.Handle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master: int | None = None
         self._slave: int | None = None
@@ -735,6 +753,9 @@ class FakeModem:
         self._reader = _LineReader(dialect)
         self._tx: _Pacer | None = None
         self._rx_pacer: _Pacer | None = None
+        # What is written in direct answer to input starts on the wire when that input had
+        # arrived: (the task answering or None, the wire time). See _answer_from.
+        self._answer: tuple[asyncio.Task[Any] | None, float] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registration_timer: asyncio.TimerHandle | None = None
@@ -962,7 +983,11 @@ class FakeModem:
         """Queue bytes for the wire (paced if a baud rate is set)."""
         if self._tx is None or self._master is None:
             raise RuntimeError("fake modem not started")
-        self._tx.push(data)
+        answer = self._answer
+        since = None
+        if answer is not None and answer[0] is asyncio.current_task(self._require_loop()):
+            since = answer[1]
+        self._tx.push(data, since)
 
     def after_response(self, action: Callable[[], None]) -> None:
         """Run ``action`` right after the current command's response is sent (or dropped);
@@ -1135,6 +1160,9 @@ class FakeModem:
             self.begin_registration()
 
     def _cancel_activity(self) -> None:
+        if self._spinner is not None:
+            self._spinner.cancel()
+            self._spinner = None
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -1202,6 +1230,7 @@ class FakeModem:
             return
         if not data:
             return
+        self._keep_hot()
         self.bytes_in += len(data)
         log.debug("<- %r", data)
         assert self._rx_pacer is not None
@@ -1210,6 +1239,7 @@ class FakeModem:
     def _write_master(self, data: bytes) -> None:
         if self._master is None:
             return
+        self._keep_hot()
         log.debug("-> %r", data)
         if self._wbuf:
             self._wbuf += data
@@ -1225,6 +1255,24 @@ class FakeModem:
         if written < len(data):
             self._wbuf += data[written:]
             self._require_loop().add_writer(self._master, self._on_writable)
+
+    def _keep_hot(self) -> None:
+        """With ``hot_line`` on a paced line, poll the pty for ``_HOT_LINE_SECONDS`` after
+        each byte in or out instead of sleeping in the kernel: a modem's UART takes a byte
+        the moment it arrives, while a process woken from sleep takes tens of microseconds
+        (more in a virtual machine) that a benchmark would charge to the line."""
+        if not self.hot_line or self._baud is None or self._loop is None:
+            return
+        self._hot_until = self._loop.time() + _HOT_LINE_SECONDS
+        if self._spinner is None:
+            self._spinner = self._loop.call_soon(self._spin)
+
+    def _spin(self) -> None:
+        loop = self._loop
+        if loop is not None and self._master is not None and loop.time() < self._hot_until:
+            self._spinner = loop.call_soon(self._spin)
+        else:
+            self._spinner = None
 
     def _on_writable(self) -> None:
         if self._master is None:
@@ -1259,7 +1307,10 @@ class FakeModem:
         future: asyncio.Future[bytes] = self._require_loop().create_future()
         self._raw_waiter = (take, future)
         self._feed_raw_waiter()
-        return await future
+        data = await future
+        assert self._rx_pacer is not None
+        self._answer_from(self._rx_pacer.wire_time())
+        return data
 
     def _feed_raw_waiter(self) -> None:
         assert self._raw_waiter is not None
@@ -1285,7 +1336,30 @@ class FakeModem:
         finally:
             self._draining = False
 
+    def _answer_from(self, since: float) -> None:
+        """Model an ideal modem, one that needs no time to think: what the current task
+        writes before it next yields (the echo and response of a command, the result code
+        after a payload) starts on the wire at ``since``, when the input it answers had
+        arrived, so the fake's own Python time is not charged to the paced line. Output
+        after a wait (a delayed response, a handler that waited on the network) starts when
+        it is written, as usual; and never before the line's previous byte is through."""
+        answer = (asyncio.current_task(self._require_loop()), since)
+        self._answer = answer
+        self._require_loop().call_soon(self._end_answer, answer)
+
+    def _end_answer(self, answer: tuple[asyncio.Task[Any] | None, float]) -> None:
+        if self._answer is answer:
+            self._answer = None
+
     def _execute(self, echo: bytes, raw: bytes, overflow: bool) -> None:
+        assert self._rx_pacer is not None
+        self._answer_from(self._rx_pacer.wire_time())
+        try:
+            self._start_exchange(echo, raw, overflow)
+        finally:
+            self._answer = None
+
+    def _start_exchange(self, echo: bytes, raw: bytes, overflow: bool) -> None:
         line = raw.decode("latin-1")
         self.commands.append(line)
         for predicate, future in self._command_waiters:
@@ -1316,11 +1390,15 @@ class FakeModem:
             log.exception("fake modem handler failed on %r", line)
             result = Response.error()
         if inspect.isawaitable(result):
-            self.spawn(self._run_async(exchange, result))
+            assert self._rx_pacer is not None
+            self.spawn(self._run_async(exchange, result, self._rx_pacer.wire_time()))
         else:
             self._finish(exchange, result)
 
-    async def _run_async(self, exchange: _Exchange, pending: Awaitable[HandlerResult]) -> None:
+    async def _run_async(
+        self, exchange: _Exchange, pending: Awaitable[HandlerResult], since: float
+    ) -> None:
+        self._answer_from(since)  # what the handler answers before its first wait
         try:
             result = await pending
         except CommandError as exc:
