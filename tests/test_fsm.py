@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from atbridge.credentials import MqttCredentials
-from atbridge.dialects import DIALECTS
+from atbridge.dialects import DIALECTS, dialect_class
 from atbridge.dialects.base import CloseReason, SocketClosed
 from atbridge.errors import BrokerRefused, ConfigurationError, ModemRebooted
 from atbridge.fsm import (
@@ -49,10 +49,24 @@ def config(fake: FakeModem, broker_port: int, **kw: object) -> BridgeConfig:
     return BridgeConfig(port=fake.port, credentials=credentials, **options)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeModem]:
-    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+@pytest.fixture(params=sorted(DIALECTS))
+async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeModem]:
+    """A fake modem of each dialect in turn: every lifecycle test runs on all five."""
+    async with FakeModem(dialect=request.param, registration_delay=0.05) as fake:
         yield fake
+
+
+def drop_pdp_context(fake: FakeModem) -> None:
+    """The network drops the PDP context, each dialect's way."""
+    if fake.dialect.name.startswith("nrf91"):
+        from tests.fakes.nrf91_sockets import network_detach
+
+        # The network detaches the modem and takes it back 0.3 s later.
+        network_detach(fake, initiator="NW", reattach_after=0.3)
+    else:
+        from tests.fakes.simcom_common import drop_pdp
+
+        drop_pdp(fake)  # the context is gone; registration stays
 
 
 def states(bridge: Bridge) -> list[str]:
@@ -255,10 +269,11 @@ async def test_wrong_password_fails_with_the_reason_and_no_storm(fake: FakeModem
     assert "Wr0ng-s3cret" not in message
 
 
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
 async def test_registration_that_never_completes_times_out_with_the_last_status(
-    broker: Mosquitto,
+    dialect: str, broker: Mosquitto
 ) -> None:
-    async with FakeModem(dialect="nrf91-slm", registration_delay=3600) as fake:
+    async with FakeModem(dialect=dialect, registration_delay=3600) as fake:
         cfg = config(
             fake,
             broker.port,
@@ -274,10 +289,8 @@ async def test_registration_that_never_completes_times_out_with_the_last_status(
 
 
 async def test_pdp_context_dropped_recovers(fake: FakeModem, broker: Mosquitto) -> None:
-    from tests.fakes.nrf91_sockets import network_detach
-
     async with Bridge(config=config(fake, broker.port)) as bridge:
-        network_detach(fake, initiator="NW", reattach_after=0.3)
+        drop_pdp_context(fake)
         await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
         await bridge.wait_online(timeout=30)
         after = states(bridge)[6:]
@@ -340,8 +353,9 @@ async def test_repeated_socket_failures_escalate_to_reattach(fake: FakeModem) ->
             assert after.count("opening_socket") >= 3
 
 
-async def test_repeated_attach_failures_restart_the_modem(broker: Mosquitto) -> None:
-    async with FakeModem(dialect="nrf91-slm", registration_delay=3600) as fake:
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+async def test_repeated_attach_failures_restart_the_modem(dialect: str, broker: Mosquitto) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=3600) as fake:
         cfg = config(
             fake,
             broker.port,
@@ -352,7 +366,7 @@ async def test_repeated_attach_failures_restart_the_modem(broker: Mosquitto) -> 
         bridge = Bridge(config=cfg)
         await bridge.start()
         try:
-            await fake.wait_for_command("AT#XRESET", timeout=30)
+            await fake.wait_for_command(dialect_class(dialect).reset_command, timeout=30)
             fake.registration_delay = 0.05  # after the restart the network is found
             await bridge.wait_online(timeout=30)
             after_reset = states(bridge)
