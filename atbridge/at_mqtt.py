@@ -407,7 +407,6 @@ class _PublishShell:
     properties: Properties
 
 
-_new_shell = object.__new__
 _V5 = ProtocolVersion.MQTT_5_0
 _SUBACK_CODES_311 = frozenset((0x00, 0x01, 0x02, 0x80))
 
@@ -509,15 +508,36 @@ def _local_reason(code: int, ptype: PacketType, protocol: ProtocolVersion) -> No
 # fixed header packed together with what follows it, one join per frame so a payload
 # is copied once, and UTF-8 checks done inline; the validation helpers (encode_string,
 # _check_packet_id, ...) are called only when a quick check fails, to raise their exact
-# error, in the same order as the checks of the other encoders.
+# error, in the same order as the checks of the other encoders. On top of that,
+# encode() and decode() have a fast path for the usual MQTT 3.1.1 PUBLISH that only
+# ever returns a result: whatever it does not handle, errors included, it leaves to
+# _encode_publish / _decode_publish (tests/test_mqtt_codec_fast_paths.py holds the two
+# paths to each other).
 _pack_u16 = struct.Struct("!H").pack
+#: ``_pack_u16(n)`` for n < 256, the length prefix of most strings, without a call.
+_U16 = tuple(_pack_u16(n) for n in range(0x100))
+_pack_b_b = struct.Struct("!BB").pack
+_pack_b_b_b = struct.Struct("!BBB").pack
 _pack_b_b_u16 = struct.Struct("!BBH").pack
 _pack_b_b_b_u16 = struct.Struct("!BBBH").pack
-# CONNECT's variable header (protocol name, level, flags, keep alive), alone or after a
-# fixed header with a one- or two-byte Remaining Length.
+# CONNECT's variable header (protocol name, level, flags, keep alive) alone, or after a
+# fixed header with a one- or two-byte Remaining Length and followed by the length of
+# the client id (when no property block comes in between).
 _pack_connect_head_0 = struct.Struct("!6sBBH").pack
-_pack_connect_head_1 = struct.Struct("!BB6sBBH").pack
-_pack_connect_head_2 = struct.Struct("!BBB6sBBH").pack
+_pack_connect_head_1 = struct.Struct("!BB6sBBHH").pack
+_pack_connect_head_2 = struct.Struct("!BBB6sBBHH").pack
+
+# The PUBLISH fast paths of encode() and decode() remember the topic names they have
+# validated, in two small caches: str -> length-prefixed UTF-8 for encode(), UTF-8 ->
+# str for decode(). A name enters only after the fast path checked it as the general
+# path does (non-empty, no wildcard, well-formed UTF-8 without U+0000, at most 65,535
+# bytes), so a hit skips no rule and a miss checks the name in full. Names over
+# _TOPIC_CACHE_MAX_BYTES are not kept; a cache that reaches _TOPIC_CACHE_SIZE entries is
+# emptied (one atomic clear(), safe with threads), so neither grows without bound.
+_TOPIC_CACHE_SIZE = 256
+_TOPIC_CACHE_MAX_BYTES = 256
+_encoded_topics: dict[str, bytes] = {}
+_decoded_topics: dict[bytes, str] = {}
 
 
 def _fixed_header(first: int, size: int) -> bytes:
@@ -554,6 +574,7 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
     username = packet.username
     password = packet.password
     client_id = packet.client_id
+    v5 = protocol is _V5
     flags = 0x02 if clean_session else 0
     will = packet.will
     if will is not None:
@@ -562,17 +583,17 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
     if username is not None:
         flags |= 0x80
     if password is not None:
-        if username is None and protocol != _V5:
+        if username is None and not v5:
             raise LocalProtocolError(
                 "[MQTT-3.1.2-22] MQTT 3.1.1 does not allow a password without a user name"
             )
         flags |= 0x40
-    if not client_id and not clean_session and protocol != _V5:
+    if not client_id and not clean_session and not v5:
         raise LocalProtocolError(
             "[MQTT-3.1.3-7] an empty client id requires clean session (clean_session=True)"
         )
     props = packet.properties
-    if props is NO_PROPERTIES and protocol != _V5:
+    if props is NO_PROPERTIES and not v5:
         prop_bytes = b""
     else:
         prop_bytes = _local_props(props, PacketType.CONNECT, protocol)
@@ -582,8 +603,6 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
         raw_id = encode_string(client_id, "client id")  # raises the surrogate error
     if len(raw_id) > 0xFFFF or "\x00" in client_id:
         encode_string(client_id, "client id")  # raises the length or U+0000 error
-    # parts[0] becomes the fixed header + variable header once the size is known.
-    parts = [b"", prop_bytes, _pack_u16(len(raw_id)), raw_id]
     size = 12 + len(prop_bytes) + len(raw_id)
     if will is not None:
         will_props = _local_props(will.properties, WILL, protocol)
@@ -592,7 +611,6 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
             raise LocalProtocolError(problem.replace("a PUBLISH topic", "the Will topic"))
         will_topic = encode_string(will.topic, "Will topic")
         will_message = encode_binary(will.payload, "Will message")
-        parts += (will_props, will_topic, will_message)
         size += len(will_props) + len(will_topic) + len(will_message)
     if username is not None:
         try:
@@ -601,23 +619,66 @@ def _encode_connect(packet: Connect, _protocol: ProtocolVersion) -> bytes:
             raw_user = encode_string(username, "user name")  # raises the surrogate error
         if len(raw_user) > 0xFFFF or "\x00" in username:
             encode_string(username, "user name")  # raises the length or U+0000 error
-        parts += (_pack_u16(len(raw_user)), raw_user)
         size += 2 + len(raw_user)
     if password is not None:
         if len(password) > 0xFFFF:
             encode_binary(password, "password")  # raises
-        parts += (_pack_u16(len(password)), password)
         size += 2 + len(password)
-    if size < 0x80:
-        parts[0] = _pack_connect_head_1(0x10, size, b"\x00\x04MQTT", protocol, flags, keepalive)
+    # The fixed header, the variable header and the client id's length in one pack.
+    if prop_bytes:
+        head = (
+            _fixed_header(0x10, size)
+            + _pack_connect_head_0(b"\x00\x04MQTT", protocol, flags, keepalive)
+            + prop_bytes
+            + _pack_u16(len(raw_id))
+        )
+    elif size < 0x80:
+        head = _pack_connect_head_1(
+            0x10, size, b"\x00\x04MQTT", protocol, flags, keepalive, len(raw_id)
+        )
     elif size < 0x4000:
-        parts[0] = _pack_connect_head_2(
-            0x10, (size & 0x7F) | 0x80, size >> 7, b"\x00\x04MQTT", protocol, flags, keepalive
+        head = _pack_connect_head_2(
+            0x10,
+            (size & 0x7F) | 0x80,
+            size >> 7,
+            b"\x00\x04MQTT",
+            protocol,
+            flags,
+            keepalive,
+            len(raw_id),
         )
     else:
-        parts[0] = _fixed_header(0x10, size) + _pack_connect_head_0(
-            b"\x00\x04MQTT", protocol, flags, keepalive
+        head = (
+            _fixed_header(0x10, size)
+            + _pack_connect_head_0(b"\x00\x04MQTT", protocol, flags, keepalive)
+            + _pack_u16(len(raw_id))
         )
+    # Both joins keep the items at the places they had when the property block and the
+    # client id's length were items of their own (now in ``head``, hence the two b""),
+    # so a user name or password of the wrong type raises the same TypeError as before.
+    if will is None and username is not None and password is not None:
+        # The usual CONNECT: user name and password, no Will.
+        user_size = len(raw_user)
+        password_size = len(password)
+        return b"".join(
+            (
+                head,
+                b"",
+                b"",
+                raw_id,
+                _U16[user_size] if user_size < 0x100 else _pack_u16(user_size),
+                raw_user,
+                _U16[password_size] if password_size < 0x100 else _pack_u16(password_size),
+                password,
+            )
+        )
+    parts = [head, b"", b"", raw_id]
+    if will is not None:
+        parts += (will_props, will_topic, will_message)
+    if username is not None:
+        parts += (_pack_u16(len(raw_user)), raw_user)
+    if password is not None:
+        parts += (_pack_u16(len(password)), password)
     return b"".join(parts)
 
 
@@ -830,6 +891,53 @@ def encode(packet: Packet, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_
     :class:`Connect` always uses its own ``protocol`` field.
     """
     if type(packet) is Publish:  # the hot path
+        # Fast path: MQTT 3.1.1, no properties, a valid topic name, Remaining Length
+        # under 16 KiB and every field valid. Anything else, including every error, is
+        # left to _encode_publish, which checks it all in order. One join builds the
+        # frame, so the payload is copied once; the payload is item 4 of the join as in
+        # _encode_publish, so a payload of the wrong type raises the same TypeError.
+        if packet.properties is NO_PROPERTIES and protocol != _V5:
+            topic = packet.topic
+            prefix = _encoded_topics.get(topic)  # length-prefixed UTF-8
+            if prefix is None and topic and "+" not in topic and "#" not in topic:
+                try:
+                    raw = topic.encode()
+                except UnicodeEncodeError:
+                    raw = None
+                if raw is not None and len(raw) <= 0xFFFF and "\x00" not in topic:
+                    prefix = _pack_u16(len(raw)) + raw
+                    if len(raw) <= _TOPIC_CACHE_MAX_BYTES and type(topic) is str:
+                        if len(_encoded_topics) >= _TOPIC_CACHE_SIZE:
+                            _encoded_topics.clear()
+                        _encoded_topics[topic] = prefix
+            if prefix is not None:
+                qos = packet.qos
+                payload = packet.payload
+                if qos == 0:
+                    if packet.packet_id is None and not packet.dup:
+                        size = len(prefix) + len(payload)
+                        first = 0x31 if packet.retain else 0x30
+                        if size < 0x80:
+                            head = _pack_b_b(first, size)
+                            return b"".join((head, prefix, b"", b"", payload))
+                        if size < 0x4000:
+                            head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
+                            return b"".join((head, prefix, b"", b"", payload))
+                elif qos == 1 or qos == 2:
+                    packet_id = packet.packet_id
+                    if packet_id is not None and 1 <= packet_id <= 0xFFFF:
+                        size = len(prefix) + 2 + len(payload)
+                        first = 0x30 | (qos << 1)
+                        if packet.retain:
+                            first |= 0x01
+                        if packet.dup:
+                            first |= 0x08
+                        if size < 0x80:
+                            head = _pack_b_b(first, size)
+                            return b"".join((head, prefix, _pack_u16(packet_id), b"", payload))
+                        if size < 0x4000:
+                            head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
+                            return b"".join((head, prefix, _pack_u16(packet_id), b"", payload))
         return _encode_publish(packet, protocol)
     encoder = _ENCODERS.get(type(packet))
     if encoder is None:
@@ -978,7 +1086,7 @@ def _decode_publish(first: int, body: bytes, protocol: ProtocolVersion, start: i
         problem = _topic_name_problem(topic)
         if problem and (topic or props.get(PropertyId.TOPIC_ALIAS) is None):
             _malformed(problem)
-    message = _new_shell(_PublishShell)
+    message = _PublishShell()
     message.topic = topic
     message.payload = body[pos:]
     message.qos = qos
@@ -1139,11 +1247,60 @@ def _decode_disconnect_or_auth(first: int, body: bytes, protocol: ProtocolVersio
     return Disconnect(code, props)
 
 
+def _decode_publish_fast(
+    first: int, data: bytes, protocol: ProtocolVersion, index: int = 0
+) -> Publish:
+    """:func:`_decode_publish` of ``data[index:]`` with a fast path for an MQTT 3.1.1
+    PUBLISH whose flags, topic name and packet identifier are valid (the topic read
+    through the cache of names already checked). Anything else, including every error,
+    is left to :func:`_decode_publish`, which checks it all in order. Used by
+    :func:`decode` and by :class:`PacketDecoder` alike."""
+    size = len(data)
+    qos = first & 0x06
+    pos = index + 2
+    if protocol != _V5 and pos <= size and qos != 0x06:
+        pos += (data[index] << 8) | data[index + 1]
+        if pos <= size:
+            raw = data[index + 2 : pos]
+            topic = _decoded_topics.get(raw)
+            if topic is None:
+                try:
+                    topic = raw.decode()
+                except UnicodeDecodeError:
+                    topic = None
+                if topic is not None and (
+                    not topic or "+" in topic or "#" in topic or "\x00" in topic
+                ):
+                    topic = None
+                if topic is not None and len(raw) <= _TOPIC_CACHE_MAX_BYTES:
+                    if len(_decoded_topics) >= _TOPIC_CACHE_SIZE:
+                        _decoded_topics.clear()
+                    _decoded_topics[raw] = topic
+            if topic is not None and (qos or not first & 0x08):
+                packet_id = None
+                if qos:
+                    if pos + 2 > size or not (data[pos] or data[pos + 1]):
+                        return _decode_publish(first, data, protocol, index)
+                    packet_id = (data[pos] << 8) | data[pos + 1]
+                    pos += 2
+                message = _PublishShell()
+                message.topic = topic
+                message.payload = data[pos:]
+                message.qos = qos >> 1
+                message.retain = first & 0x01 != 0
+                message.dup = first & 0x08 != 0
+                message.packet_id = packet_id
+                message.properties = NO_PROPERTIES
+                message.__class__ = Publish  # type: ignore[assignment]
+                return message  # type: ignore[return-value]
+    return _decode_publish(first, data, protocol, index)
+
+
 _DecodeFn = Callable[[int, bytes, ProtocolVersion], Packet]
 _DECODERS: dict[int, _DecodeFn] = {
     1: _decode_connect,
     2: _decode_connack,
-    3: _decode_publish,
+    3: _decode_publish_fast,
     4: _decode_ack,
     5: _decode_ack,
     6: _decode_ack,
@@ -1280,7 +1437,7 @@ def decode(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) 
         ptype = first >> 4
         if size == index + length:
             if ptype == 3:
-                return _decode_publish(first, data, protocol, index)
+                return _decode_publish_fast(first, data, protocol, index)
             if ptype and (ptype != 15 or protocol == _V5):
                 return _DECODERS[ptype](first, data[index:], protocol)
     return _decode_via_stream(data, protocol)
