@@ -1343,6 +1343,8 @@ class FakeModem:
         arrived, so the fake's own Python time is not charged to the paced line. Output
         after a wait (a delayed response, a handler that waited on the network) starts when
         it is written, as usual; and never before the line's previous byte is through."""
+        if self._baud is None:
+            return  # an unpaced line has no wire time to keep
         answer = (asyncio.current_task(self._require_loop()), since)
         self._answer = answer
         self._require_loop().call_soon(self._end_answer, answer)
