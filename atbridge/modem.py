@@ -212,7 +212,26 @@ def registration_is_response(line: str) -> bool:
     return len(fields) >= 2 and fields[1].strip().isdigit()
 
 
-@dataclass
+#: Command lines already checked, with their ASCII bytes and response prefix: a device
+#: sends the same few lines over and over. Bounded: emptied when full.
+_LINES: dict[str, tuple[bytes, str | None]] = {}
+_LINES_MAX = 256
+
+
+def _command_line(line: str) -> tuple[bytes, str | None]:
+    """``line`` checked (:func:`check_command_line`), as bytes, with its response prefix."""
+    known = _LINES.get(line) if type(line) is str else None
+    if known is None:
+        check_command_line(line)
+        known = (line.encode("ascii"), response_prefix(line))
+        if type(line) is str:
+            if len(_LINES) >= _LINES_MAX:
+                _LINES.clear()
+            _LINES[line] = known
+    return known
+
+
+@dataclass(slots=True)
 class _Pending:
     command: str
     claims: tuple[str, ...]
@@ -427,7 +446,7 @@ class Modem:
         :class:`~atbridge.errors.ModemError`; without it the error comes back as
         the response's ``final``.
         """
-        check_command_line(line)
+        _command_line(line)  # a bad line raises before it waits for its turn
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             return await self._command(line, timeout, tuple(claims), payload, check, after_ok)
@@ -591,7 +610,7 @@ class Modem:
         require_line: str | None = None,
         after_ok: bytes | None = None,
     ) -> Response:
-        own = response_prefix(line)
+        encoded, own = _command_line(line)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Response, Final] | None] = loop.create_future()
         pending = _Pending(
@@ -602,7 +621,6 @@ class Modem:
             require_line=require_line,
             after_ok=after_ok,
         )
-        encoded = line.encode("ascii")
         # A line already arriving was sent before this command: not its answer.
         pending.line_in_flight = self.parser.in_line
         self._pending = pending
@@ -768,7 +786,8 @@ class Modem:
     def _claims(self, pending: _Pending, text: str) -> bool:
         match = _PREFIX.match(text)
         if match is None:
-            return not any(pattern.match(text) for pattern in self._bare_urcs)
+            bare = self._bare_urcs
+            return not bare or not any(pattern.match(text) for pattern in bare)
         prefix = match.group(0).upper()
         if prefix not in pending.claims:
             return False
