@@ -536,3 +536,18 @@ async def test_expect_urc_catches_a_result_that_arrives_with_the_ok(modem: Modem
 async def test_waiting_for_a_urc_that_never_comes_is_bounded(modem: Modem) -> None:
     with pytest.raises(AtTimeout, match=r"waiting for \+XNOPE"):
         await modem.wait_for_urc("+XNOPE:", timeout=0.05)
+
+
+def test_checked_command_lines_are_remembered_bounded_and_bad_ones_never() -> None:
+    from atbridge import modem as modem_module
+
+    modem_module._LINES.clear()
+    for bad in ("AT+CGSN\r\nAT+CFUN=0", "ATE0\x1a", "CGSN", 'AT+COPS="é"'):
+        with pytest.raises(ConfigurationError):
+            modem_module._command_line(bad)
+    assert not modem_module._LINES
+    assert modem_module._command_line("AT+CEREG?") == (b"AT+CEREG?", "+CEREG:")
+    assert modem_module._command_line("AT+CEREG?") == (b"AT+CEREG?", "+CEREG:")  # remembered
+    for index in range(3 * modem_module._LINES_MAX):
+        assert modem_module._command_line(f"AT+CGDCONT={index}")[0] == b"AT+CGDCONT=%d" % index
+        assert len(modem_module._LINES) <= modem_module._LINES_MAX
