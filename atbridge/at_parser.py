@@ -275,6 +275,11 @@ class AtParser:
                 events.append(Prompt())
                 pos += 1
                 continue
+            if (byte == CR or byte == LF) and not self._line:
+                # An empty line (the CRLF before and between responses): skipped.
+                self._skip_lf = byte == CR
+                pos += 1
+                continue
             match = _LINE_END.search(data, pos)
             end = match.start() if match else size
             if self._inline_rules:

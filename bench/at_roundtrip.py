@@ -168,11 +168,11 @@ async def main() -> None:
     parser.add_argument("--mode", choices=("fast", "paced"), default="fast")
     parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--cold-line", action="store_true", help=COLD_LINE_HELP)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--count", type=int, default=None, help="round trips per round")
     args = parser.parse_args()
     paced = args.mode == "paced"
-    count = args.count or (300 if paced else 3000)
+    count = args.count or (100 if paced else 1000)
     proc, port = start_fake(args.baud if paced else None, not args.cold_line)
     try:
         ours: list[float] = []
@@ -192,20 +192,24 @@ async def main() -> None:
     ours_rate = statistics.median(ours)
     bare_rate = statistics.median(bare)
     raw_rate = statistics.median(raw)
+    # Each round's atbridge and bare figures were taken back to back: their ratio is what
+    # machine noise disturbs least, and the median of those ratios is the headline.
+    ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
     result: dict[str, object] = {
         "mode": args.mode,
         "command": COMMAND,
         "round_trips_per_round": count,
         "rounds": args.rounds,
+        "unit": "round trips/s (median over rounds); ratios: median of per-round ratios",
         "atbridge_per_s": round(ours_rate, 1),
         "bare_pyserial_asyncio_fast_per_s": round(bare_rate, 1),
-        "ratio_vs_bare": round(ours_rate / bare_rate, 3),
+        "ratio_vs_bare": round(ratio, 3),
         "raw_fd_per_s": round(raw_rate, 1),
     }
     print(f"atbridge AT channel:        {ours_rate:9.1f} round trips/s (median of {args.rounds})")
     print(f"bare pyserial-asyncio-fast: {bare_rate:9.1f} round trips/s")
     print(f"raw os.read client (floor): {raw_rate:9.1f} round trips/s")
-    print(f"ratio atbridge / bare:      {ours_rate / bare_rate:9.3f}   (target >= 0.8)")
+    print(f"ratio atbridge / bare:      {ratio:9.3f}   (target >= 0.8; median of the rounds)")
     if paced:
         bound = args.baud / 10 / wire
         result.update(
