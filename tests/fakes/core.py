@@ -1393,7 +1393,12 @@ class FakeModem:
             result = Response.error()
         if inspect.isawaitable(result):
             assert self._rx_pacer is not None
-            self.spawn(self._run_async(exchange, result, self._rx_pacer.wire_time()))
+            # A delayed command is answered from the end of its delay, not from its input.
+            if exchange.delay > 0:
+                since = self._require_loop().time()
+            else:
+                since = self._rx_pacer.wire_time()
+            self.spawn(self._run_async(exchange, result, since))
         else:
             self._finish(exchange, result)
 
