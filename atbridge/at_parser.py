@@ -275,7 +275,7 @@ class AtParser:
                 events.append(Prompt())
                 pos += 1
                 continue
-            if (byte == CR or byte == LF) and not self._line:
+            if byte in (CR, LF) and not self._line:
                 # An empty line (the CRLF before and between responses): skipped.
                 self._skip_lf = byte == CR
                 pos += 1
