@@ -135,8 +135,10 @@ def run(args: argparse.Namespace) -> int:
     )
 
     report = credentials.as_dict(show_secret=args.show_secret)
+    # Built every time: credentials the bridge could not send (a password without a user
+    # name in MQTT 3.1.1, a client id too long...) fail here, with the rule they break.
+    frame = encode(credentials.connect_packet())
     if args.connect_frame:
-        frame = encode(credentials.connect_packet())
         octets = [f"{byte:02x}" for byte in frame]
         if credentials.password is not None and not args.show_secret:
             # The password is the last field of CONNECT: mask exactly its bytes.
