@@ -30,35 +30,15 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import serial_asyncio_fast
+from fake_process import add_line_option, start_fake, stop_fake
 
 from atbridge.modem import Modem
 
-ROOT = Path(__file__).resolve().parent.parent
 COMMAND = "AT+CGSN"
 LINE_ENDING = b"\r\n"
-COLD_LINE_HELP = (
-    "paced mode: let the fake modem sleep between bytes (by default it polls its pty, "
-    "--hot-line, so its own wake-up latency is not charged to the line)"
-)
-
-
-def start_fake(baud: int | None, hot_line: bool) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "tests.fakes", "--dialect", "nrf91-slm"]
-    if baud:
-        cmd += ["--baud", str(baud)] + (["--hot-line"] if hot_line else [])
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    port = proc.stdout.readline().strip()
-    if not port.startswith("/dev/"):
-        proc.kill()
-        raise SystemExit(f"the fake modem did not print a pty path (got {port!r})")
-    return proc, port
 
 
 async def atbridge_round(port: str, count: int) -> float:
@@ -167,13 +147,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("fast", "paced"), default="fast")
     parser.add_argument("--baud", type=int, default=115200)
-    parser.add_argument("--cold-line", action="store_true", help=COLD_LINE_HELP)
+    add_line_option(parser)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--count", type=int, default=None, help="round trips per round")
     args = parser.parse_args()
     paced = args.mode == "paced"
     count = args.count or (100 if paced else 1000)
-    proc, port = start_fake(args.baud if paced else None, not args.cold_line)
+    fake, port = await start_fake(
+        "nrf91-slm", args.baud if paced else None, hot_line=not args.cold_line
+    )
     try:
         ours: list[float] = []
         bare: list[float] = []
@@ -184,11 +166,7 @@ async def main() -> None:
             raw.append(await raw_fd_round(port, count))
         wire = len(COMMAND) + len(LINE_ENDING) + await response_size(port)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        await stop_fake(fake)
     ours_rate = statistics.median(ours)
     bare_rate = statistics.median(bare)
     raw_rate = statistics.median(raw)

@@ -49,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Extra options for the fake modem (``--cold-line`` empties it).
-HOT_LINE = ["--hot-line"]
 if str(ROOT) not in sys.path:  # ``python bench/publish_throughput.py`` from anywhere
     sys.path.insert(0, str(ROOT))
+
+from fake_process import add_line_option, start_fake, stop_fake  # noqa: E402
 
 from atbridge.credentials import MqttCredentials  # noqa: E402
 from atbridge.dialects import DIALECTS  # noqa: E402
@@ -64,35 +64,6 @@ TARGET_QOS0 = 0.85
 TIMEOUTS = Timeouts(
     probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
 )
-
-
-async def start_fake(name: str, baud: int) -> tuple[asyncio.subprocess.Process, str]:
-    fake = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "tests.fakes", "--dialect", name, "--baud", str(baud), *HOT_LINE),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert fake.stdout is not None
-    try:
-        port = (await asyncio.wait_for(fake.stdout.readline(), 30)).decode().strip()
-    except BaseException:
-        await stop_fake(fake)
-        raise
-    if not port.startswith("/dev/"):
-        await stop_fake(fake)
-        raise RuntimeError(f"the fake modem did not print a pty path (got {port!r})")
-    return fake, port
-
-
-async def stop_fake(fake: asyncio.subprocess.Process) -> None:
-    if fake.returncode is not None:
-        return
-    fake.terminate()
-    try:
-        await asyncio.wait_for(fake.wait(), 5)
-    except TimeoutError:
-        fake.kill()
-        await fake.wait()
 
 
 def payload_for(index: int, size: int) -> bytes:
@@ -183,8 +154,9 @@ async def measure(
     baud: int,
     window: int,
     transcript: str | None,
+    hot_line: bool,
 ) -> dict[str, Any]:
-    fake, port = await start_fake(name, baud)
+    fake, port = await start_fake(name, baud, hot_line=hot_line)
     paho: PahoPeer | None = None
     bridge: Bridge | None = None
     try:
@@ -277,20 +249,13 @@ async def main() -> None:
     )
     parser.add_argument("--size", type=int, default=32, help="payload bytes")
     parser.add_argument("--baud", type=int, default=115200)
-    parser.add_argument(
-        "--cold-line",
-        action="store_true",
-        help="let the fake modem sleep between bytes (by default it polls its pty, "
-        "--hot-line, so its own wake-up latency is not charged to the line)",
-    )
+    add_line_option(parser)
     parser.add_argument("--window", type=int, default=10, help="QoS 1 in-flight window")
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
     parser.add_argument(
         "--transcript", metavar="PREFIX", help="write each dialect's AT transcript to PREFIX.D.log"
     )
     args = parser.parse_args()
-    if args.cold_line:
-        HOT_LINE.clear()
     results: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
     with Mosquitto() as broker:
@@ -305,6 +270,7 @@ async def main() -> None:
                     baud=args.baud,
                     window=args.window,
                     transcript=args.transcript,
+                    hot_line=not args.cold_line,
                 )
             except Exception as error:
                 errors[name] = f"{type(error).__name__}: {error}"

@@ -18,16 +18,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
+
+from fake_process import add_line_option, start_fake, stop_fake
 
 from atbridge.dialects import DIALECTS, open_dialect
 from atbridge.modem import Modem
-
-ROOT = Path(__file__).resolve().parent.parent
-#: Extra options for the fake modem (``--cold-line`` empties it).
-HOT_LINE = ["--hot-line"]
 
 
 class Server:
@@ -62,16 +58,10 @@ class Server:
             await self.server.wait_closed()
 
 
-async def measure(name: str, size: int, baud: int) -> dict[str, object]:
-    fake = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "tests.fakes", "--dialect", name, "--baud", str(baud), *HOT_LINE),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-    )
+async def measure(name: str, size: int, baud: int, *, hot_line: bool) -> dict[str, object]:
+    fake, port = await start_fake(name, baud, hot_line=hot_line)
     server = Server()
     try:
-        assert fake.stdout is not None
-        port = (await asyncio.wait_for(fake.stdout.readline(), 30)).decode().strip()
         server_port = await server.start()
         modem = await Modem.open(port, default_timeout=30)
         try:
@@ -106,12 +96,7 @@ async def measure(name: str, size: int, baud: int) -> dict[str, object]:
             await modem.close()
     finally:
         await server.stop()
-        fake.terminate()
-        try:
-            await asyncio.wait_for(fake.wait(), 5)
-        except TimeoutError:
-            fake.kill()
-            await fake.wait()
+        await stop_fake(fake)
     return {
         "dialect": name,
         "payload_bytes": size,
@@ -128,19 +113,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=16384)
     parser.add_argument("--baud", type=int, default=115200)
-    parser.add_argument(
-        "--cold-line",
-        action="store_true",
-        help="let the fake modem sleep between bytes (by default it polls its pty, "
-        "--hot-line, so its own wake-up latency is not charged to the line)",
-    )
+    add_line_option(parser)
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
     args = parser.parse_args()
-    if args.cold_line:
-        HOT_LINE.clear()
     results = []
     for name in args.dialect or sorted(DIALECTS):
-        result = await measure(name, args.size, args.baud)
+        result = await measure(name, args.size, args.baud, hot_line=not args.cold_line)
         results.append(result)
         print(
             f"{name:10} up {result['up_bytes_per_s']:>6} B/s "

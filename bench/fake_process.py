@@ -1,0 +1,58 @@
+"""The fake modem as a process of its own, for the benchmarks.
+
+``python -m tests.fakes`` runs in a separate process (its own interpreter, so its
+work never shares the benchmark's event loop or lock) and prints the pty path on
+its first line. Paced, it polls its pty (``--hot-line``) unless the benchmark was
+given ``--cold-line``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_line_option(parser: argparse.ArgumentParser) -> None:
+    """The benchmarks' ``--cold-line`` option."""
+    parser.add_argument(
+        "--cold-line",
+        action="store_true",
+        help="let the paced fake modem sleep between bytes (by default it polls its pty, "
+        "--hot-line, so its own wake-up latency is not charged to the line)",
+    )
+
+
+async def start_fake(
+    dialect: str, baud: int | None, *, hot_line: bool
+) -> tuple[asyncio.subprocess.Process, str]:
+    """Start the fake (``baud`` None: unpaced); returns the process and its pty path."""
+    command = [sys.executable, "-m", "tests.fakes", "--dialect", dialect]
+    if baud:
+        command += ["--baud", str(baud), *(["--hot-line"] if hot_line else [])]
+    fake = await asyncio.create_subprocess_exec(*command, cwd=ROOT, stdout=asyncio.subprocess.PIPE)
+    assert fake.stdout is not None
+    try:
+        port = (await asyncio.wait_for(fake.stdout.readline(), 30)).decode().strip()
+    except BaseException:
+        await stop_fake(fake)
+        raise
+    if not port.startswith("/dev/"):
+        await stop_fake(fake)
+        raise RuntimeError(f"the fake modem did not print a pty path (got {port!r})")
+    return fake, port
+
+
+async def stop_fake(fake: asyncio.subprocess.Process) -> None:
+    """Stop the fake: SIGTERM, then SIGKILL after 5 s."""
+    if fake.returncode is not None:
+        return
+    fake.terminate()
+    try:
+        await asyncio.wait_for(fake.wait(), 5)
+    except TimeoutError:
+        fake.kill()
+        await fake.wait()
