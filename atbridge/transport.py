@@ -144,7 +144,9 @@ async def open_threaded(
     return transport
 
 
+@functools.cache
 def _direct_read_serial_class() -> Any:
+    """The class, made once on first use (pyserial is imported only then)."""
     import serial
 
     class DirectReadSerial(serial.Serial):  # type: ignore[misc]
