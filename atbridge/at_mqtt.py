@@ -73,7 +73,17 @@ from dataclasses import dataclass, replace
 from enum import Enum, IntEnum
 from typing import ClassVar, NoReturn
 
-from atbridge.errors import AtBridgeError, BrokerRefused, LocalProtocolError, RemoteProtocolError
+from atbridge.errors import (
+    CONNACK_REFUSALS,
+    AtBridgeError,
+    BrokerRefused,
+    ConnectRefused,
+    LocalProtocolError,
+    MalformedPacket,
+    NotConnected,
+    PacketTooLarge,
+    RemoteProtocolError,
+)
 from atbridge.mqtt_properties import (
     CONNACK_RETURN_CODES_311,
     NO_PROPERTIES,
@@ -153,30 +163,6 @@ class ProtocolVersion(IntEnum):
 
     MQTT_3_1_1 = 4
     MQTT_5_0 = 5
-
-
-class MalformedPacket(RemoteProtocolError):
-    """The broker sent bytes that are not a valid MQTT packet; the link must be closed."""
-
-    default_hint = (
-        "the broker (or the modem's socket layer) corrupted the stream; close the connection "
-        "and reconnect, and check the transcript for stray bytes"
-    )
-
-
-class PacketTooLarge(MalformedPacket):
-    """An incoming packet is larger than the decoder's ``max_packet_size``."""
-
-    default_hint = (
-        "raise max_packet_size if the broker legitimately sends large messages, or check the "
-        "subscription (MQTT 5.0 lets the client announce Maximum Packet Size in CONNECT)"
-    )
-
-
-class NotConnected(LocalProtocolError):
-    """The operation needs an accepted MQTT session and there is none."""
-
-    default_hint = "wait for the Connected event (QoS 1 and 2 messages are queued while offline)"
 
 
 def _malformed(message: str) -> NoReturn:
@@ -1582,42 +1568,17 @@ class _Outgoing:
     awaiting: PacketType  # PUBACK, PUBREC or PUBCOMP
 
 
-#: Hints for refusals a field engineer meets, keyed by (3.1.1 code, 5.0 code).
-_REFUSAL_HINTS: dict[int, str] = {
-    1: "the broker does not speak this MQTT version; try MQTT 3.1.1",
-    0x84: "the broker does not speak this MQTT version; try MQTT 3.1.1",
-    2: "the broker rejected the client id: check its length and characters",
-    0x85: "the broker rejected the client id: check its length and characters",
-    3: "the broker is up but not serving MQTT right now; retry with backoff",
-    0x88: "the broker is up but not serving MQTT right now; retry with backoff",
-    0x89: "the broker is busy; retry with backoff",
-    4: (
-        "the user name or password is wrong: for Aliyun check ProductKey, DeviceName, "
-        "DeviceSecret and the sign method; run `atbridge creds` to see what is sent"
-    ),
-    0x86: (
-        "the user name or password is wrong: for Aliyun check ProductKey, DeviceName, "
-        "DeviceSecret and the sign method; run `atbridge creds` to see what is sent"
-    ),
-    5: "the credentials are valid but not allowed: is the device disabled, or the region wrong?",
-    0x87: "the credentials are valid but not allowed: is the device disabled, or the region wrong?",
-    0x8A: "this client is banned by the broker; contact its operator",
-    0x9C: "the broker asks us to use another server (see its Server Reference)",
-    0x9D: "the broker moved (see its Server Reference)",
-    0x9F: "too many connection attempts; wait before reconnecting",
-}
-
-
-def _refusal(code: int, protocol: ProtocolVersion, props: Properties) -> BrokerRefused:
+def _refusal(code: int, protocol: ProtocolVersion, props: Properties) -> ConnectRefused:
     reason = connack_reason(code, protocol)
     extra = props.get(PropertyId.REASON_STRING)
     if isinstance(extra, str) and extra:
         reason = f"{reason}: {extra}"
-    hint = _REFUSAL_HINTS.get(code if protocol == _V5 or code < 0x80 else -1, "")
+    known = CONNACK_REFUSALS.get(code) if protocol == _V5 or code < 0x80 else None
+    hint = known.hint if known is not None else ""
     reference = props.get(PropertyId.SERVER_REFERENCE)
     if isinstance(reference, str) and reference:
         hint = f"{hint} ({reference})" if hint else f"server reference: {reference}"
-    return BrokerRefused(code, reason, hint=hint)
+    return ConnectRefused(code, reason, hint=hint)
 
 
 class MqttSession:

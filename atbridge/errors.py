@@ -16,12 +16,30 @@ because a field engineer reads these at the end of a failed run:
   the AT-command case and carries every byte received while waiting.
 - :class:`LinkLost` — the serial link (or the TCP link to a ser2net port) went away.
 - :class:`ModemRebooted` — the modem sent a boot banner: all its state is gone.
-- :class:`BrokerRefused` — the MQTT broker refused the session (CONNACK code).
+- :class:`BrokerRefused` — the MQTT broker said no: :class:`ConnectRefused` (a
+  CONNACK code; :data:`CONNACK_REFUSALS` says, per code, what to try and whether
+  retrying can help), :class:`PublishRefused` (a PUBACK reason code) and
+  :class:`SubscribeRefused` (a SUBACK failure).
+- :class:`SocketClosed` / :class:`SocketError` — a modem socket ended
+  (:class:`CloseReason` says why) or could not be opened or used.
+- The lifecycle's own: :class:`RegistrationLost` (the modem left the network),
+  :class:`PingTimeout` (no PINGRESP: the MQTT connection is silently dead),
+  :class:`QueueFull`, :class:`Offline` and :class:`Failed` (the bridge stopped
+  for good; ``cause`` is why).
+- The MQTT codec's: :class:`MalformedPacket` / :class:`PacketTooLarge` (the
+  broker sent bytes that break MQTT) and :class:`NotConnected`.
+
+Every class lives here and is exported from :mod:`atbridge`, so a caller catches
+one name whatever layer raised it.
 
 Secrets never reach these messages: callers pass already-masked text.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar
 
 from atbridge.text import describe_bytes
 
@@ -162,10 +180,212 @@ class ModemRebooted(AtBridgeError):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a CONNACK refusal code tells a user: what to try, and whether retrying can help."""
+
+    hint: str
+    retryable: bool
+
+
+_BAD_VERSION = Refusal("the broker does not speak this MQTT version; try MQTT 3.1.1", False)
+_BAD_CLIENT_ID = Refusal(
+    "the broker rejected the client id: check its length and characters", False
+)
+_UNAVAILABLE = Refusal("the broker is up but not serving MQTT right now; retry with backoff", True)
+_BAD_PASSWORD = Refusal(
+    "the user name or password is wrong: for Aliyun check ProductKey, DeviceName, "
+    "DeviceSecret and the sign method; run `atbridge creds` to see what is sent",
+    False,
+)
+_NOT_AUTHORISED = Refusal(
+    "the credentials are valid but not allowed: is the device disabled, or the region wrong?",
+    False,
+)
+
+#: Every CONNACK refusal code with its hint and whether retrying can help, keyed by the
+#: 3.1.1 return code (1-5) or the 5.0 reason code (0x80 and up): the two never overlap.
+#: A code missing here is retried with backoff and has no hint.
+CONNACK_REFUSALS: dict[int, Refusal] = {
+    1: _BAD_VERSION,
+    0x84: _BAD_VERSION,
+    2: _BAD_CLIENT_ID,
+    0x85: _BAD_CLIENT_ID,
+    3: _UNAVAILABLE,
+    0x88: _UNAVAILABLE,
+    0x89: Refusal("the broker is busy; retry with backoff", True),
+    4: _BAD_PASSWORD,
+    0x86: _BAD_PASSWORD,
+    5: _NOT_AUTHORISED,
+    0x87: _NOT_AUTHORISED,
+    0x8A: Refusal("this client is banned by the broker; contact its operator", False),
+    0x8C: Refusal(
+        "the broker does not accept this authentication method; check the credentials", False
+    ),
+    0x9C: Refusal("the broker asks us to use another server (see its Server Reference)", True),
+    0x9D: Refusal("the broker moved (see its Server Reference)", True),
+    0x9F: Refusal("too many connection attempts; wait before reconnecting", True),
+}
+
+
 class BrokerRefused(AtBridgeError):
-    """The MQTT broker refused the connection; ``code`` is the CONNACK code."""
+    """The MQTT broker said no; ``code`` is its return or reason code.
+
+    The subclasses say to what: :class:`ConnectRefused` (CONNACK),
+    :class:`PublishRefused` (PUBACK/PUBREC), :class:`SubscribeRefused` (SUBACK).
+    A bare ``BrokerRefused`` is a refused connection.
+    """
+
+    refused: ClassVar[str] = "the connection"
 
     def __init__(self, code: int, reason: str, *, hint: str | None = None) -> None:
         self.code = code
         self.reason = reason
-        super().__init__(f"the broker refused the connection: {reason} (code {code})", hint=hint)
+        if hint is None:
+            known = CONNACK_REFUSALS.get(code) if self.refused == "the connection" else None
+            hint = known.hint if known is not None else ""
+        super().__init__(f"the broker refused {self.refused}: {reason} (code {code})", hint=hint)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again (after a backoff) can succeed; from :data:`CONNACK_REFUSALS`."""
+        known = CONNACK_REFUSALS.get(self.code)
+        return True if known is None else known.retryable
+
+
+class ConnectRefused(BrokerRefused):
+    """The broker refused the CONNECT (a CONNACK return code or 5.0 reason code)."""
+
+
+class PublishRefused(BrokerRefused):
+    """The broker refused a QoS 1/2 message (an MQTT 5.0 PUBACK/PUBREC reason code)."""
+
+    refused = "the message"
+
+    @property
+    def retryable(self) -> bool:
+        return False  # the same message would be refused again
+
+
+class SubscribeRefused(BrokerRefused):
+    """The broker refused a subscription (SUBACK 0x80 or a 5.0 failure reason code)."""
+
+    refused = "the subscription"
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+# -- sockets through the modem ---------------------------------------------------------
+
+
+class CloseReason(Enum):
+    """Why a socket ended."""
+
+    LOCAL = "we closed it"
+    PEER = "the peer closed the connection"
+    NETWORK = "the network dropped the data connection (PDP context)"
+    REBOOT = "the modem rebooted"
+    LINK = "the serial link to the modem was lost"
+    ERROR = "the modem reported a socket error"
+
+
+class SocketClosed(AtBridgeError, ConnectionError):
+    """The socket is closed; ``reason`` says why and the message what to try."""
+
+    _HINTS: ClassVar[dict[CloseReason, str]] = {
+        CloseReason.LOCAL: "open a new socket",
+        CloseReason.PEER: "reconnect; if the broker closes at once, check the credentials "
+        "and the CONNECT it received",
+        CloseReason.NETWORK: "the data connection is gone: re-attach (or activate the PDP "
+        "context again) before reconnecting",
+        CloseReason.REBOOT: "re-run initialisation and attach before reconnecting; repeated "
+        "reboots usually mean a weak power supply",
+        CloseReason.LINK: "check the cable or the remote serial port, then reopen the modem",
+        CloseReason.ERROR: "reconnect; if it repeats, check the modem's state and the transcript",
+    }
+
+    def __init__(self, reason: CloseReason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        text = f"the socket is closed: {reason.value}"
+        if detail:
+            text += f" ({detail})"
+        super().__init__(text, hint=self._HINTS[reason])
+
+
+class SocketError(AtBridgeError):
+    """Opening, sending on or resolving through a socket failed; the message says how."""
+
+    default_hint = "check the host, the port and that the data connection is up"
+
+
+# -- MQTT framing ----------------------------------------------------------------------
+
+
+class MalformedPacket(RemoteProtocolError):
+    """The broker sent bytes that are not a valid MQTT packet; the link must be closed."""
+
+    default_hint = (
+        "the broker (or the modem's socket layer) corrupted the stream; close the connection "
+        "and reconnect, and check the transcript for stray bytes"
+    )
+
+
+class PacketTooLarge(MalformedPacket):
+    """An incoming packet is larger than the decoder's ``max_packet_size``."""
+
+    default_hint = (
+        "raise max_packet_size if the broker legitimately sends large messages, or check the "
+        "subscription (MQTT 5.0 lets the client announce Maximum Packet Size in CONNECT)"
+    )
+
+
+class NotConnected(LocalProtocolError):
+    """The operation needs an accepted MQTT session and there is none."""
+
+    default_hint = "wait for the Connected event (QoS 1 and 2 messages are queued while offline)"
+
+
+# -- the lifecycle ---------------------------------------------------------------------
+
+
+class RegistrationLost(AtBridgeError):
+    """The modem left the network while online."""
+
+    default_hint = "waiting for the modem to register again"
+
+
+class PingTimeout(StepTimeout):
+    """No PINGRESP (or nothing received) within the keep-alive allowance."""
+
+    default_hint = "the connection is silently dead (NAT timeout, lost coverage); reconnecting"
+
+
+class QueueFull(AtBridgeError):
+    """Too many QoS 1 messages are waiting for the connection."""
+
+    default_hint = "wait for the bridge to come online, raise queue_size, or use queue_full='wait'"
+
+
+class Offline(AtBridgeError):
+    """A QoS 0 message cannot be sent while offline (qos0_offline='raise')."""
+
+    default_hint = "publish at QoS 1 to have it queued, or set qos0_offline='drop'"
+
+
+def describe_error(error: BaseException) -> str:
+    """An error's message without its hint (or its type and text if it is not ours)."""
+    if isinstance(error, AtBridgeError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
+
+
+class Failed(AtBridgeError):
+    """The lifecycle stopped for good; ``cause`` is the error that stopped it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        hint = cause.hint if isinstance(cause, AtBridgeError) else ""
+        super().__init__(f"the bridge stopped: {describe_error(cause)}", hint=hint)

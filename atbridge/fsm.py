@@ -70,16 +70,26 @@ from atbridge.at_mqtt import (
 from atbridge.credentials import MqttCredentials
 from atbridge.decode import Registration
 from atbridge.dialects import open_dialect
-from atbridge.dialects.base import CloseReason, Dialect, Identity, ModemSocket, SocketClosed
+from atbridge.dialects.base import Dialect, Identity, ModemSocket
 from atbridge.errors import (
     AtBridgeError,
     AtTimeout,
     BrokerRefused,
+    CloseReason,
     ConfigurationError,
+    Failed,
     LinkLost,
     LocalProtocolError,
     ModemRebooted,
+    Offline,
+    PingTimeout,
+    PublishRefused,
+    QueueFull,
+    RegistrationLost,
+    SocketClosed,
     StepTimeout,
+    SubscribeRefused,
+    describe_error,
 )
 from atbridge.modem import Modem
 
@@ -383,13 +393,11 @@ class Step(Enum):
 
 _LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
 
-NOT_RETRYABLE_CONNACK = {2, 4, 5, 0x85, 0x86, 0x87, 0x8A, 0x8C, 0x84, 1}
-
 
 def recovery(error: BaseException) -> Step:
     """Where to go back to after ``error`` (before escalation counters apply)."""
     if isinstance(error, BrokerRefused):
-        return Step.FAIL if error.code in NOT_RETRYABLE_CONNACK else Step.SOCKET
+        return Step.SOCKET if error.retryable else Step.FAIL
     if isinstance(error, ConfigurationError | LocalProtocolError):
         return Step.FAIL
     if isinstance(error, SocketClosed):
@@ -408,39 +416,6 @@ def recovery(error: BaseException) -> Step:
     if isinstance(error, RegistrationLost):
         return Step.ATTACH
     return Step.SOCKET
-
-
-class RegistrationLost(AtBridgeError):
-    """The modem left the network while online."""
-
-    default_hint = "waiting for the modem to register again"
-
-
-class LinkDead(StepTimeout):
-    """No PINGRESP (or nothing received) within the keep-alive allowance."""
-
-    default_hint = "the connection is silently dead (NAT timeout, lost coverage); reconnecting"
-
-
-class QueueFull(AtBridgeError):
-    """Too many QoS 1 messages are waiting for the connection."""
-
-    default_hint = "wait for the bridge to come online, raise queue_size, or use queue_full='wait'"
-
-
-class Offline(AtBridgeError):
-    """A QoS 0 message cannot be sent while offline (qos0_offline='raise')."""
-
-    default_hint = "publish at QoS 1 to have it queued, or set qos0_offline='drop'"
-
-
-class Failed(AtBridgeError):
-    """The lifecycle stopped for good; ``cause`` is the error that stopped it."""
-
-    def __init__(self, cause: BaseException) -> None:
-        self.cause = cause
-        hint = cause.hint if isinstance(cause, AtBridgeError) else ""
-        super().__init__(f"the bridge stopped: {_describe_error(cause)}", hint=hint)
 
 
 # -- the lifecycle -------------------------------------------------------------------------
@@ -645,10 +620,10 @@ class Lifecycle:
                 if step is Step.FAIL or given_up:
                     self.failure = error
                     await self._teardown(graceful=False)
-                    await self._go("give_up", _describe_error(error))
+                    await self._go("give_up", describe_error(error))
                     self._fail_waiters(Failed(error))
                     return
-                await self._go("lost", _describe_error(error))
+                await self._go("lost", describe_error(error))
                 await self._teardown(graceful=False, keep_modem=step is not Step.REOPEN)
                 delay = self.backoff.next_delay()
                 self._cause = f"retry in {delay:.1f} s: {step.value}"
@@ -812,7 +787,7 @@ class Lifecycle:
             while True:
                 now = self.clock()
                 if session.is_link_dead(now):
-                    report(LinkDead(f"no PINGRESP within {session.ping_grace:g} s"))
+                    report(PingTimeout(f"no PINGRESP within {session.ping_grace:g} s"))
                     return
                 due = session.next_ping_due(now)
                 if due is not None and due <= now:
@@ -970,9 +945,7 @@ class Lifecycle:
             await self._flush_or_report()
         result = await ack
         if not result.succeeded:
-            raise BrokerRefused(
-                result.reason_code, f"the broker refused the message: {result.reason}"
-            )
+            raise PublishRefused(result.reason_code, f"{topic!r}: {result.reason}")
 
     async def _wait_for_queue_space(self, topic: str) -> None:
         def has_space() -> bool:
@@ -1005,18 +978,12 @@ class Lifecycle:
         granted = await waiter
         if granted >= 0x80:
             self.subscriptions.pop(topic_filter, None)
-            raise BrokerRefused(granted, f"the broker refused the subscription to {topic_filter!r}")
+            raise SubscribeRefused(granted, f"{topic_filter!r} (granted QoS 0x{granted:02X})")
         return granted
 
 
 class _Closing(Exception):
     """Raised inside the runner when the user closes the bridge."""
-
-
-def _describe_error(error: BaseException) -> str:
-    if isinstance(error, AtBridgeError):
-        return error.message
-    return f"{type(error).__name__}: {error}"
 
 
 # -- the public API ------------------------------------------------------------------------
@@ -1145,7 +1112,6 @@ __all__ = [
     "BridgeConfig",
     "Failed",
     "Lifecycle",
-    "LinkDead",
     "Message",
     "Offline",
     "QueueFull",

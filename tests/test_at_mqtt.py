@@ -30,13 +30,10 @@ from atbridge.at_mqtt import (
     Connect,
     Connected,
     Disconnect,
-    MalformedPacket,
     MessageReceived,
     MqttSession,
-    NotConnected,
     Packet,
     PacketDecoder,
-    PacketTooLarge,
     PingReq,
     PingResp,
     PongReceived,
@@ -62,7 +59,14 @@ from atbridge.at_mqtt import (
     decode,
     encode,
 )
-from atbridge.errors import BrokerRefused, LocalProtocolError, RemoteProtocolError
+from atbridge.errors import (
+    BrokerRefused,
+    LocalProtocolError,
+    MalformedPacket,
+    NotConnected,
+    PacketTooLarge,
+    RemoteProtocolError,
+)
 from atbridge.mqtt_properties import (
     PROPERTY_SPECS,
     REASON_CODES_BY_PACKET,

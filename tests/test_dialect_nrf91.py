@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atbridge.dialects import open_dialect
-from atbridge.dialects.base import CloseReason, ModemSocket, SocketClosed, SocketError
+from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91_slm import (
     NordicDialect,
     Nrf91Slm,
@@ -27,7 +27,7 @@ from atbridge.dialects.nrf91_slm import (
     plan_slm_send,
 )
 from atbridge.dialects.nrf91_sm import Nrf91Sm
-from atbridge.errors import ConfigurationError
+from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
 from atbridge.modem import Modem, Urc
 from tests.fakes import FakeModem
 from tests.fakes.core import Response as FakeResponse

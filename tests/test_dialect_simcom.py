@@ -19,12 +19,12 @@ import pytest
 
 from atbridge.at_parser import Block, Final, Line
 from atbridge.dialects import open_dialect
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketClosed, SocketError
+from atbridge.dialects.base import Dialect, ModemSocket
 from atbridge.dialects.sim7000 import Sim7000
 from atbridge.dialects.sim7080 import Sim7080
 from atbridge.dialects.sim7600 import Sim7600
 from atbridge.dialects.simcom import SimcomDialect, fields, is_ciprxget_notification
-from atbridge.errors import ConfigurationError
+from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
 from atbridge.modem import Modem
 from tests.fakes import FakeModem, sim7000, sim7080, sim7600  # noqa: F401  (registers them)
 from tests.fakes import simcom_common as fault

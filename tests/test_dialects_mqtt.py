@@ -26,7 +26,8 @@ from atbridge.at_mqtt import (
     encode,
 )
 from atbridge.dialects import DIALECTS, open_dialect
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketClosed
+from atbridge.dialects.base import Dialect, ModemSocket
+from atbridge.errors import CloseReason, SocketClosed
 from atbridge.modem import Modem
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem

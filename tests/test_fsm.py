@@ -12,16 +12,21 @@ import pytest
 
 from atbridge.credentials import MqttCredentials
 from atbridge.dialects import DIALECTS, dialect_class
-from atbridge.dialects.base import CloseReason, SocketClosed
-from atbridge.errors import BrokerRefused, ConfigurationError, ModemRebooted
+from atbridge.errors import (
+    BrokerRefused,
+    CloseReason,
+    ConfigurationError,
+    Failed,
+    ModemRebooted,
+    Offline,
+    SocketClosed,
+)
 from atbridge.fsm import (
     STATES,
     TRANSITIONS,
     Backoff,
     Bridge,
     BridgeConfig,
-    Failed,
-    Offline,
     Step,
     Timeouts,
     mermaid,
@@ -379,7 +384,7 @@ async def test_repeated_attach_failures_restart_the_modem(dialect: str, broker: 
 async def test_offline_qos1_queue_is_bounded_and_drains_when_online(
     fake: FakeModem, broker: Mosquitto, paho: PahoPeer
 ) -> None:
-    from atbridge.fsm import QueueFull
+    from atbridge.errors import QueueFull
 
     paho.subscribe("queued", qos=1)
     bridge = Bridge(config=config(fake, broker.port, queue_size=2))

@@ -25,7 +25,6 @@ from atbridge import at_mqtt
 from atbridge.at_mqtt import (
     NO_PROPERTIES,
     Connect,
-    MalformedPacket,
     Properties,
     PropertyId,
     ProtocolVersion,
@@ -34,7 +33,7 @@ from atbridge.at_mqtt import (
     decode,
     encode,
 )
-from atbridge.errors import LocalProtocolError
+from atbridge.errors import LocalProtocolError, MalformedPacket
 from atbridge.mqtt_properties import PacketType, encode_properties, encode_varint
 
 V3 = ProtocolVersion.MQTT_3_1_1

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from atbridge.credentials import MqttCredentials
     from atbridge.decode import Registration
     from atbridge.dialects.base import Dialect
-    from atbridge.errors import AtBridgeError
-    from atbridge.fsm import Bridge, BridgeConfig, Failed, Message, Transition
+    from atbridge.errors import AtBridgeError, Failed
+    from atbridge.fsm import Bridge, BridgeConfig, Message, Transition
 
 T = TypeVar("T")
 
@@ -347,7 +347,7 @@ def run_bridge_command(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """
     import asyncio
 
-    from atbridge.fsm import Failed
+    from atbridge.errors import Failed
 
     try:
         return asyncio.run(main())
@@ -693,7 +693,7 @@ class Session:
         """``await awaitable``, unless the lifecycle fails, a signal comes, or work fails."""
         import asyncio
 
-        from atbridge.fsm import Failed
+        from atbridge.errors import Failed
 
         work = asyncio.ensure_future(awaitable)
         failed = asyncio.ensure_future(self.bridge.lifecycle.wait_for_state("failed"))
@@ -803,7 +803,7 @@ async def publish_from(
     import asyncio
     from collections import deque
 
-    from atbridge.fsm import Failed
+    from atbridge.errors import Failed
 
     bridge = session.bridge
     window = bridge.config.max_inflight if qos else 1
@@ -854,8 +854,7 @@ async def publish_from(
 
 def describe_error(error: BaseException) -> str:
     """One line for an error: the message of ours (and of a Failed, its cause's)."""
-    from atbridge.errors import AtBridgeError
-    from atbridge.fsm import Failed
+    from atbridge.errors import AtBridgeError, Failed
 
     if isinstance(error, Failed):
         error = unwrap(error)

@@ -43,56 +43,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import ClassVar
 
 from atbridge.at_syntax import format_command
 from atbridge.decode import Registration, parse_registration
-from atbridge.errors import AtBridgeError, AtTimeout, ConfigurationError, ModemError, StepTimeout
+from atbridge.errors import (
+    AtTimeout,
+    CloseReason,
+    ConfigurationError,
+    ModemError,
+    SocketClosed,
+    StepTimeout,
+)
 from atbridge.modem import Modem, Urc
 
 log = logging.getLogger(__name__)
-
-
-class CloseReason(Enum):
-    """Why a socket ended."""
-
-    LOCAL = "we closed it"
-    PEER = "the peer closed the connection"
-    NETWORK = "the network dropped the data connection (PDP context)"
-    REBOOT = "the modem rebooted"
-    LINK = "the serial link to the modem was lost"
-    ERROR = "the modem reported a socket error"
-
-
-class SocketClosed(AtBridgeError, ConnectionError):
-    """The socket is closed; ``reason`` says why and the message what to try."""
-
-    _HINTS: ClassVar[dict[CloseReason, str]] = {
-        CloseReason.LOCAL: "open a new socket",
-        CloseReason.PEER: "reconnect; if the broker closes at once, check the credentials "
-        "and the CONNECT it received",
-        CloseReason.NETWORK: "the data connection is gone: re-attach (or activate the PDP "
-        "context again) before reconnecting",
-        CloseReason.REBOOT: "re-run initialisation and attach before reconnecting; repeated "
-        "reboots usually mean a weak power supply",
-        CloseReason.LINK: "check the cable or the remote serial port, then reopen the modem",
-        CloseReason.ERROR: "reconnect; if it repeats, check the modem's state and the transcript",
-    }
-
-    def __init__(self, reason: CloseReason, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        text = f"the socket is closed: {reason.value}"
-        if detail:
-            text += f" ({detail})"
-        super().__init__(text, hint=self._HINTS[reason])
-
-
-class SocketError(AtBridgeError):
-    """Opening, sending on or resolving through a socket failed; the message says how."""
-
-    default_hint = "check the host, the port and that the data connection is up"
 
 
 @dataclass(frozen=True, slots=True)

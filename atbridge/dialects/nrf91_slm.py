@@ -82,15 +82,16 @@ from typing import Any, ClassVar
 
 from atbridge.at_parser import BlockRule
 from atbridge.at_syntax import format_command, quote
-from atbridge.dialects.base import (
+from atbridge.dialects.base import Dialect, ModemSocket, check_port
+from atbridge.errors import (
+    AtBridgeError,
+    AtTimeout,
     CloseReason,
-    Dialect,
-    ModemSocket,
+    ConfigurationError,
+    ModemError,
     SocketClosed,
     SocketError,
-    check_port,
 )
-from atbridge.errors import AtBridgeError, AtTimeout, ConfigurationError, ModemError
 from atbridge.modem import Modem, Response, Urc, UrcWaiter
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from atbridge.at_syntax import format_command
-from atbridge.dialects.base import ModemSocket, SocketError
+from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91_slm import NordicDialect, ReadResult, data_mode_ended
-from atbridge.errors import ModemError
+from atbridge.errors import ModemError, SocketError
 from atbridge.modem import Urc
 
 

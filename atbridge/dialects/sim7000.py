@@ -33,9 +33,16 @@ from __future__ import annotations
 import re
 
 from atbridge.at_syntax import format_command
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketError, check_port
+from atbridge.dialects.base import Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CipRxgetDialect, fields, refusal
-from atbridge.errors import AtBridgeError, ConfigurationError, ModemError, StepTimeout
+from atbridge.errors import (
+    AtBridgeError,
+    CloseReason,
+    ConfigurationError,
+    ModemError,
+    SocketError,
+    StepTimeout,
+)
 from atbridge.modem import Urc
 
 _IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+")

@@ -28,9 +28,9 @@ from typing import ClassVar
 
 from atbridge.at_parser import BlockRule
 from atbridge.at_syntax import format_command
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketError, check_port
+from atbridge.dialects.base import Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect, int_field
-from atbridge.errors import AtBridgeError, ConfigurationError
+from atbridge.errors import AtBridgeError, CloseReason, ConfigurationError, SocketError
 from atbridge.modem import Urc
 
 #: ``+CAOPEN: <cid>,<result>`` codes (reference §5.1) with what to try.

@@ -27,9 +27,16 @@ from __future__ import annotations
 import contextlib
 
 from atbridge.at_syntax import format_command
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketError, check_port
+from atbridge.dialects.base import Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CipRxgetDialect, int_field
-from atbridge.errors import AtBridgeError, ConfigurationError, ModemError, StepTimeout
+from atbridge.errors import (
+    AtBridgeError,
+    CloseReason,
+    ConfigurationError,
+    ModemError,
+    SocketError,
+    StepTimeout,
+)
 from atbridge.modem import Urc
 
 #: ``<err>`` of ``+NETOPEN``/``+CIPOPEN``/``+CIPCLOSE`` (SIM7500/SIM7600 TCP/IP notes).

@@ -50,8 +50,17 @@ from typing import ClassVar
 from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
 from atbridge.at_syntax import format_command
 from atbridge.cme import error_text
-from atbridge.dialects.base import CloseReason, Dialect, ModemSocket, SocketClosed, SocketError
-from atbridge.errors import AtBridgeError, AtTimeout, LinkLost, ModemError, StepTimeout
+from atbridge.dialects.base import Dialect, ModemSocket
+from atbridge.errors import (
+    AtBridgeError,
+    AtTimeout,
+    CloseReason,
+    LinkLost,
+    ModemError,
+    SocketClosed,
+    SocketError,
+    StepTimeout,
+)
 from atbridge.modem import Modem, Response, Urc
 
 log = logging.getLogger(__name__)
