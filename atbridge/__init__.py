@@ -40,7 +40,8 @@ from atbridge.errors import (
 )
 
 if TYPE_CHECKING:
-    from atbridge.fsm import Bridge, BridgeConfig
+    from atbridge.bridge import Bridge
+    from atbridge.config import BridgeConfig
     from atbridge.modem import Modem, Response
 
 __version__ = "0.1.0"
@@ -82,8 +83,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Bridge": "atbridge.fsm",
-    "BridgeConfig": "atbridge.fsm",
+    "Bridge": "atbridge.bridge",
+    "BridgeConfig": "atbridge.config",
     "Modem": "atbridge.modem",
     "Response": "atbridge.modem",
 }

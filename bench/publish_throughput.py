@@ -2,7 +2,7 @@
 
 For each dialect the fake modem runs as its own process (``python -m tests.fakes
 --dialect D --baud 115200``) on a pty, a mosquitto listens on a free loopback
-port, and a :class:`~atbridge.fsm.Bridge` is brought online through them. Then,
+port, and a :class:`~atbridge.bridge.Bridge` is brought online through them. Then,
 with ``--size`` byte payloads (default 32) to topic ``bench/t``:
 
 - ``qos0``: ``--count`` QoS 0 publishes one after the other, each awaited (each
@@ -54,9 +54,10 @@ if str(ROOT) not in sys.path:  # ``python bench/publish_throughput.py`` from any
 
 from fake_process import add_line_option, start_fake, stop_fake  # noqa: E402
 
+from atbridge.bridge import Bridge  # noqa: E402
+from atbridge.config import BridgeConfig, Timeouts  # noqa: E402
 from atbridge.credentials import MqttCredentials  # noqa: E402
 from atbridge.dialects import DIALECTS  # noqa: E402
-from atbridge.fsm import Bridge, BridgeConfig, Timeouts  # noqa: E402
 from tests.brokers import Mosquitto, PahoPeer  # noqa: E402
 
 TOPIC = "bench/t"

@@ -25,10 +25,10 @@ from unittest import mock
 
 import pytest
 
+from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
 from atbridge.dialects import DIALECTS, open_dialect
 from atbridge.dialects.base import Dialect
-from atbridge.fsm import BridgeConfig, Timeouts
 from atbridge.modem import Modem
 from hil.strategy import BoardStrategy
 from tests.brokers import Mosquitto, PahoPeer

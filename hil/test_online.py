@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from atbridge.at_mqtt import Connect, encode
+from atbridge.bridge import Bridge
 from atbridge.credentials import MqttCredentials
-from atbridge.fsm import Bridge, Transition
+from atbridge.fsm import Transition
 from hil.conftest import Board, Endpoint
 from tests.brokers import PahoPeer
 

@@ -33,8 +33,8 @@ def banner(text: str) -> None:
 
 
 async def run_lifecycle(port: str, broker_port: int) -> None:
+    from atbridge.bridge import Bridge
     from atbridge.credentials import MqttCredentials
-    from atbridge.fsm import Bridge
     from tests.brokers import PahoPeer
 
     observer = PahoPeer(broker_port, "demo-observer")

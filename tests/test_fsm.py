@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from atbridge.bridge import Bridge
+from atbridge.config import Backoff, BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
 from atbridge.dialects import DIALECTS, dialect_class
 from atbridge.errors import (
@@ -21,17 +23,7 @@ from atbridge.errors import (
     Offline,
     SocketClosed,
 )
-from atbridge.fsm import (
-    STATES,
-    TRANSITIONS,
-    Backoff,
-    Bridge,
-    BridgeConfig,
-    Step,
-    Timeouts,
-    mermaid,
-    recovery,
-)
+from atbridge.fsm import STATES, TRANSITIONS, Step, mermaid, recovery
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 
@@ -316,7 +308,7 @@ async def test_progress_reports_registration_while_attaching(
 
 
 async def test_config_from_toml_environment_and_arguments(tmp_path: Path) -> None:
-    from atbridge.fsm import load_config
+    from atbridge.config import load_config
 
     path = tmp_path / "atbridge.toml"
     path.write_text(

@@ -1,7 +1,7 @@
 """Options and helpers shared by the commands that go online: publish, subscribe, run.
 
 Where each setting comes from, later winning: the defaults of
-:class:`~atbridge.fsm.BridgeConfig`, the ``--config`` TOML file (``[bridge]``,
+:class:`~atbridge.config.BridgeConfig`, the ``--config`` TOML file (``[bridge]``,
 ``[bridge.timeouts]`` and an ``[mqtt]`` or ``[aliyun]`` table), the environment
 (``ATBRIDGE_PORT``, ``ATBRIDGE_APN``... and ``ATBRIDGE_MQTT_PASSWORD``...), then
 the options. That is why every option here defaults to "not given" rather than
@@ -40,11 +40,13 @@ from atbridge.commands.common import LINE_ENDINGS
 if TYPE_CHECKING:
     import asyncio
 
+    from atbridge.bridge import Bridge
+    from atbridge.config import BridgeConfig
     from atbridge.credentials import MqttCredentials
     from atbridge.decode import Registration
     from atbridge.dialects.base import Dialect
     from atbridge.errors import AtBridgeError, Failed
-    from atbridge.fsm import Bridge, BridgeConfig, Message, Transition
+    from atbridge.fsm import Message, Transition
 
 T = TypeVar("T")
 
@@ -304,10 +306,10 @@ def build_credentials(args: argparse.Namespace, env: Mapping[str, str]) -> MqttC
 
 
 def build_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> BridgeConfig:
-    """The :class:`~atbridge.fsm.BridgeConfig` of the bridge options (see the module doc)."""
+    """The :class:`~atbridge.config.BridgeConfig` of the bridge options (see the module doc)."""
     from dataclasses import replace
 
-    from atbridge.fsm import load_config
+    from atbridge.config import load_config
 
     environment = os.environ if env is None else env
     credentials = build_credentials(args, environment)
@@ -617,7 +619,7 @@ class Session:
     def __init__(self, config: BridgeConfig, output: Output) -> None:
         import asyncio
 
-        from atbridge.fsm import Bridge
+        from atbridge.bridge import Bridge
 
         self.config = config
         self.output = output
