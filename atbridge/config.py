@@ -77,6 +77,18 @@ class BridgeConfig:
     max_inflight: int = 10
     ping_grace: float | None = None
     transcript: str | None = None
+    #: MQTT protocol of the session: "3.1.1" or "5" (5.0: reason strings, session expiry,
+    #: topic aliases for repeated topics, the broker's Receive Maximum honoured).
+    mqtt_version: Literal["3.1.1", "5"] = "3.1.1"
+    #: The Will: published by the broker when the bridge dies without a DISCONNECT.
+    will_topic: str | None = None
+    will_message: str = ""
+    will_qos: int = 0
+    will_retain: bool = False
+    #: MQTT 5.0 Session Expiry Interval in seconds (None: the session ends with the connection).
+    session_expiry: int | None = None
+    #: MQTT 5.0: send repeated topics as topic aliases (as many as the broker allows).
+    topic_aliases: bool = True
 
     def __post_init__(self) -> None:
         if not self.port:
@@ -104,6 +116,27 @@ class BridgeConfig:
             raise ConfigurationError(f"queue_full={self.queue_full!r}: use 'raise' or 'wait'")
         if self.qos0_offline not in ("raise", "drop"):
             raise ConfigurationError(f"qos0_offline={self.qos0_offline!r}: use 'raise' or 'drop'")
+        if self.mqtt_version not in ("3.1.1", "5"):
+            raise ConfigurationError(
+                f"mqtt_version={self.mqtt_version!r}: use '3.1.1' or '5'",
+                hint="most brokers speak both; Aliyun IoT Platform speaks 3.1.1 and 5",
+            )
+        if self.will_qos not in (0, 1, 2):
+            raise ConfigurationError(f"will_qos={self.will_qos!r} must be 0, 1 or 2")
+        if self.will_topic is None and (self.will_message or self.will_qos or self.will_retain):
+            raise ConfigurationError(
+                "a Will message, QoS or retain flag was given without a Will topic",
+                hint="pass --will-topic TOPIC as well",
+            )
+        if self.session_expiry is not None:
+            if self.mqtt_version != "5":
+                raise ConfigurationError(
+                    "session_expiry needs MQTT 5.0", hint="pass --mqtt-version 5 as well"
+                )
+            if not 0 <= self.session_expiry <= 0xFFFFFFFF:
+                raise ConfigurationError(
+                    f"session_expiry={self.session_expiry!r} must be 0..4294967295 seconds"
+                )
 
 
 #: ``[bridge]`` fields, their types, and the environment variable of each.
@@ -125,6 +158,13 @@ BRIDGE_FIELDS: dict[str, type] = {
     "max_inflight": int,
     "ping_grace": float,
     "transcript": str,
+    "mqtt_version": str,
+    "will_topic": str,
+    "will_message": str,
+    "will_qos": int,
+    "will_retain": bool,
+    "session_expiry": int,
+    "topic_aliases": bool,
 }
 
 
