@@ -26,6 +26,7 @@ from atbridge.errors import (
     Offline,
     PacketTooLarge,
     PingTimeout,
+    PortNotFound,
     ProtocolError,
     PublishRefused,
     QueueFull,
@@ -44,7 +45,18 @@ if TYPE_CHECKING:
     from atbridge.config import BridgeConfig
     from atbridge.modem import Modem, Response
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("atbridge")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+#: The installed distribution's version (pyproject.toml is the one place it is written).
+__version__ = _version()
 
 __all__ = [
     "CONNACK_REFUSALS",
@@ -67,6 +79,7 @@ __all__ = [
     "Offline",
     "PacketTooLarge",
     "PingTimeout",
+    "PortNotFound",
     "ProtocolError",
     "PublishRefused",
     "QueueFull",

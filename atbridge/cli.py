@@ -23,6 +23,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from atbridge import __version__
+
 COMMANDS = ("at", "info", "creds", "publish", "subscribe", "run", "fsm")
 
 EXIT_OK = 0
@@ -41,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 2 usage/configuration, 3 modem/network failure, "
         "4 broker refused, 5 timeout",
     )
-    parser.add_argument("--version", action="version", version="%(prog)s 0.1.0")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"atbridge.commands.{name}")

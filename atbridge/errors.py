@@ -70,6 +70,17 @@ class ConfigurationError(AtBridgeError, ValueError):
     default_hint = "check the arguments or the configuration file"
 
 
+class PortNotFound(ConfigurationError):
+    """The serial port (device node, ser2net host) is not there.
+
+    At start this is a usage error (a wrong ``--port``). For a port that was open
+    before, it is what a USB modem looks like while it re-enumerates after its own
+    reset: the lifecycle treats it as a lost link and reopens after a backoff.
+    """
+
+    default_hint = "check --port: `atbridge ports` lists the serial ports; is the modem powered?"
+
+
 class ModemError(AtBridgeError):
     """The modem refused a command (``ERROR``, ``+CME ERROR: n``, ``+CMS ERROR: n``).
 
