@@ -1,15 +1,47 @@
-"""The public :class:`Bridge`: a modem, online, speaking MQTT."""
+"""The public :class:`Bridge`: a modem, online, speaking MQTT.
+
+A :class:`Bridge` owns one :class:`~atbridge.fsm.Lifecycle` (the state machine
+that brings the modem online and keeps it there) and is the only thing callers
+need: the commands, ``hil/``, the demo and the benchmarks use the observer API
+below and never reach into ``bridge.lifecycle``.
+
+Observer API (all read-only views of the lifecycle):
+
+- ``state`` — the current state, a :class:`~atbridge.fsm.State` (a ``StrEnum``:
+  ``bridge.state == "online"`` holds);
+- ``history`` — every :class:`~atbridge.fsm.Transition` so far;
+  ``transitions()`` — the transitions from now on, as an async iterator;
+- ``await wait_for_state(*states, timeout=None)`` — the state reached;
+- ``failure`` — the error that made the lifecycle give up (``None`` until then);
+- ``identity`` — the modem's :class:`~atbridge.dialects.base.Identity` once probed;
+- ``registration`` — the last :class:`~atbridge.decode.Registration` reported;
+- ``on_progress(callback(state, text))`` — what a long wait is seeing;
+- ``on_registration(callback(registration))`` — every registration report of
+  whichever dialect is bound (re-hooked across reopen and re-probe);
+- ``steps`` — the last result of every bring-up step, by name
+  (:mod:`atbridge.steps`: timings and what each step learnt);
+- ``counters`` — a :class:`~atbridge.fsm.Counters` snapshot (dropped QoS 0,
+  failures in a row, QoS 1 messages waiting);
+- ``dialect`` / ``modem`` — the bound dialect and AT channel while there is one
+  (for actions on the modem itself, e.g. a HIL test restarting it, and byte
+  counters); ``None`` between attempts.
+
+Each of these callbacks returns a function that removes it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from atbridge.config import BridgeConfig
 from atbridge.credentials import MqttCredentials
+from atbridge.decode import Registration
+from atbridge.dialects.base import Dialect, Identity
 from atbridge.errors import ConfigurationError, Failed
-from atbridge.fsm import Lifecycle, Message, Transition
+from atbridge.fsm import Counters, Lifecycle, Message, Transition
+from atbridge.modem import Modem
 
 # ------------------------------------------------------------------------
 
@@ -62,6 +94,8 @@ class Bridge:
         self.online_timeout = online_timeout
         self.lifecycle = Lifecycle(config)
 
+    # -- observing ---------------------------------------------------------------------
+
     @property
     def state(self) -> str:
         """The lifecycle state (``online``, ``backing_off``, ...)."""
@@ -81,9 +115,61 @@ class Bridge:
                 while True:
                     yield await queue.get()
             finally:
-                self.lifecycle._listeners.remove(queue)
+                self.lifecycle.unlisten(queue)
 
         return stream()
+
+    async def wait_for_state(self, *states: str, timeout: float | None = None) -> str:
+        """Wait until the lifecycle is in one of ``states``; return the state reached.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit).
+        """
+        return await self.lifecycle.wait_for_state(*states, timeout=timeout)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the lifecycle gave up (the state is ``failed``), else ``None``."""
+        return self.lifecycle.failure
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who answered the last probe (manufacturer, model, revision, dialect)."""
+        return self.lifecycle.identity
+
+    @property
+    def registration(self) -> Registration | None:
+        """The last network registration the modem reported."""
+        return self.lifecycle.registration
+
+    def on_progress(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``callback(state, text)`` with what a long wait is seeing; returns the unhook."""
+        return self.lifecycle.on_progress(callback)
+
+    def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]:
+        """Call ``callback`` with every registration report; returns the unhook."""
+        return self.lifecycle.on_registration(callback)
+
+    @property
+    def steps(self) -> Mapping[str, Any]:
+        """The last result of each bring-up step by step name (see :mod:`atbridge.steps`)."""
+        return self.lifecycle.steps
+
+    @property
+    def counters(self) -> Counters:
+        """Counters: dropped QoS 0, socket/attach failures in a row, QoS 1 waiting."""
+        return self.lifecycle.counters
+
+    @property
+    def dialect(self) -> Dialect | None:
+        """The dialect bound to the modem right now (``None`` between attempts)."""
+        return self.lifecycle.dialect
+
+    @property
+    def modem(self) -> Modem | None:
+        """The AT channel right now (``None`` between attempts): byte counters, transcript."""
+        return self.lifecycle.modem
+
+    # -- running -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the lifecycle without waiting for it."""

@@ -178,6 +178,20 @@ class Step(Enum):
     FAIL = "give up"
 
 
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """What the lifecycle has counted so far (a snapshot)."""
+
+    #: QoS 0 messages dropped while offline (``qos0_offline="drop"``).
+    dropped_qos0: int
+    #: Socket or broker failures in a row (reset by a CONNACK, or by re-attaching).
+    socket_failures: int
+    #: Attach timeouts in a row (reset by a registration, or by restarting the modem).
+    attach_failures: int
+    #: QoS 1 messages waiting for their PUBACK (in flight or queued while offline).
+    waiting_qos1: int
+
+
 _LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
 
 
@@ -252,6 +266,11 @@ class Lifecycle:
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.subscriptions: dict[str, int] = {}
         self.dropped_qos0 = 0
+        #: The last result of every bring-up step, by step name (see :mod:`atbridge.steps`).
+        self.steps: dict[str, Any] = {}
+        self._socket_failures = 0
+        self._attach_failures = 0
+        self._registration_listeners: list[Callable[[Registration], None]] = []
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
         self._progress_listeners: list[Callable[[str, str], None]] = []
@@ -338,8 +357,6 @@ class Lifecycle:
 
     async def _run(self) -> None:
         step = Step.PROBE
-        socket_failures = 0
-        attach_failures = 0
         await self._go("start", "start")
         while not self._closing:
             try:
@@ -358,7 +375,7 @@ class Lifecycle:
                     if self.state != "attaching":
                         await self._go("reattach", "re-attach")
                     await self._step(self._attach())
-                    attach_failures = 0
+                    self._attach_failures = 0
                     await self._go("attached", self._describe_registration())
                     step = Step.SOCKET
                 if step is Step.SOCKET:
@@ -367,7 +384,7 @@ class Lifecycle:
                     await self._step(self._open_socket())
                     await self._go("socket_opened", f"TCP connected to {self._endpoint()}")
                     await self._step(self._mqtt_connect())
-                    socket_failures = 0
+                    self._socket_failures = 0
                     self.backoff.reset()
                     self._last_good = self.clock()
                     await self._go("connack", "CONNACK accepted")
@@ -389,16 +406,16 @@ class Lifecycle:
                     "mqtt_connecting",
                     "online",
                 ):
-                    socket_failures += 1
-                    if socket_failures >= self.config.socket_failures_before_reattach:
-                        socket_failures = 0
+                    self._socket_failures += 1
+                    if self._socket_failures >= self.config.socket_failures_before_reattach:
+                        self._socket_failures = 0
                         step = Step.ATTACH
                 if self.state == "attaching" and step in (Step.SOCKET, Step.ATTACH):
                     step = Step.ATTACH
                 if isinstance(error, StepTimeout) and self.state == "attaching":
-                    attach_failures += 1
-                    if attach_failures >= self.config.attach_failures_before_restart:
-                        attach_failures = 0
+                    self._attach_failures += 1
+                    if self._attach_failures >= self.config.attach_failures_before_restart:
+                        self._attach_failures = 0
                         step = Step.RESTART
                 given_up = (
                     self.config.give_up_after is not None
@@ -676,7 +693,32 @@ class Lifecycle:
 
         asyncio.get_running_loop().create_task(notify())
 
+    @property
+    def counters(self) -> Counters:
+        """A snapshot of the counters (dropped QoS 0, failures in a row, QoS 1 waiting)."""
+        return Counters(
+            dropped_qos0=self.dropped_qos0,
+            socket_failures=self._socket_failures,
+            attach_failures=self._attach_failures,
+            waiting_qos1=len(self._acks),
+        )
+
+    def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]:
+        """Call ``callback`` with every registration report of whichever dialect is bound."""
+        self._registration_listeners.append(callback)
+        return lambda: self._registration_listeners.remove(callback)
+
+    def unlisten(self, queue: asyncio.Queue[Transition]) -> None:
+        """Stop feeding ``queue`` (from :meth:`listen`)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(queue)
+
     def _on_registration(self, registration: Registration) -> None:
+        for listener in list(self._registration_listeners):
+            try:
+                listener(registration)
+            except Exception:
+                log.exception("registration listener %r failed", listener)
         if registration == self.registration:
             return
         self.registration = registration
