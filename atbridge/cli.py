@@ -7,7 +7,7 @@ then what to try) and a documented exit code:
 
 ==  ==========================================================
 0   success
-1   unexpected internal error (a bug: please report it)
+1   unexpected internal error (a bug: the traceback is printed; please report it)
 2   bad usage or configuration
 3   the modem or the network failed (modem error, link lost, reboot)
 4   the MQTT broker refused the connection
@@ -40,15 +40,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="atbridge",
         description="Drive a cellular modem over AT commands: nRF91 Serial LTE Modem / "
         "Serial Modem, SIMCom SIM7xxx.",
-        epilog="exit codes: 0 ok, 2 usage/configuration, 3 modem/network failure, "
-        "4 broker refused, 5 timeout",
+        epilog="exit codes: 0 ok, 1 internal error (a bug), 2 usage/configuration, "
+        "3 modem/network failure, 4 broker refused, 5 timeout, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"atbridge.commands.{name}")
+        parents = module.parents() if hasattr(module, "parents") else []
         command = sub.add_parser(
-            name, help=getattr(module, "HELP", None), description=getattr(module, "HELP", None)
+            name,
+            parents=parents,
+            help=getattr(module, "HELP", None),
+            description=getattr(module, "HELP", None),
         )
         module.configure(command)
         command.set_defaults(run=module.run)
@@ -82,6 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, StepTimeout):
             return EXIT_TIMEOUT
         return EXIT_MODEM
+    except Exception:  # a bug: show where it happened, never retry it
+        import traceback
+
+        traceback.print_exc()
+        print(
+            "atbridge: internal error (a bug in atbridge: please report it with the "
+            "traceback above)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,19 +27,13 @@ Sources of credentials:
   turns the broker's ``/ext/register`` or ``/ext/regnwl`` PUBLISH into an
   :class:`AliyunDevice` or an :class:`AliyunTokenDevice`.
 - :meth:`MqttCredentials.plain` — any broker, values used as given.
-- :func:`load_credentials` — a TOML file with an ``[aliyun]`` or ``[mqtt]``
-  table, then environment variables, then explicit overrides (the CLI
-  options), later sources winning. Environment variables:
+- :class:`PlainBroker` — the same, as a dataclass: the fields of a
+  configuration file's ``[mqtt]`` table, as :class:`AliyunDevice` holds those
+  of its ``[aliyun]`` table.
 
-  =========================  ============================================
-  ``[aliyun]`` field         variable
-  =========================  ============================================
-  product_key                ``ATBRIDGE_PRODUCT_KEY``
-  device_name                ``ATBRIDGE_DEVICE_NAME``
-  device_secret              ``ATBRIDGE_DEVICE_SECRET``
-  any other field ``f``      ``ATBRIDGE_ALIYUN_<F>`` (e.g. ``ATBRIDGE_ALIYUN_REGION``)
-  ``[mqtt]`` field ``f``     ``ATBRIDGE_MQTT_<F>`` (e.g. ``ATBRIDGE_MQTT_PASSWORD``)
-  =========================  ============================================
+Reading those tables from a TOML file and ``ATBRIDGE_*`` variables is the job
+of :mod:`atbridge.config` (:func:`atbridge.config.load_credentials`): this
+module reads no file and no environment.
 
 Secrets (DeviceSecret, ProductSecret, device tokens, passwords) are held in
 :class:`Secret`, whose ``repr`` and ``str`` are a mask; only
@@ -52,13 +46,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets as _random
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from atbridge.at_mqtt import NO_PROPERTIES, Connect, Properties, ProtocolVersion, Will
@@ -264,6 +255,35 @@ class MqttCredentials:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
         return f"MqttCredentials({fields})"
+
+
+@dataclass(frozen=True, slots=True)
+class PlainBroker:
+    """Any MQTT broker, as a configuration file's ``[mqtt]`` table describes it.
+
+    The fields are the keyword arguments of :meth:`MqttCredentials.plain`;
+    :meth:`credentials` makes the :class:`MqttCredentials` (and validates them).
+    """
+
+    client_id: str
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: Secret | None = None
+    tls: bool = False
+    keepalive: int = DEFAULT_KEEPALIVE
+
+    def credentials(self) -> MqttCredentials:
+        """The MQTT credentials, used as given (port 8883 with TLS, else 1883)."""
+        return MqttCredentials.plain(
+            client_id=self.client_id,
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            tls=self.tls,
+            keepalive=self.keepalive,
+        )
 
 
 # --- Aliyun, one device one secret ------------------------------------------------------
@@ -582,185 +602,3 @@ class AliyunProduct:
             f"product_secret={self.product_secret!r}, region={self.region!r}, "
             f"instance_id={self.instance_id!r})"
         )
-
-
-# --- loading from TOML + environment ------------------------------------------------------
-
-_STR, _INT, _BOOL, _SECRET = "a string", "an integer", "true or false", "a secret string"
-
-ALIYUN_FIELDS: Mapping[str, str] = {
-    "product_key": _STR,
-    "device_name": _STR,
-    "device_secret": _SECRET,
-    "client_id": _STR,
-    "timestamp": _STR,
-    "sign_method": _STR,
-    "secure_mode": _INT,
-    "region": _STR,
-    "instance_id": _STR,
-    "port": _INT,
-    "keepalive": _INT,
-}
-
-MQTT_FIELDS: Mapping[str, str] = {
-    "host": _STR,
-    "port": _INT,
-    "client_id": _STR,
-    "username": _STR,
-    "password": _SECRET,
-    "tls": _BOOL,
-    "keepalive": _INT,
-}
-
-_ALIYUN_TRIPLE_ENV = {
-    "product_key": "ATBRIDGE_PRODUCT_KEY",
-    "device_name": "ATBRIDGE_DEVICE_NAME",
-    "device_secret": "ATBRIDGE_DEVICE_SECRET",
-}
-
-
-def env_variable(table: str, field_name: str) -> str:
-    """The environment variable that overrides ``[table] field_name``."""
-    if table == "aliyun":
-        return _ALIYUN_TRIPLE_ENV.get(field_name, f"ATBRIDGE_ALIYUN_{field_name.upper()}")
-    return f"ATBRIDGE_MQTT_{field_name.upper()}"
-
-
-def load_credentials(
-    path: str | Path | None = None,
-    *,
-    table: str | None = None,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, object] | None = None,
-) -> MqttCredentials:
-    """Credentials from a TOML file, the environment and ``overrides``, later winning.
-
-    ``table`` is ``"aliyun"`` or ``"mqtt"``; without it the file must hold exactly
-    one of those tables. ``env`` defaults to ``os.environ``. ``overrides`` maps
-    field names to values (``None`` values are ignored). A missing, unknown or
-    malformed field raises ConfigurationError naming the field and the file.
-    """
-    environment = os.environ if env is None else env
-    where = str(path) if path is not None else "the arguments and environment"
-    document = _read_toml(Path(path)) if path is not None else {}
-    if table is None:
-        present = [name for name in ("aliyun", "mqtt") if name in document]
-        if len(present) != 1:
-            raise ConfigurationError(
-                f"{where} must contain exactly one [aliyun] or [mqtt] table"
-                + (f", it has {len(present)}" if present else ", it has none"),
-            )
-        table = present[0]
-    if table not in ("aliyun", "mqtt"):
-        raise ConfigurationError(f"unknown credentials table [{table}]: use aliyun or mqtt")
-    specs = ALIYUN_FIELDS if table == "aliyun" else MQTT_FIELDS
-    raw = document.get(table, {})
-    if not isinstance(raw, dict):
-        raise ConfigurationError(f"[{table}] in {where} must be a table")
-    for key in raw:
-        if key not in specs:
-            raise ConfigurationError(
-                f"[{table}] {key} in {where} is not a known field",
-                hint=f"known fields: {', '.join(specs)}",
-            )
-    values: dict[str, object] = {
-        key: _convert(table, key, specs[key], value, where) for key, value in raw.items()
-    }
-    for key, kind in specs.items():
-        variable = env_variable(table, key)
-        if variable in environment:
-            values[key] = _convert(table, key, kind, environment[variable], f"${variable}")
-    for key, value in (overrides or {}).items():
-        if key not in specs:
-            raise ConfigurationError(f"[{table}] has no field {key!r}")
-        if value is not None:
-            values[key] = _convert(table, key, specs[key], value, "the arguments")
-
-    def require(key: str) -> Any:
-        if key not in values:
-            raise ConfigurationError(
-                f"[{table}] {key} is missing (looked in {where} and ${env_variable(table, key)})"
-            )
-        return values[key]
-
-    try:
-        if table == "aliyun":
-            device = AliyunDevice(
-                product_key=require("product_key"),
-                device_name=require("device_name"),
-                device_secret=require("device_secret"),
-                client_id=values.get("client_id"),  # type: ignore[arg-type]
-                timestamp=values.get("timestamp"),  # type: ignore[arg-type]
-                sign_method=values.get("sign_method", SignMethod.HMACSHA256),  # type: ignore[arg-type]
-                secure_mode=values.get("secure_mode", 2),  # type: ignore[arg-type]
-                region=values.get("region", DEFAULT_REGION),  # type: ignore[arg-type]
-                instance_id=values.get("instance_id"),  # type: ignore[arg-type]
-                port=values.get("port"),  # type: ignore[arg-type]
-                keepalive=values.get("keepalive", DEFAULT_ALIYUN_KEEPALIVE),  # type: ignore[arg-type]
-            )
-            return device.credentials()
-        return MqttCredentials.plain(
-            client_id=require("client_id"),
-            host=values.get("host"),  # type: ignore[arg-type]
-            port=values.get("port"),  # type: ignore[arg-type]
-            username=values.get("username"),  # type: ignore[arg-type]
-            password=values.get("password"),  # type: ignore[arg-type]
-            tls=bool(values.get("tls", False)),
-            keepalive=values.get("keepalive", DEFAULT_KEEPALIVE),  # type: ignore[arg-type]
-        )
-    except ConfigurationError as exc:
-        if path is None or exc.message.startswith(f"[{table}]"):
-            raise  # already names the table and where it looked
-        raise ConfigurationError(f"[{table}] {exc.message} (in {where})", hint=exc.hint) from None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot read the credentials file {path}: {exc.strerror}",
-            hint="check the path given to --credentials",
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-
-
-def _convert(table: str, key: str, kind: str, value: object, where: str) -> object:
-    """Check (and for environment strings, parse) one field value."""
-
-    def wrong(shown: str) -> ConfigurationError:
-        return ConfigurationError(f"[{table}] {key} in {where} must be {kind}, got {shown}")
-
-    if kind == _SECRET:
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str):
-            raise wrong(type(value).__name__)  # never show a secret's value
-        return Secret(value)
-    if kind == _STR:
-        if key == "timestamp" and isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if not isinstance(value, str):
-            raise wrong(repr(value))
-        return value
-    if kind == _INT:
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise wrong(repr(value)) from None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong(repr(value))
-        return value
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise wrong(repr(value))
-    if not isinstance(value, bool):
-        raise wrong(repr(value))
-    return value

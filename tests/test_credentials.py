@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atbridge.at_mqtt import Connect, decode, encode
+from atbridge.config import env_variable, load_credentials
 from atbridge.credentials import (
     MASK,
     AliyunDevice,
@@ -19,8 +20,6 @@ from atbridge.credentials import (
     Secret,
     SignMethod,
     aliyun_sign_content,
-    env_variable,
-    load_credentials,
 )
 from atbridge.errors import ConfigurationError, RemoteProtocolError
 
@@ -159,7 +158,7 @@ def test_connect_packet_carries_the_credentials() -> None:
     st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1,
             max_size=20),
     st.text("abcdefghijklmnopqrstuvwxyz0123456789-_@.:", min_size=1, max_size=32),
-    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40),
+    st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40),
 )  # fmt: skip
 def test_password_is_the_hmac_of_the_sorted_parameters(pk: str, dn: str, secret: str) -> None:
     import hashlib
@@ -212,6 +211,7 @@ def test_register_reply_yields_a_device_with_its_secret() -> None:
     payload = json.dumps({"productKey": "a1PK", "deviceName": "d1", "deviceSecret": "NEWSECRET"})
     device = product.parse_registration_reply("d1", "/ext/register", payload.encode())
     assert isinstance(device, AliyunDevice)
+    assert isinstance(device.device_secret, Secret)
     assert device.device_secret.reveal() == "NEWSECRET"
     assert device.credentials().host == "a1PK.iot-as-mqtt.ap-southeast-1.aliyuncs.com"
 

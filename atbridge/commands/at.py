@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from typing import TYPE_CHECKING
 
-from atbridge.commands.common import add_port_options, open_modem
+from atbridge.commands.options import command_timeout_option, port_options
 
 if TYPE_CHECKING:
     from atbridge.modem import Modem, Urc
@@ -15,8 +14,12 @@ if TYPE_CHECKING:
 HELP = "send AT commands and print the responses (a console when none are given)"
 
 
+def parents() -> list[argparse.ArgumentParser]:
+    """The shared options: the modem's port (and --config)."""
+    return [port_options(), command_timeout_option()]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_port_options(parser)
     parser.add_argument(
         "commands",
         nargs="*",
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from atbridge.commands.settings import open_modem
+
     modem = await open_modem(args)
     try:
         modem.subscribe(None, _print_urc)
@@ -87,23 +92,18 @@ async def _console(modem: Modem) -> int:
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"connected to {modem.port}; type AT commands, 'exit' to quit", flush=True)
-    lines: asyncio.Queue[str | None] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
+    from atbridge.commands.stdin import stdin_lines
 
-    def reader() -> None:  # a daemon thread: a blocked readline never holds up exit
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lines.put_nowait, line)
-        loop.call_soon_threadsafe(lines.put_nowait, None)
-
-    threading.Thread(target=reader, name="atbridge-stdin", daemon=True).start()
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+    stdin_lines(lines, skip_empty=False)
     failures = 0
     while True:
         if interactive:
             print("AT> ", end="", flush=True)
-        line = await lines.get()
-        if line is None:
+        raw = await lines.get()
+        if raw is None:
             break
-        line = line.strip()
+        line = raw.decode(errors="replace").strip()
         if line.lower() in ("exit", "quit"):
             break
         if line:

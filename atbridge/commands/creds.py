@@ -125,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from atbridge.at_mqtt import encode
-    from atbridge.credentials import MASK, load_credentials
+    from atbridge.config import load_credentials
+    from atbridge.credentials import MASK
 
     table = "aliyun" if args.creds_kind == "aliyun" else "mqtt"
     names = _ALIYUN_OPTIONS if table == "aliyun" else _PLAIN_OPTIONS

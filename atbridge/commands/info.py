@@ -1,22 +1,78 @@
-"""``atbridge info``: the modem's identity, SIM, functional mode, registration and signal."""
+"""``atbridge info``: the modem's identity, SIM, functional mode, registration and signal.
+
+:func:`gather_info` asks the modem and returns :class:`ModemInfo`, data with
+typed fields (the decoded registration, operator and signal, not text); the
+command renders it as a table or, with ``--json``, as one JSON object. A query
+the modem refused or did not answer is an :class:`Unavailable` with the reason.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, TypeVar
 
-from atbridge.commands.common import add_port_options, open_modem
+from atbridge.commands.options import command_timeout_option, port_options
 
 if TYPE_CHECKING:
+    from atbridge.decode import Operator, Registration, Signal
     from atbridge.modem import Modem, Response
+
+T = TypeVar("T")
 
 HELP = "print the modem's identity, SIM, registration and signal"
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """A query the modem could not answer: why (``ERROR``, ``+CME ERROR: ...``, no answer)."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unavailable ({self.reason})"
+
+
+@dataclass(frozen=True)
+class ModemInfo:
+    """What a person needs to know about a modem first (``None``: not asked of this modem).
+
+    ``registration``, ``operator`` and ``signal`` are decoded; when the answer
+    could not be decoded they hold its raw text.
+    """
+
+    manufacturer: str | Unavailable
+    model: str | Unavailable
+    firmware: str | Unavailable
+    slm_version: str | None
+    sm_version: str | None
+    imei: str | Unavailable
+    imsi: str | Unavailable
+    functional_mode: str | Unavailable
+    registration: Registration | str | Unavailable
+    operator: Operator | str | Unavailable
+    signal: Signal | str | Unavailable
+
+    def rendered(self) -> dict[str, str]:
+        """Field name -> one line of text, for the fields that were asked."""
+        shown: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value is None:
+                continue
+            describe = getattr(value, "describe", None)
+            shown[item.name] = describe() if callable(describe) else str(value)
+        return shown
+
+
+def parents() -> list[argparse.ArgumentParser]:
+    """The shared options: the modem's port (and --config), --timeout."""
+    return [port_options(), command_timeout_option()]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_port_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -27,11 +83,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    from atbridge.commands.settings import open_modem
+
     modem = await open_modem(args)
     try:
-        report = await gather_info(modem)
+        info = await gather_info(modem)
     finally:
         await modem.close()
+    report = info.rendered()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -41,57 +100,58 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-async def gather_info(modem: Modem) -> dict[str, str]:
+async def gather_info(modem: Modem) -> ModemInfo:
     """Ask the modem what a person needs to know first. A refused query says why."""
     from atbridge import decode
+    from atbridge.errors import AtBridgeError, AtTimeout, ModemError
 
-    report: dict[str, str] = {}
-
-    async def ask(
-        key: str, command: str, render: Callable[[Response], str], *, optional: bool = False
-    ) -> None:
-        from atbridge.errors import AtTimeout, ModemError
-
+    async def ask(command: str, read: Callable[[Response], T]) -> T | Unavailable:
         try:
             response = await modem.command(command)
         except ModemError as exc:
-            if not optional:
-                report[key] = f"unavailable ({exc.final}{f': {exc.text}' if exc.text else ''})"
-            return
+            return Unavailable(f"{exc.final}{f': {exc.text}' if exc.text else ''}")
         except AtTimeout:
-            report[key] = f"unavailable (no answer to {command})"
-            return
-        report[key] = render(response)
+            return Unavailable(f"no answer to {command}")
+        try:
+            return read(response)
+        except AtBridgeError as exc:  # an answer without the expected information line
+            return Unavailable(exc.message)
+
+    async def optional(command: str, prefix: str) -> str | None:
+        answer = await ask(command, lambda r: r.value(prefix))
+        return None if isinstance(answer, Unavailable) else answer
 
     def bare(response: Response) -> str:
         return " ".join(response.lines) or "(empty)"
 
-    await ask("manufacturer", "AT+CGMI", bare)
-    await ask("model", "AT+CGMM", bare)
-    await ask("firmware", "AT+CGMR", bare)
-    manufacturer = report.get("manufacturer", "")
-    if "Nordic" in manufacturer:
-        await ask("slm_version", "AT#XSLMVER", lambda r: r.value("#XSLMVER:"), optional=True)
-        await ask("sm_version", "AT#XSMVER", lambda r: r.value("#XSMVER:"), optional=True)
-    await ask("imei", "AT+CGSN", bare)
-    await ask("imsi", "AT+CIMI", bare)
-    await ask("functional_mode", "AT+CFUN?", lambda r: decode.describe_cfun(r.value("+CFUN:")))
+    def registration(response: Response) -> Registration | str:
+        text = response.value("+CEREG:")
+        return decode.parse_registration(text, is_read=True) or text
 
-    def registration(response: Response) -> str:
-        parsed = decode.parse_registration(response.value("+CEREG:"), is_read=True)
-        return parsed.describe() if parsed else response.value("+CEREG:")
+    def operator(response: Response) -> Operator | str:
+        text = response.value("+COPS:")
+        return decode.parse_cops(text) or text
 
-    await ask("registration", "AT+CEREG?", registration)
+    def signal(response: Response) -> Signal | str:
+        text = response.value("+CESQ:")
+        return decode.parse_cesq(text) or text
 
-    def operator(response: Response) -> str:
-        parsed = decode.parse_cops(response.value("+COPS:"))
-        return parsed.describe() if parsed else response.value("+COPS:")
-
-    await ask("operator", "AT+COPS?", operator)
-
-    def signal(response: Response) -> str:
-        parsed = decode.parse_cesq(response.value("+CESQ:"))
-        return parsed.describe() if parsed else response.value("+CESQ:")
-
-    await ask("signal", "AT+CESQ", signal)
-    return report
+    manufacturer = await ask("AT+CGMI", bare)
+    model = await ask("AT+CGMM", bare)
+    firmware = await ask("AT+CGMR", bare)
+    nordic = isinstance(manufacturer, str) and "Nordic" in manufacturer
+    slm_version = await optional("AT#XSLMVER", "#XSLMVER:") if nordic else None
+    sm_version = await optional("AT#XSMVER", "#XSMVER:") if nordic else None
+    return ModemInfo(
+        manufacturer=manufacturer,
+        model=model,
+        firmware=firmware,
+        slm_version=slm_version,
+        sm_version=sm_version,
+        imei=await ask("AT+CGSN", bare),
+        imsi=await ask("AT+CIMI", bare),
+        functional_mode=await ask("AT+CFUN?", lambda r: decode.describe_cfun(r.value("+CFUN:"))),
+        registration=await ask("AT+CEREG?", registration),
+        operator=await ask("AT+COPS?", operator),
+        signal=await ask("AT+CESQ", signal),
+    )

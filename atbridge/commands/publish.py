@@ -19,13 +19,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from atbridge.commands.bridge_options import (
+from atbridge.commands.options import (
     DEFAULT_GIVE_UP,
     EXIT_CODES_EPILOG,
-    add_bridge_options,
+    bridge_options,
+    output_options,
     positive_int,
-    run_bridge_command,
 )
+from atbridge.commands.session import run_bridge_command
 
 if TYPE_CHECKING:
     import asyncio
@@ -46,10 +47,17 @@ example:
 """
 
 
+def parents() -> list[argparse.ArgumentParser]:
+    """The shared options: modem, broker, MQTT session, lifecycle, output."""
+    return [
+        bridge_options(give_up_default=DEFAULT_GIVE_UP),
+        output_options(quiet=True, what="message"),
+    ]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_bridge_options(parser, give_up_default=DEFAULT_GIVE_UP)
     what = parser.add_argument_group("what to publish")
     what.add_argument("--topic", required=True, metavar="T", help="topic to publish to")
     source = what.add_mutually_exclusive_group()
@@ -65,9 +73,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="send the message N times; with stdin, at most N lines",
     )
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="one JSON object per message")
-    out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,18 +102,14 @@ async def _main(args: argparse.Namespace) -> int:
     import asyncio
 
     from atbridge.at_mqtt import validate_topic_name
-    from atbridge.commands.bridge_options import (
-        Interrupted,
-        Output,
-        Session,
-        build_config,
-        describe_error,
-        publish_from,
-        stdin_lines,
-    )
+    from atbridge.commands.output import Output, describe_error
+    from atbridge.commands.publishing import publish_from
+    from atbridge.commands.session import Interrupted, Session
+    from atbridge.commands.settings import bridge_config
+    from atbridge.commands.stdin import stdin_lines
 
     validate_topic_name(args.topic)
-    config = build_config(args)
+    config = bridge_config(args)
     message = _read_message(args)
     output = Output(json_lines=args.json, progress="none" if args.quiet else "stderr")
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import argparse
 
-from atbridge.commands.bridge_options import (
-    EXIT_CODES_EPILOG,
-    add_bridge_options,
-    run_bridge_command,
-)
+from atbridge.commands.options import EXIT_CODES_EPILOG, bridge_options, output_options
+from atbridge.commands.session import run_bridge_command
 
 HELP = "go online and stay online: show each state change, publish stdin, print messages"
 
@@ -43,10 +40,14 @@ ever unless --give-up-after; a refusal retrying cannot fix ends it (exit 4).
 """
 
 
+def parents() -> list[argparse.ArgumentParser]:
+    """The shared options: modem, broker, MQTT session, lifecycle, output."""
+    return [bridge_options(give_up_default=None), output_options(quiet=False, what="event")]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_bridge_options(parser, give_up_default=None)
     what = parser.add_argument_group("messages")
     what.add_argument("--topic", metavar="T", help="publish each line of stdin to T")
     what.add_argument(
@@ -67,9 +68,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="QoS of the subscriptions (default 1)",
     )
-    parser.add_argument_group("output").add_argument(
-        "--json", action="store_true", help="one JSON object per event on stdout"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,23 +79,17 @@ async def _main(args: argparse.Namespace) -> int:
     import sys
 
     from atbridge.at_mqtt import validate_topic_filter, validate_topic_name
-    from atbridge.commands.bridge_options import (
-        Interrupted,
-        Output,
-        Session,
-        build_config,
-        describe_error,
-        message_object,
-        message_text,
-        publish_from,
-        stdin_lines,
-    )
+    from atbridge.commands.output import Output, describe_error, message_object, message_text
+    from atbridge.commands.publishing import publish_from
+    from atbridge.commands.session import Interrupted, Session
+    from atbridge.commands.settings import bridge_config
+    from atbridge.commands.stdin import stdin_lines
 
     if args.topic is not None:
         validate_topic_name(args.topic)
     for topic_filter in args.subscribe:
         validate_topic_filter(topic_filter)
-    config = build_config(args)
+    config = bridge_config(args)
     if args.json:
         mode = "json"
     elif sys.stdout.isatty():

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import argparse
 
-from atbridge.commands.bridge_options import (
+from atbridge.commands.options import (
     DEFAULT_GIVE_UP,
     EXIT_CODES_EPILOG,
-    add_bridge_options,
+    bridge_options,
+    output_options,
     positive_int,
     positive_seconds,
-    run_bridge_command,
 )
+from atbridge.commands.session import run_bridge_command
 
 HELP = "go online, subscribe to a topic filter and print the messages that arrive"
 
@@ -43,10 +44,17 @@ was granted (exit 5 if --count was given and not reached, else 0), or on Ctrl-C.
 """
 
 
+def parents() -> list[argparse.ArgumentParser]:
+    """The shared options: modem, broker, MQTT session, lifecycle, output."""
+    return [
+        bridge_options(give_up_default=DEFAULT_GIVE_UP),
+        output_options(quiet=True, what="message"),
+    ]
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    add_bridge_options(parser, give_up_default=DEFAULT_GIVE_UP)
     what = parser.add_argument_group("what to receive")
     what.add_argument(
         "--topic", required=True, metavar="FILTER", help="topic filter (+ and # allowed)"
@@ -62,9 +70,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="exit S seconds after the subscription was granted (exit 5 if --count "
         "messages did not arrive, else 0)",
     )
-    out = parser.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="one JSON object per message")
-    out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,18 +80,13 @@ async def _main(args: argparse.Namespace) -> int:
     import asyncio
 
     from atbridge.at_mqtt import validate_topic_filter
-    from atbridge.commands.bridge_options import (
-        Interrupted,
-        Output,
-        Session,
-        build_config,
-        message_object,
-        message_text,
-    )
+    from atbridge.commands.output import Output, message_object, message_text
+    from atbridge.commands.session import Interrupted, Session
+    from atbridge.commands.settings import bridge_config
     from atbridge.errors import StepTimeout
 
     validate_topic_filter(args.topic)
-    config = build_config(args)
+    config = bridge_config(args)
     output = Output(json_lines=args.json, progress="none" if args.quiet else "stderr")
     received = 0
     enough = asyncio.Event()

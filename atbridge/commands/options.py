@@ -1,0 +1,224 @@
+"""The options the commands share, declared once as argparse parent parsers.
+
+- :func:`port_options` — how to reach the modem (``--port``, ``--baud``,
+  ``--rtscts``, ``--line-ending``, ``--transcript``, ``--config``): every command
+  that talks to a modem (``at``, ``info``, ``publish``, ``subscribe``, ``run``);
+- :func:`bridge_options` — what a bridge adds (``--dialect``, ``--apn``, the
+  broker and credentials, the MQTT session: ``--mqtt-version``, the Will,
+  ``--session-expiry``, and the lifecycle): ``publish``, ``subscribe``, ``run``.
+
+No option has an argparse default: "not given" lets the ``--config`` file and
+the ``ATBRIDGE_*`` environment show through (:mod:`atbridge.config` layers
+them); the defaults are those of :class:`~atbridge.config.BridgeConfig` (baud
+115200, the dialect's line ending, ``crlf`` where there is no dialect).
+:func:`atbridge.commands.settings` turns the parsed options into settings.
+
+Only the standard library is imported here: ``atbridge --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: ``--give-up-after`` of the commands that must end (publish, subscribe).
+DEFAULT_GIVE_UP = 300.0
+
+EXIT_CODES_EPILOG = """\
+exit codes: 0 ok, 1 internal error (a bug: the traceback is printed), 2 bad usage
+  or configuration, 3 modem or network failure, 4 broker refused (the reason is
+  printed), 5 timeout, 130 interrupted"""
+
+
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a positive number of seconds."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = whole_number(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def whole_number(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def port_options() -> argparse.ArgumentParser:
+    """Parent parser: the modem's port, and the ``--config`` file."""
+    return _modem_options(bridge=False)
+
+
+def _modem_options(*, bridge: bool) -> argparse.ArgumentParser:
+    from atbridge.config import LINE_ENDINGS
+
+    parent = argparse.ArgumentParser(add_help=False)
+    modem = parent.add_argument_group("modem")
+    modem.add_argument(
+        "--port",
+        metavar="URL",
+        help="serial device (/dev/ttyACM0, a pty), or a board exported by ser2net as "
+        "socket://host:port or rfc2217://host:port?ign_set_control; default $ATBRIDGE_PORT "
+        "or [bridge] port in --config",
+    )
+    modem.add_argument("--baud", type=positive_int, metavar="N", help="baud rate (default 115200)")
+    modem.add_argument(
+        "--rtscts", action="store_true", default=None, help="hardware flow control (RTS/CTS)"
+    )
+    modem.add_argument(
+        "--line-ending",
+        choices=sorted(LINE_ENDINGS),
+        help="what ends a command line: the dialect's (crlf where there is none: at, info), "
+        "crlf (Serial LTE Modem, SIMCom) or cr (V.250, nRF91 Serial Modem)",
+    )
+    modem.add_argument(
+        "--transcript",
+        metavar="FILE",
+        help="append a timestamped record of every byte in both directions to FILE "
+        "(secrets masked)",
+    )
+    modem.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with a [bridge] table (port, baudrate, dialect, apn, backoff..., "
+        "[bridge.timeouts]) and the credentials' [mqtt] or [aliyun] table",
+    )
+    if bridge:
+        from atbridge.dialects import DIALECTS  # light: a table of names
+
+        modem.add_argument(
+            "--dialect",
+            metavar="D",
+            choices=("auto", *DIALECTS),
+            help=f"modem family: auto (default: ask the modem), {', '.join(DIALECTS)}",
+        )
+        modem.add_argument("--apn", metavar="A", help="access point name (default: the network's)")
+    return parent
+
+
+def command_timeout_option() -> argparse.ArgumentParser:
+    """Parent parser: ``--timeout``, how long one AT command may take (``at``, ``info``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="per-command timeout (default 10)",
+    )
+    return parent
+
+
+def bridge_options(*, give_up_default: float | None) -> argparse.ArgumentParser:
+    """Parent parser: the port options plus the dialect, broker, MQTT session and lifecycle."""
+    parent = argparse.ArgumentParser(add_help=False, parents=[_modem_options(bridge=True)])
+    parent.set_defaults(give_up_default=give_up_default)
+
+    broker = parent.add_argument_group("broker and credentials")
+    source = broker.add_mutually_exclusive_group()
+    source.add_argument(
+        "--credentials",
+        metavar="FILE",
+        help="TOML file with an [mqtt] or [aliyun] table (see atbridge creds)",
+    )
+    source.add_argument(
+        "--broker",
+        metavar="HOST:PORT",
+        help="any MQTT broker (port default 1883); with --client-id, --username and the "
+        "password from $ATBRIDGE_MQTT_PASSWORD or --password-file",
+    )
+    broker.add_argument(
+        "--client-id", metavar="ID", help="MQTT client id (default atbridge-<pid>-<random>)"
+    )
+    broker.add_argument("--username", metavar="U", help="MQTT user name")
+    password = broker.add_mutually_exclusive_group()
+    password.add_argument(
+        "--password-file", metavar="F", help="read the MQTT password from the first line of F"
+    )
+    password.add_argument(
+        "--password",
+        metavar="P",
+        help="MQTT password; prefer $ATBRIDGE_MQTT_PASSWORD or --password-file, since "
+        "options are visible in the process list and the shell history",
+    )
+    broker.add_argument(
+        "--keepalive", type=positive_int, metavar="S", help="MQTT Keep Alive in seconds"
+    )
+
+    session = parent.add_argument_group("MQTT session")
+    session.add_argument(
+        "--mqtt-version",
+        choices=("3.1.1", "5"),
+        help="MQTT protocol: 3.1.1 (default) or 5 (reason strings, session expiry, topic aliases)",
+    )
+    session.add_argument(
+        "--will-topic",
+        metavar="T",
+        help="the Will: the broker publishes --will-message to T when the bridge dies "
+        "without a DISCONNECT",
+    )
+    session.add_argument("--will-message", metavar="M", help="the Will's message (UTF-8 text)")
+    session.add_argument(
+        "--will-qos", type=int, choices=(0, 1, 2), help="the Will's QoS (default 0)"
+    )
+    session.add_argument(
+        "--will-retain", action="store_true", default=None, help="the Will is retained"
+    )
+    session.add_argument(
+        "--session-expiry",
+        type=whole_number,
+        metavar="S",
+        help="MQTT 5: keep the session S seconds after the connection ends (default: "
+        "it ends with the connection)",
+    )
+
+    lifecycle = parent.add_argument_group("lifecycle")
+    lifecycle.add_argument(
+        "--attach-timeout",
+        type=positive_seconds,
+        metavar="S",
+        help="how long one registration attempt may take (default 600: a first scan can "
+        "take minutes)",
+    )
+    shown = f"{give_up_default:g} s" if give_up_default is not None else "never"
+    lifecycle.add_argument(
+        "--give-up-after",
+        type=seconds,
+        metavar="S",
+        help=f"stop (exit 5 or the failure's code) when not online for S seconds; "
+        f"0 = never (default {shown})",
+    )
+    return parent
+
+
+def output_options(*, quiet: bool, what: str) -> argparse.ArgumentParser:
+    """Parent parser: ``--json`` (one JSON object per ``what``) and, with ``quiet``, ``-q``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    out = parent.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help=f"one JSON object per {what}")
+    if quiet:
+        out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return parent

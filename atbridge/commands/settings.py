@@ -1,0 +1,156 @@
+"""The parsed options as settings: what :mod:`atbridge.config` is asked to load.
+
+Each option given becomes a :class:`~atbridge.config.Setting` that names it
+(``--baud``), under the key of the field it sets; the loader layers them over
+the ``--config`` file and the ``ATBRIDGE_*`` environment and validates them, so
+an error names the option, the variable or the file. Only the few things the
+command line means by itself are decided here:
+
+- ``--broker HOST:PORT`` is ``[mqtt]`` host and port;
+- the password may come from ``--password-file``;
+- an ``[mqtt]`` client id defaults to ``atbridge-<pid>-<random>``;
+- ``--give-up-after 0`` means never; publish and subscribe give up after
+  :data:`~atbridge.commands.options.DEFAULT_GIVE_UP` unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atbridge.config import BridgeConfig, PortSettings, Setting
+    from atbridge.modem import Modem
+
+#: Option -> the key it sets (see :func:`atbridge.config.load_config`).
+PORT_KEYS = {
+    "port": "port",
+    "baud": "baudrate",
+    "rtscts": "rtscts",
+    "line_ending": "line_ending",
+    "transcript": "transcript",
+}
+BRIDGE_KEYS = {
+    **PORT_KEYS,
+    "dialect": "dialect",
+    "apn": "apn",
+    "mqtt_version": "mqtt_version",
+    "will_topic": "will_topic",
+    "will_message": "will_message",
+    "will_qos": "will_qos",
+    "will_retain": "will_retain",
+    "session_expiry": "session_expiry",
+    "attach_timeout": "timeouts.attach",
+    "client_id": "credentials.client_id",
+    "username": "credentials.username",
+    "password": "credentials.password",
+    "keepalive": "credentials.keepalive",
+}
+
+
+def given(args: argparse.Namespace, keys: Mapping[str, str]) -> dict[str, Setting]:
+    """The options of ``keys`` that were given, as settings naming their option."""
+    from atbridge.config import Setting
+
+    settings: dict[str, Setting] = {}
+    for dest, key in keys.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            settings[key] = Setting(value, "--" + dest.replace("_", "-"))
+    return settings
+
+
+def parse_broker(text: str) -> tuple[str, int | None]:
+    """``HOST[:PORT]`` (``[v6]:PORT`` for IPv6) as (host, port or None)."""
+    from atbridge.errors import ConfigurationError
+
+    host, port_text = text, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigurationError(f"--broker {text!r}: missing ']' after the IPv6 address")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigurationError(f"--broker {text!r}: expected :PORT after ']'")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    if not host:
+        raise ConfigurationError(f"--broker {text!r} names no host", hint="use HOST:PORT")
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ConfigurationError(
+            f"--broker {text!r}: the port must be a number in 1..65535", hint="use HOST:PORT"
+        )
+    return host, int(port_text)
+
+
+def _read_password(path: str) -> str:
+    from atbridge.errors import ConfigurationError
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigurationError(f"cannot read the password file {path}: {reason}") from None
+
+
+def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> BridgeConfig:
+    """The :class:`~atbridge.config.BridgeConfig` the bridge options describe (module doc)."""
+    import secrets
+
+    from atbridge.config import Setting, load_config
+
+    arguments = given(args, BRIDGE_KEYS)
+    if args.password_file is not None:
+        arguments["credentials.password"] = Setting(
+            _read_password(args.password_file), f"--password-file {args.password_file}"
+        )
+    if args.broker is not None:
+        host, port = parse_broker(args.broker)
+        arguments["mqtt.host"] = Setting(host, "--broker")
+        if port is not None:
+            arguments["mqtt.port"] = Setting(port, "--broker")
+    defaults: dict[str, object] = {
+        "mqtt.client_id": f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
+    }
+    if args.give_up_after is not None:
+        arguments["give_up_after"] = Setting(args.give_up_after or None, "--give-up-after")
+    elif args.give_up_default is not None:
+        defaults["give_up_after"] = args.give_up_default
+    return load_config(
+        args.config,
+        env=os.environ if env is None else env,
+        credentials_path=args.credentials,
+        arguments=arguments,
+        defaults=defaults,
+    )
+
+
+def port_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> PortSettings:
+    """The :class:`~atbridge.config.PortSettings` the port options describe."""
+    from atbridge.config import load_port_settings
+
+    return load_port_settings(
+        args.config, env=os.environ if env is None else env, arguments=given(args, PORT_KEYS)
+    )
+
+
+async def open_modem(args: argparse.Namespace) -> Modem:
+    """Open and synchronise the modem the port options name (``at``, ``info``)."""
+    from atbridge.modem import Modem
+
+    settings = port_settings(args)
+    return await Modem.open(
+        settings.port,
+        baudrate=settings.baudrate,
+        rtscts=settings.rtscts,
+        line_ending=settings.line_ending_text,
+        transcript=settings.transcript,
+        default_timeout=args.timeout,
+    )
