@@ -442,25 +442,28 @@ async def test_pacing_holds_both_directions_to_the_line_rate(start_fake: Start) 
 async def test_hot_line_polls_for_a_while_after_each_byte_then_sleeps(
     start_fake: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.fakes import core
+    from tests.fakes import wire
 
-    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 3600.0)
+    def spinning(fake: FakeModem) -> bool:
+        return fake._hot is not None and fake._hot.spinning
+
+    monkeypatch.setattr(wire, "HOT_LINE_SECONDS", 3600.0)
     fake, client = await start_fake("nrf91-slm", baud=115200, hot_line=True)
     await client.expect(b"Ready\r\n")
     await client.ask(b"AT+CGMI\r\n", info(b"Nordic Semiconductor ASA"))
-    assert fake._spinner is not None  # polling after its output
+    assert spinning(fake)  # polling after its output
     await fake.stop()
-    assert fake._spinner is None
-    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 0.0)
+    assert not spinning(fake)
+    monkeypatch.setattr(wire, "HOT_LINE_SECONDS", 0.0)
     fake, client = await start_fake("nrf91-slm", baud=115200, hot_line=True)
     await client.expect(b"Ready\r\n")
     await client.ask(b"AT\r\n", OK)
-    assert fake._spinner is None  # the hot time is over: back to sleeping in the kernel
-    monkeypatch.setattr(core, "_HOT_LINE_SECONDS", 3600.0)
+    assert not spinning(fake)  # the hot time is over: back to sleeping in the kernel
+    monkeypatch.setattr(wire, "HOT_LINE_SECONDS", 3600.0)
     unpaced, other = await start_fake("nrf91-slm", hot_line=True)
     await other.expect(b"Ready\r\n")
     await other.ask(b"AT\r\n", OK)
-    assert unpaced._spinner is None  # only a paced line is kept hot
+    assert not spinning(unpaced)  # only a paced line is kept hot
 
 
 async def test_pacing_applies_to_urcs_and_stops_when_cleared(slm: tuple[FakeModem, Client]) -> None:
@@ -666,11 +669,11 @@ class _StubLoop:
 
 
 def test_pacer_starts_an_answer_when_its_input_arrived_not_when_it_was_written() -> None:
-    from tests.fakes.core import _Pacer
+    from tests.fakes.wire import Pacer
 
     loop = _StubLoop()
     released: list[bytes] = []
-    pacer = _Pacer(loop, released.append)  # type: ignore[arg-type]
+    pacer = Pacer(loop, released.append)  # type: ignore[arg-type]
     pacer.set_rate(1000.0)  # 1 ms a byte, from loop time 100.000
     loop.now = 100.001  # the fake took 1 ms to think about input that arrived at 100.000
     pacer.push(b"OK\r\n", since=100.000)

@@ -25,7 +25,8 @@ from tests.fakes.nrf91_sockets import (
     reboot_during_next_send,
     wait_buffered,
 )
-from tests.test_fakes import ERROR, OK, READ_TIMEOUT, Client
+from tests.pty_client import Client
+from tests.test_fakes import ERROR, OK, READ_TIMEOUT
 
 ALL_BYTES = bytes(range(256))
 HAZARD = b"OK\r\n+++\r\nERROR\r\n"

@@ -1,34 +1,75 @@
 """Fake cellular modems on a pty, one script per dialect, for tests, demos, benchmarks and HIL.
 
     async with FakeModem(dialect="nrf91-slm", registration_delay=0.1) as fake:
-        ...  # open fake.port with pyserial; script faults with fake.send_urc(...), ...
+        ...  # open fake.port with pyserial; make things go wrong with fake.drop_pdp(), ...
 
-The engine and the generic 3GPP dialect live in ``core``; each other dialect is one module
-beside it that builds a ``Dialect`` and calls ``register_dialect``. Add a dialect by adding its
-module and one import line below.
+Layout (each module says more in its docstring):
+
+- ``grammar``   the AT command grammar: ``parse_command``, ``Command``, ``Param``, ``Kind``,
+                ``Response``, ``CommandError``, ``frame_line``. Pure, no I/O.
+- ``wire``      the serial line: the command-line reader, the baud-rate ``Pacer``, the hot line.
+- ``registry``  what a modem family is: ``Dialect``, ``Identity``, ``Network``,
+                ``register_dialect`` and ``DIALECTS``.
+- ``core``      the engine, ``FakeModem``: the pty, exchanges (echo, dispatch, response),
+                the modem state, registration.
+- ``faults``    the fault interface (``FaultControls``, inherited by ``FakeModem``) and the
+                per-family ``NetworkFaults`` it forwards to.
+- ``loopback``  the fake network: sockets bridged to real TCP on 127.0.0.1, name resolution.
+- ``generic``   the plain 3GPP TS 27.007 commands every dialect inherits.
+- one module per dialect (``nrf91_slm``, ``nrf91_sm``, ``sim7080``, ``sim7600``, ``sim7000``)
+  with what a family shares beside them (``nrf91_sockets``, ``simcom_common``). Add a dialect by
+  adding its module and one import line below.
+
+The fault interface
+-------------------
+Every dialect takes the same calls, so a test that runs on all of them never names a family;
+each modem reports the fault the way the real one does:
+
+==============================  ==============================  ===============================
+``FakeModem`` method            nRF91 SLM / SM                  SIM7080 / SIM7600 / SIM7000
+==============================  ==============================  ===============================
+``drop_pdp()``                  ``+CGEV: NW PDN DEACT 0`` (with ``+APP PDP: 0,DEACTIVE`` /
+network deactivates the data    AT+CGEREP=1), sockets fail      ``+CIPEVENT: NETWORK CLOSED
+context; **registration         ENETDOWN (``#XAPOLL`` POLLERR); UNEXPECTEDLY`` / ``+PDP: DEACT``;
+stays**                         connects fail until re-attach   sockets reset, no socket URC
+``network_detach(               ``+CGEV: NW DETACH`` (or ME),   ``+CEREG: 2`` (or 0), then the
+reattach_after=None,            ``+CEREG: 2`` (or 0), sockets   ``drop_pdp`` URC; later
+initiator="NW")``               fail; later ``+CEREG: 1``,      ``+CEREG: 1``, bearer stays down
+                                ``+CGEV: ME PDN ACT 0``
+``peer_close(link=None)``       peer FIN: POLLIN|POLLHUP        ``+CASTATE: <cid>,0`` /
+remote end closes the TCP       (``#XAPOLL: <h>,17``), recv 0   ``+IPCLOSE: <l>,1`` /
+connection (None: every open)                                   ``<n>, CLOSED``
+``fail_next_send(count=1)``     ``#XSEND: 0`` + ``ERROR``; data ``ERROR`` / ``+CIPSEND: <l>,
+                                mode: ``+++``, ``#XDATAMODE:    <n>,-1`` / ``<n>, SEND FAIL``
+                                <negative>``
+``fail_next_open(count=1)``     ``AT#XCONNECT`` -> ``ERROR``    ``+CAOPEN: <cid>,23`` /
+                                                                ``+CIPOPEN: <l>,<err>`` /
+                                                                ``<n>, CONNECT FAIL``
+``lose_next_notification()``    no ``#XAPOLL`` POLLIN / push    no ``+CADATAIND`` /
+                                                                ``+CIPRXGET: 1,<l>``
+``reboot_during_next_send()``   reboot after data-mode ``OK``   reboot after the ``> `` prompt
+``reboot(banner=None)``         ``Ready``; sockets, CFUN, URC   ``RDY`` ... banners; sockets and
+                                levels lost                     bearer lost
+``drop_link()``                 the pty hangs up (USB unplugged): reads EOF, writes EIO
+==============================  ==============================  ===============================
+
+Line faults are the same everywhere: ``send_urc``, ``hold_urcs``, ``urc_during_next_response``,
+``send_garbage``, ``drop_next_response``, ``delay_next_response``. The generic dialect has no
+sockets: its socket faults raise ``UnsupportedFault``.
 """
 
 from . import (
+    generic,  # noqa: F401  (registers "generic" and the 3GPP commands)
     nrf91_slm,  # noqa: F401  (registers "nrf91-slm")
     nrf91_sm,  # noqa: F401  (registers "nrf91-sm")
     sim7000,  # noqa: F401  (registers "sim7000")
     sim7080,  # noqa: F401  (registers "sim7080")
     sim7600,  # noqa: F401  (registers "sim7600")
 )
-from .core import (
-    DIALECTS,
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Handler,
-    Identity,
-    Kind,
-    ModemState,
-    Network,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem, ModemState
+from .faults import NetworkFaults, UnsupportedFault
+from .grammar import Command, CommandError, Handler, Kind, Response
+from .registry import DIALECTS, Dialect, Identity, Network, register_dialect
 
 __all__ = [
     "DIALECTS",
@@ -41,6 +82,8 @@ __all__ = [
     "Kind",
     "ModemState",
     "Network",
+    "NetworkFaults",
     "Response",
+    "UnsupportedFault",
     "register_dialect",
 ]

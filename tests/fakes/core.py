@@ -1,4 +1,4 @@
-"""The fake modem engine: a pty, an AT command interpreter and the generic 3GPP commands.
+"""The fake modem engine: a pty, an AT command interpreter, the modem's state.
 
 Theory of operation
 -------------------
@@ -10,22 +10,17 @@ The boot banner sent by ``start()`` waits in the pty until a client reads it, bu
 ``open()`` flushes pending input, so a pyserial client that opens after ``start()`` misses it
 (as with a board that booted before the port was opened): use ``reboot()`` to see one.
 
-Bytes flow through two pacers, one per direction. Without a baud rate a pacer passes bytes
-straight through. With one, it models an 8N1 line (10 bits per byte): input bytes reach the
-interpreter, and output bytes reach the pty, only when their last bit would have crossed the
-wire, scheduled against a running deadline (batches of about 4 ms of line time, each released
-when its last byte is due, never early; epoll's 1 ms timer granularity is bridged by yielding
-with ``call_soon`` for the last millisecond, so the pacing costs no extra millisecond a wait).
-On a paced line the fake is an ideal modem that needs no time to think: what it writes in
-direct answer to input (echo, result codes, the prompt, the result after a payload) starts on
-the wire when that input's last byte had arrived, so the fake's own Python time is not
-charged to the line (``_answer_from``); output after a real wait (network I/O, an injected
-delay) starts when it is written.
+Bytes cross the line through the two pacers of ``wire`` (one per direction). On a paced line
+the fake is an ideal modem that needs no time to think: what it writes in direct answer to
+input (echo, result codes, the prompt, the result after a payload) starts on the wire when that
+input's last byte had arrived, so the fake's own Python time is not charged to the line
+(``_answer_from``); output after a real wait (network I/O, an injected delay) starts when it is
+written.
 
 Received bytes collect in one buffer, which is the modem's UART FIFO. When the interpreter is
-idle it cuts the next command line out of it with the dialect's line rules (terminator, quote
-awareness, backspace, maximum length; CR and LF before a line are skipped, empty lines are
-ignored), echoes the line's bytes exactly as received if echo is on, and runs it:
+idle it cuts the next command line out of it (``wire.LineReader``, with the dialect's line
+rules), echoes the line's bytes exactly as received if echo is on, and runs it (one
+``_Exchange`` per command):
 
     line -> text before the first "AT" dropped -> override? -> dialect syntax check
          -> Command -> handler -> Response -> bytes
@@ -38,396 +33,66 @@ byte value can raise.
 
 A handler is looked up by command name (``"+CGSN"``, ``"#XSLMVER"``, ``"E"`` for ATE, ``""``
 for a bare AT): first the test's ``on_command`` overrides, then the dialect's table, then the
-generic 3GPP TS 27.007 table below. A handler returns a ``Response`` (information lines and a
-final result code, or an error that is rendered according to AT+CMEE), ``None`` (no response),
-or an awaitable of either (for commands that wait on I/O; such a handler may also read raw
-bytes with ``read_raw``/``read_until`` and answer early with ``respond_now``). While a command
-runs, later command lines wait in the buffer, as on a real modem.
+generic 3GPP TS 27.007 table (``generic``). A handler returns a ``Response``, ``None`` (no
+response), or an awaitable of either (for commands that wait on I/O; such a handler may also
+read raw bytes with ``read_raw``/``read_until`` and answer early with ``respond_now``). While a
+command runs, later command lines wait in the buffer, as on a real modem.
 
 State changes a command causes on the air (registration after AT+CFUN=1, for instance) are
 queued with ``after_response`` so their URCs follow the command's final result code.
 
-Faults are one-shot or standing settings consumed per command: dropped responses (the command
-still runs and its URCs still follow), delayed responses (the command is echoed at once, runs
-and answers later), a URC inside the next response, garbage bytes, reboots (pending input,
-unsent output, timers, held URCs and the command in progress are lost, like a brown-out),
-echo, pacing.
+Faults (``faults.FaultControls``, inherited) are consumed per command from ``PendingFaults``:
+dropped responses (the command still runs and its URCs still follow), delayed responses (the
+command is echoed at once, runs and answers later), a URC inside the next response; a reboot
+loses pending input, unsent output, timers, held URCs and the command in progress, like a
+brown-out.
 
 Everything runs on the loop that called ``start()``; the public methods are meant to be called
 from that loop (the test's task), not from other threads.
+
+This module is above 800 lines because the engine is one job: the exchange of a command
+(echo, pacing of the answer, dispatch, delayed and raw-reading handlers, response, the actions
+after it) is one state machine over the same buffers; splitting it would spread that state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import os
 import re
 import tty
-from collections import deque
-from collections.abc import Awaitable, Callable, Container, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
+
+from .faults import FaultControls, PendingFaults
+from .grammar import (
+    AT_PREFIX_RE,
+    CME_ERROR_TEXT,
+    CRLF,
+    Command,
+    CommandError,
+    Handler,
+    HandlerResult,
+    Response,
+    frame_line,
+    parse_command,
+)
+from .registry import DIALECTS, GENERIC_COMMANDS, Dialect, Identity, Network
+from .wire import HotLine, LineReader, Pacer
 
 __all__ = [
-    "CME_ERROR_TEXT",
     "DIALECTS",
-    "GENERIC",
-    "GENERIC_COMMANDS",
-    "Command",
-    "CommandError",
-    "Dialect",
+    "CommandMatch",
     "FakeModem",
-    "Handler",
-    "HandlerResult",
-    "Identity",
-    "Kind",
     "ModemState",
-    "Network",
-    "Param",
     "PdpContext",
     "Response",
-    "frame_line",
-    "parse_command",
-    "register_dialect",
 ]
 
 log = logging.getLogger("tests.fakes")
-
-CR: Final = 0x0D
-LF: Final = 0x0A
-CRLF: Final = b"\r\n"
-
-#: Text of +CME ERROR codes for AT+CMEE=2 (3GPP TS 27.007 §9.2.1). Codes not listed here are
-#: reported numerically even in verbose mode.
-CME_ERROR_TEXT: Final[Mapping[int, str]] = MappingProxyType(
-    {
-        0: "phone failure",
-        1: "no connection to phone",
-        2: "phone-adaptor link reserved",
-        3: "operation not allowed",
-        4: "operation not supported",
-        5: "PH-SIM PIN required",
-        10: "SIM not inserted",
-        11: "SIM PIN required",
-        12: "SIM PUK required",
-        13: "SIM failure",
-        14: "SIM busy",
-        15: "SIM wrong",
-        16: "incorrect password",
-        20: "memory full",
-        21: "invalid index",
-        22: "not found",
-        23: "memory failure",
-        24: "text string too long",
-        25: "invalid characters in text string",
-        30: "no network service",
-        31: "network timeout",
-        32: "network not allowed - emergency calls only",
-        50: "Incorrect parameters",
-        100: "unknown",
-    }
-)
-
-# --------------------------------------------------------------------------------------------
-# Commands, responses, errors
-
-
-class Kind(enum.Enum):
-    """The form of an AT command: ``AT+X`` (exec), ``AT+X=...`` (set), ``AT+X?``, ``AT+X=?``."""
-
-    EXEC = "exec"
-    SET = "set"
-    READ = "read"
-    TEST = "test"
-
-
-class CommandError(Exception):
-    """Raised by a handler to fail the command.
-
-    ``code=None`` gives a plain ``ERROR`` whatever AT+CMEE says; an int gives ``ERROR``,
-    ``+CME ERROR: <code>`` or ``+CME ERROR: <text>`` according to AT+CMEE 0, 1 or 2.
-    """
-
-    def __init__(self, code: int | None = None) -> None:
-        super().__init__("ERROR" if code is None else f"+CME ERROR: {code}")
-        self.code = code
-
-
-@dataclass(frozen=True)
-class Param:
-    """One comma-separated parameter of a set command, as written."""
-
-    text: str
-    quoted: bool
-
-    @property
-    def empty(self) -> bool:
-        """True for an omitted parameter (``AT+X=1,,3``)."""
-        return not self.quoted and self.text == ""
-
-
-@dataclass(frozen=True)
-class Command:
-    """A parsed command line.
-
-    ``line`` is the command from its ``AT`` prefix on, without terminator; ``name`` is the
-    upper-cased lookup key (``"+CGSN"``, ``"%XICCID"``, ``"E"`` for ATE0, ``""`` for AT).
-    """
-
-    line: str
-    name: str
-    kind: Kind
-    params: tuple[Param, ...] = ()
-
-    def has(self, index: int) -> bool:
-        """True if parameter ``index`` is present and not empty."""
-        return index < len(self.params) and not self.params[index].empty
-
-    def int_arg(
-        self, index: int, *, valid: Container[int] | None = None, default: int | None = None
-    ) -> int:
-        """Parameter ``index`` as a decimal integer; CME 50 if missing, malformed or invalid."""
-        if not self.has(index):
-            if default is None:
-                raise CommandError(50)
-            return default
-        param = self.params[index]
-        if param.quoted or not param.text.isascii() or not param.text.isdigit():
-            raise CommandError(50)
-        value = int(param.text)
-        if valid is not None and value not in valid:
-            raise CommandError(50)
-        return value
-
-    def str_arg(self, index: int, *, default: str | None = None) -> str:
-        """Parameter ``index`` as a string, which must be double-quoted; CME 50 otherwise."""
-        if not self.has(index):
-            if default is None:
-                raise CommandError(50)
-            return default
-        param = self.params[index]
-        if not param.quoted:
-            raise CommandError(50)
-        return param.text
-
-    def require_kind(self, *kinds: Kind) -> None:
-        """Plain ERROR unless the command has one of ``kinds``."""
-        if self.kind not in kinds:
-            raise CommandError(None)
-
-
-_AT_PREFIX_RE: Final = re.compile(r"[Aa][Tt]")
-_EXTENDED_PREFIXES: Final = "+%#^$*"
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9]+")
-_BASIC_RE: Final = re.compile(r"(&?[A-Za-z])([0-9]*)")
-
-
-def _split_params(text: str) -> tuple[Param, ...] | None:
-    """Split set-command parameters at commas outside quotes; None if a quote is unclosed."""
-    params: list[Param] = []
-    current: list[str] = []
-    in_quotes = False
-    for char in text:
-        if char == '"':
-            in_quotes = not in_quotes
-            current.append(char)
-        elif char == "," and not in_quotes:
-            params.append(_make_param("".join(current)))
-            current = []
-        else:
-            current.append(char)
-    if in_quotes:
-        return None
-    params.append(_make_param("".join(current)))
-    return tuple(params)
-
-
-def _make_param(raw: str) -> Param:
-    stripped = raw.strip(" ")
-    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
-        inner = stripped[1:-1]
-        if '"' not in inner:
-            return Param(inner, True)
-    return Param(stripped, False)
-
-
-def parse_command(line: str) -> Command | None:
-    """Parse a command line that starts with AT (any case); None if it is malformed.
-
-    Only one command per line: V.250 concatenation (``AT+A;+B``, ``ATE0V1``) is not supported.
-    """
-    body = line[2:]
-    if body == "":
-        return Command(line, "", Kind.EXEC)
-    if body[0] in _EXTENDED_PREFIXES:
-        match = _NAME_RE.match(body, 1)
-        if match is None:
-            return None
-        name = body[0] + match.group().upper()
-        rest = body[match.end() :]
-        if rest == "":
-            return Command(line, name, Kind.EXEC)
-        if rest == "?":
-            return Command(line, name, Kind.READ)
-        if rest == "=?":
-            return Command(line, name, Kind.TEST)
-        if rest.startswith("="):
-            params = _split_params(rest[1:])
-            if params is None:
-                return None
-            return Command(line, name, Kind.SET, params)
-        return None
-    basic = _BASIC_RE.fullmatch(body)
-    if basic is None:
-        return None
-    name, digits = basic.group(1).upper(), basic.group(2)
-    if digits:
-        return Command(line, name, Kind.SET, (Param(digits, False),))
-    return Command(line, name, Kind.EXEC)
-
-
-@dataclass(frozen=True)
-class Response:
-    """What a command answers.
-
-    ``lines`` is the information text: each ``str`` is one line, and consecutive lines form
-    one block framed ``\\r\\n<line>\\r\\n<line>\\r\\n`` (3GPP TS 27.007 multi-line responses);
-    a ``bytes`` item is written verbatim at its place (binary payloads). ``final`` is the
-    final result code, framed ``\\r\\n<final>\\r\\n``; None for no final result code. An error
-    response (``Response.error``) renders its final result code from AT+CMEE.
-    """
-
-    lines: tuple[str | bytes, ...] = ()
-    final: str | None = "OK"
-    is_error: bool = False
-    error_code: int | None = None
-
-    @classmethod
-    def ok(cls, *lines: str | bytes) -> Response:
-        """Information lines (maybe none) then ``OK``."""
-        return cls(lines=lines)
-
-    @classmethod
-    def error(cls, code: int | None = None) -> Response:
-        """A failed command: plain ``ERROR`` (code None) or a CME error shaped by AT+CMEE."""
-        return cls(final=None, is_error=True, error_code=code)
-
-
-HandlerResult: TypeAlias = Response | None
-Handler: TypeAlias = Callable[["FakeModem", Command], "HandlerResult | Awaitable[HandlerResult]"]
-
-
-# --------------------------------------------------------------------------------------------
-# Dialects
-
-
-def frame_line(text: str) -> bytes:
-    """V.250 verbose framing of one line: ``\\r\\n<text>\\r\\n``."""
-    return CRLF + text.encode("latin-1", errors="replace") + CRLF
-
-
-@dataclass(frozen=True)
-class Identity:
-    """What the identity commands report."""
-
-    manufacturer: str
-    model: str
-    revision: str
-    imei: str
-    imsi: str
-    iccid: str
-    svn: str = "01"
-
-
-@dataclass(frozen=True)
-class Network:
-    """The network the fake registers on."""
-
-    plmn: str = "26201"
-    long_name: str = "Fake Network"
-    short_name: str = "Fake"
-    tac: str = "0A1B"
-    ci: str = "01234567"
-    act: int = 7
-    apn: str = "internet"
-    ip: str = "10.0.1.1"
-
-
-def _no_state() -> object:
-    return None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Dialect:
-    """A modem family as the fake speaks it. Register it with ``register_dialect``.
-
-    A dialect module builds one of these and registers it; the engine reads nothing else.
-
-    - line rules: ``terminator`` ("CR" = S3, a following LF is ignored as a stray byte; "LF";
-      "CRLF" = only CR immediately followed by LF ends a line, a lone CR is a character);
-      ``quote_aware`` (terminators inside double quotes do not end the line); ``backspace``
-      (bytes that delete the previous character); ``max_line`` (longer lines answer ERROR);
-      ``non_at_line`` (what a line without an ``AT`` prefix gets: nothing, or ERROR).
-    - ``syntax_check``: called with the line from its AT prefix on; False gives plain ERROR.
-    - ``boot_banner``: ``(delay_s, text)`` lines sent at power-on, each through
-      ``frame_banner``.
-    - power-on defaults: ``default_echo``, ``boot_cfun``.
-    - ``identity``; ``cfun_modes`` accepted by AT+CFUN; ``sim_powered_cfun`` (CFUN modes in
-      which the SIM answers), ``sim_off_error`` (CME code when it does not), ``no_sim_stat``
-      (+CEREG stat with CFUN=1 and no SIM); ``cid_range`` and ``default_contexts``
-      (cid -> (PDP type, APN)) for AT+CGDCONT.
-    - ``handlers``: extra or replacing command handlers keyed by command name (``"#XSLMVER"``);
-      a None value removes a generic command.
-    - ``new_state``: builds the dialect's own state at every power-on (``fake.dialect_state``);
-      ``on_reboot`` runs before a reboot resets the fake (close sockets, ...); ``on_stop`` is
-      awaited by ``FakeModem.stop``.
-    """
-
-    name: str
-    description: str = ""
-    terminator: Literal["CR", "LF", "CRLF"] = "CR"
-    quote_aware: bool = False
-    backspace: bytes = b"\x08"
-    max_line: int = 4096
-    non_at_line: Literal["ignore", "error"] = "ignore"
-    syntax_check: Callable[[str], bool] | None = None
-    boot_banner: tuple[tuple[float, str], ...] = ()
-    frame_banner: Callable[[str], bytes] = frame_line
-    default_echo: bool = True
-    boot_cfun: int = 1
-    identity: Identity
-    cfun_modes: tuple[int, ...] = (0, 1, 4)
-    sim_powered_cfun: frozenset[int] = frozenset({0, 1, 4})
-    sim_off_error: int = 13
-    no_sim_stat: int = 0
-    cid_range: tuple[int, int] = (1, 15)
-    default_contexts: Mapping[int, tuple[str, str]] = field(
-        default_factory=lambda: MappingProxyType({1: ("IP", "")})
-    )
-    handlers: Mapping[str, Handler | None] = field(default_factory=lambda: MappingProxyType({}))
-    new_state: Callable[[], object] = _no_state
-    on_reboot: Callable[[FakeModem], None] | None = None
-    on_stop: Callable[[FakeModem], Awaitable[None]] | None = None
-
-
-#: Every registered dialect by name. Dialect modules add themselves with ``register_dialect``.
-DIALECTS: dict[str, Dialect] = {}
-
-
-def register_dialect(dialect: Dialect) -> Dialect:
-    """Make ``dialect`` available as ``FakeModem(dialect=dialect.name)``; returns it."""
-    if dialect.name in DIALECTS and DIALECTS[dialect.name] is not dialect:
-        raise ValueError(f"dialect {dialect.name!r} is already registered")
-    DIALECTS[dialect.name] = dialect
-    return dialect
-
-
-# --------------------------------------------------------------------------------------------
-# Modem state
 
 
 @dataclass
@@ -464,189 +129,6 @@ class ModemState:
         return self.stat in (1, 5)
 
 
-# --------------------------------------------------------------------------------------------
-# Line reader and pacer
-
-
-class _LineReader:
-    """Cuts command lines out of the receive buffer, incrementally, with a dialect's rules."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self._mode = dialect.terminator
-        self._quote_aware = dialect.quote_aware
-        self._backspace = frozenset(dialect.backspace)
-        self._max = dialect.max_line
-        self.reset()
-
-    def reset(self) -> None:
-        self._pos = 0
-        self._start = -1
-        self._buf = bytearray()
-        self._length = 0
-        self._in_quotes = False
-        self._prev = 0
-
-    def next_line(self, rx: bytearray) -> tuple[bytes, bytes, bool] | None:
-        """Remove the next complete line from ``rx``: (echo bytes, command, overflowed)."""
-        i = self._pos
-        end = len(rx)
-        while i < end:
-            byte = rx[i]
-            i += 1
-            if self._start < 0:
-                if byte in (CR, LF):
-                    continue  # stray line ending between command lines
-                self._start = i - 1
-            if byte in self._backspace:
-                if self._length > 0:
-                    self._length -= 1
-                    if len(self._buf) > self._length:
-                        removed = self._buf.pop()
-                        if removed == 0x22:
-                            self._in_quotes = not self._in_quotes
-                    self._prev = self._buf[-1] if self._buf else 0
-                continue
-            done = False
-            if not (self._quote_aware and self._in_quotes):
-                if self._mode == "CR":
-                    done = byte == CR
-                elif self._mode == "LF":
-                    done = byte == LF
-                elif byte == LF and self._length > 0 and self._prev == CR:
-                    self._length -= 1
-                    if len(self._buf) > self._length:
-                        self._buf.pop()
-                    done = True
-            if done and self._length == 0:
-                del rx[:i]  # an empty command line is ignored
-                self.reset()
-                i, end = 0, len(rx)
-                continue
-            if done:
-                echo = bytes(rx[self._start : i])
-                line = bytes(self._buf)
-                overflow = self._length > len(self._buf)
-                del rx[:i]
-                self.reset()
-                return echo, line, overflow
-            if len(self._buf) < self._max:
-                self._buf.append(byte)
-            self._length += 1
-            if byte == 0x22:
-                self._in_quotes = not self._in_quotes
-            self._prev = byte
-        if self._start < 0:
-            del rx[:i]
-            i = 0
-        self._pos = i
-        return None
-
-
-class _Pacer:
-    """Passes bytes to ``sink`` no faster than a serial line at ``rate`` bytes/s would.
-
-    Bytes go out in batches of about ``_BATCH_SECONDS`` of line time, each released when its
-    last byte is due. Event loop timers are coarse (epoll rounds a timeout up to the next
-    millisecond), so a wait sleeps on a timer until ``_SPIN_SECONDS`` before the due time and
-    covers the rest by re-queuing itself with ``call_soon``: precise, never early, and other
-    callbacks keep running in between.
-    """
-
-    _BATCH_SECONDS: Final = 0.004
-    _SPIN_SECONDS: Final = 0.0011
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[bytes], None]) -> None:
-        self._loop = loop
-        self._sink = sink
-        self._rate: float | None = None
-        self._pending = bytearray()
-        self._clock = 0.0  # loop time at which the last released byte was fully on the wire
-        self._handle: asyncio.Handle | None = None
-        self._due = 0.0
-
-    @property
-    def rate(self) -> float | None:
-        return self._rate
-
-    def set_rate(self, rate: float | None) -> None:
-        self._rate = rate
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if rate is None:
-            if self._pending:
-                data = bytes(self._pending)
-                self._pending.clear()
-                self._sink(data)
-        else:
-            self._clock = max(self._clock, self._loop.time())
-            if self._pending:
-                self._schedule()
-
-    def push(self, data: bytes, since: float | None = None) -> None:
-        """Queue ``data``; on an idle line its first byte starts at ``since`` (loop time, the
-        default now), never before the line's previous byte is through."""
-        if not data:
-            return
-        if self._rate is None:
-            self._sink(data)
-            return
-        if not self._pending:
-            self._clock = max(self._clock, self._loop.time() if since is None else since)
-        self._pending += data
-        if self._handle is None:
-            self._schedule()
-
-    def wire_time(self) -> float:
-        """Loop time at which the bytes released last were through (now when unpaced)."""
-        return self._loop.time() if self._rate is None else self._clock
-
-    def drained_at(self) -> float:
-        """Loop time at which everything pushed so far will have been released."""
-        if self._rate is None or not self._pending:
-            return self._loop.time()
-        return self._clock + len(self._pending) / self._rate
-
-    def clear(self) -> None:
-        self._pending.clear()
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _schedule(self) -> None:
-        assert self._rate is not None
-        batch = min(len(self._pending), max(1, int(self._rate * self._BATCH_SECONDS)))
-        self._due = self._clock + batch / self._rate
-        self._wait()
-
-    def _wait(self) -> None:
-        wake = self._due - self._SPIN_SECONDS
-        if wake > self._loop.time():
-            self._handle = self._loop.call_at(wake, self._wait)
-        elif self._loop.time() < self._due:
-            self._handle = self._loop.call_soon(self._wait)
-        else:
-            self._handle = None
-            self._release()
-
-    def _release(self) -> None:
-        if self._rate is None:
-            return
-        elapsed_bytes = (self._loop.time() - self._clock) * self._rate
-        due = min(int(elapsed_bytes + 1e-9), len(self._pending))
-        if due > 0:
-            data = bytes(self._pending[:due])
-            del self._pending[:due]
-            self._clock += due / self._rate
-            self._sink(data)
-        if self._pending and self._handle is None:
-            self._schedule()
-
-
-# --------------------------------------------------------------------------------------------
-# The fake modem
-
-
 @dataclass
 class _Exchange:
     """One command between its receipt and its response."""
@@ -659,7 +141,6 @@ class _Exchange:
 
 
 _T = TypeVar("_T")
-_HOT_LINE_SECONDS: Final = 0.005
 CommandMatch: TypeAlias = str | re.Pattern[str] | Callable[[str], bool]
 
 
@@ -691,7 +172,7 @@ def _command_key(name: str) -> str:
     return key
 
 
-class FakeModem:
+class FakeModem(FaultControls):
     """A fake cellular modem on a real pty. See the module docstring for how it works.
 
     ``dialect`` is a registered dialect name or a ``Dialect``. ``registration_delay`` is the
@@ -725,7 +206,7 @@ class FakeModem:
                 raise ValueError(f"unknown dialect {dialect!r}; known: {known}") from None
         if cfun is not None and cfun not in dialect.cfun_modes:
             raise ValueError(f"cfun {cfun} is not one of {dialect.cfun_modes}")
-        self.dialect: Final = dialect
+        self.dialect = dialect
         self.identity = identity or dialect.identity
         self.network = network or Network()
         self.registration_delay = registration_delay
@@ -742,17 +223,21 @@ class FakeModem:
 
         self._baud = baud
         self.hot_line = hot_line
-        self._hot_until = 0.0
-        self._spinner: asyncio.Handle | None = None
+        self._hot: HotLine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._master: int | None = None
         self._slave: int | None = None
         self._port: str | None = None
         self._wbuf = bytearray()
         self._rx = bytearray()
-        self._reader = _LineReader(dialect)
-        self._tx: _Pacer | None = None
-        self._rx_pacer: _Pacer | None = None
+        self._reader = LineReader(
+            dialect.terminator,
+            quote_aware=dialect.quote_aware,
+            backspace=dialect.backspace,
+            max_line=dialect.max_line,
+        )
+        self._tx: Pacer | None = None
+        self._rx_pacer: Pacer | None = None
         # What is written in direct answer to input starts on the wire when that input had
         # arrived: (the task answering or None, the wire time). See _answer_from.
         self._answer: tuple[asyncio.Task[Any] | None, float] | None = None
@@ -764,12 +249,10 @@ class FakeModem:
         self._draining = False
         self._raw_waiter: tuple[Callable[[bytearray], bytes | None], asyncio.Future[bytes]] | None
         self._raw_waiter = None
-        self._drops = 0
-        self._delays: deque[float] = deque()
-        self._mid_response_urcs: list[str] = []
-        self._held_urcs: list[str] | None = None
+        self._pending = PendingFaults()
         self._overrides: dict[str, tuple[Handler | Response, int | None]] = {}
         self._command_waiters: list[tuple[Callable[[str], bool], asyncio.Future[str]]] = []
+        self._stopped = False
 
     # ---- lifecycle
 
@@ -784,8 +267,9 @@ class FakeModem:
         self._loop = loop
         self._master, self._slave = master, slave
         self._port = os.ttyname(slave)
-        self._tx = _Pacer(loop, self._write_master)
-        self._rx_pacer = _Pacer(loop, self._on_rx_bytes)
+        self._tx = Pacer(loop, self._write_master)
+        self._rx_pacer = Pacer(loop, self._on_rx_bytes)
+        self._hot = HotLine(loop, lambda: self._master is not None)
         self.set_baud(self._baud)
         loop.add_reader(master, self._on_readable)
         self._power_on(None)
@@ -793,26 +277,19 @@ class FakeModem:
 
     async def stop(self) -> None:
         """Cancel every timer and task and close the pty. Safe to call twice."""
-        master, slave, loop = self._master, self._slave, self._loop
-        if master is None or loop is None:
+        if self._loop is None or self._stopped:
             return
-        loop.remove_reader(master)
-        self._cancel_activity()
-        self._master = self._slave = None  # from here on nothing reaches the pty
-        try:
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-            for _, future in self._command_waiters:
-                future.cancel()
-            if self.dialect.on_stop is not None:
-                await self.dialect.on_stop(self)
-        finally:
-            os.close(master)
-            if slave is not None:
-                os.close(slave)
+        self._stopped = True
+        self._close_pty()  # from here on nothing reaches the pty
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for _, future in self._command_waiters:
+            future.cancel()
+        if self.dialect.on_stop is not None:
+            await self.dialect.on_stop(self)
 
     async def __aenter__(self) -> FakeModem:
         await self.start()
@@ -835,66 +312,9 @@ class FakeModem:
 
     # ---- test controls
 
-    def send_urc(self, line: str) -> None:
-        """Send one unsolicited line now, framed ``\\r\\n<line>\\r\\n`` (or queue it while
-        URCs are held, see ``hold_urcs``)."""
-        if self._held_urcs is not None:
-            self._held_urcs.append(line)
-        else:
-            self.write_raw(frame_line(line))
-
-    def hold_urcs(self, hold: bool) -> None:
-        """Hold URCs (a modem in data mode buffers them) or send the held ones now, in order.
-        A reboot loses held URCs."""
-        if hold:
-            if self._held_urcs is None:
-                self._held_urcs = []
-            return
-        held, self._held_urcs = self._held_urcs or [], None
-        for line in held:
-            self.send_urc(line)
-
-    def urc_during_next_response(self, line: str) -> None:
-        """Put a URC inside the next response: after its information lines, before its final
-        result code (right after the echo when it has no information lines)."""
-        self._mid_response_urcs.append(line)
-
     def set_echo(self, on: bool) -> None:
         """Turn command echo on or off now, whatever the dialect supports."""
         self.state.echo = on
-
-    def reboot(self, banner: str | bytes | None = None) -> None:
-        """Power-cycle: lose pending input, output, timers and the command in progress, reset
-        the state to power-on defaults and send the boot banner (the dialect's, ``banner``
-        framed as the dialect frames banners, or ``banner`` bytes verbatim)."""
-        if self._master is None:
-            raise RuntimeError("fake modem not started")
-        log.debug("reboot")
-        if self.dialect.on_reboot is not None:
-            self.dialect.on_reboot(self)
-        self._cancel_activity()
-        current = asyncio.current_task() if self._loop is not None else None
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
-        self._power_on(banner)
-
-    def send_garbage(self, data: bytes) -> None:
-        """Send raw bytes now (line noise, a stray 0xFF, a half line)."""
-        self.write_raw(data)
-
-    def drop_next_response(self, count: int = 1) -> None:
-        """The next ``count`` commands run but send no response (echo still happens)."""
-        if count < 0:
-            raise ValueError("count must not be negative")
-        self._drops += count
-
-    def delay_next_response(self, seconds: float) -> None:
-        """The next command is echoed at once but runs, and answers, ``seconds`` later; later
-        commands wait behind it. Calls queue up: one delay per command."""
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
-        self._delays.append(seconds)
 
     def set_baud(self, baud: int | None) -> None:
         """Pace both directions at ``baud`` (8N1: 10 bits a byte), or stop pacing (None)."""
@@ -1139,6 +559,44 @@ class FakeModem:
             raise RuntimeError("fake modem not started")
         return self._loop
 
+    def _power_cycle(self, banner: str | bytes | None) -> None:
+        """``reboot()``: what a brown-out loses, then power-on."""
+        if self._master is None:
+            raise RuntimeError("fake modem not started")
+        log.debug("reboot")
+        if self.dialect.on_reboot is not None:
+            self.dialect.on_reboot(self)
+        self._cancel_activity()
+        self._cancel_tasks()
+        self._power_on(banner)
+
+    def _hang_up(self) -> None:
+        """``drop_link()``: the sockets go as in a reboot, then the pty closes for good."""
+        if self._master is None:
+            raise RuntimeError("fake modem not started")
+        log.debug("link dropped")
+        if self.dialect.on_reboot is not None:
+            self.dialect.on_reboot(self)
+        self._close_pty()
+        self._cancel_tasks()
+
+    def _cancel_tasks(self) -> None:
+        current = asyncio.current_task() if self._loop is not None else None
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+
+    def _close_pty(self) -> None:
+        master, slave = self._master, self._slave
+        if master is None:
+            return
+        self._require_loop().remove_reader(master)
+        self._cancel_activity()
+        self._master = self._slave = None
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+
     def _power_on(self, banner: str | bytes | None) -> None:
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun, act=self.network.act)
         self.state.contexts = {
@@ -1160,9 +618,8 @@ class FakeModem:
             self.begin_registration()
 
     def _cancel_activity(self) -> None:
-        if self._spinner is not None:
-            self._spinner.cancel()
-            self._spinner = None
+        if self._hot is not None:
+            self._hot.cancel()
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
@@ -1181,7 +638,7 @@ class FakeModem:
             self._raw_waiter = None
         self._exchange = None
         self._busy = False
-        self._held_urcs = None
+        self._pending.held_urcs = None
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -1257,22 +714,8 @@ class FakeModem:
             self._require_loop().add_writer(self._master, self._on_writable)
 
     def _keep_hot(self) -> None:
-        """With ``hot_line`` on a paced line, poll the pty for ``_HOT_LINE_SECONDS`` after
-        each byte in or out instead of sleeping in the kernel: a modem's UART takes a byte
-        the moment it arrives, while a process woken from sleep takes tens of microseconds
-        (more in a virtual machine) that a benchmark would charge to the line."""
-        if not self.hot_line or self._baud is None or self._loop is None:
-            return
-        self._hot_until = self._loop.time() + _HOT_LINE_SECONDS
-        if self._spinner is None:
-            self._spinner = self._loop.call_soon(self._spin)
-
-    def _spin(self) -> None:
-        loop = self._loop
-        if loop is not None and self._master is not None and loop.time() < self._hot_until:
-            self._spinner = loop.call_soon(self._spin)
-        else:
-            self._spinner = None
+        if self.hot_line and self._baud is not None and self._hot is not None:
+            self._hot.poke()
 
     def _on_writable(self) -> None:
         if self._master is None:
@@ -1369,10 +812,8 @@ class FakeModem:
                 future.set_result(line)
         if self.state.echo:
             self.write_raw(echo)
-        drop = self._drops > 0
-        if drop:
-            self._drops -= 1
-        delay = self._delays.popleft() if self._delays else 0.0
+        drop = self._pending.take_drop()
+        delay = self._pending.take_delay()
         exchange = _Exchange(line=line, drop=drop, delay=delay)
         self._exchange = exchange
         self._busy = True
@@ -1457,8 +898,7 @@ class FakeModem:
                     out += CRLF
                     in_block = True
                 out += part.encode("latin-1", errors="replace") + CRLF
-        urcs, self._mid_response_urcs = self._mid_response_urcs, []
-        for urc in urcs:
+        for urc in self._pending.take_mid_response_urcs():
             out += frame_line(urc)
         final = self.format_error(response.error_code) if response.is_error else response.final
         if final is not None:
@@ -1466,7 +906,7 @@ class FakeModem:
         return bytes(out)
 
     def _dispatch(self, raw_line: str) -> HandlerResult | Awaitable[HandlerResult]:
-        prefix = _AT_PREFIX_RE.search(raw_line)
+        prefix = AT_PREFIX_RE.search(raw_line)
         if prefix is None:
             return Response.error() if self.dialect.non_at_line == "error" else None
         line = raw_line[prefix.start() :]
@@ -1491,216 +931,3 @@ class FakeModem:
         if name in self.dialect.handlers:
             return self.dialect.handlers[name]
         return GENERIC_COMMANDS.get(name)
-
-
-# --------------------------------------------------------------------------------------------
-# Generic 3GPP TS 27.007 / V.250 commands
-
-GENERIC_COMMANDS: dict[str, Handler] = {}
-
-_H = TypeVar("_H", bound=Handler)
-
-
-def _generic(name: str) -> Callable[[_H], _H]:
-    def register(handler: _H) -> _H:
-        GENERIC_COMMANDS[name] = handler
-        return handler
-
-    return register
-
-
-def _range_list(values: Iterable[int]) -> str:
-    return "(" + ",".join(str(v) for v in values) + ")"
-
-
-@_generic("")
-def _at(fake: FakeModem, cmd: Command) -> Response:
-    return Response.ok()
-
-
-@_generic("E")
-def _echo(fake: FakeModem, cmd: Command) -> Response:
-    # V.250 §6.2.4: ATE means ATE0; values other than 0 and 1 are an error.
-    if cmd.kind is Kind.EXEC:
-        fake.state.echo = False
-    elif cmd.kind is Kind.SET and cmd.params[0].text in ("0", "1"):
-        fake.state.echo = cmd.params[0].text == "1"
-    else:
-        raise CommandError(None)
-    return Response.ok()
-
-
-@_generic("+CMEE")
-def _cmee(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    if cmd.kind is Kind.READ:
-        return Response.ok(f"+CMEE: {fake.state.cmee}")
-    if cmd.kind is Kind.TEST:
-        return Response.ok("+CMEE: (0-2)")
-    fake.state.cmee = cmd.int_arg(0, valid=range(3), default=0)
-    return Response.ok()
-
-
-def _identity_command(value: Callable[[FakeModem], str]) -> Handler:
-    def handler(fake: FakeModem, cmd: Command) -> Response:
-        cmd.require_kind(Kind.EXEC, Kind.TEST)
-        return Response.ok() if cmd.kind is Kind.TEST else Response.ok(value(fake))
-
-    return handler
-
-
-GENERIC_COMMANDS["+CGMI"] = _identity_command(lambda fake: fake.identity.manufacturer)
-GENERIC_COMMANDS["+CGMM"] = _identity_command(lambda fake: fake.identity.model)
-GENERIC_COMMANDS["+CGMR"] = _identity_command(lambda fake: fake.identity.revision)
-
-
-@_generic("+CGSN")
-def _cgsn(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.EXEC, Kind.SET, Kind.TEST)
-    if cmd.kind is Kind.TEST:
-        return Response.ok("+CGSN: (0-3)")
-    ident = fake.identity
-    snt = 0 if cmd.kind is Kind.EXEC else cmd.int_arg(0, valid=range(4), default=0)
-    if snt == 0:
-        return Response.ok(ident.imei)
-    value = {1: ident.imei, 2: ident.imei[:14] + ident.svn, 3: ident.svn}[snt]
-    return Response.ok(f'+CGSN: "{value}"')
-
-
-@_generic("+CIMI")
-def _cimi(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.EXEC, Kind.TEST)
-    if cmd.kind is Kind.TEST:
-        return Response.ok()
-    fake.check_sim()
-    return Response.ok(fake.identity.imsi)
-
-
-@_generic("+CFUN")
-def _cfun(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    state = fake.state
-    if cmd.kind is Kind.READ:
-        return Response.ok(f"+CFUN: {state.cfun}")
-    if cmd.kind is Kind.TEST:
-        return Response.ok("+CFUN: " + _range_list(fake.dialect.cfun_modes))
-    fun = cmd.int_arg(0, valid=fake.dialect.cfun_modes)
-    cmd.int_arg(1, valid=(0, 1), default=0)
-    if fun != state.cfun:
-        state.cfun = fun
-        if fun != 1:
-            fake.after_response(fake.stop_registration)
-        elif state.cops_mode != 2:
-            fake.after_response(fake.begin_registration)
-    return Response.ok()
-
-
-@_generic("+CEREG")
-def _cereg(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    if cmd.kind is Kind.READ:
-        n = fake.state.cereg_n
-        return Response.ok(f"+CEREG: {n},{fake.cereg_fields(n)}")
-    if cmd.kind is Kind.TEST:
-        return Response.ok("+CEREG: (0-5)")
-    fake.state.cereg_n = cmd.int_arg(0, valid=range(6), default=0)
-    return Response.ok()
-
-
-@_generic("+CESQ")
-def _cesq(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.EXEC, Kind.TEST)
-    if cmd.kind is Kind.TEST:
-        return Response.ok("+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)")
-    registered = fake.state.registered
-    rsrq = fake.rsrq_index if registered else 255
-    rsrp = fake.rsrp_index if registered else 255
-    return Response.ok(f"+CESQ: 99,99,255,255,{rsrq},{rsrp}")
-
-
-@_generic("+COPS")
-def _cops(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    state, net = fake.state, fake.network
-    if cmd.kind is Kind.READ:
-        if not state.registered:
-            return Response.ok(f"+COPS: {state.cops_mode}")
-        name = {0: net.long_name, 1: net.short_name, 2: net.plmn}[state.cops_format]
-        return Response.ok(f'+COPS: {state.cops_mode},{state.cops_format},"{name}",{state.act}')
-    if cmd.kind is Kind.TEST:
-        network = f'(2,"{net.long_name}","{net.short_name}","{net.plmn}",{net.act})'
-        return Response.ok(f"+COPS: {network},,(0,1,2,3,4),(0,1,2)")
-    mode = cmd.int_arg(0, valid=(0, 1, 2, 3))
-    if mode == 3:
-        state.cops_format = cmd.int_arg(1, valid=(0, 1, 2))
-        return Response.ok()
-    if mode == 1:
-        fmt = cmd.int_arg(1, valid=(0, 1, 2))
-        operator = cmd.str_arg(2)
-        if operator != {0: net.long_name, 1: net.short_name, 2: net.plmn}[fmt]:
-            raise CommandError(30)
-        state.cops_format = fmt
-    state.cops_mode = mode
-    if mode == 2:
-        fake.after_response(fake.stop_registration)
-    elif state.cfun == 1 and state.stat in (0, 3):
-        fake.after_response(fake.begin_registration)
-    return Response.ok()
-
-
-_PDP_TYPES: Final = {"IP": "IP", "IPV6": "IPV6", "IPV4V6": "IPV4V6", "NON-IP": "Non-IP"}
-_APN_RE: Final = re.compile(r"[A-Za-z0-9.\-]*")
-
-
-@_generic("+CGDCONT")
-def _cgdcont(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    state, dialect = fake.state, fake.dialect
-    low, high = dialect.cid_range
-    default_cid = min(dialect.default_contexts, default=low)
-    if cmd.kind is Kind.TEST:
-        return Response.ok(
-            *(f'+CGDCONT: ({low}-{high}),"{t}",,,(0),(0)' for t in _PDP_TYPES.values())
-        )
-    if cmd.kind is Kind.READ:
-        lines = []
-        for cid, ctx in sorted(state.contexts.items()):
-            active = state.registered and cid == default_cid
-            apn = ctx.apn or (fake.network.apn if active else "")
-            address = fake.network.ip if active else ""
-            lines.append(f'+CGDCONT: {cid},"{ctx.pdp_type}","{apn}","{address}",0,0')
-        return Response.ok(*lines)
-    if len(cmd.params) > 6:
-        raise CommandError(50)
-    cid = cmd.int_arg(0, valid=range(low, high + 1))
-    if len(cmd.params) == 1:
-        state.contexts.pop(cid, None)
-        return Response.ok()
-    pdp_type = _PDP_TYPES.get(cmd.str_arg(1).upper())
-    apn = cmd.str_arg(2, default="")
-    if pdp_type is None or len(apn) > 100 or not _APN_RE.fullmatch(apn):
-        raise CommandError(50)
-    if cmd.has(3):
-        cmd.str_arg(3)
-    for index in (4, 5):
-        cmd.int_arg(index, valid=range(4), default=0)
-    state.contexts[cid] = PdpContext(pdp_type, apn)
-    return Response.ok()
-
-
-#: The plain 3GPP modem: CR terminator, echo on at power-on (V.250 default), CFUN=1 at
-#: power-on, no boot banner, lines without an AT prefix ignored.
-GENERIC: Final = register_dialect(
-    Dialect(
-        name="generic",
-        description="plain 3GPP TS 27.007 modem (V.250 defaults)",
-        identity=Identity(
-            manufacturer="atbridge",
-            model="Fake 3GPP modem",
-            revision="fake-3gpp-1.0.0",
-            imei="490154203237518",
-            imsi="001010123456789",
-            iccid="89882390000012345678",
-        ),
-    )
-)

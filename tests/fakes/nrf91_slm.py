@@ -57,19 +57,12 @@ from __future__ import annotations
 import asyncio
 from typing import Final
 
-from .core import (
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Identity,
-    Kind,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem
+from .grammar import Command, CommandError, Kind, Response
 from .nrf91_sockets import (
     COMMON_HANDLERS,
     MAX_HOSTNAME,
+    NRF_FAULTS,
     POLL_FAILURES,
     POLLIN,
     POLLOUT,
@@ -86,6 +79,7 @@ from .nrf91_sockets import (
     text_payload,
     xgetaddrinfo,
 )
+from .registry import Dialect, Identity, register_dialect
 
 __all__ = [
     "NRF91_SLM",
@@ -518,6 +512,7 @@ NRF91_SLM: Final = register_dialect(
             "#XGETADDRINFO": xgetaddrinfo,
         },
         new_state=SlmSockets,
+        faults=NRF_FAULTS,
         on_reboot=on_reboot,
         on_stop=on_stop,
     )

@@ -49,22 +49,15 @@ from __future__ import annotations
 import binascii
 from typing import Final
 
-from .core import (
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Identity,
-    Kind,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem
+from .grammar import Command, CommandError, Kind, Response
 from .nrf91_sockets import (
     COMMON_HANDLERS,
     ECONNRESET,
     EIO,
     ENETDOWN,
     MAX_HOSTNAME,
+    NRF_FAULTS,
     POLL_FAILURES,
     POLLERR,
     POLLHUP,
@@ -84,6 +77,7 @@ from .nrf91_sockets import (
     text_payload,
     xgetaddrinfo,
 )
+from .registry import Dialect, Identity, register_dialect
 
 __all__ = ["NRF91_SM", "SM_NCS_VERSION", "SM_VERSION", "SmSockets", "sm_grammar_ok"]
 
@@ -558,6 +552,7 @@ NRF91_SM: Final = register_dialect(
             "#XGETADDRINFO": xgetaddrinfo,
         },
         new_state=SmSockets,
+        faults=NRF_FAULTS,
         on_reboot=on_reboot,
         on_stop=on_stop,
     )

@@ -2,11 +2,9 @@
 
 Theory of operation
 -------------------
-Each fake socket is bridged to a real asyncio TCP connection from the fake to 127.0.0.1, opened
-by ``AT#XCONNECT``. Only loopback is reachable: a host name resolves through a small hosts table
-(``localhost`` plus whatever a test adds with ``add_host``, always to a loopback address), the
-literal ``127.0.0.1`` is accepted as is, and any other name fails like a DNS lookup that found
-nothing. ``AT#XSSOCKET`` (TLS) sockets are bridged as plain TCP: the tests have no TLS broker.
+Each fake socket is bridged to a real TCP connection to 127.0.0.1 (``loopback``), opened by
+``AT#XCONNECT``. Only loopback is reachable; names resolve through ``loopback.resolve``.
+``AT#XSSOCKET`` (TLS) sockets are bridged as plain TCP: the tests have no TLS broker.
 
 Bytes from the peer collect in the socket's receive buffer, as in the modem, until the host reads
 them (``AT#XRECV``) or the Serial Modem pushes them (``AT#XRECVCFG``). The buffer is bounded by
@@ -28,26 +26,27 @@ send that fails makes the modem send the terminator itself and drop input until 
 terminator (or until ``<data_len>`` bytes), then ``#XDATAMODE: <negative>``
 (sdk-nrf PR #14561, ncs-serial-modem PR #431, ``sm_data_mode.rst``).
 
-Faults on demand (module functions taking the ``FakeModem``): ``peer_close``, ``network_detach``,
-``fail_next_send``, ``lose_next_notification``, ``reboot_during_next_send``; ``add_host`` extends
-the hosts table and ``wait_buffered`` waits until the peer's bytes have reached the modem. A
-reboot or ``FakeModem.stop()`` aborts every TCP connection.
+Faults on demand: ``NrfFaults`` is both dialects' ``Dialect.faults``, reached through the fault
+methods of ``FakeModem`` (``fake.drop_pdp()``, ``fake.peer_close(handle)``...); the module
+functions ``peer_close``, ``network_detach``, ``fail_next_send``, ``lose_next_notification`` call
+them, and ``reboot_during_next_send`` also takes a payload offset. ``add_host`` (from
+``loopback``) extends the hosts table and ``wait_buffered`` waits until the peer's bytes have
+reached the modem. A reboot or ``FakeModem.stop()`` aborts every TCP connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import weakref
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 
-from .core import (
-    GENERIC_COMMANDS,
+from . import loopback
+from .core import FakeModem
+from .faults import Initiator, NetworkFaults
+from .grammar import (
     Command,
     CommandError,
-    FakeModem,
     Handler,
     HandlerResult,
     Kind,
@@ -55,6 +54,8 @@ from .core import (
     Response,
     frame_line,
 )
+from .loopback import LoopbackConnection, add_host, is_ipv4
+from .registry import GENERIC_COMMANDS
 
 __all__ = [
     "COMMON_HANDLERS",
@@ -65,6 +66,7 @@ __all__ = [
     "EPIPE",
     "MAX_HOSTNAME",
     "MAX_SOCKETS",
+    "NRF_FAULTS",
     "POLLERR",
     "POLLHUP",
     "POLLIN",
@@ -75,6 +77,7 @@ __all__ = [
     "RECV_WINDOW",
     "TERMINATOR",
     "DataMode",
+    "NrfFaults",
     "NrfSockets",
     "Socket",
     "add_host",
@@ -126,68 +129,7 @@ IPPROTO_TCP: Final = 6
 IPPROTO_TLS_1_2: Final = 258
 
 # --------------------------------------------------------------------------------------------
-# The network: which names resolve (kept per fake, across reboots)
-
-
-@dataclass
-class _Network:
-    hosts: dict[str, str] = field(default_factory=lambda: {"localhost": "127.0.0.1"})
-
-
-_NETWORKS: weakref.WeakKeyDictionary[FakeModem, _Network] = weakref.WeakKeyDictionary()
-
-
-def _network(fake: FakeModem) -> _Network:
-    network = _NETWORKS.get(fake)
-    if network is None:
-        network = _NETWORKS[fake] = _Network()
-    return network
-
-
-def add_host(fake: FakeModem, name: str, address: str = "127.0.0.1") -> None:
-    """Make ``name`` resolve to ``address`` (a loopback IPv4 address) on this fake's network."""
-    if not ipaddress.IPv4Address(address).is_loopback:
-        raise ValueError("the fake network only reaches loopback addresses")
-    _network(fake).hosts[name.lower()] = address
-
-
-def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------------------------
 # Sockets
-
-
-class _Bridge(asyncio.Protocol):
-    """The TCP side of one fake socket."""
-
-    def __init__(self, owner: Socket) -> None:
-        self.owner: Socket | None = owner
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        if self.owner is None:
-            transport.abort()
-            return
-        self.owner.attach(transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.owner is not None:
-            self.owner.on_data(data)
-
-    def eof_received(self) -> bool | None:
-        if self.owner is not None:
-            self.owner.on_eof()
-        return None  # let the transport close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.owner is not None:
-            self.owner.on_lost(exc)
 
 
 @dataclass(eq=False)
@@ -208,8 +150,7 @@ class Socket:
     connected: bool = False
     peer_closed: bool = False
     error: int = 0
-    transport: asyncio.Transport | None = None
-    bridge: _Bridge | None = None
+    conn: LoopbackConnection | None = None
     paused: bool = False
     # SLM asynchronous poll (slm_at_socket.c): events being polled, delegated events, flags.
     apoll_events: int = 0
@@ -255,7 +196,7 @@ class Socket:
             return self.error
         if self.peer_closed:
             return EPIPE
-        if not self.connected or self.transport is None or self.transport.is_closing():
+        if not self.connected or self.conn is None or self.conn.closing:
             return ENOTCONN
         return 0
 
@@ -264,9 +205,8 @@ class Socket:
         error = self.send_error()
         if error:
             return error
-        assert self.transport is not None
-        if data:
-            self.transport.write(data)
+        assert self.conn is not None
+        self.conn.write(data)
         return 0
 
     def take(self, count: int, *, peek: bool = False) -> bytes:
@@ -274,9 +214,9 @@ class Socket:
         data = bytes(self.rx[:count])
         if not peek:
             del self.rx[:count]
-            if self.paused and len(self.rx) < RECV_WINDOW and self.transport is not None:
+            if self.paused and len(self.rx) < RECV_WINDOW and self.conn is not None:
                 self.paused = False
-                self.transport.resume_reading()
+                self.conn.resume_reading()
         return data
 
     async def wait_change(self) -> None:
@@ -289,27 +229,31 @@ class Socket:
             if future in self._waiters:
                 self._waiters.remove(future)
 
-    # ---- TCP side
+    # ---- TCP side (loopback.Receiver)
 
-    def attach(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.state.transports.add(transport)
+    def on_connected(self, conn: LoopbackConnection) -> None:
+        """The TCP connection is made."""
+        self.conn = conn
+        self.state.connections.add(conn)
 
     def on_data(self, data: bytes) -> None:
+        """Bytes from the peer: buffered until the host reads them (or the SM pushes them)."""
         self.rx += data
-        if len(self.rx) >= RECV_WINDOW and self.transport is not None and not self.paused:
+        if len(self.rx) >= RECV_WINDOW and self.conn is not None and not self.paused:
             self.paused = True
-            self.transport.pause_reading()
+            self.conn.pause_reading()
         self._changed()
 
     def on_eof(self) -> None:
+        """The peer's FIN: recv returns 0 once the buffer is read, poll reports HUP."""
         self.peer_closed = True
         self._changed()
 
     def on_lost(self, exc: Exception | None) -> None:
-        if self.transport is not None:
-            self.state.transports.discard(self.transport)
-        self.transport = None
+        """The connection is gone: a reset is an error, an orderly end the peer's close."""
+        if self.conn is not None:
+            self.state.connections.discard(self.conn)
+        self.conn = None
         if exc is not None and not self.peer_closed and not self.error:
             self.error = ECONNRESET
         elif not self.error:
@@ -326,13 +270,11 @@ class Socket:
 
     def detach(self) -> None:
         """Forget the TCP connection (abort it); later TCP callbacks are ignored."""
-        if self.bridge is not None:
-            self.bridge.owner = None
-            self.bridge = None
-        if self.transport is not None:
-            self.state.transports.discard(self.transport)
-            self.transport.abort()
-            self.transport = None
+        if self.conn is not None:
+            self.state.connections.discard(self.conn)
+            self.conn.detach()
+            self.conn.abort()
+            self.conn = None
         for future in self._waiters:
             if not future.done():
                 future.set_result(None)
@@ -363,6 +305,7 @@ class DataMode:
 @dataclass
 class _Faults:
     fail_sends: int = 0
+    fail_opens: int = 0
     lose_notifications: int = 0
     reboot_after: int | None = None
 
@@ -381,7 +324,8 @@ class NrfSockets:
     def __init__(self) -> None:
         self.fake: FakeModem | None = None
         self.sockets: dict[int, Socket] = {}
-        self.transports: set[asyncio.Transport] = set()
+        self.connections: set[LoopbackConnection] = set()
+        self.pdn_active = True
         self.cgerep = 0
         self.data_mode: DataMode | None = None
         self.faults = _Faults()
@@ -407,9 +351,10 @@ class NrfSockets:
         for sock in list(self.sockets.values()):
             sock.detach()
         self.sockets.clear()
-        for transport in list(self.transports):
-            transport.abort()
-        self.transports.clear()
+        for conn in list(self.connections):
+            conn.detach()
+            conn.abort()
+        self.connections.clear()
 
     # ---- socket table
 
@@ -449,16 +394,17 @@ class NrfSockets:
     # ---- network
 
     def network_up(self) -> bool:
+        """Registered with CFUN=1 and the default PDN connection active."""
         fake = self.require_fake()
-        return fake.state.cfun == 1 and fake.state.registered
+        return fake.state.cfun == 1 and fake.state.registered and self.pdn_active
 
     def resolve(self, host: str, family: int = 0) -> str | None:
         """The IPv4 address ``host`` resolves to on the fake network, None if nothing."""
-        if _is_ipv4(host):
+        if is_ipv4(host):
             return host if family in (0, 1) else None
         if family == 2:
             return None
-        return _network(self.require_fake()).hosts.get(host.lower())
+        return loopback.resolve(self.require_fake(), host)
 
     async def connect(self, sock: Socket, host: str, port: int) -> None:
         """Open the real TCP connection; plain ERROR when the modem's connect() would fail."""
@@ -467,18 +413,15 @@ class NrfSockets:
         address = self.resolve(host, sock.family)
         if address is None or not self.network_up():
             raise CommandError(None)
-        if not ipaddress.IPv4Address(address).is_loopback:
+        if self.faults.fail_opens > 0:
+            self.faults.fail_opens -= 1
+            raise CommandError(None)  # as connect() refused: the SLM/SM answer ERROR
+        conn = LoopbackConnection(sock)
+        sock.conn = conn
+        if not await conn.connect(address, port, timeout=CONNECT_TIMEOUT):
+            if sock.conn is conn:
+                sock.conn = None
             raise CommandError(None)
-        loop = asyncio.get_running_loop()
-        bridge = _Bridge(sock)
-        sock.bridge = bridge
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                await loop.create_connection(lambda: bridge, address, port)
-        except (OSError, TimeoutError):
-            bridge.owner = None
-            sock.bridge = None
-            raise CommandError(None) from None
         sock.connected = True
         sock._changed()
 
@@ -643,57 +586,109 @@ def sockets_of(fake: FakeModem) -> NrfSockets:
 # Faults on demand
 
 
+class NrfFaults(NetworkFaults):
+    """How the nRF91 (SLM and SM) reports the network's faults: ``+CGEV`` lines when AT+CGEREP=1,
+    ``+CEREG``, and failed sockets seen through poll (``#XAPOLL``), recv and send."""
+
+    def drop_pdp(self, fake: FakeModem) -> None:
+        """``+CGEV: NW PDN DEACT 0`` (27.007 §10.1.19, with AT+CGEREP=1); registration stays
+        (+CEREG stat 1), every connected socket fails with ENETDOWN (POLLERR), new connects
+        and name lookups fail until the PDN is active again (the next attach: CFUN=1 after 0
+        or 4, or ``network_detach(reattach_after=...)``)."""
+        state = sockets_of(fake)
+        state.pdn_active = False
+        if state.cgerep:
+            fake.send_urc("+CGEV: NW PDN DEACT 0")
+        state.fail_all(ENETDOWN)
+
+    def network_detach(
+        self, fake: FakeModem, *, initiator: Initiator, reattach_after: float | None
+    ) -> None:
+        """``+CGEV: NW DETACH`` (or ``ME DETACH``) if AT+CGEREP=1, +CEREG stat 2 (NW: the modem
+        searches again) or 0 (ME), every connected socket fails (ENETDOWN: POLLERR, sends and
+        receives answer ERROR once the buffered data is read). With ``reattach_after`` the
+        modem registers again after that many seconds (+CEREG stat 1, ``+CGEV: ME PDN ACT 0``);
+        new connections work again, failed sockets stay failed."""
+        state = sockets_of(fake)
+        if state.cgerep:
+            fake.send_urc(f"+CGEV: {initiator} DETACH")
+        fake.set_registration(2 if initiator == "NW" else 0)
+        state.fail_all(ENETDOWN)
+        if reattach_after is not None:
+
+            def reattach() -> None:
+                state.pdn_active = True
+                fake.set_registration(1)
+                if state.cgerep and not state.closed:
+                    fake.send_urc("+CGEV: ME PDN ACT 0")
+
+            fake.call_later(reattach_after, reattach)
+
+    def peer_close(self, fake: FakeModem, link: int | None) -> None:
+        """The fake closes its side (the test's server sees EOF) and the modem sees the peer's
+        FIN: POLLIN|POLLHUP (``#XAPOLL: <h>,17`` on the SLM), recv returns 0, sends fail."""
+        state = sockets_of(fake)
+        if link is None:
+            socks = [s for s in state.ordered() if s.connected and not s.peer_closed]
+            if not socks:
+                raise LookupError("no connected socket")
+        elif link in state.sockets:
+            socks = [state.sockets[link]]
+        else:
+            raise LookupError(f"no socket {link}")
+        for sock in socks:
+            if sock.conn is not None:
+                sock.conn.close()
+            sock.on_eof()
+
+    def fail_next_send(self, fake: FakeModem, count: int) -> None:
+        """A string/hex ``AT#XSEND`` answers its ``#XSEND`` line with 0 bytes and ``ERROR``; a
+        data-mode send makes the modem send ``+++``, drop input until the host's ``+++`` (or
+        ``<data_len>`` bytes) and report ``#XDATAMODE: <negative>``."""
+        sockets_of(fake).faults.fail_sends += count
+
+    def fail_next_open(self, fake: FakeModem, count: int) -> None:
+        """``AT#XCONNECT`` answers a plain ``ERROR`` (connect() failed); the socket stays open
+        and unconnected."""
+        sockets_of(fake).faults.fail_opens += count
+
+    def lose_next_notification(self, fake: FakeModem, count: int) -> None:
+        """``#XAPOLL`` with POLLIN or a Serial Modem auto-reception push never reaches the
+        host; the data stays in the socket for ``AT#XRECV``."""
+        sockets_of(fake).faults.lose_notifications += count
+
+    def reboot_during_next_send(self, fake: FakeModem) -> None:
+        """The next data-mode send reboots after ``OK``, before the first payload byte."""
+        reboot_during_next_send(fake, 0)
+
+
+#: The fault model of both nRF91 dialects.
+NRF_FAULTS: Final = NrfFaults()
+
+
 def peer_close(fake: FakeModem, handle: int) -> None:
-    """The peer closes the TCP connection of socket ``handle``: the fake closes its side (the
-    test's server sees EOF) and the modem sees the peer's FIN (POLLIN|POLLHUP, recv 0)."""
-    sock = sockets_of(fake).find(handle)
-    if sock.transport is not None:
-        sock.transport.close()
-    sock.on_eof()
+    """``fake.peer_close(handle)`` (see ``NrfFaults.peer_close``)."""
+    fake.peer_close(handle)
 
 
 def network_detach(
     fake: FakeModem,
     *,
-    initiator: Literal["NW", "ME"] = "NW",
+    initiator: Initiator = "NW",
     reattach_after: float | None = None,
 ) -> None:
-    """The PDP context drops: ``+CGEV: NW DETACH`` (or ``ME DETACH``) if AT+CGEREP=1, +CEREG
-    stat 2 (NW: the modem searches again) or 0 (ME), every connected socket fails (ENETDOWN:
-    POLLERR, sends and receives answer ERROR once the buffered data is read). With
-    ``reattach_after`` the modem registers again after that many seconds (+CEREG stat 1,
-    ``+CGEV: ME PDN ACT 0``); new connections work again, failed sockets stay failed."""
-    state = sockets_of(fake)
-    if state.cgerep:
-        fake.send_urc(f"+CGEV: {initiator} DETACH")
-    fake.set_registration(2 if initiator == "NW" else 0)
-    state.fail_all(ENETDOWN)
-    if reattach_after is not None:
-
-        def reattach() -> None:
-            fake.set_registration(1)
-            if state.cgerep and not state.closed:
-                fake.send_urc("+CGEV: ME PDN ACT 0")
-
-        fake.call_later(reattach_after, reattach)
+    """``fake.network_detach(...)`` (see ``NrfFaults.network_detach``)."""
+    fake.network_detach(initiator=initiator, reattach_after=reattach_after)
 
 
 def fail_next_send(fake: FakeModem, count: int = 1) -> None:
-    """The next ``count`` sends fail as a network failure does: a string/hex ``AT#XSEND``
-    answers its ``#XSEND`` line with 0 bytes and ``ERROR``; a data-mode send makes the modem
-    send ``+++``, drop input until the host's ``+++`` (or ``<data_len>`` bytes) and report
-    ``#XDATAMODE: <negative>``."""
-    if count < 0:
-        raise ValueError("count must not be negative")
-    sockets_of(fake).faults.fail_sends += count
+    """``fake.fail_next_send(count)`` (see ``NrfFaults.fail_next_send``)."""
+    fake.fail_next_send(count)
 
 
 def lose_next_notification(fake: FakeModem, count: int = 1) -> None:
-    """The next ``count`` data notifications (``#XAPOLL`` with POLLIN, Serial Modem
-    auto-reception) never reach the host; the data stays in the socket for ``AT#XRECV``."""
-    if count < 0:
-        raise ValueError("count must not be negative")
-    sockets_of(fake).faults.lose_notifications += count
+    """``fake.lose_next_notification(count)`` (see ``NrfFaults.lose_next_notification``)."""
+    fake.lose_next_notification(count)
 
 
 async def wait_buffered(fake: FakeModem, handle: int, count: int = 1, timeout: float = 5.0) -> None:
@@ -778,7 +773,7 @@ def xgetaddrinfo(fake: FakeModem, cmd: Command) -> Response:
     family = int_param(cmd, 1, default=0)
     if not 0 <= family <= 2:
         raise CommandError(None)
-    if not _is_ipv4(host) and not state.network_up():
+    if not is_ipv4(host) and not state.network_up():
         return error_with('#XGETADDRINFO: "EAI_AGAIN"')
     address = state.resolve(host, family)
     if address is None:
@@ -801,7 +796,10 @@ def _cgerep(fake: FakeModem, cmd: Command) -> Response:
 def _cfun(fake: FakeModem, cmd: Command) -> HandlerResult | Awaitable[HandlerResult]:
     state = sockets_of(fake)
     was_up = state.network_up()
+    was_cfun = fake.state.cfun
     result = GENERIC_COMMANDS["+CFUN"](fake, cmd)
+    if was_cfun != 1 and fake.state.cfun == 1:
+        state.pdn_active = True  # attaching activates the default PDN again
     if was_up and fake.state.cfun != 1:
 
         def offline() -> None:

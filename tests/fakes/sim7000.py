@@ -40,16 +40,9 @@ from collections.abc import Callable
 from typing import Final
 
 from . import simcom_common as sc
-from .core import (
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Identity,
-    Kind,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem
+from .grammar import Command, CommandError, Kind, Response
+from .registry import Dialect, Identity, register_dialect
 
 __all__ = ["DATA_ACCEPT_FORMAT", "MAX_RECV", "MAX_SEND", "SIM7000", "Sim7000State"]
 
@@ -406,6 +399,7 @@ SIM7000: Final = register_dialect(
             ),
         },
         new_state=Sim7000State,
+        faults=sc.SIMCOM_FAULTS,
         on_reboot=sc.on_reboot,
         on_stop=sc.on_stop,
     )

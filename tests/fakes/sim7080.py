@@ -37,16 +37,9 @@ from __future__ import annotations
 from typing import Final
 
 from . import simcom_common as sc
-from .core import (
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Identity,
-    Kind,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem
+from .grammar import Command, CommandError, Kind, Response
+from .registry import Dialect, Identity, register_dialect
 
 __all__ = ["CARECV_SHOWS_CID", "MAX_RECV", "MAX_SEND", "SIM7080", "Sim7080State"]
 
@@ -304,6 +297,7 @@ SIM7080: Final = register_dialect(
             ),
         },
         new_state=Sim7080State,
+        faults=sc.SIMCOM_FAULTS,
         on_reboot=sc.on_reboot,
         on_stop=sc.on_stop,
     )

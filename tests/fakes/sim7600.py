@@ -42,17 +42,9 @@ from __future__ import annotations
 from typing import Final
 
 from . import simcom_common as sc
-from .core import (
-    Command,
-    CommandError,
-    Dialect,
-    FakeModem,
-    Handler,
-    Identity,
-    Kind,
-    Response,
-    register_dialect,
-)
+from .core import FakeModem
+from .grammar import Command, CommandError, Handler, Kind, Response
+from .registry import Dialect, Identity, register_dialect
 
 __all__ = ["MAX_RECV", "MAX_SEND", "SIM7600", "Sim7600State"]
 
@@ -379,6 +371,7 @@ SIM7600: Final = register_dialect(
             ),
         },
         new_state=Sim7600State,
+        faults=sc.SIMCOM_FAULTS,
         on_reboot=sc.on_reboot,
         on_stop=sc.on_stop,
     )

@@ -9,12 +9,13 @@ The engine (``core``) knows nothing about sockets; this module adds, for the SIM
   (``on_data``: it sends its notification) and when the peer closed (``on_peer_close``).
   Notification rule (SIMCom manual receive mode, e.g. ``AT+CIPRXGET=1``): the first data after
   a read is announced once; more data before the next read is not announced again.
-- name resolution for the fake: IPv4 literals, ``localhost`` and names added with
-  ``add_host`` (a per-fake hosts table). Only loopback addresses are ever connected to.
+- the connection itself and name resolution come from ``loopback`` (``add_host``,
+  ``resolve``: IPv4 literals, ``localhost`` and added names; loopback addresses only).
 - ``SimcomState``: the base of each dialect's power-on state (``fake.dialect_state``): its
   sockets and the faults armed for it. A reboot drops it (after closing every socket).
-- the fault API (module functions taking the ``FakeModem``): ``close_from_peer``,
-  ``drop_pdp``, ``fail_next_send``, ``lose_next_notification``, ``reboot_during_next_send``.
+- ``SimcomFaults``, every SIMCom dialect's ``Dialect.faults`` (the fault methods of
+  ``FakeModem``); the module functions ``close_from_peer``, ``drop_pdp``, ``fail_next_send``,
+  ``lose_next_notification``, ``reboot_during_next_send`` call those methods.
 - the send path (``take_payload``: prompt, then exactly ``<len>`` raw bytes, URCs held
   meanwhile) and small SIMCom commands every dialect answers the same way (``+CPIN``, ``+CSQ``,
   ``+CGATT``, ``+CPSI``, ``+CCID``, ``+CGMR`` with its prefix, ``+CDNSGIP``).
@@ -25,31 +26,25 @@ Sources and decisions are listed in each dialect module's docstring.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .core import (
-    GENERIC_COMMANDS,
-    Command,
-    CommandError,
-    FakeModem,
-    Handler,
-    HandlerResult,
-    Kind,
-    Response,
-    frame_line,
-)
+from .core import FakeModem
+from .faults import Initiator, NetworkFaults
+from .grammar import Command, CommandError, Handler, HandlerResult, Kind, Response, frame_line
+from .loopback import LOOPBACK, LoopbackConnection, add_host, is_loopback, resolve
+from .registry import GENERIC_COMMANDS
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "LOOPBACK",
     "PROMPT",
+    "SIMCOM_FAULTS",
     "Faults",
     "SimSocket",
+    "SimcomFaults",
     "SimcomState",
     "add_host",
     "cdnsgip_handler",
@@ -74,7 +69,6 @@ __all__ = [
 
 log = logging.getLogger("tests.fakes.simcom")
 
-LOOPBACK: Final = "127.0.0.1"
 #: The data prompt after a length-delimited send command: CR LF, ``>`` and a space, no line
 #: end (the SIMCom/V.250 SMS-style prompt; Zephyr's SIM7080 driver waits for the unterminated
 #: ``"> "``, TinyGSM for ``">"``).
@@ -85,61 +79,7 @@ CONNECT_TIMEOUT: Final = 5.0
 SocketState = Literal["connecting", "open", "peer_closed", "dropped", "closed"]
 
 # ---------------------------------------------------------------------------------------------
-# Name resolution
-
-_HOSTS: weakref.WeakKeyDictionary[FakeModem, dict[str, str]] = weakref.WeakKeyDictionary()
-
-
-def is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.IPv4Address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def add_host(fake: FakeModem, name: str, address: str = LOOPBACK) -> None:
-    """Let ``name`` resolve to ``address`` (a loopback IPv4 address) on this fake, for
-    the DNS command and for opening sockets by name. Survives reboots."""
-    if not is_loopback(address):
-        raise ValueError(f"{address!r} is not a loopback IPv4 address")
-    _HOSTS.setdefault(fake, {})[name.lower()] = address
-
-
-def resolve(fake: FakeModem, host: str) -> str | None:
-    """The IPv4 address the fake's network gives ``host``, None if it cannot resolve it."""
-    try:
-        return str(ipaddress.IPv4Address(host))
-    except ValueError:
-        pass
-    name = host.lower()
-    if name == "localhost":
-        return LOOPBACK
-    return _HOSTS.get(fake, {}).get(name)
-
-
-# ---------------------------------------------------------------------------------------------
 # Sockets
-
-
-class _Bridge(asyncio.Protocol):
-    def __init__(self, sock: SimSocket) -> None:
-        self._sock = sock
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._sock._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._sock._on_data(data)
-
-    def eof_received(self) -> bool:
-        return False  # close our side too: a SIMCom socket has no half-open state
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-        self._sock._on_lost()
 
 
 class SimSocket:
@@ -175,8 +115,7 @@ class SimSocket:
         self.bytes_received = 0
         self._on_data_cb = on_data
         self._on_peer_close_cb = on_peer_close
-        self._transport: asyncio.Transport | None = None
-        self._bridge: _Bridge | None = None
+        self._conn: LoopbackConnection | None = None
         self._paused = False
         self._eof_while_connecting = False
 
@@ -196,18 +135,14 @@ class SimSocket:
         """Open the TCP connection to ``address``:``port`` (loopback only); False on failure
         (the state stays ``connecting``: the dialect reports the failure and drops it)."""
         self.address = address
-        if not is_loopback(address):
+        faults = simcom_state(self.fake).faults
+        if faults.fail_opens > 0:
+            faults.fail_opens -= 1
+            return False  # as a refused connection
+        self._conn = LoopbackConnection(self)
+        if not await self._conn.connect(address, self.port, timeout=CONNECT_TIMEOUT):
+            self._conn = None
             return False
-        loop = asyncio.get_running_loop()
-        try:
-            _, bridge = await asyncio.wait_for(
-                loop.create_connection(lambda: _Bridge(self), address, self.port),
-                CONNECT_TIMEOUT,
-            )
-        except (OSError, TimeoutError) as exc:
-            log.debug("connect %s:%d failed: %s", address, self.port, exc)
-            return False
-        self._bridge = bridge
         if self.state != "connecting":  # closed while the connection was being made
             self._abort()
             return False
@@ -228,22 +163,22 @@ class SimSocket:
         data = bytes(self.rx[:count])
         del self.rx[:count]
         self.announced = False
-        if self._paused and len(self.rx) < self.rx_limit and self._transport is not None:
+        if self._paused and len(self.rx) < self.rx_limit and self._conn is not None:
             self._paused = False
-            self._transport.resume_reading()
+            self._conn.resume_reading()
         return data
 
     def send(self, data: bytes) -> None:
         """Write bytes to the peer."""
-        if self._transport is not None:
-            self._transport.write(data)
+        if self._conn is not None and not self._conn.closing:
+            self._conn.write(data)
             self.bytes_sent += len(data)
 
     def close(self) -> None:
         """Close from the host side (FIN after pending bytes); no notification."""
         self.state = "closed"
-        if self._transport is not None:
-            self._transport.close()
+        if self._conn is not None:
+            self._conn.close()
 
     def drop(self) -> None:
         """The network took the bearer away: reset the connection; no notification here."""
@@ -260,31 +195,37 @@ class SimSocket:
         """Fault: the peer closes now (the connection is reset and announced as closed by
         the peer, after any buffered data)."""
         self._abort()
-        self._on_lost()
+        self.on_lost(None)
 
     async def wait_closed(self, timeout: float = 2.0) -> None:
         """Wait until the TCP connection is gone (the transport released its socket)."""
-        if self._bridge is not None and not self._bridge.lost.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self._bridge.lost), timeout)
-            except TimeoutError:
-                log.warning("socket %d did not close in %.1f s", self.link, timeout)
+        if self._conn is not None:
+            await self._conn.wait_closed(timeout)
 
     # ---- internals
 
     def _abort(self) -> None:
-        if self._transport is not None:
-            transport, self._transport = self._transport, None
-            transport.abort()
+        if self._conn is not None:
+            self._conn.abort()
 
-    def _on_data(self, data: bytes) -> None:
+    # ---- TCP side (loopback.Receiver)
+
+    def on_connected(self, conn: LoopbackConnection) -> None:
+        """The TCP connection is made."""
+        self._conn = conn
+
+    def on_eof(self) -> None:
+        """The peer's FIN: nothing yet, ``on_lost`` follows (no half-open SIMCom socket)."""
+
+    def on_data(self, data: bytes) -> None:
+        """Bytes from the peer: buffered, announced once per read (see the module docstring)."""
         if self.state in ("closed", "dropped"):
             return
         self.rx += data
         self.bytes_received += len(data)
-        if len(self.rx) >= self.rx_limit and not self._paused and self._transport is not None:
+        if len(self.rx) >= self.rx_limit and not self._paused and self._conn is not None:
             self._paused = True
-            self._transport.pause_reading()
+            self._conn.pause_reading()
         if self.state == "open":
             self._announce()
 
@@ -293,8 +234,8 @@ class SimSocket:
             self.announced = True
             _guard(self._on_data_cb, self)
 
-    def _on_lost(self) -> None:
-        self._transport = None
+    def on_lost(self, exc: Exception | None) -> None:
+        """The connection is gone: an open socket was closed by the peer (or reset)."""
         if self.state == "connecting":
             self._eof_while_connecting = True
         elif self.state == "open":
@@ -321,6 +262,7 @@ class Faults:
     """Faults armed for the next sends/notifications (a reboot disarms them)."""
 
     fail_sends: int = 0
+    fail_opens: int = 0
     lose_notifications: int = 0
     reboot_in_send: int = 0
 
@@ -386,32 +328,92 @@ def socket_of(fake: FakeModem, link: int) -> SimSocket:
     return simcom_state(fake).sockets[link]
 
 
+class SimcomFaults(NetworkFaults):
+    """How the SIMCom modems report the network's faults; each dialect's state says its words
+    (``SimcomState.drop_pdp``, the ``on_peer_close`` callback of its sockets, its send path)."""
+
+    def drop_pdp(self, fake: FakeModem) -> None:
+        """The dialect's deactivation URC (``+APP PDP: 0,DEACTIVE``, ``+CIPEVENT: NETWORK CLOSED
+        UNEXPECTEDLY``, ``+PDP: DEACT``); every socket is reset without a per-socket URC;
+        registration stays; the host must activate the bearer again."""
+        simcom_state(fake).drop_pdp(fake)
+
+    def network_detach(
+        self, fake: FakeModem, *, initiator: Initiator, reattach_after: float | None
+    ) -> None:
+        """+CEREG stat 2 (or 0), then the bearer goes as in ``drop_pdp``; with
+        ``reattach_after`` +CEREG stat 1 again later (the bearer stays down)."""
+        fake.set_registration(2 if initiator == "NW" else 0)
+        simcom_state(fake).drop_pdp(fake)
+        if reattach_after is not None:
+            fake.call_later(reattach_after, fake.set_registration, 1)
+
+    def peer_close(self, fake: FakeModem, link: int | None) -> None:
+        """The connection is reset and announced by the dialect (``+CASTATE: <cid>,0``,
+        ``+IPCLOSE: <link>,1``, ``<n>, CLOSED``), after any buffered data."""
+        sockets = simcom_state(fake).sockets
+        if link is None:
+            socks = [sock for _, sock in sorted(sockets.items()) if sock.state == "open"]
+            if not socks:
+                raise LookupError("no open socket")
+        elif link in sockets:
+            socks = [sockets[link]]
+        else:
+            raise LookupError(f"no socket {link}")
+        for sock in socks:
+            sock.peer_close()
+
+    def fail_next_send(self, fake: FakeModem, count: int) -> None:
+        """The send takes its payload, then reports the dialect's failure (SIM7080 ``ERROR``,
+        SIM7600 ``+CIPSEND: <link>,<len>,-1``, SIM7000 ``<n>, SEND FAIL``); nothing is sent."""
+        simcom_state(fake).faults.fail_sends += count
+
+    def fail_next_open(self, fake: FakeModem, count: int) -> None:
+        """The open fails as a refused connection: SIM7080 ``+CAOPEN: <cid>,23``, SIM7600
+        ``+CIPOPEN: <link>,<err>``, SIM7000 ``<n>, CONNECT FAIL``."""
+        simcom_state(fake).faults.fail_opens += count
+
+    def lose_next_notification(self, fake: FakeModem, count: int) -> None:
+        """The data notification is not sent; the data stays readable."""
+        simcom_state(fake).faults.lose_notifications += count
+
+    def reboot_during_next_send(self, fake: FakeModem) -> None:
+        """The send shows its prompt, then the modem reboots before taking the payload."""
+        simcom_state(fake).faults.reboot_in_send += 1
+
+
+#: The fault model of every SIMCom dialect.
+SIMCOM_FAULTS: Final = SimcomFaults()
+
+
 def close_from_peer(fake: FakeModem, link: int) -> None:
-    """The peer closes socket ``link`` now: the dialect's closed notification follows."""
-    socket_of(fake, link).peer_close()
+    """``fake.peer_close(link)``: the dialect's closed notification follows."""
+    fake.peer_close(link)
 
 
 def drop_pdp(fake: FakeModem) -> None:
-    """The network deactivates the PDP context now (``+APP PDP: 0,DEACTIVE``,
-    ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`` or ``+PDP: DEACT``); every socket is reset."""
-    simcom_state(fake).drop_pdp(fake)
+    """``fake.drop_pdp()``: the network deactivates the PDP context now (``+APP PDP:
+    0,DEACTIVE``, ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`` or ``+PDP: DEACT``); every socket
+    is reset; registration stays."""
+    fake.drop_pdp()
 
 
 def fail_next_send(fake: FakeModem, count: int = 1) -> None:
-    """The next ``count`` sends take their payload but report the dialect's send failure;
-    nothing reaches the peer."""
-    simcom_state(fake).faults.fail_sends += count
+    """``fake.fail_next_send(count)``: the sends take their payload but report the dialect's
+    send failure; nothing reaches the peer."""
+    fake.fail_next_send(count)
 
 
 def lose_next_notification(fake: FakeModem, count: int = 1) -> None:
-    """The next ``count`` data notifications are not sent; the data stays readable."""
-    simcom_state(fake).faults.lose_notifications += count
+    """``fake.lose_next_notification(count)``: not sent; the data stays readable."""
+    fake.lose_next_notification(count)
 
 
 def reboot_during_next_send(fake: FakeModem) -> None:
-    """The next send command shows its prompt, then the modem reboots before taking the
-    payload (the payload bytes then reach a freshly booted modem as line noise)."""
-    simcom_state(fake).faults.reboot_in_send += 1
+    """``fake.reboot_during_next_send()``: the next send command shows its prompt, then the
+    modem reboots before taking the payload (the payload bytes then reach a freshly booted
+    modem as line noise)."""
+    fake.reboot_during_next_send()
 
 
 # ---------------------------------------------------------------------------------------------

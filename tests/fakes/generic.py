@@ -1,0 +1,228 @@
+"""The generic 3GPP TS 27.007 / V.250 modem: the commands every fake dialect inherits.
+
+Each handler here is registered in ``registry.GENERIC_COMMANDS`` under its command name
+(``""`` for a bare AT, ``"E"`` for ATE, ``"+CFUN"``...); a dialect replaces or removes them in
+its own ``handlers`` table. ``GENERIC`` is the plain 3GPP modem built from them alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from .core import PdpContext
+from .grammar import Command, CommandError, Handler, Kind, Response
+from .registry import GENERIC_COMMANDS, Dialect, Identity, register_dialect
+
+if TYPE_CHECKING:
+    from .core import FakeModem
+
+__all__ = ["GENERIC", "GENERIC_COMMANDS"]
+
+_H = TypeVar("_H", bound=Handler)
+
+
+def _generic(name: str) -> Callable[[_H], _H]:
+    def register(handler: _H) -> _H:
+        GENERIC_COMMANDS[name] = handler
+        return handler
+
+    return register
+
+
+def _range_list(values: Iterable[int]) -> str:
+    return "(" + ",".join(str(v) for v in values) + ")"
+
+
+@_generic("")
+def _at(fake: FakeModem, cmd: Command) -> Response:
+    return Response.ok()
+
+
+@_generic("E")
+def _echo(fake: FakeModem, cmd: Command) -> Response:
+    # V.250 §6.2.4: ATE means ATE0; values other than 0 and 1 are an error.
+    if cmd.kind is Kind.EXEC:
+        fake.state.echo = False
+    elif cmd.kind is Kind.SET and cmd.params[0].text in ("0", "1"):
+        fake.state.echo = cmd.params[0].text == "1"
+    else:
+        raise CommandError(None)
+    return Response.ok()
+
+
+@_generic("+CMEE")
+def _cmee(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    if cmd.kind is Kind.READ:
+        return Response.ok(f"+CMEE: {fake.state.cmee}")
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CMEE: (0-2)")
+    fake.state.cmee = cmd.int_arg(0, valid=range(3), default=0)
+    return Response.ok()
+
+
+def _identity_command(value: Callable[[FakeModem], str]) -> Handler:
+    def handler(fake: FakeModem, cmd: Command) -> Response:
+        cmd.require_kind(Kind.EXEC, Kind.TEST)
+        return Response.ok() if cmd.kind is Kind.TEST else Response.ok(value(fake))
+
+    return handler
+
+
+GENERIC_COMMANDS["+CGMI"] = _identity_command(lambda fake: fake.identity.manufacturer)
+GENERIC_COMMANDS["+CGMM"] = _identity_command(lambda fake: fake.identity.model)
+GENERIC_COMMANDS["+CGMR"] = _identity_command(lambda fake: fake.identity.revision)
+
+
+@_generic("+CGSN")
+def _cgsn(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.EXEC, Kind.SET, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CGSN: (0-3)")
+    ident = fake.identity
+    snt = 0 if cmd.kind is Kind.EXEC else cmd.int_arg(0, valid=range(4), default=0)
+    if snt == 0:
+        return Response.ok(ident.imei)
+    value = {1: ident.imei, 2: ident.imei[:14] + ident.svn, 3: ident.svn}[snt]
+    return Response.ok(f'+CGSN: "{value}"')
+
+
+@_generic("+CIMI")
+def _cimi(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.EXEC, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok()
+    fake.check_sim()
+    return Response.ok(fake.identity.imsi)
+
+
+@_generic("+CFUN")
+def _cfun(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    state = fake.state
+    if cmd.kind is Kind.READ:
+        return Response.ok(f"+CFUN: {state.cfun}")
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CFUN: " + _range_list(fake.dialect.cfun_modes))
+    fun = cmd.int_arg(0, valid=fake.dialect.cfun_modes)
+    cmd.int_arg(1, valid=(0, 1), default=0)
+    if fun != state.cfun:
+        state.cfun = fun
+        if fun != 1:
+            fake.after_response(fake.stop_registration)
+        elif state.cops_mode != 2:
+            fake.after_response(fake.begin_registration)
+    return Response.ok()
+
+
+@_generic("+CEREG")
+def _cereg(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    if cmd.kind is Kind.READ:
+        n = fake.state.cereg_n
+        return Response.ok(f"+CEREG: {n},{fake.cereg_fields(n)}")
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CEREG: (0-5)")
+    fake.state.cereg_n = cmd.int_arg(0, valid=range(6), default=0)
+    return Response.ok()
+
+
+@_generic("+CESQ")
+def _cesq(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.EXEC, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CESQ: (0-63,99),(0-7,99),(0-96,255),(0-49,255),(0-34,255),(0-97,255)")
+    registered = fake.state.registered
+    rsrq = fake.rsrq_index if registered else 255
+    rsrp = fake.rsrp_index if registered else 255
+    return Response.ok(f"+CESQ: 99,99,255,255,{rsrq},{rsrp}")
+
+
+@_generic("+COPS")
+def _cops(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    state, net = fake.state, fake.network
+    if cmd.kind is Kind.READ:
+        if not state.registered:
+            return Response.ok(f"+COPS: {state.cops_mode}")
+        name = {0: net.long_name, 1: net.short_name, 2: net.plmn}[state.cops_format]
+        return Response.ok(f'+COPS: {state.cops_mode},{state.cops_format},"{name}",{state.act}')
+    if cmd.kind is Kind.TEST:
+        network = f'(2,"{net.long_name}","{net.short_name}","{net.plmn}",{net.act})'
+        return Response.ok(f"+COPS: {network},,(0,1,2,3,4),(0,1,2)")
+    mode = cmd.int_arg(0, valid=(0, 1, 2, 3))
+    if mode == 3:
+        state.cops_format = cmd.int_arg(1, valid=(0, 1, 2))
+        return Response.ok()
+    if mode == 1:
+        fmt = cmd.int_arg(1, valid=(0, 1, 2))
+        operator = cmd.str_arg(2)
+        if operator != {0: net.long_name, 1: net.short_name, 2: net.plmn}[fmt]:
+            raise CommandError(30)
+        state.cops_format = fmt
+    state.cops_mode = mode
+    if mode == 2:
+        fake.after_response(fake.stop_registration)
+    elif state.cfun == 1 and state.stat in (0, 3):
+        fake.after_response(fake.begin_registration)
+    return Response.ok()
+
+
+_PDP_TYPES: Final = {"IP": "IP", "IPV6": "IPV6", "IPV4V6": "IPV4V6", "NON-IP": "Non-IP"}
+_APN_RE: Final = re.compile(r"[A-Za-z0-9.\-]*")
+
+
+@_generic("+CGDCONT")
+def _cgdcont(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    state, dialect = fake.state, fake.dialect
+    low, high = dialect.cid_range
+    default_cid = min(dialect.default_contexts, default=low)
+    if cmd.kind is Kind.TEST:
+        return Response.ok(
+            *(f'+CGDCONT: ({low}-{high}),"{t}",,,(0),(0)' for t in _PDP_TYPES.values())
+        )
+    if cmd.kind is Kind.READ:
+        lines = []
+        for cid, ctx in sorted(state.contexts.items()):
+            active = state.registered and cid == default_cid
+            apn = ctx.apn or (fake.network.apn if active else "")
+            address = fake.network.ip if active else ""
+            lines.append(f'+CGDCONT: {cid},"{ctx.pdp_type}","{apn}","{address}",0,0')
+        return Response.ok(*lines)
+    if len(cmd.params) > 6:
+        raise CommandError(50)
+    cid = cmd.int_arg(0, valid=range(low, high + 1))
+    if len(cmd.params) == 1:
+        state.contexts.pop(cid, None)
+        return Response.ok()
+    pdp_type = _PDP_TYPES.get(cmd.str_arg(1).upper())
+    apn = cmd.str_arg(2, default="")
+    if pdp_type is None or len(apn) > 100 or not _APN_RE.fullmatch(apn):
+        raise CommandError(50)
+    if cmd.has(3):
+        cmd.str_arg(3)
+    for index in (4, 5):
+        cmd.int_arg(index, valid=range(4), default=0)
+    state.contexts[cid] = PdpContext(pdp_type, apn)
+    return Response.ok()
+
+
+#: The plain 3GPP modem: CR terminator, echo on at power-on (V.250 default), CFUN=1 at
+#: power-on, no boot banner, lines without an AT prefix ignored.
+GENERIC: Final = register_dialect(
+    Dialect(
+        name="generic",
+        description="plain 3GPP TS 27.007 modem (V.250 defaults)",
+        identity=Identity(
+            manufacturer="atbridge",
+            model="Fake 3GPP modem",
+            revision="fake-3gpp-1.0.0",
+            imei="490154203237518",
+            imsi="001010123456789",
+            iccid="89882390000012345678",
+        ),
+    )
+)
