@@ -38,10 +38,10 @@ from typing import Any
 from atbridge.config import BridgeConfig
 from atbridge.credentials import MqttCredentials
 from atbridge.decode import Registration
-from atbridge.dialects.base import Dialect, Identity
+from atbridge.dialects.base import Identity
 from atbridge.errors import ConfigurationError, Failed
 from atbridge.fsm import Counters, Lifecycle, Message, Transition
-from atbridge.modem import Modem
+from atbridge.steps import DialectLink, ModemPort
 
 # ------------------------------------------------------------------------
 
@@ -160,12 +160,12 @@ class Bridge:
         return self.lifecycle.counters
 
     @property
-    def dialect(self) -> Dialect | None:
+    def dialect(self) -> DialectLink | None:
         """The dialect bound to the modem right now (``None`` between attempts)."""
         return self.lifecycle.dialect
 
     @property
-    def modem(self) -> Modem | None:
+    def modem(self) -> ModemPort | None:
         """The AT channel right now (``None`` between attempts): byte counters, transcript."""
         return self.lifecycle.modem
 

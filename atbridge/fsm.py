@@ -2,46 +2,54 @@
 
 Theory of operation
 -------------------
-The lifecycle is one state machine, declared as data in :data:`STATES` and
-:data:`TRANSITIONS` and run by a ``transitions`` :class:`AsyncMachine`. The same
-table draws the diagram (:func:`mermaid`, ``atbridge fsm --mermaid``)::
+The lifecycle is one state machine, declared as data and run by a
+``transitions`` :class:`AsyncMachine`:
 
-    disconnected -> probing -> configuring -> attaching -> opening_socket
-                 -> mqtt_connecting -> online
-    any working state -> backing_off -> (probing | attaching | opening_socket)
-    any state -> failed (a reason retrying cannot fix) ; any state -> closing -> disconnected
+- :class:`State` names the states (a ``StrEnum``: ``state == "online"`` holds);
+- :data:`TRANSITIONS` is the diagram: the bring-up edges, ``lost`` (to
+  ``backing_off``), ``give_up`` (to ``failed``), ``close``, and the ``retry``
+  edges out of ``backing_off``, one per :class:`Recovery`, each guarded by a
+  condition the machine evaluates (so the machine picks where a retry resumes);
+- :data:`POLICY` is the recovery policy: which failure class, in which states,
+  goes back to which :class:`Recovery` (first matching :class:`Rule` wins);
+  :data:`RESUMES_FROM` bounds how far forward a failure in a state may resume
+  (a probe that failed cannot "reconnect the socket"), and :data:`ESCALATIONS`
+  say when repeated failures go further back (socket failures in a row ->
+  re-attach; attach timeouts in a row -> restart the modem), counted by one
+  :class:`Escalation` object. :func:`decide` is the whole policy as a pure
+  function; :func:`recovery` is its first half (no counters).
 
-One task, the *runner*, walks the machine: it fires a trigger, then does that
-state's work under the state's own timeout (:class:`Timeouts`). The machine's
-callbacks only record what happened, so none of transitions' asyncio pitfalls
-(cancelled callbacks, swallowed cancellation) can wedge it. Every transition
-becomes a :class:`Transition` (old state, new state, cause, time) in
-:attr:`Lifecycle.history` and on the event stream.
+The same tables draw the diagram (:func:`mermaid`, ``atbridge fsm --mermaid``);
+the ``retry`` and ``give_up`` edges are labelled with the failures that lead
+there.
 
-When a step fails, the runner decides how far back to go (:func:`recovery`):
+One task, the *runner*, walks the machine. In each bring-up state it runs that
+state's steps (:mod:`atbridge.steps`: public, single-shot, timed; their last
+results are in :attr:`Lifecycle.steps`) as a task of their own (so ``close()``
+can stop a long step), then fires the state's trigger. Online, a reader and a
+pinger serve the session until something breaks. A failure is looked up in the
+policy before anything is fired: a :class:`Recovery` fires ``lost``, waits in
+``backing_off`` (exponential backoff with jitter and a cap, reset by a CONNACK)
+and fires ``retry``; ``FAIL`` (a refusal retrying cannot fix, a bad local
+setting, or a bug — any exception the policy does not know, kept with its
+traceback as :attr:`Lifecycle.failure`), or ``give_up_after`` seconds without
+a good session, fires ``give_up``. The machine's callbacks only record what
+happened, so none of transitions' asyncio pitfalls can wedge it. Every
+transition becomes a :class:`Transition` in :attr:`Lifecycle.history` and on
+the event stream.
 
-- the socket or the broker failed (peer closed, CONNACK "server unavailable",
-  PINGRESP missing, open failed) -> open the socket again; after
-  ``socket_failures_before_reattach`` in a row -> re-attach (``AT+CFUN=4``, then
-  attach);
-- the network dropped registration or the PDP context -> re-attach; after
-  ``attach_failures_before_restart`` attach failures in a row -> restart the modem;
-- the modem rebooted, or the AT channel lost sync -> probe again (sync, identify,
-  configure);
-- the serial link went away -> reopen the port, then probe;
-- a refusal that retrying cannot fix (bad user name or password, not authorised,
-  identifier rejected, banned) or a configuration error -> ``failed`` with that reason.
+The port and the dialect come from an injected opener (``open_port`` and
+``bind_dialect``, the real ones from :mod:`atbridge.steps` by default), so every
+recovery rule is tested in memory. A port that opened once and is then missing
+(a USB modem re-enumerating after its own reset) is a lost link: back off and
+reopen. A port that never opened is a usage error.
 
-Between attempts it waits in ``backing_off``: exponential backoff with jitter and
-a cap (:class:`Backoff`), reset after a good session (a CONNACK).
-
-Online, the session (:class:`~atbridge.at_mqtt.MqttSession`) keeps packet ids,
-the QoS 1 in-flight window and the keep-alive clock. A PINGREQ goes out when
-nothing was sent for the keep-alive interval; a missing PINGRESP declares the
-link dead. QoS 1 messages published while offline wait in the session's queue
-(bounded by :attr:`BridgeConfig.queue_size`) and go out after the next CONNACK,
-those that were in flight again with DUP. Subscriptions are restored after every
-reconnect.
+Online, the session (:class:`~atbridge.at_mqtt.MqttSession`, its CONNECT built
+by the credentials from :class:`BridgeConfig`: MQTT version, Will, session
+expiry) keeps packet ids, the QoS 1 window and the keep-alive clock. QoS 1
+messages published while offline wait in the session's queue (bounded by
+``queue_size``) and go out after the next CONNACK, those in flight again with
+DUP. Subscriptions are restored after every reconnect.
 """
 
 from __future__ import annotations
@@ -52,23 +60,27 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
 from transitions.extensions.asyncio import AsyncMachine
 
+from atbridge import steps
 from atbridge.at_mqtt import (
+    NO_PROPERTIES,
     Connect,
-    Connected,
     MessageReceived,
     MqttSession,
+    PongReceived,
+    Properties,
+    PropertyId,
     PublishAcknowledged,
     Subscribed,
+    Will,
 )
 from atbridge.config import Backoff, BridgeConfig
 from atbridge.decode import Registration
-from atbridge.dialects import open_dialect
-from atbridge.dialects.base import Dialect, Identity, ModemSocket
+from atbridge.dialects.base import Identity
 from atbridge.errors import (
     AtBridgeError,
     AtTimeout,
@@ -81,6 +93,7 @@ from atbridge.errors import (
     ModemRebooted,
     Offline,
     PingTimeout,
+    PortNotFound,
     PublishRefused,
     QueueFull,
     RegistrationLost,
@@ -89,51 +102,296 @@ from atbridge.errors import (
     SubscribeRefused,
     describe_error,
 )
-from atbridge.modem import Modem
+from atbridge.steps import DialectBinder, DialectLink, ModemPort, PortOpener, SocketLink
 
 log = logging.getLogger(__name__)
 
 # -- the machine, as data ----------------------------------------------------------------
 
-WORKING = ["probing", "configuring", "attaching", "opening_socket", "mqtt_connecting", "online"]
 
-STATES: list[str] = [
-    "disconnected",
-    *WORKING,
-    "backing_off",
-    "closing",
-    "failed",
-]
+class State(StrEnum):
+    """The lifecycle's states (names equal values, so the diagram reads the same)."""
+
+    disconnected = "disconnected"
+    probing = "probing"
+    configuring = "configuring"
+    attaching = "attaching"
+    opening_socket = "opening_socket"
+    mqtt_connecting = "mqtt_connecting"
+    online = "online"
+    backing_off = "backing_off"
+    closing = "closing"
+    failed = "failed"
+
+
+S = State
+WORKING = [S.probing, S.configuring, S.attaching, S.opening_socket, S.mqtt_connecting, S.online]
+STATES: list[State] = list(State)
+
+
+class Recovery(Enum):
+    """Where the runner goes back to after a failure, deepest first."""
+
+    REOPEN = "reopen the port"
+    RESTART = "restart the modem"
+    PROBE = "probe"
+    ATTACH = "re-attach"
+    SOCKET = "reconnect the socket"
+    FAIL = "give up"
+
+
+#: The condition (a method of the machine's model) that sends ``retry`` to each recovery.
+RETRY_CONDITIONS: dict[Recovery, str] = {
+    Recovery.REOPEN: "reopen_the_port",
+    Recovery.RESTART: "restart_the_modem",
+    Recovery.PROBE: "probe_again",
+    Recovery.ATTACH: "reattach",
+    Recovery.SOCKET: "reconnect_the_socket",
+}
+_RETRY_DEST = {
+    Recovery.REOPEN: S.probing,
+    Recovery.RESTART: S.probing,
+    Recovery.PROBE: S.probing,
+    Recovery.ATTACH: S.attaching,
+    Recovery.SOCKET: S.opening_socket,
+}
 
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "start", "source": "disconnected", "dest": "probing"},
-    {"trigger": "probed", "source": "probing", "dest": "configuring"},
-    {"trigger": "configured", "source": "configuring", "dest": "attaching"},
-    {"trigger": "attached", "source": "attaching", "dest": "opening_socket"},
-    {"trigger": "socket_opened", "source": "opening_socket", "dest": "mqtt_connecting"},
-    {"trigger": "connack", "source": "mqtt_connecting", "dest": "online"},
-    {"trigger": "lost", "source": WORKING, "dest": "backing_off"},
-    {"trigger": "reprobe", "source": "backing_off", "dest": "probing"},
-    {"trigger": "reattach", "source": "backing_off", "dest": "attaching"},
-    {"trigger": "reconnect", "source": "backing_off", "dest": "opening_socket"},
-    {"trigger": "give_up", "source": [*WORKING, "backing_off"], "dest": "failed"},
-    {"trigger": "close", "source": [*WORKING, "backing_off", "disconnected"], "dest": "closing"},
-    {"trigger": "closed", "source": "closing", "dest": "disconnected"},
+    {"trigger": "start", "source": S.disconnected, "dest": S.probing},
+    {"trigger": "probed", "source": S.probing, "dest": S.configuring},
+    {"trigger": "configured", "source": S.configuring, "dest": S.attaching},
+    {"trigger": "attached", "source": S.attaching, "dest": S.opening_socket},
+    {"trigger": "socket_opened", "source": S.opening_socket, "dest": S.mqtt_connecting},
+    {"trigger": "connack", "source": S.mqtt_connecting, "dest": S.online},
+    {"trigger": "lost", "source": WORKING, "dest": S.backing_off},
+    *(
+        {
+            "trigger": "retry",
+            "source": S.backing_off,
+            "dest": _RETRY_DEST[recovery],
+            "conditions": condition,
+        }
+        for recovery, condition in RETRY_CONDITIONS.items()
+    ),
+    {"trigger": "give_up", "source": [*WORKING, S.backing_off], "dest": S.failed},
+    {"trigger": "close", "source": [*WORKING, S.backing_off, S.disconnected], "dest": S.closing},
+    {"trigger": "closed", "source": S.closing, "dest": S.disconnected},
 ]
+
+#: In each bring-up state: the trigger its steps fire when they succeed.
+BRING_UP: dict[State, str] = {
+    S.probing: "probed",
+    S.configuring: "configured",
+    S.attaching: "attached",
+    S.opening_socket: "socket_opened",
+    S.mqtt_connecting: "connack",
+}
+
+
+# -- the recovery policy, as data ---------------------------------------------------------
+
+#: (failure, whether the port was ever open) -> does the rule apply?
+Condition = Callable[[BaseException, bool], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A failure of class ``failure`` in one of ``states`` (any, if empty) goes back
+    to ``recovery`` — when ``when`` (if given) holds. ``label`` names it on the diagram."""
+
+    failure: type[BaseException] | tuple[type[BaseException], ...]
+    recovery: Recovery
+    label: str
+    states: frozenset[State] = frozenset()
+    when: Condition | None = None
+
+    def matches(self, error: BaseException, state: State, port_was_open: bool) -> bool:
+        return (
+            isinstance(error, self.failure)
+            and (not self.states or state in self.states)
+            and (self.when is None or self.when(error, port_was_open))
+        )
+
+
+def _closed_by(*reasons: CloseReason) -> Condition:
+    return lambda error, _open: isinstance(error, SocketClosed) and error.reason in reasons
+
+
+POLICY: tuple[Rule, ...] = (
+    Rule(
+        PortNotFound,
+        Recovery.REOPEN,
+        "port missing after it was open (USB re-enumerating)",
+        frozenset({S.probing}),
+        lambda _error, port_was_open: port_was_open,
+    ),
+    Rule(ConfigurationError, Recovery.FAIL, "ConfigurationError"),
+    Rule(LocalProtocolError, Recovery.FAIL, "LocalProtocolError"),
+    Rule(
+        BrokerRefused,
+        Recovery.SOCKET,
+        "BrokerRefused retryable",
+        when=lambda error, _open: isinstance(error, BrokerRefused) and error.retryable,
+    ),
+    Rule(BrokerRefused, Recovery.FAIL, "BrokerRefused not retryable"),
+    Rule(
+        SocketClosed, Recovery.ATTACH, "SocketClosed network", when=_closed_by(CloseReason.NETWORK)
+    ),
+    Rule(SocketClosed, Recovery.PROBE, "SocketClosed reboot", when=_closed_by(CloseReason.REBOOT)),
+    Rule(SocketClosed, Recovery.REOPEN, "SocketClosed link", when=_closed_by(CloseReason.LINK)),
+    Rule(SocketClosed, Recovery.SOCKET, "SocketClosed peer/local/error"),
+    Rule(LinkLost, Recovery.REOPEN, "LinkLost"),
+    Rule((ModemRebooted, AtTimeout), Recovery.PROBE, "ModemRebooted, AtTimeout"),
+    Rule(RegistrationLost, Recovery.ATTACH, "RegistrationLost"),
+    Rule(AtBridgeError, Recovery.SOCKET, "PingTimeout, StepTimeout, other AtBridgeError"),
+    Rule(OSError, Recovery.REOPEN, "OSError of the port"),
+    Rule(BaseException, Recovery.FAIL, "anything else: a bug, kept with its traceback"),
+)
+
+#: The furthest a failure in each state may resume from (a failed probe probes again).
+RESUMES_FROM: dict[State, Recovery] = {
+    S.probing: Recovery.PROBE,
+    S.configuring: Recovery.PROBE,
+    S.attaching: Recovery.ATTACH,
+    S.opening_socket: Recovery.SOCKET,
+    S.mqtt_connecting: Recovery.SOCKET,
+    S.online: Recovery.SOCKET,
+}
+_DEPTH = {recovery: depth for depth, recovery in enumerate(Recovery)}
+
+
+@dataclass(frozen=True, slots=True)
+class Escalate:
+    """``recovery`` for ``failure`` in ``states``, counted in ``counter``: the
+    ``limit``-th (a :class:`BridgeConfig` field) in a row goes to ``to`` instead."""
+
+    counter: str
+    recovery: Recovery
+    states: frozenset[State]
+    failure: type[BaseException]
+    limit: str
+    to: Recovery
+
+
+ESCALATIONS: tuple[Escalate, ...] = (
+    Escalate(
+        "socket_failures",
+        Recovery.SOCKET,
+        frozenset({S.opening_socket, S.mqtt_connecting, S.online}),
+        BaseException,
+        "socket_failures_before_reattach",
+        Recovery.ATTACH,
+    ),
+    Escalate(
+        "attach_failures",
+        Recovery.ATTACH,
+        frozenset({S.attaching}),
+        StepTimeout,
+        "attach_failures_before_restart",
+        Recovery.RESTART,
+    ),
+)
+
+
+@dataclass
+class Escalation:
+    """The escalation counters: failures in a row of each kind in :data:`ESCALATIONS`."""
+
+    socket_failures: int = 0
+    attach_failures: int = 0
+
+    def escalate(
+        self, recovery: Recovery, state: State, error: BaseException, config: BridgeConfig
+    ) -> tuple[Recovery, Escalate | None]:
+        """Count this failure; the recovery to use, and the escalation that changed it."""
+        for rule in ESCALATIONS:
+            if (
+                recovery is rule.recovery
+                and state in rule.states
+                and isinstance(error, rule.failure)
+            ):
+                count = getattr(self, rule.counter) + 1
+                if count >= getattr(config, rule.limit):
+                    setattr(self, rule.counter, 0)
+                    return rule.to, rule
+                setattr(self, rule.counter, count)
+        return recovery, None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided for one failure, and which lines of it did."""
+
+    recovery: Recovery
+    rule: Rule
+    escalation: Escalate | None = None
+
+
+def decide(
+    error: BaseException,
+    state: State,
+    *,
+    port_was_open: bool = True,
+    escalation: Escalation | None = None,
+    config: BridgeConfig | None = None,
+) -> Decision:
+    """The recovery policy: where to go back to after ``error`` in ``state``.
+
+    The first :data:`POLICY` rule that matches, bounded by :data:`RESUMES_FROM`,
+    then (with ``escalation`` and ``config``) the :data:`ESCALATIONS`.
+    """
+    rule = next(r for r in POLICY if r.matches(error, state, port_was_open))
+    chosen = rule.recovery
+    furthest = RESUMES_FROM.get(state)
+    if chosen is not Recovery.FAIL and furthest is not None:
+        chosen = min(chosen, furthest, key=_DEPTH.__getitem__)
+    if escalation is None or config is None or chosen is Recovery.FAIL:
+        return Decision(chosen, rule)
+    escalated, by = escalation.escalate(chosen, state, error, config)
+    return Decision(escalated, rule, by)
+
+
+def recovery(
+    error: BaseException, state: State = S.online, *, port_was_open: bool = True
+) -> Recovery:
+    """Where to go back to after ``error`` in ``state`` (before the escalation counters)."""
+    return decide(error, state, port_was_open=port_was_open).recovery
+
+
+def _edge_labels() -> dict[tuple[str, str | None], str]:
+    """The ``retry``/``give_up`` edge labels: which failures lead there."""
+    by_recovery: dict[Recovery, list[str]] = {r: [] for r in Recovery}
+    for rule in POLICY:
+        by_recovery[rule.recovery].append(rule.label)
+    for esc in ESCALATIONS:
+        by_recovery[esc.to].append(f"{esc.limit} reached")
+    by_recovery[Recovery.FAIL].append("give_up_after passed")
+    labels: dict[tuple[str, str | None], str] = {
+        ("retry", condition): f"retry [{condition}]: {', '.join(by_recovery[r])}"
+        for r, condition in RETRY_CONDITIONS.items()
+    }
+    labels[("give_up", None)] = f"give_up: {', '.join(by_recovery[Recovery.FAIL])}"
+    return labels
 
 
 def mermaid() -> str:
-    """The lifecycle diagram (Mermaid ``stateDiagram-v2``), drawn from the table above."""
+    """The lifecycle diagram (Mermaid ``stateDiagram-v2``), drawn from the tables above."""
     from transitions.extensions import GraphMachine
 
-    class _Model:
+    class _Drawing:
         pass
 
+    labels = _edge_labels()
+    drawn = []
+    for transition in TRANSITIONS:
+        key = (transition["trigger"], transition.get("conditions"))
+        label = labels.get(key)
+        drawn.append({**transition, "label": label} if label else transition)
     machine = GraphMachine(
-        model=_Model(),
-        states=STATES,
-        transitions=TRANSITIONS,
-        initial="disconnected",
+        model=_Drawing(),
+        states=State,
+        transitions=drawn,
+        initial=S.disconnected,
         auto_transitions=False,
         graph_engine="mermaid",
         title="atbridge lifecycle",
@@ -148,8 +406,8 @@ def mermaid() -> str:
 class Transition:
     """One step of the lifecycle: from ``old`` to ``new`` because of ``cause``."""
 
-    old: str
-    new: str
+    old: State
+    new: State
     cause: str
     time: float
 
@@ -167,17 +425,6 @@ class Message:
     retain: bool
 
 
-class Step(Enum):
-    """Where the runner goes back to after a failure."""
-
-    REOPEN = "reopen the port"
-    PROBE = "probe"
-    ATTACH = "re-attach"
-    RESTART = "restart the modem"
-    SOCKET = "reconnect the socket"
-    FAIL = "give up"
-
-
 @dataclass(frozen=True, slots=True)
 class Counters:
     """What the lifecycle has counted so far (a snapshot)."""
@@ -192,52 +439,75 @@ class Counters:
     waiting_qos1: int
 
 
-_LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
+def connect_packet(config: BridgeConfig) -> Connect:
+    """The CONNECT of ``config``: through its credentials, with its MQTT version and Will."""
+    from atbridge.at_mqtt import ProtocolVersion
 
-
-def recovery(error: BaseException) -> Step:
-    """Where to go back to after ``error`` (before escalation counters apply)."""
-    if isinstance(error, BrokerRefused):
-        return Step.SOCKET if error.retryable else Step.FAIL
-    if isinstance(error, ConfigurationError | LocalProtocolError):
-        return Step.FAIL
-    if isinstance(error, SocketClosed):
-        return {
-            CloseReason.PEER: Step.SOCKET,
-            CloseReason.LOCAL: Step.SOCKET,
-            CloseReason.ERROR: Step.SOCKET,
-            CloseReason.NETWORK: Step.ATTACH,
-            CloseReason.REBOOT: Step.PROBE,
-            CloseReason.LINK: Step.REOPEN,
-        }[error.reason]
-    if isinstance(error, LinkLost):
-        return Step.REOPEN
-    if isinstance(error, ModemRebooted | AtTimeout):
-        return Step.PROBE
-    if isinstance(error, RegistrationLost):
-        return Step.ATTACH
-    return Step.SOCKET
+    will = None
+    if config.will_topic is not None:
+        will = Will(
+            config.will_topic, config.will_message.encode(), config.will_qos, config.will_retain
+        )
+    if config.mqtt_version != "5":
+        return config.credentials.connect_packet(will=will)
+    properties = NO_PROPERTIES
+    if config.session_expiry is not None:
+        properties = Properties({PropertyId.SESSION_EXPIRY_INTERVAL: config.session_expiry})
+    return config.credentials.connect_packet(
+        will=will, protocol=ProtocolVersion.MQTT_5_0, properties=properties
+    )
 
 
 # -- the lifecycle -------------------------------------------------------------------------
 
 
 class _Model:
-    state: str
+    """The machine's model: its state, and the conditions of the ``retry`` edges."""
+
+    state: State
+    resume: Recovery = Recovery.PROBE
+
+    def reopen_the_port(self, _event: Any) -> bool:
+        return self.resume is Recovery.REOPEN
+
+    def restart_the_modem(self, _event: Any) -> bool:
+        return self.resume is Recovery.RESTART
+
+    def probe_again(self, _event: Any) -> bool:
+        return self.resume is Recovery.PROBE
+
+    def reattach(self, _event: Any) -> bool:
+        return self.resume is Recovery.ATTACH
+
+    def reconnect_the_socket(self, _event: Any) -> bool:
+        return self.resume is Recovery.SOCKET
 
 
 class Lifecycle:
-    """Runs the state machine for one modem and one broker. Used through :class:`Bridge`."""
+    """Runs the state machine for one modem and one broker. Used through :class:`Bridge`.
 
-    def __init__(self, config: BridgeConfig, *, clock: Callable[[], float] = time.monotonic):
+    ``open_port`` and ``bind_dialect`` are the opener (the real serial port and
+    dialect by default; tests inject in-memory ones). ``clock`` is monotonic.
+    """
+
+    def __init__(
+        self,
+        config: BridgeConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        open_port: PortOpener = steps.open_port,
+        bind_dialect: DialectBinder = steps.bind_dialect,
+    ):
         self.config = config
         self.clock = clock
+        self._open_port = open_port
+        self._bind_dialect = bind_dialect
         self.model = _Model()
         self.machine = AsyncMachine(
             model=self.model,
-            states=STATES,
+            states=State,
             transitions=TRANSITIONS,
-            initial="disconnected",
+            initial=S.disconnected,
             auto_transitions=False,
             queued=True,
             after_state_change=self._record,
@@ -247,33 +517,24 @@ class Lifecycle:
         self.identity: Identity | None = None
         self.registration: Registration | None = None
         self.failure: BaseException | None = None
-        self.modem: Modem | None = None
-        self.dialect: Dialect | None = None
-        self.socket: ModemSocket | None = None
+        self.modem: ModemPort | None = None
+        self.dialect: DialectLink | None = None
+        self.socket: SocketLink | None = None
+        #: The last result of every bring-up step, by step name (see :mod:`atbridge.steps`).
+        self.steps: dict[str, steps.StepResult] = {}
+        self.escalation = Escalation()
         self.backoff = Backoff(config.backoff_initial, config.backoff_max)
-        creds = config.credentials
         self.session = MqttSession(
-            Connect(
-                client_id=creds.client_id,
-                clean_session=True,
-                keepalive=creds.keepalive,
-                username=creds.username,
-                password=creds.password.reveal().encode() if creds.password else None,
-            ),
-            max_inflight=config.max_inflight,
-            ping_grace=config.ping_grace,
+            connect_packet(config), max_inflight=config.max_inflight, ping_grace=config.ping_grace
         )
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.subscriptions: dict[str, int] = {}
         self.dropped_qos0 = 0
-        #: The last result of every bring-up step, by step name (see :mod:`atbridge.steps`).
-        self.steps: dict[str, Any] = {}
-        self._socket_failures = 0
-        self._attach_failures = 0
-        self._registration_listeners: list[Callable[[Registration], None]] = []
+        self._port_was_open = False
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
         self._progress_listeners: list[Callable[[str, str], None]] = []
+        self._registration_listeners: list[Callable[[Registration], None]] = []
         self._acks: dict[int, asyncio.Future[PublishAcknowledged]] = {}
         self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
         self._sub_waiters: dict[str, list[asyncio.Future[int]]] = {}
@@ -281,7 +542,7 @@ class Lifecycle:
         self._send_lock = asyncio.Lock()
         self._queue_space = asyncio.Condition()
         self._runner: asyncio.Task[None] | None = None
-        self._work: asyncio.Task[None] | None = None
+        self._work: asyncio.Task[str] | None = None
         self._closing = False
         self._wake = asyncio.Event()
         self._online_problem: asyncio.Future[BaseException] | None = None
@@ -290,7 +551,7 @@ class Lifecycle:
     # -- observation -------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         return self.model.state
 
     def _record(self, event: Any) -> None:
@@ -309,11 +570,18 @@ class Lifecycle:
         asyncio.get_running_loop().create_task(notify())
 
     def listen(self) -> asyncio.Queue[Transition]:
+        """A queue that gets every transition from now on (stop with :meth:`unlisten`)."""
         queue: asyncio.Queue[Transition] = asyncio.Queue()
         self._listeners.append(queue)
         return queue
 
-    async def wait_for_state(self, *states: str, timeout: float | None = None) -> str:
+    def unlisten(self, queue: asyncio.Queue[Transition]) -> None:
+        """Stop feeding ``queue`` (from :meth:`listen`)."""
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(queue)
+
+    async def wait_for_state(self, *states: str, timeout: float | None = None) -> State:
+        """Wait until the state is one of ``states``; the state reached."""
         async with asyncio.timeout(timeout), self._state_changed:
             await self._state_changed.wait_for(lambda: self.state in states)
         return self.state
@@ -326,6 +594,7 @@ class Lifecycle:
     # -- running ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the runner (it goes on until :meth:`close` or ``failed``)."""
         if self._runner is None:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="atbridge")
 
@@ -350,118 +619,87 @@ class Lifecycle:
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
         await self._teardown(graceful=True)
-        if self.state not in ("disconnected", "failed"):
-            if self.state != "closing":
+        if self.state not in (S.disconnected, S.failed):
+            if self.state != S.closing:
                 await self._go("close", "closed by the user")
             await self._go("closed", "closed")
 
     async def _run(self) -> None:
-        step = Step.PROBE
         await self._go("start", "start")
         while not self._closing:
             try:
-                if step in (Step.REOPEN, Step.PROBE, Step.RESTART):
-                    if self.state != "probing":
-                        await self._go("reprobe", step.value)
-                    await self._step(
-                        self._probe(reopen=step is Step.REOPEN, restart=step is Step.RESTART)
-                    )
-                    await self._go("probed", self._describe_identity())
-                    await self._step(self._configure())
-                    apn = self.config.apn
-                    await self._go("configured", f"APN {apn}" if apn else "modem's own APN")
-                    step = Step.ATTACH
-                if step is Step.ATTACH:
-                    if self.state != "attaching":
-                        await self._go("reattach", "re-attach")
-                    await self._step(self._attach())
-                    self._attach_failures = 0
-                    await self._go("attached", self._describe_registration())
-                    step = Step.SOCKET
-                if step is Step.SOCKET:
-                    if self.state != "opening_socket":
-                        await self._go("reconnect", "reconnect")
-                    await self._step(self._open_socket())
-                    await self._go("socket_opened", f"TCP connected to {self._endpoint()}")
-                    await self._step(self._mqtt_connect())
-                    self._socket_failures = 0
-                    self.backoff.reset()
-                    self._last_good = self.clock()
-                    await self._go("connack", "CONNACK accepted")
-                    problem = await self._online()
-                    raise problem
+                while self.state is not S.online:
+                    state = self.state
+                    cause = await self._step(self._STATE_WORK[state](self))
+                    await self._go(BRING_UP[state], cause)
+                raise await self._online()
             except _Closing:
                 break
             except asyncio.CancelledError:
                 if self._closing:
                     break  # close() stopped a long step
                 raise
-            except Exception as failure:  # every failure decides where to go back to
-                if self._closing:
+            except Exception as failure:  # the policy decides where to go back to
+                if self._closing or not await self._recover(failure):
                     break
-                error = self._explain(failure)
-                step = recovery(error)
-                if step is Step.SOCKET and self.state in (
-                    "opening_socket",
-                    "mqtt_connecting",
-                    "online",
-                ):
-                    self._socket_failures += 1
-                    if self._socket_failures >= self.config.socket_failures_before_reattach:
-                        self._socket_failures = 0
-                        step = Step.ATTACH
-                if self.state == "attaching" and step in (Step.SOCKET, Step.ATTACH):
-                    step = Step.ATTACH
-                if isinstance(error, StepTimeout) and self.state == "attaching":
-                    self._attach_failures += 1
-                    if self._attach_failures >= self.config.attach_failures_before_restart:
-                        self._attach_failures = 0
-                        step = Step.RESTART
-                given_up = (
-                    self.config.give_up_after is not None
-                    and self.clock() - self._last_good > self.config.give_up_after
-                )
-                if step is Step.FAIL or given_up:
-                    self.failure = error
-                    await self._teardown(graceful=False)
-                    await self._go("give_up", describe_error(error))
-                    self._fail_waiters(Failed(error))
-                    return
-                await self._go("lost", describe_error(error))
-                await self._teardown(graceful=False, keep_modem=step is not Step.REOPEN)
-                delay = self.backoff.next_delay()
-                self._cause = f"retry in {delay:.1f} s: {step.value}"
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._wake.wait()
-        if self.state not in ("closing", "disconnected", "failed"):
+        if self.state not in (S.closing, S.disconnected, S.failed):
             await self._go("close", "closed by the user")
 
-    async def _step(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run one step's work as its own task, so close() can stop just the step."""
+    async def _recover(self, failure: Exception) -> bool:
+        """Back off and fire ``retry`` as the policy decides; False once failed."""
+        error = self._explain(failure)
+        decision = decide(
+            error,
+            self.state,
+            port_was_open=self._port_was_open,
+            escalation=self.escalation,
+            config=self.config,
+        )
+        limit = self.config.give_up_after
+        given_up = limit is not None and self.clock() - self._last_good > limit
+        if decision.recovery is Recovery.FAIL or given_up:
+            self.failure = error
+            await self._teardown(graceful=False)
+            await self._go("give_up", describe_error(error))
+            self._fail_waiters(Failed(error))
+            return False
+        await self._go("lost", describe_error(error))
+        await self._teardown(graceful=False, keep_modem=decision.recovery is not Recovery.REOPEN)
+        self.model.resume = decision.recovery
+        delay = self.backoff.next_delay()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+        if self._closing:
+            return False
+        await self._go("retry", decision.recovery.value)
+        return True
+
+    async def _step(self, work: Coroutine[Any, Any, str]) -> str:
+        """Run one state's work as its own task, so close() can stop just the work."""
         task = asyncio.get_running_loop().create_task(work)
         self._work = task
         try:
-            await task
+            return await task
         except asyncio.CancelledError:
             task.cancel()  # the runner itself was cancelled: take the step down with it
             raise
         finally:
             self._work = None
 
-    _STEP_TIMEOUTS: ClassVar[dict[str, str]] = {
-        "probing": "probe",
-        "configuring": "configure",
-        "attaching": "activate",
-        "opening_socket": "open_socket",
-        "mqtt_connecting": "connack",
+    _STATE_TIMEOUTS: ClassVar[dict[State, str]] = {
+        S.probing: "probe",
+        S.configuring: "configure",
+        S.attaching: "activate",
+        S.opening_socket: "open_socket",
+        S.mqtt_connecting: "connack",
     }
 
     def _explain(self, failure: Exception) -> Exception:
-        """A bare TimeoutError from a step's time limit, told in the step's words."""
+        """A bare TimeoutError from a state's time limit, told in the state's words."""
         if isinstance(failure, TimeoutError) and not isinstance(failure, AtBridgeError):
-            name = self._STEP_TIMEOUTS.get(self.state, "")
+            name = self._STATE_TIMEOUTS.get(self.state, "")
             limit = getattr(self.config.timeouts, name, None)
             within = f" within {limit:g} s" if limit is not None else ""
             return StepTimeout(
@@ -471,73 +709,94 @@ class Lifecycle:
             )
         return failure
 
-    # -- the steps ---------------------------------------------------------------------------
+    def _done(self, result: steps.StepResult) -> None:
+        self.steps[result.step] = result
 
-    async def _probe(self, *, reopen: bool, restart: bool) -> None:
-        t = self.config.timeouts
-        async with asyncio.timeout(t.probe):
-            if reopen or self.modem is None or not self.modem.is_open:
-                if self.modem is not None:
-                    await self.modem.close()
-                    self.modem = None
-                self.dialect = None
-                self.modem = await Modem.open(
-                    self.config.port,
-                    baudrate=self.config.baudrate,
-                    rtscts=self.config.rtscts,
-                    line_ending=_LINE_ENDINGS.get(
-                        (self.config.line_ending or "crlf").lower(), self.config.line_ending or ""
-                    ),
-                    transcript=self.config.transcript,
-                )
-                for secret in self.config.credentials.secrets():
-                    self.modem.add_secret(secret)
-            if restart and self.dialect is not None:
+    # -- each state's work (the steps of atbridge.steps, in order) ----------------------------
+
+    async def _probing(self) -> str:
+        resume, self.model.resume = self.model.resume, Recovery.PROBE
+        async with asyncio.timeout(self.config.timeouts.probe):
+            if resume is Recovery.REOPEN or self.modem is None or not self.modem.is_open:
+                await self._close_port()
+                self.modem = await self._open_port(self.config)
+                self._port_was_open = True
+            if resume is Recovery.RESTART and self.dialect is not None:
                 await self.dialect.restart()
             if self.dialect is not None:
                 self.dialect.detach_from_modem()
-            self.dialect, identity = await open_dialect(self.modem, self.config.dialect)
-            self.identity = identity or self.identity
-            self.dialect.on_registration(self._on_registration)
+                self.dialect = None
+            probed = await steps.probe(self.modem, self.config.dialect, bind=self._bind_dialect)
+        self._done(probed)
+        self.dialect = probed.dialect
+        self.identity = probed.identity or self.identity
+        self.dialect.on_registration(self._on_registration)
+        return self.identity.describe() if self.identity else f"dialect {probed.dialect_name}"
 
-    async def _configure(self) -> None:
+    async def _configuring(self) -> str:
         assert self.dialect is not None
-        async with asyncio.timeout(self.config.timeouts.configure):
-            await self.dialect.configure_pdp(self.config.apn)
+        apn = self.config.apn
+        self._done(await steps.configure(self.dialect, apn, timeout=self.config.timeouts.configure))
+        return f"APN {apn}" if apn else "modem's own APN"
 
-    async def _attach(self) -> None:
+    async def _attaching(self) -> str:
         assert self.dialect is not None
         t = self.config.timeouts
-        await self.dialect.attach(timeout=t.attach, progress=self._on_registration)
-        async with asyncio.timeout(t.activate):
-            await self.dialect.activate_data(timeout=t.activate)
+        attached = await steps.attach(
+            self.dialect, timeout=t.attach, progress=self._on_registration
+        )
+        self._done(attached)
+        self.escalation.attach_failures = 0
+        self._done(await steps.activate_data(self.dialect, timeout=t.activate))
+        return self.registration.describe() if self.registration else "registered"
 
-    async def _open_socket(self) -> None:
+    async def _opening_socket(self) -> str:
         assert self.dialect is not None
         creds = self.config.credentials
         assert creds.host is not None
-        self.socket = await self.dialect.open_socket(
-            creds.host, creds.port, tls=creds.tls, timeout=self.config.timeouts.open_socket
+        opened = await steps.open_socket(
+            self.dialect,
+            creds.host,
+            creds.port,
+            tls=creds.tls,
+            timeout=self.config.timeouts.open_socket,
         )
+        self._done(opened)
+        self.socket = opened.socket
+        return f"TCP connected to {creds.host}:{creds.port}{' (TLS)' if creds.tls else ''}"
 
-    async def _mqtt_connect(self) -> None:
+    async def _mqtt_connecting(self) -> str:
         assert self.socket is not None
-        session = self.session
-        session.connection_lost()
-        session.connect()
-        await self._flush()
-        async with asyncio.timeout(self.config.timeouts.connack):
-            while True:
-                data = await self.socket.receive()
-                session.receive_data(data, self.clock())
-                event = session.next_event()  # raises BrokerRefused
-                if isinstance(event, Connected):
-                    break
+        async with self._send_lock:
+            connected = await steps.mqtt_connect(
+                self.socket, self.session, timeout=self.config.timeouts.connack, clock=self.clock
+            )
+        self._done(connected)
+        self.escalation.socket_failures = 0
+        self.backoff.reset()
+        self._last_good = self.clock()
         # Restore the subscriptions and release what queued while offline.
         for topic_filter, qos in self.subscriptions.items():
-            packet_id = session.subscribe(topic_filter, qos=qos)
+            packet_id = self.session.subscribe(topic_filter, qos=qos)
             self._subacks[packet_id] = asyncio.get_running_loop().create_future()
         await self._flush()
+        return "CONNACK accepted"
+
+    _STATE_WORK: ClassVar[dict[State, Callable[[Lifecycle], Coroutine[Any, Any, str]]]] = {
+        S.probing: _probing,
+        S.configuring: _configuring,
+        S.attaching: _attaching,
+        S.opening_socket: _opening_socket,
+        S.mqtt_connecting: _mqtt_connecting,
+    }
+
+    async def _close_port(self) -> None:
+        if self.dialect is not None:
+            self.dialect.detach_from_modem()
+            self.dialect = None
+        if self.modem is not None:
+            modem, self.modem = self.modem, None
+            await modem.close()
 
     async def _online(self) -> BaseException:
         """Serve the session until something breaks; return what broke it."""
@@ -619,6 +878,8 @@ class Lifecycle:
                 if future is not None and not future.done():
                     future.set_result(event)
                 self._notify_queue_space()
+            elif isinstance(event, PongReceived):
+                self._done(steps.Pinged("ping", event.round_trip, event.round_trip))
             elif isinstance(event, Subscribed):
                 future_sub = self._subacks.pop(event.packet_id, None)
                 if future_sub is not None and not future_sub.done():
@@ -628,7 +889,6 @@ class Lifecycle:
                     for waiter in self._sub_waiters.pop(topic_filter, []):
                         if not waiter.done():
                             waiter.set_result(granted)
-            # PongReceived needs nothing: the session already cleared its ping deadline.
 
     async def _flush_or_report(self) -> None:
         """Flush; a transport failure goes to the online loop instead of the caller."""
@@ -661,12 +921,7 @@ class Lifecycle:
         self.session.connection_lost()
         self._fail_subacks()
         if not keep_modem or graceful:
-            if self.dialect is not None:
-                self.dialect.detach_from_modem()
-                self.dialect = None
-            if self.modem is not None:
-                await self.modem.close()
-                self.modem = None
+            await self._close_port()
 
     def _fail_subacks(self) -> None:
         for future in self._subacks.values():
@@ -698,8 +953,8 @@ class Lifecycle:
         """A snapshot of the counters (dropped QoS 0, failures in a row, QoS 1 waiting)."""
         return Counters(
             dropped_qos0=self.dropped_qos0,
-            socket_failures=self._socket_failures,
-            attach_failures=self._attach_failures,
+            socket_failures=self.escalation.socket_failures,
+            attach_failures=self.escalation.attach_failures,
             waiting_qos1=len(self._acks),
         )
 
@@ -707,11 +962,6 @@ class Lifecycle:
         """Call ``callback`` with every registration report of whichever dialect is bound."""
         self._registration_listeners.append(callback)
         return lambda: self._registration_listeners.remove(callback)
-
-    def unlisten(self, queue: asyncio.Queue[Transition]) -> None:
-        """Stop feeding ``queue`` (from :meth:`listen`)."""
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(queue)
 
     def _on_registration(self, registration: Registration) -> None:
         for listener in list(self._registration_listeners):
@@ -736,24 +986,12 @@ class Lifecycle:
             except Exception:
                 log.exception("progress listener %r failed", listener)
 
-    def _describe_identity(self) -> str:
-        if self.identity is not None:
-            return self.identity.describe()
-        return f"dialect {self.dialect.name if self.dialect else '?'}"
-
-    def _describe_registration(self) -> str:
-        return self.registration.describe() if self.registration else "registered"
-
-    def _endpoint(self) -> str:
-        creds = self.config.credentials
-        return f"{creds.host}:{creds.port}{' (TLS)' if creds.tls else ''}"
-
     # -- the API's operations ------------------------------------------------------------------
 
     async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.failure is not None:
             raise Failed(self.failure)
-        online = self.state == "online"
+        online = self.state is S.online
         if qos == 0:
             if not online:
                 if self.config.qos0_offline == "drop":
@@ -768,13 +1006,14 @@ class Lifecycle:
         assert packet_id is not None
         ack: asyncio.Future[PublishAcknowledged] = asyncio.get_running_loop().create_future()
         self._acks[packet_id] = ack
-        if self.state == "online":
+        if self.state is S.online:
             # A failed send is the connection's problem, not this message's: it
             # stays in flight and goes out again (DUP) after the reconnect.
             await self._flush_or_report()
         result = await ack
         if not result.succeeded:
-            raise PublishRefused(result.reason_code, f"{topic!r}: {result.reason}")
+            detail = f": {result.reason_string}" if result.reason_string else ""
+            raise PublishRefused(result.reason_code, f"{topic!r}: {result.reason}{detail}")
 
     async def _wait_for_queue_space(self, topic: str) -> None:
         def has_space() -> bool:
@@ -800,7 +1039,7 @@ class Lifecycle:
         self.subscriptions[topic_filter] = qos
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._sub_waiters.setdefault(topic_filter, []).append(waiter)
-        if self.state == "online":
+        if self.state is S.online:
             packet_id = self.session.subscribe(topic_filter, qos=qos)
             self._subacks[packet_id] = asyncio.get_running_loop().create_future()
             await self._flush_or_report()
@@ -816,12 +1055,24 @@ class _Closing(Exception):
 
 
 __all__ = [
+    "BRING_UP",
+    "ESCALATIONS",
+    "POLICY",
+    "RESUMES_FROM",
     "STATES",
     "TRANSITIONS",
+    "Counters",
+    "Decision",
+    "Escalate",
+    "Escalation",
     "Lifecycle",
     "Message",
-    "Step",
+    "Recovery",
+    "Rule",
+    "State",
     "Transition",
+    "connect_packet",
+    "decide",
     "mermaid",
     "recovery",
 ]

@@ -23,7 +23,7 @@ from atbridge.errors import (
     Offline,
     SocketClosed,
 )
-from atbridge.fsm import STATES, TRANSITIONS, Step, mermaid, recovery
+from atbridge.fsm import STATES, TRANSITIONS, Recovery, mermaid, recovery
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 
@@ -100,18 +100,18 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
 @pytest.mark.parametrize(
     ("error", "step"),
     [
-        (SocketClosed(CloseReason.PEER), Step.SOCKET),
-        (SocketClosed(CloseReason.NETWORK), Step.ATTACH),
-        (SocketClosed(CloseReason.REBOOT), Step.PROBE),
-        (SocketClosed(CloseReason.LINK), Step.REOPEN),
-        (ModemRebooted("Ready"), Step.PROBE),
-        (BrokerRefused(3, "server unavailable"), Step.SOCKET),
-        (BrokerRefused(4, "bad user name or password"), Step.FAIL),
-        (BrokerRefused(5, "not authorized"), Step.FAIL),
-        (ConfigurationError("bad"), Step.FAIL),
+        (SocketClosed(CloseReason.PEER), Recovery.SOCKET),
+        (SocketClosed(CloseReason.NETWORK), Recovery.ATTACH),
+        (SocketClosed(CloseReason.REBOOT), Recovery.PROBE),
+        (SocketClosed(CloseReason.LINK), Recovery.REOPEN),
+        (ModemRebooted("Ready"), Recovery.PROBE),
+        (BrokerRefused(3, "server unavailable"), Recovery.SOCKET),
+        (BrokerRefused(4, "bad user name or password"), Recovery.FAIL),
+        (BrokerRefused(5, "not authorized"), Recovery.FAIL),
+        (ConfigurationError("bad"), Recovery.FAIL),
     ],
 )
-def test_recovery_goes_back_as_far_as_the_failure_needs(error: Exception, step: Step) -> None:
+def test_recovery_goes_back_as_far_as_the_failure_needs(error: Exception, step: Recovery) -> None:
     assert recovery(error) is step
 
 

@@ -1,0 +1,395 @@
+"""The bring-up steps: each does one thing once, times it, and says what it learnt.
+
+Theory of operation
+-------------------
+Getting a modem online is a fixed sequence: *probe* (sync the AT channel,
+identify the modem, bind its dialect), *configure* (the APN), *attach*
+(registered on the network), *activate data* (the PDP context up), *resolve*
+(DNS through the modem), *open socket* (TCP or TLS through the modem), *MQTT
+connect* (CONNECT, CONNACK) and *ping* (PINGREQ, PINGRESP). Each step here is a
+public coroutine that does its step once — no retry, no recovery — under the
+time limit it is given, and returns a small frozen dataclass: the step name, how
+long it took (monotonic seconds) and what it learnt (:class:`Probed`,
+:class:`Configured`, ...). A step that runs out of time raises
+:class:`~atbridge.errors.StepTimeout` naming the step; any other failure is the
+dialect's or the session's own error, unchanged.
+
+Three callers share them, so the sequence is written once:
+
+- :class:`~atbridge.fsm.Lifecycle` runs them in its states and records the last
+  result of each (``bridge.steps``); recovery is its job, not theirs;
+- ``hil/`` runs them one by one against a board (or the fake);
+- a diagnostic command times each one.
+
+The steps work on the small protocols below (:class:`ModemPort`,
+:class:`DialectLink`, :class:`SocketLink`), which the real
+:class:`~atbridge.modem.Modem`, :class:`~atbridge.dialects.base.Dialect` and
+:class:`~atbridge.dialects.base.ModemSocket` satisfy, so the lifecycle's
+recovery rules are tested with in-memory stand-ins. :func:`open_port` and
+:func:`bind_dialect` are the real opener the lifecycle uses by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from atbridge.at_mqtt import Connected, MqttSession, PongReceived
+from atbridge.config import BridgeConfig
+from atbridge.decode import Registration
+from atbridge.dialects import open_dialect
+from atbridge.dialects.base import Identity
+from atbridge.errors import AtBridgeError, ConfigurationError, SocketClosed, StepTimeout
+from atbridge.modem import Modem
+from atbridge.transcript import Transcript
+
+T = TypeVar("T")
+
+# -- what the steps work on ------------------------------------------------------------------
+
+
+class ModemPort(Protocol):
+    """The AT channel as the lifecycle sees it (a :class:`~atbridge.modem.Modem`)."""
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def bytes_written(self) -> int: ...
+
+    @property
+    def bytes_read(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class SocketLink(Protocol):
+    """A socket through the modem (a :class:`~atbridge.dialects.base.ModemSocket`)."""
+
+    @property
+    def closed(self) -> SocketClosed | None: ...
+
+    async def send(self, data: bytes) -> None: ...
+
+    async def receive(self, max_bytes: int = 1 << 20) -> bytes: ...
+
+    async def close(self) -> None: ...
+
+
+class DialectLink(Protocol):
+    """One modem family's operations (a :class:`~atbridge.dialects.base.Dialect`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def detach_from_modem(self) -> None: ...
+
+    def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]: ...
+
+    async def restart(self, timeout: float = 60.0) -> None: ...
+
+    async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None: ...
+
+    async def attach(
+        self,
+        timeout: float = 600.0,
+        *,
+        poll_interval: float = 10.0,
+        progress: Callable[[Registration], None] | None = None,
+    ) -> Registration: ...
+
+    async def activate_data(self, timeout: float = 60.0) -> None: ...
+
+    async def resolve(self, host: str, timeout: float = 30.0) -> str: ...
+
+    async def open_socket(
+        self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
+    ) -> SocketLink: ...
+
+
+#: Opens the port named by a config (the real one: :func:`open_port`).
+PortOpener = Callable[[BridgeConfig], Awaitable[ModemPort]]
+#: Identifies the modem on a port and binds a dialect (the real one: :func:`bind_dialect`).
+DialectBinder = Callable[[ModemPort, str], Awaitable[tuple[DialectLink, Identity | None]]]
+
+_LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
+
+
+async def open_port(config: BridgeConfig) -> Modem:
+    """Open ``config.port`` with its serial settings, transcript and secrets.
+
+    A transcript that cannot be written is a :class:`ConfigurationError` (a bad
+    local setting), raised before the port is touched.
+    """
+    transcript: Transcript | None = None
+    if config.transcript is not None:
+        try:
+            transcript = Transcript(config.transcript)
+        except OSError as error:
+            raise ConfigurationError(
+                f"cannot write the transcript {config.transcript}: {error.strerror or error}",
+                hint="give --transcript a file in a folder that exists and is writable",
+            ) from error
+    line_ending = config.line_ending or "crlf"
+    try:
+        modem = await Modem.open(
+            config.port,
+            baudrate=config.baudrate,
+            rtscts=config.rtscts,
+            line_ending=_LINE_ENDINGS.get(line_ending.lower(), line_ending),
+            transcript=transcript,
+        )
+    except BaseException:
+        if transcript is not None:
+            transcript.close()
+        raise
+    for secret in config.credentials.secrets():
+        modem.add_secret(secret)
+    return modem
+
+
+async def bind_dialect(modem: ModemPort, name: str) -> tuple[DialectLink, Identity | None]:
+    """Identify the modem on ``modem`` (for ``auto``) and bind the dialect ``name``."""
+    if not isinstance(modem, Modem):
+        raise TypeError(f"bind_dialect needs an atbridge Modem, not {type(modem).__name__}")
+    return await open_dialect(modem, name)
+
+
+# -- what the steps learn ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One step done: its name and how long it took (monotonic seconds)."""
+
+    step: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Probed(StepResult):
+    """The AT channel answers; ``identity`` is who answered (``None`` when not asked)."""
+
+    identity: Identity | None
+    dialect_name: str
+    #: The bound dialect, for the next steps.
+    dialect: DialectLink = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Configured(StepResult):
+    """The PDP context is set (``apn`` ``None``: the modem's own was kept)."""
+
+    apn: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attached(StepResult):
+    """Registered on the network (home or roaming)."""
+
+    registration: Registration
+
+
+@dataclass(frozen=True, slots=True)
+class DataActivated(StepResult):
+    """The data bearer is up."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved(StepResult):
+    """``host`` looked up through the modem's DNS."""
+
+    host: str
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketOpened(StepResult):
+    """A TCP (or TLS) connection through the modem."""
+
+    host: str
+    port: int
+    tls: bool
+    #: The open socket, for the next steps.
+    socket: SocketLink = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConnected(StepResult):
+    """The broker accepted the session (CONNACK)."""
+
+    session_present: bool
+    #: MQTT 5.0: the client id the broker assigned (an empty one was sent).
+    assigned_client_id: str | None
+    connack: Connected
+
+
+@dataclass(frozen=True, slots=True)
+class Pinged(StepResult):
+    """PINGRESP came back; ``round_trip`` is seconds since the PINGREQ left."""
+
+    round_trip: float
+
+
+# -- the steps -----------------------------------------------------------------------------
+
+
+async def _timed(name: str, timeout: float | None, work: Awaitable[T]) -> tuple[T, float]:
+    """Await ``work`` within ``timeout``; the value and the seconds it took."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            value = await work
+    except TimeoutError as error:
+        if isinstance(error, AtBridgeError):
+            raise
+        raise StepTimeout(
+            f"{name.replace('_', ' ')} did not finish within {timeout:g} s",
+            hint=f"raise the {name} timeout, or check the transcript for what the modem answered",
+        ) from None
+    return value, time.monotonic() - started
+
+
+async def probe(
+    modem: ModemPort,
+    dialect: str = "auto",
+    *,
+    timeout: float | None = None,
+    bind: DialectBinder = bind_dialect,
+) -> Probed:
+    """Identify the modem on ``modem`` and bind its dialect (``auto``: from its identity)."""
+    (bound, identity), seconds = await _timed("probe", timeout, bind(modem, dialect))
+    return Probed("probe", seconds, identity, bound.name, bound)
+
+
+async def configure(
+    dialect: DialectLink, apn: str | None, *, timeout: float | None = None
+) -> Configured:
+    """Set the APN of the default PDP context (``None``: keep the modem's)."""
+    _, seconds = await _timed("configure", timeout, dialect.configure_pdp(apn))
+    return Configured("configure", seconds, apn)
+
+
+async def attach(
+    dialect: DialectLink,
+    *,
+    timeout: float = 600.0,
+    progress: Callable[[Registration], None] | None = None,
+) -> Attached:
+    """Radio on and wait until registered; ``progress`` sees every report on the way."""
+    registration, seconds = await _timed(
+        "attach", None, dialect.attach(timeout=timeout, progress=progress)
+    )
+    return Attached("attach", seconds, registration)
+
+
+async def activate_data(dialect: DialectLink, *, timeout: float = 150.0) -> DataActivated:
+    """Bring the data bearer up (a no-op for the families that need no command)."""
+    _, seconds = await _timed("activate", timeout, dialect.activate_data(timeout=timeout))
+    return DataActivated("activate_data", seconds)
+
+
+async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> Resolved:
+    """Look ``host`` up through the modem's DNS."""
+    address, seconds = await _timed("resolve", None, dialect.resolve(host, timeout=timeout))
+    return Resolved("resolve", seconds, host, (address,))
+
+
+async def open_socket(
+    dialect: DialectLink, host: str, port: int, *, tls: bool = False, timeout: float = 160.0
+) -> SocketOpened:
+    """Open a TCP (or TLS) connection to ``host:port`` through the modem."""
+    sock, seconds = await _timed(
+        "open_socket", None, dialect.open_socket(host, port, tls=tls, timeout=timeout)
+    )
+    return SocketOpened("open_socket", seconds, host, port, tls, sock)
+
+
+async def mqtt_connect(
+    sock: SocketLink,
+    session: MqttSession,
+    *,
+    timeout: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> MqttConnected:
+    """Send the session's CONNECT on ``sock`` and read until its CONNACK.
+
+    A refusal raises :class:`~atbridge.errors.ConnectRefused` (from the session).
+    What arrived after the CONNACK stays in the session for its owner to read.
+    """
+
+    async def connect() -> Connected:
+        session.connection_lost()
+        session.connect()
+        await sock.send(session.data_to_send(clock()))
+        while True:
+            session.receive_data(await sock.receive(), clock())
+            event = session.next_event()
+            while event is not None:
+                if isinstance(event, Connected):
+                    return event
+                event = session.next_event()
+
+    connack, seconds = await _timed("connack", timeout, connect())
+    return MqttConnected(
+        "mqtt_connect", seconds, connack.session_present, connack.assigned_client_id, connack
+    )
+
+
+async def ping(
+    sock: SocketLink,
+    session: MqttSession,
+    *,
+    timeout: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Pinged:
+    """Send a PINGREQ and read until its PINGRESP, on a session nobody else reads.
+
+    Other packets read on the way are dropped: online, the lifecycle's own ping
+    loop does this instead and records a :class:`Pinged` for each PINGRESP.
+    """
+
+    async def exchange() -> PongReceived:
+        session.ping()
+        await sock.send(session.data_to_send(clock()))
+        while True:
+            session.receive_data(await sock.receive(), clock())
+            event = session.next_event()
+            while event is not None:
+                if isinstance(event, PongReceived):
+                    return event
+                event = session.next_event()
+
+    pong, seconds = await _timed("ping", timeout, exchange())
+    return Pinged("ping", seconds, pong.round_trip)
+
+
+__all__ = [
+    "Attached",
+    "Configured",
+    "DataActivated",
+    "DialectBinder",
+    "DialectLink",
+    "ModemPort",
+    "MqttConnected",
+    "Pinged",
+    "PortOpener",
+    "Probed",
+    "Resolved",
+    "SocketLink",
+    "SocketOpened",
+    "StepResult",
+    "activate_data",
+    "attach",
+    "bind_dialect",
+    "configure",
+    "mqtt_connect",
+    "open_port",
+    "open_socket",
+    "ping",
+    "probe",
+    "resolve",
+]
