@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
+from atbridge.at_syntax import int_param
 from atbridge.text import decode_text
 
 CR = 0x0D
@@ -354,13 +355,12 @@ class AtParser:
 
 
 def field_int(header: bytes, prefix: bytes, index: int) -> int | None:
-    """Return the ``index``-th comma-separated integer field after ``prefix``, if any.
+    """Return the ``index``-th parameter after ``prefix`` as a length (an integer >= 0), if any.
 
     A helper for :class:`BlockRule` length functions:
-    ``field_int(b"#XRECV: 0,0,12", b"#XRECV: ", 2) == 12``.
+    ``field_int(b"#XRECV: 0,0,12", b"#XRECV: ", 2) == 12``. An inline block's header
+    ends with the comma before the data (``+CARECV: 5,``); that comma is ignored.
     """
-    fields = header[len(prefix) :].rstrip(b",").split(b",")
-    if index >= len(fields):
-        return None
-    value = fields[index].strip()
-    return int(value) if value.isdigit() else None
+    text = decode_text(header[len(prefix) :]).rstrip(",")
+    value = int_param(text, index)
+    return value if value is not None and value >= 0 else None

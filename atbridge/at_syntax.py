@@ -7,6 +7,22 @@ smuggle a second one to the modem (``apn='x"\\rAT+CFUN=0'``), so such values are
 refused with a :class:`~atbridge.errors.ConfigurationError` before a single byte
 is written. :func:`check_command_line` applies the same rule to a whole line the
 caller wrote by hand.
+
+Reading goes the other way: :func:`split_params` is the one reader of the
+parameter list an information line carries (``+CEREG: 1,"0A1B","01234567",7``),
+with :func:`unquote`, :func:`parse_int` and the typed accessors :func:`int_param`
+and :func:`str_param`. The rules follow the parameter syntax of 3GPP TS 27.007 §4
+(ITU-T V.250, extended syntax): parameters are separated by commas; a string constant is
+enclosed in double quotes and may hold commas; an omitted parameter is an empty
+field; a numeric constant is decimal digits. Read leniently (DESIGN.md: nothing is
+decoded strictly):
+
+- white space around a parameter is dropped (``+CSQ: 20, 99``);
+- an integer may carry a leading ``-`` (vendor values such as ``#XDATAMODE: -1``)
+  and may be quoted (``"5"``); ``+5``, ``5.0`` or ``0x5`` are not integers;
+- an unterminated quote runs to the end of the line (one parameter, its opening
+  quote kept, so :func:`unquote` leaves it alone);
+- a missing parameter (past the end, or empty) is ``None`` from the accessors.
 """
 
 from __future__ import annotations
@@ -112,3 +128,56 @@ def response_prefix(command: str) -> str | None:
     """
     match = _COMMAND_NAME.match(command)
     return f"{match.group(1).upper()}:" if match else None
+
+
+def split_params(text: str) -> list[str]:
+    """The comma-separated parameters of ``text``, honouring double quotes.
+
+    Each parameter is stripped of surrounding white space and keeps its quotes (so
+    a caller can tell ``"0102"`` from ``0102``). ``''`` gives ``[]``.
+
+    ``split_params('1, "a,b" ,,3') == ['1', '"a,b"', '', '3']``.
+    """
+    if '"' not in text:
+        return [part.strip() for part in text.split(",")] if text.strip() else []
+    params: list[str] = []
+    start = 0
+    quoted = False
+    for index, char in enumerate(text):
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            params.append(text[start:index].strip())
+            start = index + 1
+    params.append(text[start:].strip())
+    return params
+
+
+def unquote(param: str) -> str:
+    """``"abc"`` -> ``abc``; anything not enclosed in a pair of quotes is returned as it is."""
+    if len(param) >= 2 and param[0] == '"' and param[-1] == '"':
+        return param[1:-1]
+    return param
+
+
+def parse_int(param: str) -> int | None:
+    """A decimal integer parameter (optionally ``-`` and quoted), or ``None``."""
+    value = unquote(param.strip())
+    digits = value[1:] if value[:1] == "-" else value
+    return int(value) if digits.isascii() and digits.isdigit() else None
+
+
+def int_param(params: list[str] | str, index: int) -> int | None:
+    """The ``index``-th parameter as an integer (``params`` split or to split), or ``None``."""
+    if isinstance(params, str):
+        params = split_params(params)
+    return parse_int(params[index]) if 0 <= index < len(params) else None
+
+
+def str_param(params: list[str] | str, index: int) -> str | None:
+    """The ``index``-th parameter unquoted, or ``None`` when it is missing or empty."""
+    if isinstance(params, str):
+        params = split_params(params)
+    if not 0 <= index < len(params):
+        return None
+    return unquote(params[index]) or None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from atbridge.at_syntax import int_param, parse_int, split_params, str_param
+
 REGISTRATION_STATUS = {
     0: "not registered, not searching",
     1: "registered, home network",
@@ -57,19 +59,6 @@ FUNCTIONAL_MODE = {
 }
 
 
-def _fields(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",")]
-
-
-def _unquote(value: str) -> str:
-    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-
-
-def _int(value: str) -> int | None:
-    value = _unquote(value)
-    return int(value) if value.lstrip("-").isdigit() else None
-
-
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A decoded ``+CEREG``/``+CGREG``/``+CREG`` read response or notification."""
@@ -108,22 +97,20 @@ def parse_registration(value: str, *, is_read: bool) -> Registration | None:
     The read form starts with ``<n>`` (skipped here, as it must be: parsers that
     assumed ``<n>`` = 2 broke on ``+CEREG: 3,1``), the notification does not.
     """
-    fields = _fields(value)
+    params = split_params(value)
     if is_read:
-        fields = fields[1:]
-    if not fields:
-        return None
-    stat = _int(fields[0])
+        params = params[1:]
+    stat = int_param(params, 0)
     if stat is None:
         return None
-
-    def get(index: int) -> str | None:
-        return _unquote(fields[index]) or None if index < len(fields) else None
-
-    def get_int(index: int) -> int | None:
-        return _int(fields[index]) if index < len(fields) else None
-
-    return Registration(stat, get(1), get(2), get_int(3), get_int(4), get_int(5))
+    return Registration(
+        stat,
+        str_param(params, 1),
+        str_param(params, 2),
+        int_param(params, 3),
+        int_param(params, 4),
+        int_param(params, 5),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +137,10 @@ class Signal:
 
 def parse_cesq(value: str) -> Signal | None:
     """Decode ``<rxlev>,<ber>,<rscp>,<ecno>,<rsrq>,<rsrp>``."""
-    fields = _fields(value)
-    if len(fields) < 6:
+    params = split_params(value)
+    if len(params) < 6:
         return None
-    rsrq, rsrp = _int(fields[4]), _int(fields[5])
+    rsrq, rsrp = parse_int(params[4]), parse_int(params[5])
     if rsrq is None or rsrp is None:
         return None
     return Signal(rsrp, rsrq)
@@ -190,18 +177,16 @@ class Operator:
 
 def parse_cops(value: str) -> Operator | None:
     """Decode ``<mode>[,<format>,"<oper>"[,<AcT>]]``."""
-    fields = _fields(value)
-    mode = _int(fields[0]) if fields else None
+    params = split_params(value)
+    mode = int_param(params, 0)
     if mode is None:
         return None
-    name = _unquote(fields[2]) if len(fields) > 2 else None
-    act = _int(fields[3]) if len(fields) > 3 else None
-    return Operator(mode, name or None, act)
+    return Operator(mode, str_param(params, 2), int_param(params, 3))
 
 
 def describe_cfun(value: str) -> str:
     """Words for ``+CFUN: <fun>``."""
-    mode = _int(_fields(value)[0])
+    mode = int_param(value, 0)
     if mode is None:
         return value
     return f"{FUNCTIONAL_MODE.get(mode, 'mode')} (CFUN={mode})"

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from atbridge.at_parser import AtParser, Block, BlockRule, Echo, Event, Final, FinalKind, Line
-from atbridge.at_syntax import check_command_line, response_prefix
+from atbridge.at_syntax import check_command_line, response_prefix, split_params
 from atbridge.cme import error_text
 from atbridge.errors import (
     AtBridgeError,
@@ -207,9 +207,8 @@ def registration_is_response(line: str) -> bool:
     quoted or empty second field). Source: TS 27.007 §10.1.22 and the Zephyr
     cellular driver's use of the same rule (reference §1).
     """
-    _, _, rest = line.partition(":")
-    fields = rest.strip().split(",")
-    return len(fields) >= 2 and fields[1].strip().isdigit()
+    params = split_params(line.partition(":")[2])
+    return len(params) >= 2 and params[1].isdigit()
 
 
 #: Command lines already checked, with their ASCII bytes and response prefix: a device

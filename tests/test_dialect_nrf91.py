@@ -19,13 +19,8 @@ from hypothesis import strategies as st
 
 from atbridge.dialects import open_dialect
 from atbridge.dialects.base import ModemSocket
-from atbridge.dialects.nrf91_slm import (
-    NordicDialect,
-    Nrf91Slm,
-    data_mode_ended,
-    pdp_lost_cid,
-    plan_slm_send,
-)
+from atbridge.dialects.nrf91 import NordicDialect, data_mode_ended, pdp_lost_cid
+from atbridge.dialects.nrf91_slm import Nrf91Slm, plan_slm_send
 from atbridge.dialects.nrf91_sm import Nrf91Sm
 from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
 from atbridge.modem import Modem, Urc
@@ -478,3 +473,29 @@ async def test_auto_identifies_each_nordic_fake() -> None:
                 await dialect.aclose()
             finally:
                 await modem.close()
+
+
+async def test_a_bug_in_the_receiver_ends_the_socket_with_the_error(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, far = await rig.connect()
+
+    async def broken_read(handle: int) -> object:
+        raise RuntimeError("a bug while reading")
+
+    monkeypatch.setattr(rig.dialect, "_read_once", broken_read)
+    await far.write(b"data")  # the notification wakes the receiver, which fails
+    with pytest.raises(SocketClosed) as ended:
+        async with asyncio.timeout(WAIT):
+            while True:
+                await sock.receive()
+    assert ended.value.reason is CloseReason.ERROR
+    assert "a bug while reading" in str(ended.value)
+
+
+async def test_closing_the_port_ends_the_sockets_and_their_receivers(rig: Rig) -> None:
+    rig.dialect.receive_poll_interval = 0.1
+    sock, _ = await rig.connect()
+    await rig.modem.close()
+    assert await closed_reason(sock) is CloseReason.LINK
+    assert rig.dialect.sockets == {}

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from atbridge.at_parser import Block, Final, Line
+from atbridge.at_syntax import split_params, unquote
 from atbridge.dialects import open_dialect
 from atbridge.dialects.base import Dialect, ModemSocket
 from atbridge.dialects.sim7000 import Sim7000
 from atbridge.dialects.sim7080 import Sim7080
 from atbridge.dialects.sim7600 import Sim7600
-from atbridge.dialects.simcom import SimcomDialect, fields, is_ciprxget_notification
+from atbridge.dialects.simcom import SimcomDialect, is_ciprxget_notification
 from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
 from atbridge.modem import Modem
 from tests.fakes import FakeModem, sim7000, sim7080, sim7600  # noqa: F401  (registers them)
@@ -103,6 +104,10 @@ def test_sim7000_result_codes_end_commands() -> None:
         ("0, SEND FAIL", False),
     ]
     assert events[-1] == Line(b"0, CLOSED")
+
+
+def fields(value: str) -> list[str]:
+    return [unquote(param) for param in split_params(value)]
 
 
 def test_fields_honour_quotes() -> None:
@@ -371,3 +376,21 @@ async def test_auto_identifies_each_family(name: str) -> None:
             dialect.detach_from_modem()
         finally:
             await modem.close()
+
+
+async def test_a_bug_in_the_receiver_ends_the_socket_with_the_error(
+    online: Online, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, _, writer = await online.connect()
+
+    async def broken_read(sock: ModemSocket) -> tuple[bytes, bool]:
+        raise RuntimeError("a bug while reading")
+
+    monkeypatch.setattr(online.dialect, "_read", broken_read)
+    writer.write(b"data")  # the notification wakes the receiver, which fails
+    with pytest.raises(SocketClosed) as ended:
+        async with asyncio.timeout(WAIT):
+            while True:
+                await sock.receive()
+    assert ended.value.reason is CloseReason.ERROR
+    assert "a bug while reading" in str(ended.value)

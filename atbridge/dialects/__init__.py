@@ -1,14 +1,27 @@
 """Modem families: one module each, chosen by name or identified from the modem's answers.
 
-``auto`` asks ``AT+CGMI`` and ``AT+CGMM``; a Nordic modem is then asked
-``AT#XSMVER`` (Serial Modem) and ``AT#XSLMVER`` (Serial LTE Modem), a SIMCom
-modem is told apart by its model name. :func:`detect` says what it found, and
-fails with the answers it got when nothing matches.
+Theory of operation
+-------------------
+Every module of this package that defines ``DIALECT`` (its dialect class) is a modem
+family, named after the module (``nrf91_slm.py`` -> ``nrf91-slm``): :data:`DIALECTS`
+is found by listing the package, without importing it (the command line builds its
+``--dialect`` choices from it and stays light). The modules that hold what several
+families share (:data:`SHARED_MODULES`) are not families.
+
+``auto`` asks ``AT+CGMI``, ``AT+CGMM`` and ``AT+CGMR``, then walks the families in
+:data:`DIALECTS` order. Each class says which manufacturer and model strings name it
+(:attr:`~atbridge.dialects.base.Dialect.manufacturers`,
+:attr:`~atbridge.dialects.base.Dialect.models`); a family that also has a
+:attr:`~atbridge.dialects.base.Dialect.version_command` (the same hardware with other
+firmware: the Nordic SLM and SM) is chosen only when the modem answers that command.
+:func:`identify` says what it found, and fails with the answers it got when nothing
+matches. Adding a family is adding its module here (and its fake in ``tests/fakes/``).
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING
 
 from atbridge.errors import ConfigurationError, ModemError
@@ -17,26 +30,21 @@ if TYPE_CHECKING:
     from atbridge.dialects.base import Dialect, Identity
     from atbridge.modem import Modem
 
-#: Dialect name -> module holding its class (imported on first use).
-DIALECTS: dict[str, str] = {
-    "nrf91-slm": "atbridge.dialects.nrf91_slm",
-    "nrf91-sm": "atbridge.dialects.nrf91_sm",
-    "sim7080": "atbridge.dialects.sim7080",
-    "sim7600": "atbridge.dialects.sim7600",
-    "sim7000": "atbridge.dialects.sim7000",
-}
+#: Modules of this package that hold shared machinery, not a modem family.
+SHARED_MODULES = frozenset({"base", "receiver", "nrf91", "simcom"})
 
-#: Substrings of ``AT+CGMM`` that identify a SIMCom family (checked in order).
-SIMCOM_MODELS: tuple[tuple[str, str], ...] = (
-    ("SIM7080", "sim7080"),
-    ("SIM7070", "sim7080"),
-    ("SIM7090", "sim7080"),
-    ("SIM7600", "sim7600"),
-    ("SIM7500", "sim7600"),
-    ("A76", "sim7600"),
-    ("SIM7000", "sim7000"),
-    ("SIM800", "sim7000"),
-)
+
+def _families() -> dict[str, str]:
+    found = {
+        info.name.replace("_", "-"): f"{__name__}.{info.name}"
+        for info in pkgutil.iter_modules(__path__)
+        if not info.ispkg and not info.name.startswith("_") and info.name not in SHARED_MODULES
+    }
+    return dict(sorted(found.items()))
+
+
+#: Dialect name -> module holding its class (imported on first use).
+DIALECTS: dict[str, str] = _families()
 
 
 def dialect_class(name: str) -> type[Dialect]:
@@ -49,7 +57,17 @@ def dialect_class(name: str) -> type[Dialect]:
         )
     module = importlib.import_module(module_name)
     cls: type[Dialect] = module.DIALECT
+    if cls.name != name:  # pragma: no cover - a family module named unlike its class
+        raise ConfigurationError(
+            f"{module_name} defines the dialect {cls.name!r}, not {name!r}",
+            hint="name the module after its dialect ('-' becomes '_')",
+        )
     return cls
+
+
+def registry() -> list[type[Dialect]]:
+    """Every family's class, in :data:`DIALECTS` order (imports them all)."""
+    return [dialect_class(name) for name in DIALECTS]
 
 
 async def _ask(modem: Modem, command: str) -> str | None:
@@ -61,29 +79,37 @@ async def _ask(modem: Modem, command: str) -> str | None:
 
 
 async def identify(modem: Modem) -> Identity:
-    """Ask the modem who it is and pick its dialect."""
+    """Ask the modem who it is and pick its dialect (see the module docstring)."""
+    from atbridge.at_syntax import response_prefix
     from atbridge.dialects.base import Identity
 
     manufacturer = await _ask(modem, "AT+CGMI") or ""
     model = await _ask(modem, "AT+CGMM") or ""
     revision = await _ask(modem, "AT+CGMR") or ""
-    if "nordic" in manufacturer.lower() or model.lower().startswith("nrf91"):
-        for command, name in (("AT#XSMVER", "nrf91-sm"), ("AT#XSLMVER", "nrf91-slm")):
-            version = await _ask(modem, command)
-            if version is not None:
-                prefix = command[2:] + ":"
-                return Identity(
-                    manufacturer, model, revision, name, version.removeprefix(prefix).strip()
-                )
-        raise ConfigurationError(
-            f"{manufacturer} {model} ({revision}) answers neither AT#XSMVER nor AT#XSLMVER",
-            hint="flash the Serial Modem or Serial LTE Modem application (the plain AT host "
-            "has no socket commands), or pass --dialect",
+    unanswered: list[type[Dialect]] = []
+    for cls in registry():
+        if not cls.identifies(manufacturer, model):
+            continue
+        if cls.version_command is None:
+            return Identity(manufacturer, model, revision, cls.name)
+        version = await _ask(modem, cls.version_command)
+        if version is None:
+            unanswered.append(cls)
+            continue
+        prefix = response_prefix(cls.version_command) or ""
+        return Identity(
+            manufacturer, model, revision, cls.name, version.removeprefix(prefix).strip()
         )
-    if "simcom" in manufacturer.lower() or "sim" in model.lower():
-        for needle, name in SIMCOM_MODELS:
-            if needle in model.upper():
-                return Identity(manufacturer, model, revision, name)
+    if unanswered:
+        asked = [cls.version_command or "" for cls in unanswered]
+        if len(asked) > 1:
+            answers = f"answers neither {' nor '.join(asked)}"
+        else:
+            answers = f"does not answer {asked[0]}"
+        raise ConfigurationError(
+            f"{manufacturer} {model} ({revision}) {answers}",
+            hint=unanswered[0].version_hint or f"pass --dialect with one of: {', '.join(DIALECTS)}",
+        )
     raise ConfigurationError(
         f"no dialect for manufacturer {manufacturer!r}, model {model!r}, revision {revision!r}",
         hint=f"pass --dialect with one of: {', '.join(DIALECTS)}",

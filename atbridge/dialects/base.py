@@ -47,6 +47,7 @@ from typing import ClassVar
 
 from atbridge.at_syntax import format_command
 from atbridge.decode import Registration, parse_registration
+from atbridge.dialects.receiver import Drain, Receiver, Receivers
 from atbridge.errors import (
     AtTimeout,
     CloseReason,
@@ -224,9 +225,31 @@ class Dialect:
     #: Lines that mean the network took the data connection away.
     network_lost_urcs: ClassVar[tuple[str, ...]] = ("+CGEV: NW DETACH", "+CGEV: ME DETACH")
 
+    # -- identification (data walked by atbridge.dialects.identify) ---------------------
+    #: Substrings of the ``AT+CGMI`` answer (manufacturer) that name this family.
+    manufacturers: ClassVar[tuple[str, ...]] = ()
+    #: Substrings of the ``AT+CGMM`` answer (model) that name this family.
+    models: ClassVar[tuple[str, ...]] = ()
+    #: A command only this family answers, asked when the manufacturer or model match
+    #: (families of the same hardware with different firmware: ``AT#XSLMVER``). Its
+    #: answer, without the command's own prefix, is the :attr:`Identity.version`.
+    version_command: ClassVar[str | None] = None
+    #: What to try when the hardware matches but no family's version command answers.
+    version_hint: ClassVar[str] = ""
+
+    @classmethod
+    def identifies(cls, manufacturer: str, model: str) -> bool:
+        """Whether the ``AT+CGMI`` / ``AT+CGMM`` answers name this family (case-insensitive)."""
+        maker, product = manufacturer.casefold(), model.casefold()
+        return any(name.casefold() in product for name in cls.models) or any(
+            name.casefold() in maker for name in cls.manufacturers
+        )
+
     def __init__(self, modem: Modem) -> None:
         self.modem = modem
         self.sockets: dict[int, ModemSocket] = {}
+        #: The receive task of each open socket (:mod:`atbridge.dialects.receiver`).
+        self.receivers = Receivers()
         self.registration: Registration | None = None
         self._registration_listeners: list[Callable[[Registration], None]] = []
         self._network_listeners: list[Callable[[str], None]] = []
@@ -245,6 +268,7 @@ class Dialect:
         for unhook in self._unhook:
             unhook()
         self._unhook.clear()
+        self.receivers.stop_all()
 
     # -- to fill in per family ---------------------------------------------------------
 
@@ -258,7 +282,11 @@ class Dialect:
         """Bring up the data bearer where the family needs a command for it."""
 
     async def resolve(self, host: str, timeout: float = 30.0) -> str:
-        """Look ``host`` up through the modem's DNS; return an address."""
+        """Look ``host`` up through the modem's DNS; return the first address."""
+        return (await self.resolve_addresses(host, timeout))[0]
+
+    async def resolve_addresses(self, host: str, timeout: float = 30.0) -> tuple[str, ...]:
+        """Look ``host`` up through the modem's DNS; every address it gave (at least one)."""
         raise NotImplementedError
 
     async def open_socket(
@@ -384,6 +412,36 @@ class Dialect:
     def _forget(self, sock: ModemSocket) -> None:
         if self.sockets.get(sock.handle) is sock:
             del self.sockets[sock.handle]
+        self.receivers.forget(sock)
+
+    def _receiver(
+        self,
+        sock: ModemSocket,
+        drain: Drain,
+        *,
+        poll_interval: Callable[[], float],
+        check_at_start: bool = False,
+    ) -> Receiver:
+        """A :class:`Receiver` for ``sock``, known to notifications at once (start it later)."""
+        receiver = Receiver(sock, drain, poll_interval=poll_interval, check_at_start=check_at_start)
+        return self.receivers.add(receiver)
+
+    def data_waiting(self, handle: int) -> None:
+        """The modem says data is waiting on ``handle``: wake its receiver."""
+        receiver = self.receivers.get(handle)
+        if receiver is not None:
+            receiver.wake()
+
+    def connection_ended(self, handle: int, reason: CloseReason, detail: str) -> None:
+        """The modem says the connection on ``handle`` ended; close after reading what is left."""
+        sock = self.sockets.get(handle)
+        if sock is None:
+            return
+        receiver = self.receivers.get(handle)
+        if receiver is None:
+            sock.mark_closed(reason, detail)
+        else:
+            receiver.end(reason, detail)
 
     def _close_all(self, reason: CloseReason, detail: str = "") -> None:
         for sock in list(self.sockets.values()):

@@ -2,40 +2,12 @@
 
 Theory of operation
 -------------------
-This module also holds :class:`NordicDialect`, what the Serial LTE Modem (SLM) and its
-successor, the Serial Modem (SM, :mod:`atbridge.dialects.nrf91_sm`), do the same way.
-Sources: ``shared/reference/at-dialects.md`` §2.5, §3, §4, §7, and the SLM itself
-(sdk-nrf ``applications/serial_lte_modem``: ``doc/SOCKET_AT_commands.rst``,
+What the SLM shares with its successor, the Serial Modem (bearer on cid 0, ``+CGEV``
+network loss, ``#XAPOLL`` notifications, the receiver and its safety-net read, peer
+close, reboots) is :class:`~atbridge.dialects.nrf91.NordicDialect`; this module holds
+what only the SLM does. Sources: ``shared/reference/at-dialects.md`` §3.4, §3.5, and
+sdk-nrf ``applications/serial_lte_modem`` (``doc/SOCKET_AT_commands.rst``,
 ``doc/slm_data_mode.rst``, ``src/slm_at_socket.c``, ``src/slm_at_host.c``).
-
-**Bearer and network loss.** The nRF91 default bearer is cid 0 (reference §4), so
-``AT+CGDCONT=0,...`` sets the APN. ``AT+CGEREP=1`` turns on the ``+CGEV`` events;
-``+CGEV: NW DETACH`` / ``ME DETACH`` and ``+CGEV: NW|ME PDN DEACT 0`` close every socket
-with :attr:`CloseReason.NETWORK` (a PDN event for another cid is not ours).
-
-**Receiving.** Data waits in the modem until it is read, so a lost notification loses
-time, never data:
-
-1. ``AT#XAPOLL`` asks for ``#XAPOLL: <handle>,<revents>`` notifications: POLLIN (1)
-   once per arrival (re-armed by every read that returns data), POLLERR (8), POLLHUP (16)
-   and POLLNVAL (32) once each. The SLM drops the notification while it is in data mode
-   but polls POLLIN again when data mode ends (``slm_at_socket_notify_datamode_exit``);
-   the SM buffers it.
-2. Each socket has a receiver task. A notification wakes it; it reads with the
-   non-blocking ``AT#XRECV`` (flag 64, MSG_DONTWAIT) until a read comes back short or
-   empty. The answer is ``#XRECV: <header>`` then exactly the announced number of raw
-   bytes then ``OK``: a :class:`~atbridge.at_parser.BlockRule` takes the bytes by count,
-   never by scanning them. ``OK`` with no ``#XRECV`` line is end of stream (the peer
-   closed: ``recv()`` returned 0); ``ERROR`` is "nothing to read now".
-3. The safety net for a lost notification: a receiver that heard nothing for
-   :attr:`NordicDialect.receive_poll_interval` seconds (default 30 s) reads once. That is
-   one short command per idle half minute per socket, not busy polling. A modem that
-   refuses ``AT#XAPOLL`` (SLM before it had the command) is read every
-   :attr:`NordicDialect.fallback_poll_interval` seconds instead, with a warning.
-
-**Peer close** is ``#XAPOLL: <h>,16`` (or 17 with data), or end of stream on a read: the
-data received before it is delivered first, then the socket closes with
-:attr:`CloseReason.PEER` and its handle is released on the modem.
 
 **Sending on the SLM** is the delicate part. The SLM has no length-delimited or hex send:
 ``AT#XSEND="<data>"`` takes printable text without ``,`` or ``"`` (at most 1024 bytes),
@@ -61,63 +33,18 @@ is selected when it opens; ``AT#XSOCKETSELECT=<h>`` switches when more than one 
 The dialect remembers the selection and selects, inside one exclusive turn on the
 channel, before every command that acts on a socket.
 
-**Reboots.** A boot banner closes every socket with :attr:`CloseReason.REBOOT` (wired in
-the base) and clears the selection and the notification setting, which the next
-:meth:`NordicDialect.initialise` or ``open_socket`` restores.
-
-What the reference marks unverified, or that differs between firmware builds, is a class
-attribute: the terminator, the read size, the ``AT#XRECV`` flags and timeout, the
-notification command and the poll intervals.
+**Reboots** also clear the selection, which the next socket command restores.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
-import logging
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from atbridge.at_parser import BlockRule
 from atbridge.at_syntax import format_command, quote
-from atbridge.dialects.base import Dialect, ModemSocket, check_port
-from atbridge.errors import (
-    AtBridgeError,
-    AtTimeout,
-    CloseReason,
-    ConfigurationError,
-    ModemError,
-    SocketClosed,
-    SocketError,
-)
-from atbridge.modem import Modem, Response, Urc, UrcWaiter
-
-log = logging.getLogger(__name__)
-
-#: ``#XAPOLL`` revents bits (decimal, reference §3.3).
-POLLIN = 1
-POLLERR = 8
-POLLHUP = 16
-POLLNVAL = 32
-
-
-@dataclass
-class ReadResult:
-    """What one ``AT#XRECV`` gave: the bytes, and whether it was the end of the stream."""
-
-    data: bytes = b""
-    eof: bool = False
-
-
-@dataclass
-class _Watch:
-    """Receive state of one socket handle."""
-
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    hangup: bool = False
-    error: int = 0
+from atbridge.dialects.base import ModemSocket
+from atbridge.dialects.nrf91 import NordicDialect, ReadResult, data_mode_ended, response_int
+from atbridge.errors import ConfigurationError, ModemError, SocketError
+from atbridge.modem import Modem
 
 
 def plan_slm_send(
@@ -166,441 +93,6 @@ def _ends_with_prefix_of(data: bytes, terminator: bytes) -> bool:
     return any(data.endswith(terminator[:size]) for size in range(1, len(terminator)))
 
 
-def pdp_lost_cid(text: str) -> int | None:
-    """The cid a ``+CGEV: ... PDN DEACT <cid>`` / ``... DEACT ...,<cid>`` line names, if any."""
-    body = text.partition(":")[2].strip()
-    if "PDN DEACT" in body:
-        token = body.split("PDN DEACT", 1)[1].strip().split(",")[0].strip()
-        return int(token) if token.isdigit() else None
-    if "DEACT" in body:
-        fields = body.split("DEACT", 1)[1].split(",")
-        if len(fields) >= 3 and fields[2].strip().isdigit():
-            return int(fields[2].strip())
-    return None
-
-
-def data_mode_ended(urc: Urc) -> bool:
-    """``#XDATAMODE: <status>`` with status 0 or negative: data mode is over.
-
-    A positive status is ``CONFIG_SLM_DATAMODE_URC``'s report of a chunk sent while the
-    modem stays in data mode; it is not the end.
-    """
-    status = _first_int(urc.text[len("#XDATAMODE:") :])
-    return status is None or status <= 0
-
-
-def _first_int(text: str) -> int | None:
-    token = text.split(",")[0].strip()
-    try:
-        return int(token)
-    except ValueError:
-        return None
-
-
-class NordicDialect(Dialect):
-    """What the Serial LTE Modem and the Serial Modem do the same way (see the module doc)."""
-
-    default_cid: ClassVar[int] = 0
-    max_send: ClassVar[int] = 2048
-    #: ``OK``, then the whole SiP restarts and prints ``Ready`` (``slm_at_commands.c``,
-    #: ``sm_at_commands.c`` ``handle_at_reset``); the modem has no ``AT+CFUN=1,1``.
-    reset_command: ClassVar[str] = "AT#XRESET"
-    network_lost_urcs: ClassVar[tuple[str, ...]] = (
-        "+CGEV: NW DETACH",
-        "+CGEV: ME DETACH",
-        "+CGEV: NW PDN DEACT",
-        "+CGEV: ME PDN DEACT",
-        "+CGEV: NW DEACT",
-        "+CGEV: ME DEACT",
-    )
-    #: The data mode terminator (``CONFIG_SLM_DATAMODE_TERMINATOR`` / ``..._SM_...``).
-    datamode_terminator: ClassVar[bytes] = b"+++"
-    #: The most one ``AT#XRECV`` returns (``NRF_SOCKET_TLS_MAX_MESSAGE_SIZE``, SM ``<data_len>``).
-    read_size: ClassVar[int] = 2048
-    #: ``AT#XRECV`` flags: 64 = MSG_DONTWAIT, answer at once.
-    recv_flags: ClassVar[int] = 64
-    #: ``AT#XRECV`` timeout in seconds, a bound in case the flag is not honoured (0 = forever).
-    recv_timeout: ClassVar[int] = 1
-    #: The command that turns on ``#XAPOLL`` notifications (POLLIN, all sockets).
-    notification_command: ClassVar[str] = ""
-
-    def __init__(self, modem: Modem) -> None:
-        #: Seconds a socket's receiver waits without a notification before it reads anyway.
-        self.receive_poll_interval: float = 30.0
-        #: The same when the modem has no ``AT#XAPOLL``: then reads are the only way.
-        self.fallback_poll_interval: float = 1.0
-        #: Seconds to wait for ``#XDATAMODE`` after the payload of one send.
-        self.send_timeout: float = 60.0
-        #: Security tag of the CA certificate for TLS sockets (``AT%CMNG``); None: no TLS.
-        self.tls_sec_tag: int | None = None
-        #: TLS peer verification: 0 none, 1 optional, 2 required.
-        self.tls_peer_verify: int = 2
-        self._watches: dict[int, _Watch] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._releases: set[asyncio.Task[None]] = set()
-        self._notifications: bool | None = None
-        self._events_on = False
-        super().__init__(modem)
-
-    # -- setup ---------------------------------------------------------------------
-
-    def install(self) -> None:
-        self.modem.register_urc("#XAPOLL:")
-        self.modem.register_urc("#XDATAMODE:")
-        self.modem.add_block(BlockRule(b"#XRECV: ", self.recv_header_length))
-        self._unhook.append(self.modem.subscribe("#XAPOLL:", self._on_apoll))
-
-    async def initialise(self) -> None:
-        """Turn on ``+CGEV`` events and ``#XAPOLL`` socket notifications."""
-        self._events_on = False
-        self._notifications = None
-        await self._ensure_ready()
-
-    async def _ensure_ready(self) -> None:
-        if not self._events_on:
-            try:
-                await self.modem.command("AT+CGEREP=1")
-            except ModemError as exc:
-                log.warning("AT+CGEREP=1 refused (%s): PDP loss shows only on reads", exc)
-            self._events_on = True
-        if self._notifications is None:
-            try:
-                await self.modem.command(self.notification_command)
-                self._notifications = True
-            except ModemError as exc:
-                log.warning(
-                    "%s refused (%s): without #XAPOLL notifications, open sockets are "
-                    "read every %g s",
-                    self.notification_command,
-                    exc,
-                    self.fallback_poll_interval,
-                )
-                self._notifications = False
-
-    def detach_from_modem(self) -> None:
-        super().detach_from_modem()
-        for task in list(self._tasks):
-            task.cancel()
-
-    async def aclose(self) -> None:
-        """Let handle releases in progress finish, stop the receivers, stop listening."""
-        releases = list(self._releases)
-        if releases:
-            await asyncio.gather(*releases, return_exceptions=True)
-        tasks = list(self._tasks)
-        self.detach_from_modem()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- resolve ---------------------------------------------------------------------
-
-    async def resolve(self, host: str, timeout: float = 30.0) -> str:
-        """``AT#XGETADDRINFO="<host>"`` -> ``#XGETADDRINFO: "<ip>[ <ip>...]"``; the first one."""
-        line = format_command("AT#XGETADDRINFO", host)
-        response = await self.modem.command(line, timeout=timeout, check=False)
-        values = response.values("#XGETADDRINFO:")
-        answer = values[0].strip().strip('"') if values else ""
-        if response.final != "OK":
-            # A failed lookup still names the reason: ``#XGETADDRINFO: "EAI_NONAME"``.
-            raise SocketError(
-                f"the modem could not resolve {host!r}: {answer or response.final}",
-                hint="check the host name and that the data connection is up "
-                "(registered, AT+CGPADDR shows an address); EAI_AGAIN is temporary",
-            )
-        addresses = answer.split()
-        if not addresses:
-            raise SocketError(
-                f"the modem answered OK to {line!r} but gave no address ({list(response.lines)})",
-                hint="retry; if it repeats, check the modem's DNS with another host name",
-            )
-        return addresses[0]
-
-    # -- open -------------------------------------------------------------------------
-
-    async def open_socket(
-        self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
-    ) -> ModemSocket:
-        """Open a TCP (or TLS) client socket to ``host:port``; see the module doc."""
-        check_port(port)
-        quote(host, name="host")
-        if tls and self.tls_sec_tag is None:
-            raise ConfigurationError(
-                "a TLS socket needs the security tag of the CA certificate",
-                hint="store the CA with AT%CMNG and set dialect.tls_sec_tag to its tag",
-            )
-        await self._ensure_ready()
-        family = 2 if _is_ipv6(host) else 1
-        async with self.modem.exclusive():
-            handle = await self._create(family, tls)
-            # Known before the connect: a notification may follow its OK at once.
-            watch = self._watches[handle] = _Watch()
-            sock = self._adopt(ModemSocket(self, handle, host, port))
-            sock.on_close(lambda error: self._on_socket_closed(sock, error))
-            try:
-                if tls and not _is_ip(host):
-                    await self._set_tls_hostname(handle, host)
-                await self._connect(handle, host, port, timeout)
-            except (ModemError, SocketError, AtTimeout) as exc:
-                self._forget(sock)
-                self._watches.pop(handle, None)
-                with contextlib.suppress(AtBridgeError):
-                    await self._release(handle)
-                if isinstance(exc, ModemError):
-                    raise SocketError(
-                        f"could not connect to {host}:{port} through the modem: "
-                        f"it answered {exc.final!r} to {exc.command!r}",
-                        hint="check that the host resolves (resolve()), that the port is "
-                        "open, and that the data connection is up",
-                    ) from exc
-                raise
-            except AtBridgeError as exc:
-                if sock.closed is not None:
-                    raise sock.closed from exc
-                raise
-        self._spawn(self._receive_loop(sock, watch))
-        return sock
-
-    # -- per family -------------------------------------------------------------------
-
-    async def _create(self, family: int, tls: bool) -> int:
-        """Create a socket on the modem; return its handle. Inside ``exclusive()``."""
-        raise NotImplementedError
-
-    async def _set_tls_hostname(self, handle: int, host: str) -> None:
-        """Set the TLS host name to verify. Inside ``exclusive()``."""
-        raise NotImplementedError
-
-    async def _connect(self, handle: int, host: str, port: int, timeout: float) -> None:
-        """Connect the socket; raise when it does not. Inside ``exclusive()``."""
-        raise NotImplementedError
-
-    async def _release(self, handle: int) -> None:
-        """Close the handle on the modem. Inside ``exclusive()``."""
-        raise NotImplementedError
-
-    async def _read_once(self, handle: int) -> ReadResult:
-        """One non-blocking ``AT#XRECV``. Inside ``exclusive()``."""
-        raise NotImplementedError
-
-    @staticmethod
-    def recv_header_length(header: bytes) -> int | None:
-        """The number of raw bytes after a ``#XRECV:`` header (None: not a data header)."""
-        raise NotImplementedError
-
-    # -- shared helpers ----------------------------------------------------------------
-
-    async def _create_with(self, line: str, prefix: str) -> int:
-        try:
-            response = await self.modem.command(line, timeout=10)
-        except ModemError as exc:
-            raise SocketError(
-                f"the modem could not open a socket: it answered {exc.final!r} to {line!r}",
-                hint="close sockets you no longer use (the modem has at most 8) and check "
-                "that the data connection is up",
-            ) from exc
-        values = response.values(prefix)
-        handle = _first_int(values[0]) if values else None
-        if handle is None or handle < 0:
-            raise SocketError(
-                f"the modem did not open a socket: {line!r} gave {list(response.lines)}",
-                hint="check that the data connection is up, then retry",
-            )
-        return handle
-
-    async def _close(self, sock: ModemSocket) -> None:
-        async with self._socket_errors(sock), self.modem.exclusive():
-            await self._release(sock.handle)
-
-    async def _read_or_nothing(self, line: str) -> ReadResult:
-        response = await self.modem.command(line, timeout=self.recv_timeout + 10, check=False)
-        if response.final != "OK":
-            return ReadResult()
-        if response.data is None:
-            return ReadResult(eof=True)
-        return ReadResult(self._decode_block(response.lines, response.data))
-
-    def _decode_block(self, lines: tuple[str, ...], data: bytes) -> bytes:
-        return data
-
-    @contextlib.asynccontextmanager
-    async def _socket_errors(self, sock: ModemSocket) -> AsyncIterator[None]:
-        """A reboot or link loss during a socket command is the socket's end."""
-        try:
-            yield
-        except SocketClosed:
-            raise
-        except AtBridgeError as exc:
-            if sock.closed is not None:
-                raise sock.closed from exc
-            raise
-
-    async def _wait_urc(self, waiter: UrcWaiter, sock: ModemSocket, timeout: float) -> Urc:
-        """The URC, or the socket's :class:`SocketClosed` if it ends first (reboot...).
-
-        :class:`~atbridge.errors.AtTimeout` when neither comes within ``timeout`` s.
-        One future, resolved by whichever comes first: the URC, the socket closing,
-        or the timer.
-        """
-        if sock.closed is not None:
-            raise sock.closed
-        return await waiter.wait(timeout, abort_on=sock.on_close)
-
-    async def _data_mode_result(
-        self, waiter: UrcWaiter, sock: ModemSocket, size: int, write_terminator_late: bool
-    ) -> None:
-        """Wait for ``#XDATAMODE: <status>`` after a data mode payload; raise if it failed."""
-        try:
-            urc = await self._wait_urc(waiter, sock, self.send_timeout)
-        except AtTimeout:
-            if write_terminator_late:
-                # The modem may be dropping input until it sees the terminator.
-                await self.modem.write(self.datamode_terminator)
-                with contextlib.suppress(AtTimeout):
-                    urc = await self._wait_urc(waiter, sock, 5.0)
-                    return self._check_data_mode(urc, sock, size)
-            sock.mark_closed(
-                CloseReason.ERROR, f"no #XDATAMODE within {self.send_timeout:g} s of a send"
-            )
-            raise SocketError(
-                f"the modem did not confirm sending {size} bytes on socket {sock.handle} "
-                f"(no #XDATAMODE within {self.send_timeout:g} s)",
-                hint="the serial link may have dropped bytes (use hardware flow control) or "
-                "the modem hangs; reconnect, and reboot the modem if it repeats",
-            ) from None
-        self._check_data_mode(urc, sock, size)
-
-    def _check_data_mode(self, urc: Urc, sock: ModemSocket, size: int) -> None:
-        status = _first_int(urc.text[len("#XDATAMODE:") :])
-        if status is not None and status >= 0:
-            return
-        self._wake(sock.handle)
-        raise SocketError(
-            f"the modem could not send {size} bytes on socket {sock.handle}: {urc.text!r}",
-            hint="the connection is probably broken (peer or network); close the socket "
-            "and reconnect",
-        )
-
-    # -- receiving ------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _wake(self, handle: int) -> None:
-        watch = self._watches.get(handle)
-        if watch is not None:
-            watch.wake.set()
-
-    def _on_apoll(self, urc: Urc) -> None:
-        fields = urc.text[len("#XAPOLL:") :].split(",")
-        if len(fields) < 2:
-            return
-        handle, revents = _first_int(fields[0]), _first_int(fields[1])
-        if handle is None or revents is None:
-            return
-        watch = self._watches.get(handle)
-        if watch is None:
-            return
-        if revents & POLLHUP:
-            watch.hangup = True
-        if revents & (POLLERR | POLLNVAL):
-            watch.error = revents
-        watch.wake.set()
-
-    async def _receive_loop(self, sock: ModemSocket, watch: _Watch) -> None:
-        """Read the socket whenever a notification (or the safety-net timer) says so."""
-        while sock.closed is None:
-            interval = (
-                self.receive_poll_interval if self._notifications else self.fallback_poll_interval
-            )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await watch.wake.wait()
-            watch.wake.clear()
-            if sock.closed is not None:
-                return
-            try:
-                await self._drain(sock, watch)
-            except SocketClosed:
-                return
-            except AtBridgeError as exc:
-                if sock.closed is not None or not self.modem.is_open:
-                    return
-                log.warning("reading socket %d failed: %s", sock.handle, exc)
-
-    async def _drain(self, sock: ModemSocket, watch: _Watch) -> None:
-        while sock.closed is None:
-            async with self._socket_errors(sock), self.modem.exclusive():
-                if sock.closed is not None:
-                    return
-                result = await self._read_once(sock.handle)
-            sock.data_received(result.data)
-            if result.eof:
-                self._peer_closed(sock, "end of stream on read")
-                return
-            if not result.data or (len(result.data) < self.read_size and not watch.hangup):
-                break
-        if sock.closed is not None:
-            return
-        if watch.hangup:
-            self._peer_closed(sock, "#XAPOLL POLLHUP")
-        elif watch.error:
-            sock.mark_closed(CloseReason.ERROR, f"#XAPOLL revents {watch.error}")
-
-    def _peer_closed(self, sock: ModemSocket, detail: str) -> None:
-        sock.mark_closed(CloseReason.PEER, detail)
-
-    def _on_socket_closed(self, sock: ModemSocket, error: SocketClosed) -> None:
-        watch = self._watches.pop(sock.handle, None)
-        if watch is not None:
-            watch.wake.set()
-        if error.reason in (CloseReason.PEER, CloseReason.NETWORK, CloseReason.ERROR):
-            release = self._spawn(self._release_quietly(sock.handle))
-            self._releases.add(release)
-            release.add_done_callback(self._releases.discard)
-
-    async def _release_quietly(self, handle: int) -> None:
-        if handle in self.sockets:
-            return  # the modem already gave the handle to a new socket
-        try:
-            async with self.modem.exclusive():
-                await self._release(handle)
-        except AtBridgeError as exc:
-            log.debug("releasing socket %d on the modem failed: %s", handle, exc)
-
-    # -- events ----------------------------------------------------------------------------
-
-    def _on_network_lost_urc(self, urc: Urc) -> None:
-        cid = pdp_lost_cid(urc.text)
-        if cid is not None and cid != self.default_cid:
-            return
-        self.network_lost(urc.text)
-
-    def _on_reboot(self, banner: str) -> None:
-        self._events_on = False
-        self._notifications = None
-        super()._on_reboot(banner)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_ipv6(host: str) -> bool:
-    return ":" in host and _is_ip(host)
-
-
-def _response_int(response: Response, prefix: str) -> int | None:
-    values = response.values(prefix)
-    return _first_int(values[0]) if values else None
-
-
 class Nrf91Slm(NordicDialect):
     """nRF9160 / nRF91x1 with the Serial LTE Modem application (NCS <= 3.1)."""
 
@@ -609,6 +101,7 @@ class Nrf91Slm(NordicDialect):
         "Nordic nRF9160/nRF91x1 with the Serial LTE Modem application (nRF Connect SDK <= 3.1)"
     )
     line_ending: ClassVar[bytes] = b"\r\n"
+    version_command: ClassVar[str | None] = "AT#XSLMVER"
     #: ``AT#XAPOLL=<op>,<events>[,<handles>]``: start, POLLIN, every socket (SLM31).
     notification_command: ClassVar[str] = "AT#XAPOLL=1,1"
     #: The longest ``AT#XSEND="<data>"`` (``SLM_MAX_PAYLOAD_SIZE``).
@@ -656,7 +149,7 @@ class Nrf91Slm(NordicDialect):
         await self._select(handle)
         line = format_command("AT#XCONNECT", host, port)
         response = await self.modem.command(line, timeout=timeout)
-        if _response_int(response, "#XCONNECT:") != 1:
+        if response_int(response, "#XCONNECT:") != 1:
             raise SocketError(
                 f"could not connect to {host}:{port} through the modem: {list(response.lines)}",
                 hint="check that the host resolves, that the port is open, and that the data "
@@ -700,7 +193,7 @@ class Nrf91Slm(NordicDialect):
                     "AT#XSEND", timeout=10, after_ok=piece + self.datamode_terminator
                 )
             except ModemError as exc:
-                self._wake(sock.handle)
+                self.data_waiting(sock.handle)
                 raise SocketError(
                     f"the modem refused data mode on socket {sock.handle}: {exc.final!r}",
                     hint="the connection may be closed; close the socket and reconnect",
@@ -712,13 +205,13 @@ class Nrf91Slm(NordicDialect):
         try:
             response = await self.modem.command(line, timeout=self.send_timeout)
         except ModemError as exc:
-            self._wake(sock.handle)
+            self.data_waiting(sock.handle)
             raise SocketError(
                 f"the modem could not send {len(piece)} bytes on socket {sock.handle}: "
                 f"{exc.final!r}",
                 hint="the connection may be closed; close the socket and reconnect",
             ) from exc
-        sent = _response_int(response, "#XSEND:")
+        sent = response_int(response, "#XSEND:")
         if sent != len(piece):
             raise SocketError(
                 f"the modem sent {sent} of {len(piece)} bytes on socket {sock.handle}",
@@ -740,12 +233,4 @@ def _quotable(data: bytes) -> bool:
 
 DIALECT = Nrf91Slm
 
-__all__ = [
-    "DIALECT",
-    "NordicDialect",
-    "Nrf91Slm",
-    "ReadResult",
-    "data_mode_ended",
-    "pdp_lost_cid",
-    "plan_slm_send",
-]
+__all__ = ["DIALECT", "Nrf91Slm", "plan_slm_send"]

@@ -6,7 +6,7 @@ The Serial Modem (SM) is the Serial LTE Modem moved out of the nRF Connect SDK a
 v3.1, with handle-based socket commands and a CR line ending. What both do the same way
 (bearer on cid 0, ``+CGEV`` network loss, ``#XAPOLL`` notifications, the per-socket
 receiver with its safety-net read, peer close, reboots) is in
-:class:`~atbridge.dialects.nrf91_slm.NordicDialect`; this module holds the commands.
+:class:`~atbridge.dialects.nrf91.NordicDialect`; this module holds the commands.
 Sources: ``shared/reference/at-dialects.md`` §3.2, §3.3, §3.5 and the SM's
 ``doc/app/at_socket.rst``, ``doc/app/sm_data_mode.rst``, ``app/src/sm_at_socket.c``.
 
@@ -35,15 +35,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from atbridge.at_syntax import format_command
+from atbridge.at_syntax import format_command, int_param, split_params
 from atbridge.dialects.base import ModemSocket
-from atbridge.dialects.nrf91_slm import NordicDialect, ReadResult, data_mode_ended
+from atbridge.dialects.nrf91 import NordicDialect, ReadResult, data_mode_ended
 from atbridge.errors import ModemError, SocketError
 from atbridge.modem import Urc
-
-
-def _fields(text: str, prefix: str) -> list[str]:
-    return [part.strip() for part in text[len(prefix) :].split(",")]
 
 
 class Nrf91Sm(NordicDialect):
@@ -56,6 +52,7 @@ class Nrf91Sm(NordicDialect):
     line_ending: ClassVar[bytes] = b"\r"
     #: ``AT#XAPOLL=[<handle>],<op>[,<events>]``: every socket, start, POLLIN (SM at_socket.rst).
     notification_command: ClassVar[str] = "AT#XAPOLL=,1,1"
+    version_command: ClassVar[str | None] = "AT#XSMVER"
 
     def install(self) -> None:
         super().install()
@@ -72,7 +69,7 @@ class Nrf91Sm(NordicDialect):
 
     def _decode_block(self, lines: tuple[str, ...], data: bytes) -> bytes:
         headers = [line for line in lines if line.startswith("#XRECV:")]
-        if headers and _fields(headers[-1], "#XRECV:")[1:2] == ["1"]:
+        if headers and int_param(headers[-1][len("#XRECV:") :], 1) == 1:
             return bytes.fromhex(data.decode("ascii", "replace"))
         return data
 
@@ -92,7 +89,7 @@ class Nrf91Sm(NordicDialect):
             format_command("AT#XCONNECT", handle, host, port), timeout=timeout
         )
         values = response.values("#XCONNECT:")
-        status = [part.strip() for part in values[0].split(",")] if values else []
+        status = split_params(values[0]) if values else []
         if status != [str(handle), "1"]:
             raise SocketError(
                 f"could not connect to {host}:{port} through the modem: {list(response.lines)}",
@@ -118,7 +115,7 @@ class Nrf91Sm(NordicDialect):
                     # The chunk goes the moment the OK arrives, never before or without it.
                     await self.modem.command(line, timeout=10, after_ok=chunk)
                 except ModemError as exc:
-                    self._wake(sock.handle)
+                    self.data_waiting(sock.handle)
                     raise SocketError(
                         f"the modem refused to send on socket {sock.handle}: {exc.final!r}",
                         hint="the connection may be closed; close the socket and reconnect",
@@ -128,10 +125,8 @@ class Nrf91Sm(NordicDialect):
     def _on_auto_received(self, urc: Urc) -> None:
         if urc.data is None:
             return
-        fields = _fields(urc.text, "#XRECV:")
-        if not fields[0].isdigit():
-            return
-        sock = self.sockets.get(int(fields[0]))
+        handle = int_param(urc.text[len("#XRECV:") :], 0)
+        sock = self.sockets.get(handle) if handle is not None else None
         if sock is not None:
             sock.data_received(self._decode_block((urc.text,), urc.data))
 

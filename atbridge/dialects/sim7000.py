@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import re
 
-from atbridge.at_syntax import format_command
+from atbridge.at_syntax import format_command, split_params, unquote
 from atbridge.dialects.base import Dialect, ModemSocket, check_port
-from atbridge.dialects.simcom import CipRxgetDialect, fields, refusal
+from atbridge.dialects.simcom import CipRxgetDialect, refusal
 from atbridge.errors import (
     AtBridgeError,
     CloseReason,
@@ -56,6 +56,8 @@ class Sim7000(CipRxgetDialect):
 
     name = "sim7000"
     description = "SIMCom SIM7000 / SIM800 family (CIP* TCP/IP application toolkit, multi-IP)"
+    #: ``AT+CGMM`` answers of this family (reference §5).
+    models = ("SIM7000", "SIM800")
     #: ``<length>`` must not exceed the ``<size>`` that ``AT+CIPSEND?`` reports
     #: (1460, one TCP segment, on this family; the read limit is the same).
     max_send = 1460
@@ -129,9 +131,9 @@ class Sim7000(CipRxgetDialect):
     async def _stored_apn(self) -> str:
         response = await self.modem.command("AT+CGDCONT?")
         for value in response.values("+CGDCONT:"):
-            parts = fields(value)
-            if len(parts) >= 3 and parts[0] == str(self.default_cid):
-                return parts[2]
+            params = split_params(value)
+            if len(params) >= 3 and unquote(params[0]) == str(self.default_cid):
+                return unquote(params[2])
         return ""
 
     async def _local_ip(self, *, probe: bool) -> str | None:

@@ -27,9 +27,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule
-from atbridge.at_syntax import format_command
+from atbridge.at_syntax import format_command, int_param
 from atbridge.dialects.base import Dialect, ModemSocket, check_port
-from atbridge.dialects.simcom import CDNSGIP, SimcomDialect, int_field
+from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
 from atbridge.errors import AtBridgeError, CloseReason, ConfigurationError, SocketError
 from atbridge.modem import Urc
 
@@ -75,6 +75,8 @@ class Sim7080(SimcomDialect):
 
     name = "sim7080"
     description = "SIMCom SIM7080G / SIM7070 / SIM7090 (CN*/CA* application TCP stack)"
+    #: ``AT+CGMM`` answers of this family (reference §5).
+    models = ("SIM7080", "SIM7070", "SIM7090")
     #: Zephyr's MDM_MAX_DATA_LENGTH for one ``AT+CASEND`` (reference §5.1).
     max_send = 1024
     #: cids 0-11 (TinyGSM's TINY_GSM_MUX_COUNT for the SIM7080).
@@ -106,13 +108,13 @@ class Sim7080(SimcomDialect):
         return int(values[-1])
 
     def _on_data_indication(self, urc: Urc) -> None:
-        cid = int_field(urc.text[len("+CADATAIND:") :], 0)
+        cid = int_param(urc.text[len("+CADATAIND:") :], 0)
         if cid is not None:
             self.data_waiting(cid)
 
     def _on_state(self, urc: Urc) -> None:
         value = urc.text[len("+CASTATE:") :]
-        cid, state = int_field(value, 0), int_field(value, 1)
+        cid, state = int_param(value, 0), int_param(value, 1)
         if cid is not None and state is not None and state != 1:
             self.connection_ended(
                 cid, CloseReason.PEER, f"+CASTATE: {cid},{state} (closed by the remote or an error)"
@@ -135,7 +137,7 @@ class Sim7080(SimcomDialect):
         """``AT+CNACT=0,1`` and wait for ``+APP PDP: 0,ACTIVE`` (skipped when already active)."""
         state = await self.modem.command("AT+CNACT?", timeout=10)
         for value in state.values("+CNACT:"):
-            if int_field(value, 0) == self.pdp_index and int_field(value, 1) == 1:
+            if int_param(value, 0) == self.pdp_index and int_param(value, 1) == 1:
                 return
         hint = (
             "check the APN (AT+CNCFG), that the SIM has a data plan and that the modem is "
@@ -169,9 +171,9 @@ class Sim7080(SimcomDialect):
                 timeout=timeout,
                 what=f"opening a TCP connection to {host}:{port}",
                 hint="check that the data connection is up (activate_data), the host and the port",
-                match=lambda v: int_field(v, 0) == cid,
+                match=lambda v: int_param(v, 0) == cid,
             )
-            result = int_field(value, 1)
+            result = int_param(value, 1)
             if result != 0:
                 meaning, hint = CAOPEN_RESULTS.get(
                     result if result is not None else -1,

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 
-from atbridge.at_syntax import format_command
+from atbridge.at_syntax import format_command, int_param
 from atbridge.dialects.base import Dialect, ModemSocket, check_port
-from atbridge.dialects.simcom import CipRxgetDialect, int_field
+from atbridge.dialects.simcom import CipRxgetDialect
 from atbridge.errors import (
     AtBridgeError,
     CloseReason,
@@ -65,7 +65,7 @@ IPCLOSE_REASONS: dict[int, tuple[CloseReason, str]] = {
 
 
 def _link_of(urc: Urc, prefix: str) -> int | None:
-    return int_field(urc.text[len(prefix) :], 0)
+    return int_param(urc.text[len(prefix) :], 0)
 
 
 def _describe(err: int | None) -> str:
@@ -77,6 +77,8 @@ class Sim7600(CipRxgetDialect):
 
     name = "sim7600"
     description = "SIMCom SIM7600 / SIM7500 / A76xx (NETOPEN/CIPOPEN TCP/IP commands)"
+    #: ``AT+CGMM`` answers of this family (reference §5).
+    models = ("SIM7600", "SIM7500", "A76")
     #: One TCP segment; the read limit (<= 1460) of the same family (reference §5.3).
     max_send = 1460
     #: Links 0-9 (``AT+CIPCLOSE?`` lists ten).
@@ -94,7 +96,7 @@ class Sim7600(CipRxgetDialect):
 
     def _on_ipclose(self, urc: Urc) -> None:
         value = urc.text[len("+IPCLOSE:") :]
-        link, code = int_field(value, 0), int_field(value, 1)
+        link, code = int_param(value, 0), int_param(value, 1)
         if link is None:
             return
         reason, meaning = IPCLOSE_REASONS.get(
@@ -127,7 +129,7 @@ class Sim7600(CipRxgetDialect):
                     hint="",
                 )
         state = await self.modem.command("AT+NETOPEN?", timeout=10)
-        if any(int_field(value, 0) == 1 for value in state.values("+NETOPEN:")):
+        if any(int_param(value, 0) == 1 for value in state.values("+NETOPEN:")):
             return
         hint = (
             "check the APN of PDP context 1 (AT+CGDCONT; an 'ims' context in its place makes "
@@ -136,7 +138,7 @@ class Sim7600(CipRxgetDialect):
         value = await self._result(
             "AT+NETOPEN", "+NETOPEN:", timeout=timeout, what="opening the network", hint=hint
         )
-        err = int_field(value, 0)
+        err = int_param(value, 0)
         if err != 0:
             raise SocketError(
                 f"the modem could not open the network: +NETOPEN: {value} ({_describe(err)})",
@@ -161,9 +163,9 @@ class Sim7600(CipRxgetDialect):
                 timeout=timeout,
                 what=f"opening a TCP connection to {host}:{port}",
                 hint="check that the network is open (activate_data), the host and the port",
-                match=lambda v: int_field(v, 0) == link,
+                match=lambda v: int_param(v, 0) == link,
             )
-            err = int_field(value, 1)
+            err = int_param(value, 1)
             if err != 0:
                 raise SocketError(
                     f"could not open a TCP connection to {host}:{port}: "
@@ -190,7 +192,7 @@ class Sim7600(CipRxgetDialect):
                         timeout=self.send_timeout,
                     )
                     urc = await result.wait(self.send_timeout)
-                sent = int_field(urc.text[len("+CIPSEND:") :], 2)
+                sent = int_param(urc.text[len("+CIPSEND:") :], 2)
                 if sent is None or sent <= 0:
                     raise SocketError(
                         f"the modem sent nothing of {len(remaining)} bytes ({urc.text})",

@@ -6,7 +6,7 @@ SIMCom modems announce received data and keep it until it is asked for: a
 notification says "data waiting on connection N" (``+CADATAIND: N``,
 ``+CIPRXGET: 1,N``) and a read command returns at most a bounded count of it,
 length-prefixed, so any byte value survives (reference §0.3, §5). Each open
-socket therefore gets a *receiver* task here:
+socket therefore gets a :class:`~atbridge.dialects.receiver.Receiver` task:
 
 - A data notification wakes the receiver, which reads until the modem says it
   has nothing more (a short read, or ``<remaining>`` 0), handing every chunk to
@@ -40,22 +40,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
-from atbridge.at_syntax import format_command
+from atbridge.at_syntax import format_command, int_param, split_params, str_param, unquote
 from atbridge.cme import error_text
 from atbridge.dialects.base import Dialect, ModemSocket
 from atbridge.errors import (
     AtBridgeError,
     AtTimeout,
     CloseReason,
-    LinkLost,
     ModemError,
     SocketClosed,
     SocketError,
@@ -70,20 +67,6 @@ log = logging.getLogger(__name__)
 CDNSGIP = "+CDNSGIP:"
 
 
-def fields(value: str) -> list[str]:
-    """Split an AT parameter list, honouring quotes: ``1,"a,b",3`` -> ``['1', 'a,b', '3']``."""
-    return [part.strip() for part in next(csv.reader([value], skipinitialspace=True), [])]
-
-
-def int_field(value: str, index: int) -> int | None:
-    """The ``index``-th field of ``value`` as an integer, or ``None``."""
-    parts = fields(value)
-    if index >= len(parts):
-        return None
-    text = parts[index]
-    return int(text) if text.lstrip("-").isdigit() else None
-
-
 def refusal(command: str, final: str, *, hint: str) -> ModemError:
     """A :class:`ModemError` for a command the modem answered with an error, with our hint."""
     parsed = classify_final(final.encode("utf-8", "replace"))
@@ -96,16 +79,6 @@ def refusal(command: str, final: str, *, hint: str) -> ModemError:
 
 def _after(text: str, prefix: str) -> str:
     return text[len(prefix) :].strip()
-
-
-@dataclass(eq=False)
-class _Receiver:
-    """The receive side of one socket: woken by notifications, ended by close."""
-
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    #: Set when the modem said the connection ended: (reason, detail).
-    ended: tuple[CloseReason, str] | None = None
 
 
 class SimcomDialect(Dialect):
@@ -125,16 +98,9 @@ class SimcomDialect(Dialect):
     rx_poll_interval: float = 5.0
 
     def __init__(self, modem: Modem) -> None:
-        self._receivers: dict[ModemSocket, _Receiver] = {}
         self._opening: set[int] = set()
         self._closing: set[ModemSocket] = set()
         super().__init__(modem)
-
-    def detach_from_modem(self) -> None:
-        super().detach_from_modem()
-        for receiver in self._receivers.values():
-            if receiver.task is not None:
-                receiver.task.cancel()
 
     # -- family hooks ------------------------------------------------------------------
 
@@ -165,72 +131,20 @@ class SimcomDialect(Dialect):
     def _new_socket(self, link: int, host: str, port: int) -> ModemSocket:
         """Adopt an opened connection and start its receiver."""
         sock = self._adopt(ModemSocket(self, link, host, port))
-        receiver = _Receiver()
-        self._receivers[sock] = receiver
-        receiver.task = asyncio.get_running_loop().create_task(
-            self._receive_loop(sock, receiver), name=f"{self.name} receiver #{link}"
+        receiver = self._receiver(
+            sock,
+            lambda checking: self._drain(sock, ask_first=checking),
+            poll_interval=lambda: self.rx_poll_interval,
+            check_at_start=True,  # data may have come before the socket was ours
         )
+        self.receivers.start(receiver)
         return sock
 
-    def _forget(self, sock: ModemSocket) -> None:
-        super()._forget(sock)
-        receiver = self._receivers.pop(sock, None)
-        if receiver is not None:
-            receiver.wake.set()  # its loop sees the socket closed and ends
-
-    def data_waiting(self, link: int) -> None:
-        """The modem says data is waiting on ``link``: wake its receiver."""
-        sock = self.sockets.get(link)
-        receiver = self._receivers.get(sock) if sock is not None else None
-        if receiver is not None:
-            receiver.wake.set()
-
-    def connection_ended(self, link: int, reason: CloseReason, detail: str) -> None:
-        """The modem says the connection on ``link`` ended; close after reading what is left."""
-        sock = self.sockets.get(link)
-        if sock is None or sock in self._closing:
-            return  # not ours, or the echo of our own close
-        receiver = self._receivers.get(sock)
-        if receiver is None:
-            sock.mark_closed(reason, detail)
-            return
-        receiver.ended = (reason, detail)
-        receiver.wake.set()
-
-    async def _receive_loop(self, sock: ModemSocket, receiver: _Receiver) -> None:
-        first = True
-        try:
-            while sock.closed is None:
-                notified = False
-                if first:
-                    first = False  # data may have come before the socket was ours
-                elif receiver.wake.is_set():
-                    notified = True
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.rx_poll_interval):
-                            await receiver.wake.wait()
-                            notified = True
-                receiver.wake.clear()
-                if sock.closed is not None:
-                    return
-                # Only a drain that began after the end was announced has read the rest.
-                ended = receiver.ended
-                try:
-                    await self._drain(sock, ask_first=not notified and ended is None)
-                except LinkLost as exc:  # also a port we closed ourselves
-                    sock.mark_closed(CloseReason.LINK, str(exc))
-                    return
-                except AtBridgeError as exc:
-                    if sock.closed is not None:
-                        return
-                    # The next notification or check tries again.
-                    log.debug("%r: reading failed: %s", sock, exc)
-                if ended is not None:
-                    sock.mark_closed(*ended)
-        except Exception as exc:  # a bug must not leave the socket silently deaf
-            log.exception("%r: receiver failed", sock)
-            sock.mark_closed(CloseReason.ERROR, f"the receiver failed: {exc!r}")
+    def connection_ended(self, handle: int, reason: CloseReason, detail: str) -> None:
+        """The modem says the connection ended (not the echo of our own close)."""
+        sock = self.sockets.get(handle)
+        if sock is not None and sock not in self._closing:
+            super().connection_ended(handle, reason, detail)
 
     async def _drain(self, sock: ModemSocket, *, ask_first: bool) -> None:
         if ask_first and await self._available(sock) == 0:
@@ -306,10 +220,10 @@ class SimcomDialect(Dialect):
 
     # -- DNS (the same command in all three families) -----------------------------------
 
-    async def resolve(self, host: str, timeout: float = 30.0) -> str:
+    async def resolve_addresses(self, host: str, timeout: float = 30.0) -> tuple[str, ...]:
         """Look ``host`` up with ``AT+CDNSGIP`` (an address is returned as it is)."""
         with contextlib.suppress(ValueError):
-            return str(ipaddress.ip_address(host))
+            return (str(ipaddress.ip_address(host)),)
         value = await self._result(
             format_command("AT+CDNSGIP", host),
             CDNSGIP,
@@ -317,10 +231,11 @@ class SimcomDialect(Dialect):
             what=f"resolving {host!r}",
             hint="check that the data connection is up (activate_data) and the host name",
         )
-        parts = fields(value)
-        if parts and parts[0] == "1" and len(parts) >= 3 and parts[2]:
-            return parts[2]
-        code = parts[1] if len(parts) > 1 else "?"
+        params = split_params(value)
+        addresses = tuple(unquote(param) for param in params[2:] if unquote(param))
+        if int_param(params, 0) == 1 and addresses:
+            return addresses
+        code = str_param(params, 1) or "?"
         raise SocketError(
             f"the modem could not resolve {host!r} (+CDNSGIP: {value}, DNS error {code})",
             hint="check the spelling of the host name, that the data connection is up and "
@@ -335,8 +250,7 @@ def ciprxget_length(header: bytes) -> int | None:
 
 def is_ciprxget_notification(line: str) -> bool:
     """``+CIPRXGET: 1,<link>`` announces data; ``+CIPRXGET: 2,...``/``4,...`` answer reads."""
-    first = line.partition(":")[2].split(",")[0].strip()
-    return first == "1"
+    return int_param(line.partition(":")[2], 0) == 1
 
 
 class CipRxgetDialect(SimcomDialect):
@@ -352,7 +266,7 @@ class CipRxgetDialect(SimcomDialect):
         self._unhook.append(modem.subscribe("+CIPRXGET: 1,", self._on_rxget_notification))
 
     def _on_rxget_notification(self, urc: Urc) -> None:
-        link = int_field(_after(urc.text, "+CIPRXGET:"), 1)
+        link = int_param(_after(urc.text, "+CIPRXGET:"), 1)
         if link is not None:
             self.data_waiting(link)
 
@@ -368,7 +282,7 @@ class CipRxgetDialect(SimcomDialect):
         rest = 0
         for value in response.values("+CIPRXGET:"):
             if value.startswith("2"):
-                rest = int_field(value, 3) or 0
+                rest = int_param(value, 3) or 0
         return response.data or b"", rest > 0
 
     async def _available(self, sock: ModemSocket) -> int | None:
@@ -380,5 +294,5 @@ class CipRxgetDialect(SimcomDialect):
             return None
         for value in response.values("+CIPRXGET:"):
             if value.startswith("4"):
-                return int_field(value, 2)
+                return int_param(value, 2)
         return None
