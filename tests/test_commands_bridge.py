@@ -87,9 +87,9 @@ class Cli:
         if close:
             self.proc.stdin.close()
 
-    async def finish(self) -> int:
-        """Close stdin, wait for the exit and for all output (bounded)."""
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+    async def finish(self, *, close_stdin: bool = True) -> int:
+        """Close stdin (unless told not to), wait for the exit and all output (bounded)."""
+        if close_stdin and self.proc.stdin is not None and not self.proc.stdin.is_closing():
             self.proc.stdin.close()
         try:
             async with asyncio.timeout(WAIT):
@@ -555,3 +555,38 @@ async def test_fsm_lists_states_and_transitions(atbridge: StartCli) -> None:
             and line.endswith(f"-> {transition['dest']}")
             for line in cli.out
         )
+
+
+# -- stopping: signals, bad settings, bugs --------------------------------------------------
+
+
+@pytest.mark.parametrize("lines", [0, 1])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("command", ["run", "publish"])
+async def test_a_signal_while_reading_stdin_ends_cleanly(
+    command: str,
+    signum: signal.Signals,
+    lines: int,
+    fake: FakeModem,
+    broker: Mosquitto,
+    paho: PahoPeer,
+    atbridge: StartCli,
+) -> None:
+    topic = f"cmd/signal/{command}"
+    await asyncio.to_thread(paho.subscribe, topic, 1)
+    cli = await atbridge(command, *bridge_args(fake, broker), "--topic", topic, "--qos", "1")
+    stream = "stdout" if command == "run" else "stderr"
+    await cli.wait_for("online: CONNACK accepted", stream=stream)
+    if lines:  # stdin stays open either way: the reader is blocked in it
+        await cli.send(b"before the signal\n")
+        await cli.wait_for("1: 17 bytes to", stream="stdout")
+    cli.proc.send_signal(signum)
+    code = await cli.finish(close_stdin=False)
+    assert "Fatal Python error" not in cli.stderr
+    assert code == (0 if command == "run" else 130), cli.stderr
+    if command == "publish":
+        assert f"atbridge: interrupted after {lines} messages" in cli.stderr
+    # the clean shutdown: DISCONNECT, socket and port closed
+    shown = cli.stdout if command == "run" else cli.stderr
+    assert "closing: " in shown and "disconnected: closed" in shown
+    assert await received_until_marker(paho, topic) == [b"before the signal"] * lines
