@@ -86,6 +86,10 @@ class Client:
         return bytes(self._buf)
 
     def close(self) -> None:
+        """Close the pty; safe to call twice."""
+        if self.fd < 0:
+            return
         self._loop.remove_reader(self.fd)
         self._loop.remove_writer(self.fd)
         os.close(self.fd)
+        self.fd = -1
