@@ -47,3 +47,31 @@ def test_console_script_is_installed() -> None:
         timeout=30,
     ).stdout
     assert out.startswith("atbridge ")
+
+
+def test_a_bug_exits_1_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lifecycle stopped by an exception that is not ours is a bug: exit 1, traceback shown."""
+    from atbridge.cli import main
+    from atbridge.commands import publish
+    from atbridge.errors import Failed
+
+    async def broken(args: object) -> int:
+        def lifecycle_step() -> None:
+            raise AssertionError("a lifecycle bug")
+
+        try:
+            lifecycle_step()
+        except AssertionError as bug:
+            raise Failed(bug) from None
+        return 0
+
+    monkeypatch.setattr(publish, "_main", broken)
+    code = main(["publish", "--port", "/dev/null", "--broker", "h", "--topic", "t", "-m", "x"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback (most recent call last)" in err
+    assert "in lifecycle_step" in err  # where the bug happened
+    assert "AssertionError: a lifecycle bug" in err
+    assert "internal error" in err

@@ -352,12 +352,56 @@ async def test_wrong_password_exits_4_with_the_reason_and_never_shows_the_secret
         (["run", "--port", "/dev/null", "--broker", "h", "--give-up-after", "-1"],
          "--give-up-after"),
         (["run", "--broker", "h"], "no modem port"),
+        (["publish", "--port", "/dev/null", "--broker", "h", "--topic", "t", "-m", "x",
+          "--transcript", "/nonexistent/dir/x.log"],
+         "cannot write the transcript /nonexistent/dir/x.log (from --transcript): "
+         "the directory /nonexistent/dir does not exist"),
+        (["run", "--port", "/dev/null", "--broker", "h", "--baud", "99999999999"],
+         "baudrate=99999999999 is not a baud rate"),
+        (["at", "--port", "/dev/null", "--baud", "99999999999", "AT"], "(baudrate from --baud)"),
+        (["info", "--port", "/dev/null", "--transcript", "/nonexistent/dir/x.log"],
+         "the directory /nonexistent/dir does not exist"),
+        (["run", "--port", "/dev/null", "--broker", "h", "--will-message", "bye"],
+         "without a Will topic"),
+        (["run", "--port", "/dev/null", "--broker", "h", "--session-expiry", "60"],
+         "session_expiry needs MQTT 5.0"),
+        (["run", "--port", "/dev/null", "--broker", "h", "--mqtt-version", "4"],
+         "--mqtt-version"),
+        (["run", "--port", "/dev/null", "--broker", "h", "--will-topic", "a/+"], "wildcards"),
     ],
 )  # fmt: skip
 async def test_bad_usage_exits_2(args: list[str], expected: str, atbridge: StartCli) -> None:
     cli = await run_cli(atbridge, *args)
     assert cli.proc.returncode == 2, cli.stderr
     assert expected in cli.stderr
+    assert "Traceback" not in cli.stderr
+    assert "probing" not in cli.stderr  # refused at once, before any attempt
+
+
+@pytest.mark.parametrize(
+    ("env", "text", "expected"),
+    [
+        ({"ATBRIDGE_BAUDRATE": "fast"}, "",
+         "[bridge] baudrate='fast' in $ATBRIDGE_BAUDRATE is not a whole number"),
+        ({}, "[bridge]\nbaudrate = 99999999999\n", "(baudrate from CONFIG)"),
+        ({}, "[bridge]\nbaud = 9600\n", "known keys of [bridge]: port, dialect, apn, baudrate"),
+        ({"ATBRIDGE_TRANSCRIPT": "/nonexistent/dir/x.log"}, "",
+         "cannot write the transcript /nonexistent/dir/x.log (from $ATBRIDGE_TRANSCRIPT)"),
+        ({"ATBRIDGE_MQTT_VERSION": "5.0"}, "",
+         "mqtt_version='5.0' in $ATBRIDGE_MQTT_VERSION is not one of '3.1.1', '5'"),
+    ],
+)  # fmt: skip
+async def test_a_bad_setting_from_the_environment_or_the_file_names_its_source(
+    env: dict[str, str], text: str, expected: str, atbridge: StartCli, tmp_path: Path
+) -> None:
+    config = tmp_path / "atbridge.toml"
+    config.write_text(text)
+    cli = await run_cli(
+        atbridge, "run", "--port", "/dev/null", "--broker", "h", "--config", str(config),
+        env=child_env(**env),
+    )  # fmt: skip
+    assert cli.proc.returncode == 2, cli.stderr
+    assert expected.replace("CONFIG", str(config)) in cli.stderr
     assert "Traceback" not in cli.stderr
 
 

@@ -1,0 +1,229 @@
+"""The one configuration loader (atbridge/config.py): layers, types, and errors that say where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atbridge.config import (
+    ALIYUN,
+    BRIDGE,
+    MQTT,
+    TABLES,
+    TIMEOUTS,
+    BridgeConfig,
+    PortSettings,
+    Setting,
+    Timeouts,
+    env_variable,
+    load_config,
+    load_credentials,
+    load_port_settings,
+)
+from atbridge.credentials import MqttCredentials
+from atbridge.errors import ConfigurationError
+
+CREDS = MqttCredentials.plain(client_id="c", host="broker.example")
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "atbridge.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_later_layers_win_defaults_file_environment_arguments(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[bridge]\nport = "/dev/file"\napn = "file"\nbaudrate = 9600\nqueue_size = 5\n'
+        "[bridge.timeouts]\nattach = 300\nprobe = 7\n"
+        '[mqtt]\nclient_id = "file"\nhost = "file.example"\nkeepalive = 30\n',
+    )
+    env = {
+        "ATBRIDGE_APN": "env",
+        "ATBRIDGE_BAUDRATE": "19200",
+        "ATBRIDGE_TIMEOUT_PROBE": "8",
+        "ATBRIDGE_MQTT_HOST": "env.example",
+        "ATBRIDGE_MQTT_KEEPALIVE": "40",
+    }
+    arguments = {
+        "baudrate": Setting(38400, "--baud"),
+        "timeouts.attach": Setting(200.0, "--attach-timeout"),
+        "credentials.keepalive": Setting(50, "--keepalive"),
+    }
+    config = load_config(
+        path,
+        env=env,
+        arguments=arguments,
+        defaults={"give_up_after": 300.0, "queue_size": 9, "mqtt.client_id": "default"},
+    )
+    assert (config.port, config.apn, config.baudrate) == ("/dev/file", "env", 38400)
+    assert (config.queue_size, config.give_up_after) == (5, 300.0)
+    assert (config.timeouts.attach, config.timeouts.probe) == (200.0, 8.0)
+    creds = config.credentials
+    assert (creds.client_id, creds.host, creds.keepalive) == ("file", "env.example", 50)
+
+
+def test_types_come_from_the_fields(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[bridge]\nport = "p"\nmqtt_version = 5\nrtscts = true\nbackoff_initial = 2\n'
+        '[mqtt]\nclient_id = "c"\nhost = "h"\n',
+    )
+    env = {"ATBRIDGE_WILL_RETAIN": "yes", "ATBRIDGE_WILL_TOPIC": "dev/gone",
+           "ATBRIDGE_SESSION_EXPIRY": " 60 ", "ATBRIDGE_LINE_ENDING": "cr"}  # fmt: skip
+    config = load_config(path, env=env)
+    assert config.mqtt_version == "5"
+    assert config.rtscts is True and config.will_retain is True
+    assert config.backoff_initial == 2.0 and isinstance(config.backoff_initial, float)
+    assert (config.session_expiry, config.line_ending) == (60, "cr")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "arguments", "expected"),
+    [
+        ('[bridge]\nport = "p"\nbaudrate = "fast"\n', {}, {},
+         "[bridge] baudrate='fast' in FILE is not a whole number"),
+        ('[bridge]\nport = "p"\n', {"ATBRIDGE_BAUDRATE": "fast"}, {},
+         "baudrate='fast' in $ATBRIDGE_BAUDRATE"),
+        ('[bridge]\nport = "p"\n', {}, {"baudrate": Setting("fast", "--baud", text=True)},
+         "baudrate='fast' in --baud"),
+        ('[bridge]\nport = "p"\n', {}, {"baudrate": Setting(99999999999, "--baud")},
+         "(baudrate from --baud)"),
+        ('[bridge]\nport = "p"\nbaudrate = 99999999999\n', {}, {}, "(baudrate from FILE)"),
+        ('[bridge]\nport = "p"\nbaud = 1\n', {}, {},
+         "[bridge] baud in FILE is not a known field"),
+        ('[bridge]\nport = "p"\n[bridge.timeouts]\nattach = -1\n', {}, {},
+         "(attach from FILE)"),
+        ('[bridge]\nport = "p"\n', {"ATBRIDGE_TIMEOUT_ATTACH": "soon"}, {},
+         "$ATBRIDGE_TIMEOUT_ATTACH"),
+        ('[bridge]\nport = "p"\n[brigde]\n', {}, {}, "[brigde] in FILE is not a known table"),
+        ('[bridge]\nport = "p"\nqueue_full = "block"\n', {}, {},
+         "queue_full='block' in FILE is not one of 'raise', 'wait'"),
+        ('[bridge]\nport = "p"\ndialect = "nrf52"\n', {}, {}, "(dialect from FILE)"),
+        ('[bridge]\nport = "p"\nwill_qos = 1\n', {}, {}, "without a Will topic"),
+        ("[bridge]\n", {}, {}, "no modem port in FILE"),
+        ('[bridge]\nport = "p"\ngive_up_after = inf\n', {}, {}, "is not a number"),
+    ],
+)  # fmt: skip
+def test_every_error_names_where_the_value_came_from(
+    tmp_path: Path,
+    text: str,
+    env: dict[str, str],
+    arguments: dict[str, Setting],
+    expected: str,
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path, env=env, credentials=CREDS, arguments=arguments)
+    assert expected.replace("FILE", str(path)) in str(info.value)
+
+
+def test_an_unknown_key_lists_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bridge]\nport = "p"\n[bridge.timeouts]\natach = 1\n')
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path, env={}, credentials=CREDS)
+    assert info.value.hint == f"known keys of [bridge.timeouts]: {', '.join(TIMEOUTS.keys)}"
+    path = write(tmp_path, '[mqtt]\nclient_id = "c"\nhots = "h"\n')
+    with pytest.raises(ConfigurationError, match="known keys of \\[mqtt\\]: client_id, host"):
+        load_credentials(path, env={})
+
+
+def test_every_field_has_one_key_and_one_variable() -> None:
+    variables = [table.variable(key) for table in TABLES.values() for key in table.keys]
+    assert len(variables) == len(set(variables))
+    assert set(BRIDGE.keys) | {"credentials", "timeouts"} == set(BridgeConfig.__dataclass_fields__)
+    assert set(TIMEOUTS.keys) == set(Timeouts.__dataclass_fields__)
+    assert env_variable("bridge", "will_topic") == "ATBRIDGE_WILL_TOPIC"
+    assert env_variable("bridge.timeouts", "attach") == "ATBRIDGE_TIMEOUT_ATTACH"
+    assert env_variable("aliyun", "product_key") == "ATBRIDGE_PRODUCT_KEY"
+    assert env_variable("aliyun", "region") == "ATBRIDGE_ALIYUN_REGION"
+    assert MQTT.required() == ["client_id"]
+    assert ALIYUN.required() == ["product_key", "device_name", "device_secret"]
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "arguments", "table", "host"),
+    [
+        ('[mqtt]\nclient_id = "c"\nhost = "file"\n', {}, {}, "mqtt", "file"),
+        ('[aliyun]\nproduct_key = "pk"\ndevice_name = "d"\ndevice_secret = "s"\n', {}, {},
+         "aliyun", "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com"),
+        ('[aliyun]\nproduct_key = "pk"\ndevice_name = "d"\ndevice_secret = "s"\n', {},
+         {"mqtt.host": Setting("broker", "--broker")}, "mqtt", "broker"),
+        ("", {"ATBRIDGE_MQTT_HOST": "env"}, {}, "mqtt", "env"),
+        ("", {"ATBRIDGE_PRODUCT_KEY": "pk", "ATBRIDGE_DEVICE_NAME": "d",
+              "ATBRIDGE_DEVICE_SECRET": "s"}, {},
+         "aliyun", "pk.iot-as-mqtt.cn-shanghai.aliyuncs.com"),
+    ],
+)  # fmt: skip
+def test_which_credentials_table_applies(
+    tmp_path: Path,
+    text: str,
+    env: dict[str, str],
+    arguments: dict[str, Setting],
+    table: str,
+    host: str,
+) -> None:
+    path = write(tmp_path, '[bridge]\nport = "p"\n' + text)
+    config = load_config(
+        path, env=env, arguments=arguments, defaults={"mqtt.client_id": "generated"}
+    )
+    assert config.credentials.host == host
+    assert ("|securemode=" in config.credentials.client_id) == (table == "aliyun")
+
+
+def test_no_broker_and_user_name_with_aliyun_are_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bridge]\nport = "p"\n')
+    with pytest.raises(ConfigurationError, match="no broker given"):
+        load_config(path, env={})
+    path = write(
+        tmp_path,
+        '[bridge]\nport = "p"\n[aliyun]\nproduct_key = "pk"\ndevice_name = "d"\n'
+        'device_secret = "s"\n',
+    )
+    with pytest.raises(ConfigurationError, match="--username does not apply to"):
+        load_config(path, env={}, arguments={"credentials.username": Setting("u", "--username")})
+
+
+def test_a_secret_never_appears_in_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[mqtt]\nclient_id = "c"\npassword = 12345678\n')
+    with pytest.raises(ConfigurationError) as info:
+        load_credentials(path, env={})
+    assert "password in" in str(info.value) and "12345678" not in str(info.value)
+
+
+def test_port_settings_read_the_bridge_table_and_check_it(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bridge]\nport = "/dev/file"\napn = "ignored here"\n')
+    settings = load_port_settings(
+        path, env={"ATBRIDGE_LINE_ENDING": "cr"}, arguments={"baudrate": Setting(9600, "--baud")}
+    )
+    assert settings == PortSettings(port="/dev/file", baudrate=9600, line_ending="cr")
+    assert settings.line_ending_text == "\r"
+    assert PortSettings(port="p").line_ending_text == "\r\n"
+    with pytest.raises(ConfigurationError, match="no modem port"):
+        load_port_settings(None, env={})
+    with pytest.raises(ConfigurationError, match=r"\[bridge\] aqn in .* is not a known field"):
+        load_port_settings(write(tmp_path, '[bridge]\nport = "p"\naqn = "x"\n'), env={})
+
+
+def test_the_transcript_must_be_writable(tmp_path: Path) -> None:
+    arguments = {"transcript": Setting(str(tmp_path / "no" / "x.log"), "--transcript")}
+    with pytest.raises(ConfigurationError, match=r"from --transcript.*does not exist"):
+        load_config(None, env={}, credentials=CREDS, port="p", arguments=arguments)
+    arguments = {"transcript": Setting(str(tmp_path), "--transcript")}
+    with pytest.raises(ConfigurationError, match="it is a directory"):
+        load_config(None, env={}, credentials=CREDS, port="p", arguments=arguments)
+    good = str(tmp_path / "x.log")
+    config = load_config(None, env={}, credentials=CREDS, port="p", transcript=good)
+    assert config.transcript == good
+
+
+def test_bridge_config_built_directly_is_validated_too() -> None:
+    with pytest.raises(ConfigurationError, match="baudrate='115200' must be a whole number"):
+        BridgeConfig(port="p", credentials=CREDS, baudrate="115200")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="not a baud rate"):
+        BridgeConfig(port="p", credentials=CREDS, baudrate=0)
+    with pytest.raises(ConfigurationError, match="line_ending='crlf\\\\r' must be one of"):
+        BridgeConfig(port="p", credentials=CREDS, line_ending="crlf\r")  # type: ignore[arg-type]
+    assert BridgeConfig(port="p", credentials=CREDS, backoff_max=200).backoff_max == 200.0
