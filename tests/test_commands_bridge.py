@@ -634,3 +634,54 @@ async def test_a_signal_while_reading_stdin_ends_cleanly(
     shown = cli.stdout if command == "run" else cli.stderr
     assert "closing: " in shown and "disconnected: closed" in shown
     assert await received_until_marker(paho, topic) == [b"before the signal"] * lines
+
+
+# -- MQTT 5.0 and the Will -----------------------------------------------------------------
+
+
+async def test_publish_over_mqtt_5_reaches_a_paho_subscriber(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, atbridge: StartCli
+) -> None:
+    topic = "cmd/mqtt5"
+    await asyncio.to_thread(paho.subscribe, topic, 1)
+    cli = await run_cli(
+        atbridge,
+        "publish", *bridge_args(fake, broker), "--mqtt-version", "5", "--session-expiry", "0",
+        "--client-id", "cli-mqtt5", "--topic", topic, "-m", "over five", "--qos", "1",
+        "--count", "2",
+    )  # fmt: skip
+    assert cli.proc.returncode == 0, cli.stderr
+    assert await received_until_marker(paho, topic) == [b"over five"] * 2
+    # mosquitto logs the protocol of every CONNECT: p5 is MQTT 5.0 (p2 is 3.1.1)
+    assert any(" as cli-mqtt5 (p5," in line for line in broker.log), broker.log[-5:]
+
+
+@pytest.mark.parametrize("version", ["3.1.1", "5"])
+@pytest.mark.parametrize("how", ["killed", "ctrl-c"])
+async def test_the_will_is_published_when_the_bridge_dies_and_not_after_a_clean_exit(
+    how: str, version: str, broker: Mosquitto, paho: PahoPeer, atbridge: StartCli
+) -> None:
+    will = f"cmd/will/{how}/{version}"
+    await asyncio.to_thread(paho.subscribe, will, 1)
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+        cli = await atbridge(
+            "run", *bridge_args(fake, broker), "--mqtt-version", version,
+            "--will-topic", will, "--will-message", "the bridge is gone", "--will-qos", "1",
+        )  # fmt: skip
+        await cli.wait_for("online: CONNACK accepted", stream="stdout")
+        if how == "killed":
+            cli.proc.kill()  # SIGKILL: no DISCONNECT, nothing cleaned up
+            assert await cli.finish() == -signal.SIGKILL
+        else:
+            cli.proc.send_signal(signal.SIGINT)
+            assert await cli.finish() == 0, cli.stderr
+        # The modem's TCP connection ends without a DISCONNECT from the host (the fake lives
+        # in this process, so the broker sees the close only now): a broker publishes the
+        # Will of a connection closed without DISCONNECT, and drops it after a DISCONNECT.
+    if how == "killed":
+        await asyncio.to_thread(paho.wait_for, 1, WAIT)
+        assert [(t, p, q) for t, p, q in paho.messages if t == will] == [
+            (will, b"the bridge is gone", 1)
+        ]
+    else:
+        assert await received_until_marker(paho, will) == []
