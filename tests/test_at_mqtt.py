@@ -1,4 +1,4 @@
-"""Tests for atbridge.at_mqtt: packets, the stream decoder, validation, the client session.
+"""Tests for atbridge.at_mqtt and atbridge.mqtt: packets, codec, stream decoder, the session.
 
 Frames are cross-checked against paho-mqtt 2.x two ways: packets a broker sends
 are parsed with paho's own decoder (``paho.mqtt._packet``), and packets a client
@@ -67,14 +67,13 @@ from atbridge.errors import (
     PacketTooLarge,
     RemoteProtocolError,
 )
-from atbridge.mqtt_properties import (
+from atbridge.mqtt.properties import (
     PROPERTY_SPECS,
     REASON_CODES_BY_PACKET,
     WILL,
-    PacketType,
     WireType,
-    encode_varint,
 )
+from atbridge.mqtt.wire import PacketType, encode_varint
 
 V3 = ProtocolVersion.MQTT_3_1_1
 V5 = ProtocolVersion.MQTT_5_0

@@ -1,13 +1,14 @@
 """The codec's fast paths agree with its general paths and with an independent encoder.
 
-``encode`` and ``decode`` take a fast path for the common MQTT 3.1.1 PUBLISH (no
-properties, Remaining Length under 16 KiB, every field valid) and keep the topic names
-they validated in two small caches; CONNECT is built by one pack and one join. These
-tests hold the fast paths to the general ones (``_encode_publish``, ``_decode_publish``
-through the stream decoder) and to a plain reference encoder written from the spec,
-across the one- and two-byte Remaining Length boundaries (127/128, 16383/16384), with
-the caches cold, warm and disabled, and check that errors are the same either way and
-that the caches stay bounded and never hold an invalid name.
+``encode`` and ``decode`` take the fast paths of ``atbridge.mqtt.fast`` for the common
+MQTT 3.1.1 PUBLISH (no properties, Remaining Length under 16 KiB, every field valid),
+which keep the topic names they validated in two LRU caches, and for the common
+CONNECT (one pack and one join). These tests hold the fast paths to the general ones
+(``encode_general`` / ``decode_general``, and the session's stream decoder) and to a
+plain reference encoder written from the spec, across the one- and two-byte Remaining
+Length boundaries (127/128, 16383/16384), with the caches cold, warm, overflowing and
+disabled, and check that errors are the same either way and that the caches stay
+bounded and never hold an invalid name.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from atbridge import at_mqtt
 from atbridge.at_mqtt import (
     NO_PROPERTIES,
     Connect,
+    PacketDecoder,
     Properties,
     PropertyId,
     ProtocolVersion,
@@ -34,7 +35,10 @@ from atbridge.at_mqtt import (
     encode,
 )
 from atbridge.errors import LocalProtocolError, MalformedPacket
-from atbridge.mqtt_properties import PacketType, encode_properties, encode_varint
+from atbridge.mqtt import fast
+from atbridge.mqtt.codec import decode_general, encode_general
+from atbridge.mqtt.properties import encode_properties
+from atbridge.mqtt.wire import PacketType, encode_varint
 
 V3 = ProtocolVersion.MQTT_3_1_1
 V5 = ProtocolVersion.MQTT_5_0
@@ -46,11 +50,17 @@ BOUNDARY_LENGTHS = [2, 5, 126, 127, 128, 129, 300, 16382, 16383, 16384, 16385, 2
 
 @pytest.fixture(autouse=True)
 def _cold_caches() -> Iterator[None]:
-    at_mqtt._encoded_topics.clear()
-    at_mqtt._decoded_topics.clear()
+    fast.cache_clear()
     yield
-    at_mqtt._encoded_topics.clear()
-    at_mqtt._decoded_topics.clear()
+    fast.cache_clear()
+
+
+def _cached() -> tuple[int, int]:
+    """How many topic names the encode and the decode cache hold."""
+    return (
+        fast._cached_topic_prefix.cache_info().currsize,
+        fast._cached_topic_text.cache_info().currsize,
+    )
 
 
 # --- a reference encoder, written from the spec without the codec's shortcuts -------------
@@ -134,12 +144,8 @@ def publishes(draw: st.DrawFn) -> Publish:
 
 
 def _general_decode(frame: bytes, protocol: ProtocolVersion = V3) -> object:
-    """The packet, or the error, the general path makes of ``frame``: the stream
-    decoder's framing with ``_decode_publish`` itself for the body (the stream decoder
-    normally takes the PUBLISH fast path too, as the session's receive path)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(at_mqtt._DECODERS, 3, at_mqtt._decode_publish)
-        return _outcome(lambda: at_mqtt._decode_via_stream(frame, protocol))
+    """The packet, or the error, the reference decoder alone makes of ``frame``."""
+    return _outcome(lambda: decode_general(frame, protocol))
 
 
 def _stream_decode(frame: bytes) -> object:
@@ -147,7 +153,7 @@ def _stream_decode(frame: bytes) -> object:
     two chunks."""
 
     def run() -> object:
-        decoder = at_mqtt.PacketDecoder()
+        decoder = PacketDecoder()
         decoder.receive_data(frame[:3])
         decoder.receive_data(frame[3:])
         packet = decoder.next_packet()
@@ -171,7 +177,7 @@ def _outcome(fn: Callable[[], object]) -> object:
 @SETTINGS
 @given(publishes())
 def test_publish_fast_path_matches_general_path_and_reference(packet: Publish) -> None:
-    general = at_mqtt._encode_publish(packet, V3)
+    general = encode_general(packet, V3)
     assert general == reference_publish(packet)
     for _ in range(2):  # cold cache, then warm
         frame = encode(packet)
@@ -190,13 +196,11 @@ def test_publish_without_the_cache_gives_the_same_bytes(
 ) -> None:
     frame = encode(packet)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(at_mqtt, "_TOPIC_CACHE_MAX_BYTES", -1)
-        at_mqtt._encoded_topics.clear()
-        at_mqtt._decoded_topics.clear()
+        patch.setattr(fast, "CACHED_TOPIC_LENGTH", -1)
+        fast.cache_clear()
         assert encode(packet) == frame
         assert decode(frame) == packet
-        assert not at_mqtt._encoded_topics
-        assert not at_mqtt._decoded_topics
+        assert _cached() == (0, 0)
 
 
 @pytest.mark.parametrize("length", [n for n in BOUNDARY_LENGTHS if n >= 5])
@@ -218,7 +222,7 @@ def test_mqtt5_and_properties_take_the_general_path_and_still_agree() -> None:
     packet = Publish("a/b", b"x" * 200, 1, packet_id=7, properties=props)
     encode(Publish("a/b"))  # the topic is cached
     frame = encode(packet, V5)
-    assert frame == at_mqtt._encode_publish(packet, V5)
+    assert frame == encode_general(packet, V5)
     assert decode(frame, V5) == packet
     plain = Publish("a/b", b"x" * 200, 1, packet_id=7)
     assert decode(encode(plain, V5), V5) == plain
@@ -250,13 +254,13 @@ def test_invalid_publish_raises_the_general_paths_error_with_cold_and_warm_cache
     packet: Publish,
 ) -> None:
     with pytest.raises(LocalProtocolError) as general:
-        at_mqtt._encode_publish(packet, V3)
+        encode_general(packet, V3)
     for _ in range(2):
         with pytest.raises(LocalProtocolError) as fast:
             encode(packet)
         assert str(fast.value) == str(general.value)
         encode(Publish("a"))  # warm the cache with a valid name
-    assert packet.topic not in at_mqtt._encoded_topics or packet.topic == "a"
+    assert _cached()[0] == 1  # "a" alone: an invalid name is never kept
 
 
 def _frames_near(packet: Publish) -> list[bytes]:
@@ -324,23 +328,62 @@ def test_caches_hold_only_valid_names_and_stay_bounded() -> None:
     for raw in (b"a/+", b"#", b"a\x00", b"\xc3\x28", b"\xed\xa0\x80"):
         with pytest.raises(MalformedPacket):
             decode(_frame(0x30, struct.pack("!H", len(raw)) + raw))
-    assert not at_mqtt._encoded_topics
-    assert not at_mqtt._decoded_topics
+    assert _cached() == (0, 0)
 
-    long_topic = "x" * (at_mqtt._TOPIC_CACHE_MAX_BYTES + 1)
-    decode(encode(Publish(long_topic)))
-    assert not at_mqtt._encoded_topics
-    assert not at_mqtt._decoded_topics
+    long_topic = "x" * (fast.CACHED_TOPIC_LENGTH + 1)
+    assert decode(encode(Publish(long_topic))) == Publish(long_topic)
+    assert _cached() == (0, 0)
 
-    for index in range(3 * at_mqtt._TOPIC_CACHE_SIZE):
+    for index in range(3 * fast.TOPIC_CACHE_SIZE):
         packet = Publish(f"t/{index}", b"p")
         assert decode(encode(packet)) == packet
-        assert len(at_mqtt._encoded_topics) <= at_mqtt._TOPIC_CACHE_SIZE
-        assert len(at_mqtt._decoded_topics) <= at_mqtt._TOPIC_CACHE_SIZE
-    for topic, prefix in at_mqtt._encoded_topics.items():
-        assert prefix == _utf8(topic)
-    for raw, topic in at_mqtt._decoded_topics.items():
-        assert raw == topic.encode()
+        assert _cached() <= (fast.TOPIC_CACHE_SIZE, fast.TOPIC_CACHE_SIZE)
+    assert _cached() == (fast.TOPIC_CACHE_SIZE, fast.TOPIC_CACHE_SIZE)
+    # Names evicted long ago (cold again) and the most recent ones (warm) alike.
+    for index in (0, 1, 3 * fast.TOPIC_CACHE_SIZE - 2, 3 * fast.TOPIC_CACHE_SIZE - 1):
+        packet = Publish(f"t/{index}", b"p")
+        assert encode(packet) == reference_publish(packet) == encode_general(packet)
+        assert decode(reference_publish(packet)) == packet
+
+
+@pytest.mark.parametrize("count", [256, 257, 300])
+def test_more_than_256_topics_stay_cached_and_agree_with_the_general_path(count: int) -> None:
+    # The old caches emptied themselves at the 257th name; an application cycling
+    # through a few hundred topics kept missing. Every name now stays, and agrees.
+    topics = [f"/a1X2bEnP82z/dev-{index:04d}/user/update" for index in range(count)]
+    for _ in range(2):
+        for topic in topics:
+            packet = Publish(topic, b"v", 1, packet_id=7)
+            frame = encode(packet)
+            assert frame == encode_general(packet) == reference_publish(packet)
+            assert decode(frame) == packet == _general_decode(frame)
+    encode_info = fast._cached_topic_prefix.cache_info()
+    decode_info = fast._cached_topic_text.cache_info()
+    assert (encode_info.misses, encode_info.hits) == (count, count)
+    assert (decode_info.misses, decode_info.hits) == (count, count)
+
+
+def test_publish_is_an_immutable_value_like_the_dataclass_packets() -> None:
+    props = Properties({PropertyId.CONTENT_TYPE: "t"})
+    packet = Publish("a", b"x", 1, True, True, 5, props)
+    assert packet.replace(qos=2) == Publish("a", b"x", 2, True, True, 5, props)
+    assert packet != packet.replace(dup=False)
+    assert packet != ("a", b"x", 1, True, True, 5, props)
+    assert {packet, Publish("a", b"x", 1, True, True, 5, props)} == {packet}
+    assert repr(Publish("a")) == (
+        "Publish(topic='a', payload=b'', qos=0, retain=False, dup=False, packet_id=None, "
+        "properties=Properties())"
+    )
+    for name in Publish.__match_args__:
+        with pytest.raises(AttributeError):
+            setattr(packet, name, None)
+    with pytest.raises(AttributeError):
+        packet.extra = 1  # type: ignore[attr-defined]
+    match decode(encode(Publish("a/b", b"v", 1, packet_id=3))):
+        case Publish("a/b", b"v", 1, packet_id=3):
+            pass
+        case other:
+            pytest.fail(f"no match: {other!r}")
 
 
 def test_decoded_publish_is_a_real_frozen_publish() -> None:
@@ -473,17 +516,18 @@ def test_connect_remaining_length_past_two_bytes() -> None:
     assert decode(frame) == packet
 
 
-def test_wrongly_typed_payload_and_password_raise_the_same_type_error_as_before() -> None:
-    # Not validations, but the same TypeError the general path has always raised.
+def test_wrongly_typed_payload_and_password_raise_a_type_error_that_names_them() -> None:
     with pytest.raises(TypeError) as general:
-        at_mqtt._encode_publish(Publish("a", "text", 1, packet_id=1), V3)  # type: ignore[arg-type]
+        encode_general(Publish("a", "text", 1, packet_id=1), V3)  # type: ignore[arg-type]
+    assert str(general.value) == "a PUBLISH payload must be bytes, not str"
     for qos in (0, 1):
         for _ in range(2):  # cold cache, then warm
-            with pytest.raises(TypeError) as fast:
+            with pytest.raises(TypeError) as fast_error:
                 encode(Publish("a", "text", qos, packet_id=qos or None))  # type: ignore[arg-type]
-            assert str(fast.value) == str(general.value)
-    assert str(general.value) == "sequence item 4: expected a bytes-like object, str found"
-    with pytest.raises(TypeError, match="sequence item 7: expected a bytes-like object"):
+            assert str(fast_error.value) == str(general.value)
+    with pytest.raises(TypeError, match=r"^password must be bytes, not str$"):
         encode(Connect("c", username="u", password="pw"))  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="sequence item 10: expected a bytes-like object"):
+    with pytest.raises(TypeError, match=r"^password must be bytes, not str$"):
         encode(Connect("c", username="u", password="pw", will=Will("w")))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^Will message must be bytes, not str$"):
+        encode(Connect("c", will=Will("w", "bye")))  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""MQTT 5.0 properties and reason codes: the tables behind :mod:`atbridge.at_mqtt`.
+"""MQTT 5.0 properties and reason codes, as tables, and the property block on the wire.
 
 Theory of operation
 -------------------
@@ -8,45 +8,33 @@ one wire type (byte, two-byte integer, four-byte integer, Variable Byte
 Integer, UTF-8 string, binary data, or a UTF-8 string pair) and is allowed only
 in some packets. This module holds those facts as data (:data:`PROPERTY_SPECS`)
 plus the reason-code names of §2.4, and the two functions that turn a
-:class:`Properties` value into bytes and back. The packet codec in
-:mod:`atbridge.at_mqtt` calls them; nothing here does I/O.
+:class:`Properties` value into bytes and back
+(:func:`encode_properties`, :func:`decode_properties`), which the codec in
+:mod:`atbridge.mqtt.codec` calls.
 
 Errors follow the project rule: a bad property the *user* asked to send raises
 :class:`~atbridge.errors.LocalProtocolError`; a bad property *received* raises
-the ``malformed`` callable the caller passes in (the codec passes its
-``MalformedPacket``), so this module does not need to know that class.
+:class:`~atbridge.errors.MalformedPacket`.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NoReturn
 
 from atbridge.errors import LocalProtocolError
-
-
-class PacketType(IntEnum):
-    """MQTT control packet types (the high nibble of the first byte)."""
-
-    CONNECT = 1
-    CONNACK = 2
-    PUBLISH = 3
-    PUBACK = 4
-    PUBREC = 5
-    PUBREL = 6
-    PUBCOMP = 7
-    SUBSCRIBE = 8
-    SUBACK = 9
-    UNSUBSCRIBE = 10
-    UNSUBACK = 11
-    PINGREQ = 12
-    PINGRESP = 13
-    DISCONNECT = 14
-    AUTH = 15
-
+from atbridge.mqtt.wire import (
+    PacketType,
+    decode_binary,
+    decode_string,
+    decode_varint,
+    encode_binary,
+    encode_string,
+    encode_varint,
+    malformed,
+)
 
 #: Property context for the Will Properties inside CONNECT (MQTT 5.0 §3.1.3.2).
 WILL = "WILL"
@@ -333,48 +321,6 @@ def reason_name(code: int, packet_type: PacketType | None = None) -> str:
 # --- wire encoding -------------------------------------------------------------
 
 
-def encode_varint(value: int) -> bytes:
-    """Encode a Variable Byte Integer (MQTT 3.1.1 §2.2.3, 5.0 §1.5.5), minimum bytes."""
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while True:
-        digit = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(digit | 0x80)
-        else:
-            out.append(digit)
-            return bytes(out)
-
-
-def encode_string(text: str, what: str) -> bytes:
-    """A length-prefixed UTF-8 string, checked against MQTT 3.1.1 §1.5.3 / 5.0 §1.5.4."""
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise LocalProtocolError(
-            f"[MQTT-1.5.3-1] {what} contains a surrogate code point (U+D800..U+DFFF), "
-            "which is not valid UTF-8"
-        ) from None
-    if len(raw) > 0xFFFF:
-        raise LocalProtocolError(
-            f"[MQTT-1.5.3] {what} is {len(raw)} bytes of UTF-8; an MQTT string is at most 65,535"
-        )
-    if "\x00" in text:
-        raise LocalProtocolError(f"[MQTT-1.5.3-2] {what} must not contain U+0000 (null)")
-    return struct.pack("!H", len(raw)) + raw
-
-
-def encode_binary(data: bytes, what: str) -> bytes:
-    """Length-prefixed binary data (MQTT 3.1.1 §3.1.3.5, 5.0 §1.5.6): at most 65,535 bytes."""
-    if len(data) > 0xFFFF:
-        raise LocalProtocolError(
-            f"[MQTT-1.5.6] {what} is {len(data)} bytes; binary data is at most 65,535 bytes"
-        )
-    return struct.pack("!H", len(data)) + bytes(data)
-
-
 def _context_name(context: PropertyContext) -> str:
     return context.name if isinstance(context, PacketType) else "Will Properties"
 
@@ -444,63 +390,19 @@ def _encode_property_value(pid: PropertyId, spec: PropertySpec, value: PropertyV
 
 # --- wire decoding ---------------------------------------------------------------
 
-Malformed = Callable[[str], NoReturn]
-
-
-def decode_varint(buf: bytes, pos: int, end: int, malformed: Malformed) -> tuple[int, int]:
-    """Read a Variable Byte Integer at ``pos``; returns ``(value, new_pos)``."""
-    value = 0
-    shift = 0
-    for i in range(4):
-        if pos + i >= end:
-            malformed("a Variable Byte Integer runs past the end of the packet")
-        byte = buf[pos + i]
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos + i + 1
-        shift += 7
-    malformed("[MQTT-1.5.5] a Variable Byte Integer is longer than 4 bytes")
-
-
-def decode_string(
-    buf: bytes, pos: int, end: int, what: str, malformed: Malformed
-) -> tuple[str, int]:
-    """Read a length-prefixed UTF-8 string; enforces [MQTT-1.5.3-1] and [MQTT-1.5.3-2]."""
-    raw, pos = decode_binary(buf, pos, end, what, malformed)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        malformed(f"[MQTT-1.5.3-1] {what} is not well-formed UTF-8")
-    if "\x00" in text:
-        malformed(f"[MQTT-1.5.3-2] {what} contains U+0000 (null)")
-    return text, pos
-
-
-def decode_binary(
-    buf: bytes, pos: int, end: int, what: str, malformed: Malformed
-) -> tuple[bytes, int]:
-    """Read length-prefixed binary data."""
-    if pos + 2 > end:
-        malformed(f"{what}: the length prefix runs past the end of the packet")
-    length = (buf[pos] << 8) | buf[pos + 1]
-    pos += 2
-    if pos + length > end:
-        malformed(f"{what}: {length} bytes announced but only {end - pos} remain in the packet")
-    return bytes(buf[pos : pos + length]), pos + length
-
 
 def decode_properties(
-    buf: bytes, pos: int, end: int, context: PropertyContext, malformed: Malformed
+    buf: bytes, pos: int, end: int, context: PropertyContext
 ) -> tuple[Properties, int]:
     """Read a property block at ``pos``; returns ``(properties, new_pos)``."""
-    length, pos = decode_varint(buf, pos, end, malformed)
+    length, pos = decode_varint(buf, pos, end)
     stop = pos + length
     if stop > end:
         malformed("the property block runs past the end of the packet")
     items: list[tuple[PropertyId, PropertyValue]] = []
     seen: set[PropertyId] = set()
     while pos < stop:
-        ident, pos = decode_varint(buf, pos, stop, malformed)
+        ident, pos = decode_varint(buf, pos, stop)
         try:
             pid = PropertyId(ident)
         except ValueError:
@@ -517,19 +419,19 @@ def decode_properties(
         if pid in seen and not repeatable:
             malformed(f"[MQTT-5.0 §2.2.2.2] property {pid.name} appears more than once")
         seen.add(pid)
-        value, pos = _decode_property_value(buf, pos, stop, pid, spec, malformed)
+        value, pos = _decode_property_value(buf, pos, stop, pid, spec)
         items.append((pid, value))
     return Properties(items), stop
 
 
 def _decode_property_value(
-    buf: bytes, pos: int, end: int, pid: PropertyId, spec: PropertySpec, malformed: Malformed
+    buf: bytes, pos: int, end: int, pid: PropertyId, spec: PropertySpec
 ) -> tuple[PropertyValue, int]:
     wire = spec.wire
     what = f"property {pid.name}"
     if wire in _INT_WIRES:
         if wire == WireType.VARINT:
-            value, pos = decode_varint(buf, pos, end, malformed)
+            value, pos = decode_varint(buf, pos, end)
         else:
             size = {WireType.BYTE: 1, WireType.TWO_BYTE: 2, WireType.FOUR_BYTE: 4}[wire]
             if pos + size > end:
@@ -541,9 +443,9 @@ def _decode_property_value(
             malformed(f"[MQTT-5.0 §3] {what} must be in {spec.minimum}..{high}, got {value}")
         return value, pos
     if wire == WireType.STRING:
-        return decode_string(buf, pos, end, what, malformed)
+        return decode_string(buf, pos, end, what)
     if wire == WireType.BINARY:
-        return decode_binary(buf, pos, end, what, malformed)
-    name, pos = decode_string(buf, pos, end, f"{what} name", malformed)
-    text, pos = decode_string(buf, pos, end, f"{what} value", malformed)
+        return decode_binary(buf, pos, end, what)
+    name, pos = decode_string(buf, pos, end, f"{what} name")
+    text, pos = decode_string(buf, pos, end, f"{what} value")
     return (name, text), pos
