@@ -60,9 +60,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import re
-import tty
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
@@ -81,7 +79,7 @@ from .grammar import (
     parse_command,
 )
 from .registry import DIALECTS, GENERIC_COMMANDS, Dialect, Identity, Network
-from .wire import HotLine, LineReader, Pacer
+from .wire import HotLine, LineReader, Pacer, Pty
 
 __all__ = [
     "DIALECTS",
@@ -216,8 +214,6 @@ class FakeModem(FaultControls):
         self.rsrp_index = 62
         self.rsrq_index = 31
         self.commands: list[str] = []
-        self.bytes_in = 0
-        self.bytes_out = 0
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun)
         self.dialect_state: object = None
 
@@ -225,10 +221,7 @@ class FakeModem(FaultControls):
         self.hot_line = hot_line
         self._hot: HotLine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._port: str | None = None
-        self._wbuf = bytearray()
+        self._pty: Pty | None = None
         self._rx = bytearray()
         self._reader = LineReader(
             dialect.terminator,
@@ -258,22 +251,17 @@ class FakeModem(FaultControls):
 
     async def start(self) -> None:
         """Create the pty, then power on: boot banner, power-on state."""
-        if self._master is not None:
+        if self._pty is not None:
             raise RuntimeError("fake modem already started")
         loop = asyncio.get_running_loop()
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
         self._loop = loop
-        self._master, self._slave = master, slave
-        self._port = os.ttyname(slave)
-        self._tx = Pacer(loop, self._write_master)
         self._rx_pacer = Pacer(loop, self._on_rx_bytes)
-        self._hot = HotLine(loop, lambda: self._master is not None)
+        self._pty = Pty(loop, self._rx_pacer.push, on_activity=self._keep_hot)
+        self._tx = Pacer(loop, self._pty.write)
+        self._hot = HotLine(loop, lambda: self._live)
         self.set_baud(self._baud)
-        loop.add_reader(master, self._on_readable)
         self._power_on(None)
-        log.debug("fake %s modem on %s", self.dialect.name, self._port)
+        log.debug("fake %s modem on %s", self.dialect.name, self._pty.path)
 
     async def stop(self) -> None:
         """Cancel every timer and task and close the pty. Safe to call twice."""
@@ -301,9 +289,24 @@ class FakeModem(FaultControls):
     @property
     def port(self) -> str:
         """The pty slave path (``/dev/pts/N``) a client opens."""
-        if self._port is None:
+        if self._pty is None:
             raise RuntimeError("fake modem not started")
-        return self._port
+        return self._pty.path
+
+    @property
+    def bytes_in(self) -> int:
+        """Bytes received from the host so far."""
+        return 0 if self._pty is None else self._pty.bytes_in
+
+    @property
+    def bytes_out(self) -> int:
+        """Bytes written to the host so far."""
+        return 0 if self._pty is None else self._pty.bytes_out
+
+    @property
+    def _live(self) -> bool:
+        """Started, and the pty not closed (by ``stop()`` or ``drop_link()``)."""
+        return self._pty is not None and self._pty.is_open
 
     @property
     def baud(self) -> int | None:
@@ -401,7 +404,7 @@ class FakeModem(FaultControls):
 
     def write_raw(self, data: bytes) -> None:
         """Queue bytes for the wire (paced if a baud rate is set)."""
-        if self._tx is None or self._master is None:
+        if self._tx is None or not self._live:
             raise RuntimeError("fake modem not started")
         answer = self._answer
         since = None
@@ -561,7 +564,7 @@ class FakeModem(FaultControls):
 
     def _power_cycle(self, banner: str | bytes | None) -> None:
         """``reboot()``: what a brown-out loses, then power-on."""
-        if self._master is None:
+        if not self._live:
             raise RuntimeError("fake modem not started")
         log.debug("reboot")
         if self.dialect.on_reboot is not None:
@@ -572,7 +575,7 @@ class FakeModem(FaultControls):
 
     def _hang_up(self) -> None:
         """``drop_link()``: the sockets go as in a reboot, then the pty closes for good."""
-        if self._master is None:
+        if not self._live:
             raise RuntimeError("fake modem not started")
         log.debug("link dropped")
         if self.dialect.on_reboot is not None:
@@ -587,15 +590,11 @@ class FakeModem(FaultControls):
                 task.cancel()
 
     def _close_pty(self) -> None:
-        master, slave = self._master, self._slave
-        if master is None:
+        if not self._live:
             return
-        self._require_loop().remove_reader(master)
         self._cancel_activity()
-        self._master = self._slave = None
-        os.close(master)
-        if slave is not None:
-            os.close(slave)
+        assert self._pty is not None
+        self._pty.close()
 
     def _power_on(self, banner: str | bytes | None) -> None:
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun, act=self.network.act)
@@ -628,9 +627,8 @@ class FakeModem(FaultControls):
             self._tx.clear()
         if self._rx_pacer is not None:
             self._rx_pacer.clear()
-        self._wbuf.clear()
-        if self._master is not None and self._loop is not None:
-            self._loop.remove_writer(self._master)
+        if self._pty is not None:
+            self._pty.discard_output()
         self._rx.clear()
         self._reader.reset()
         if self._raw_waiter is not None:
@@ -673,64 +671,9 @@ class FakeModem(FaultControls):
         if self.state.cereg_n > 0:
             self.send_urc("+CEREG: " + self.cereg_fields(self.state.cereg_n))
 
-    # ---- internals: pty I/O
-
-    def _on_readable(self) -> None:
-        if self._master is None:
-            return
-        try:
-            data = os.read(self._master, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO cannot happen while we hold the slave, but never crash
-            log.debug("pty read failed: %s", exc)
-            return
-        if not data:
-            return
-        self._keep_hot()
-        self.bytes_in += len(data)
-        log.debug("<- %r", data)
-        assert self._rx_pacer is not None
-        self._rx_pacer.push(data)
-
-    def _write_master(self, data: bytes) -> None:
-        if self._master is None:
-            return
-        self._keep_hot()
-        log.debug("-> %r", data)
-        if self._wbuf:
-            self._wbuf += data
-            return
-        try:
-            written = os.write(self._master, data)
-        except BlockingIOError:
-            written = 0
-        except OSError as exc:
-            log.debug("pty write failed: %s", exc)
-            return
-        self.bytes_out += written
-        if written < len(data):
-            self._wbuf += data[written:]
-            self._require_loop().add_writer(self._master, self._on_writable)
-
     def _keep_hot(self) -> None:
         if self.hot_line and self._baud is not None and self._hot is not None:
             self._hot.poke()
-
-    def _on_writable(self) -> None:
-        if self._master is None:
-            return
-        try:
-            written = os.write(self._master, self._wbuf)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            log.debug("pty write failed: %s", exc)
-            written = len(self._wbuf)
-        self.bytes_out += written
-        del self._wbuf[:written]
-        if not self._wbuf:
-            self._require_loop().remove_writer(self._master)
 
     # ---- internals: input and command execution
 
@@ -771,7 +714,7 @@ class FakeModem(FaultControls):
             return
         self._draining = True
         try:
-            while not self._busy and self._raw_waiter is None and self._master is not None:
+            while not self._busy and self._raw_waiter is None and self._live:
                 found = self._reader.next_line(self._rx)
                 if found is None:
                     break

@@ -24,6 +24,7 @@ fake's controls. The methods and what each family sends are listed in ``tests/fa
 
 from __future__ import annotations
 
+import abc
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -32,7 +33,15 @@ if TYPE_CHECKING:
     from .core import FakeModem
     from .registry import Dialect
 
-__all__ = ["FaultControls", "Initiator", "NetworkFaults", "PendingFaults", "UnsupportedFault"]
+__all__ = [
+    "ArmedFaults",
+    "FaultControls",
+    "Initiator",
+    "NetworkFaults",
+    "PendingFaults",
+    "SocketFaults",
+    "UnsupportedFault",
+]
 
 Initiator = Literal["NW", "ME"]
 
@@ -86,6 +95,66 @@ class NetworkFaults:
     def reboot_during_next_send(self, fake: FakeModem) -> None:
         """The next send command reboots the modem after it has asked for the payload."""
         raise UnsupportedFault(f"{fake.dialect.name} has no sockets")
+
+
+@dataclass
+class ArmedFaults:
+    """Socket faults armed for the next sends, opens and notifications. They live in the
+    dialect's power-on state, so a reboot disarms them; each ``take_*`` consumes one."""
+
+    fail_sends: int = 0
+    fail_opens: int = 0
+    lose_notifications: int = 0
+    #: Payload bytes the next send takes before the modem reboots; None: not armed.
+    reboot_in_send: int | None = None
+
+    def take_failed_send(self) -> bool:
+        """True (one use consumed) if this send is to be refused."""
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            return True
+        return False
+
+    def take_failed_open(self) -> bool:
+        """True (one use consumed) if this open is to fail."""
+        if self.fail_opens > 0:
+            self.fail_opens -= 1
+            return True
+        return False
+
+    def take_lost_notification(self) -> bool:
+        """True (one use consumed) if this data notification is to be lost."""
+        if self.lose_notifications > 0:
+            self.lose_notifications -= 1
+            return True
+        return False
+
+    def take_reboot_in_send(self) -> int | None:
+        """The payload offset at which this send reboots the modem, None if it does not."""
+        offset, self.reboot_in_send = self.reboot_in_send, None
+        return offset
+
+
+class SocketFaults(NetworkFaults, abc.ABC):
+    """The base of a family with sockets: the armed faults live in ``armed(fake)`` (the
+    dialect's power-on state) and its send, open and notification paths consume them; the
+    family says how it reports a dropped context, a detach and a peer's close."""
+
+    @abc.abstractmethod
+    def armed(self, fake: FakeModem) -> ArmedFaults:
+        """The faults armed on ``fake`` (its dialect state's)."""
+
+    def fail_next_send(self, fake: FakeModem, count: int) -> None:
+        self.armed(fake).fail_sends += count
+
+    def fail_next_open(self, fake: FakeModem, count: int) -> None:
+        self.armed(fake).fail_opens += count
+
+    def lose_next_notification(self, fake: FakeModem, count: int) -> None:
+        self.armed(fake).lose_notifications += count
+
+    def reboot_during_next_send(self, fake: FakeModem) -> None:
+        self.armed(fake).reboot_in_send = 0
 
 
 @dataclass

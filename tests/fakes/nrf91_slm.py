@@ -371,8 +371,7 @@ async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
         return None
     data = text_payload(text, SLM_MAX_PAYLOAD)
     sock = state.selected
-    if state.faults.fail_sends > 0:
-        state.faults.fail_sends -= 1
+    if state.faults.take_failed_send():
         return error_with("#XSEND: 0")
     if sock is None or sock.transmit(data):
         return error_with("#XSEND: 0")

@@ -404,10 +404,7 @@ async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
     text = str_param(cmd, 3)
     data = _hex_payload(text) if mode == 1 else text_payload(text, SM_MAX_LINE)
     result_type = 1 if flags & SM_MSG_SEND_ACK else 0
-    failed = state.faults.fail_sends > 0
-    if failed:
-        state.faults.fail_sends -= 1
-    if failed or sock.transmit(data):
+    if state.faults.take_failed_send() or sock.transmit(data):
         return error_with(f"#XSEND: {sock.handle},{result_type},0")
     if result_type:
         fake.after_response(lambda: fake.send_urc(f"#XSENDNTF: {sock.handle},0,{len(data)}"))

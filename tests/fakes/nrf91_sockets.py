@@ -43,7 +43,7 @@ from typing import Final
 
 from . import loopback
 from .core import FakeModem
-from .faults import Initiator, NetworkFaults
+from .faults import ArmedFaults, Initiator, SocketFaults
 from .grammar import (
     Command,
     CommandError,
@@ -302,14 +302,6 @@ class DataMode:
     sent: int = 0
 
 
-@dataclass
-class _Faults:
-    fail_sends: int = 0
-    fail_opens: int = 0
-    lose_notifications: int = 0
-    reboot_after: int | None = None
-
-
 # --------------------------------------------------------------------------------------------
 # The dialect state
 
@@ -328,7 +320,7 @@ class NrfSockets:
         self.pdn_active = True
         self.cgerep = 0
         self.data_mode: DataMode | None = None
-        self.faults = _Faults()
+        self.faults = ArmedFaults()
         self.closed = False
         self._kick_scheduled = False
         self._next_ranking = 1
@@ -413,8 +405,7 @@ class NrfSockets:
         address = self.resolve(host, sock.family)
         if address is None or not self.network_up():
             raise CommandError(None)
-        if self.faults.fail_opens > 0:
-            self.faults.fail_opens -= 1
+        if self.faults.take_failed_open():
             raise CommandError(None)  # as connect() refused: the SLM/SM answer ERROR
         conn = LoopbackConnection(sock)
         sock.conn = conn
@@ -506,10 +497,7 @@ class NrfSockets:
 
     def take_lost_notification(self) -> bool:
         """True (and one use consumed) if the next data notification is to be lost."""
-        if self.faults.lose_notifications > 0:
-            self.faults.lose_notifications -= 1
-            return True
-        return False
+        return self.faults.take_lost_notification()
 
     # ---- data mode
 
@@ -530,8 +518,7 @@ class NrfSockets:
             self.require_fake().write_raw(TERMINATOR)
 
     def _first_flush(self, dm: DataMode) -> None:
-        if self.faults.fail_sends > 0:
-            self.faults.fail_sends -= 1
+        if self.faults.take_failed_send():
             self.fail_data_mode(dm, EIO)
             return
         error = ENOTCONN if dm.sock is None else dm.sock.send_error()
@@ -545,9 +532,8 @@ class NrfSockets:
         dm = DataMode(sock, data_len, flags)
         self.data_mode = dm
         fake.hold_urcs(True)
-        reboot_after = self.faults.reboot_after
+        reboot_after = self.faults.take_reboot_in_send()
         if reboot_after is not None:
-            self.faults.reboot_after = None
             if reboot_after > 0:
                 await fake.read_raw(reboot_after)
             fake.after_output(fake.reboot)
@@ -586,7 +572,7 @@ def sockets_of(fake: FakeModem) -> NrfSockets:
 # Faults on demand
 
 
-class NrfFaults(NetworkFaults):
+class NrfFaults(SocketFaults):
     """How the nRF91 (SLM and SM) reports the network's faults: ``+CGEV`` lines when AT+CGEREP=1,
     ``+CEREG``, and failed sockets seen through poll (``#XAPOLL``), recv and send."""
 
@@ -641,25 +627,15 @@ class NrfFaults(NetworkFaults):
                 sock.conn.close()
             sock.on_eof()
 
-    def fail_next_send(self, fake: FakeModem, count: int) -> None:
-        """A string/hex ``AT#XSEND`` answers its ``#XSEND`` line with 0 bytes and ``ERROR``; a
-        data-mode send makes the modem send ``+++``, drop input until the host's ``+++`` (or
-        ``<data_len>`` bytes) and report ``#XDATAMODE: <negative>``."""
-        sockets_of(fake).faults.fail_sends += count
-
-    def fail_next_open(self, fake: FakeModem, count: int) -> None:
-        """``AT#XCONNECT`` answers a plain ``ERROR`` (connect() failed); the socket stays open
-        and unconnected."""
-        sockets_of(fake).faults.fail_opens += count
-
-    def lose_next_notification(self, fake: FakeModem, count: int) -> None:
-        """``#XAPOLL`` with POLLIN or a Serial Modem auto-reception push never reaches the
-        host; the data stays in the socket for ``AT#XRECV``."""
-        sockets_of(fake).faults.lose_notifications += count
-
-    def reboot_during_next_send(self, fake: FakeModem) -> None:
-        """The next data-mode send reboots after ``OK``, before the first payload byte."""
-        reboot_during_next_send(fake, 0)
+    def armed(self, fake: FakeModem) -> ArmedFaults:
+        """The socket state's faults. Refused sends: a string/hex ``AT#XSEND`` answers its
+        ``#XSEND`` line with 0 bytes and ``ERROR``; a data-mode send makes the modem send
+        ``+++``, drop input until the host's ``+++`` (or ``<data_len>`` bytes) and report
+        ``#XDATAMODE: <negative>``. Failed opens: ``AT#XCONNECT`` answers a plain ``ERROR``
+        (the socket stays open, unconnected). Lost notifications: no ``#XAPOLL`` POLLIN or
+        Serial Modem push; the data stays for ``AT#XRECV``. A reboot in a send comes after
+        data mode's ``OK``."""
+        return sockets_of(fake).faults
 
 
 #: The fault model of both nRF91 dialects.
@@ -706,7 +682,7 @@ def reboot_during_next_send(fake: FakeModem, after_bytes: int = 0) -> None:
     (0: between entering data mode and the first payload byte); every socket is lost."""
     if after_bytes < 0:
         raise ValueError("after_bytes must not be negative")
-    sockets_of(fake).faults.reboot_after = after_bytes
+    sockets_of(fake).faults.reboot_in_send = after_bytes
 
 
 # --------------------------------------------------------------------------------------------

@@ -249,8 +249,7 @@ async def _cipsend(fake: FakeModem, cmd: Command) -> Response:
     if sock is None or sock.state != "open":
         raise CommandError(None)
     payload, _ = await sc.take_payload(fake, st, length)
-    if st.faults.fail_sends > 0:
-        st.faults.fail_sends -= 1
+    if st.faults.take_failed_send():
         return Response(final=f"{n}, SEND FAIL")
     sock.send(payload)
     if st.qsend == 1:

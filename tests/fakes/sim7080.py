@@ -204,8 +204,7 @@ async def _casend(fake: FakeModem, cmd: Command) -> Response:
     if sock.state != "open":
         raise CommandError(None)
     payload, _ = await sc.take_payload(fake, st, length)
-    if st.faults.fail_sends > 0:
-        st.faults.fail_sends -= 1
+    if st.faults.take_failed_send():
         raise CommandError(None)
     sock.send(payload)
     return Response.ok()

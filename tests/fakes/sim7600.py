@@ -226,8 +226,7 @@ async def _cipsend(fake: FakeModem, cmd: Command) -> Response:
     if sock is None or sock.state != "open":
         raise CommandError(None)
     payload, trailer = await sc.take_payload(fake, st, length)
-    if st.faults.fail_sends > 0:
-        st.faults.fail_sends -= 1
+    if st.faults.take_failed_send():
         trailer.append(f"+CIPSEND: {link},{length},-1")
     else:
         sock.send(payload)

@@ -25,14 +25,14 @@ Sources and decisions are listed in each dialect module's docstring.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Final, Literal
 
 from .core import FakeModem
-from .faults import Initiator, NetworkFaults
+from .faults import ArmedFaults, Initiator, SocketFaults
 from .grammar import Command, CommandError, Handler, HandlerResult, Kind, Response, frame_line
 from .loopback import LOOPBACK, LoopbackConnection, add_host, is_loopback, resolve
 from .registry import GENERIC_COMMANDS
@@ -42,7 +42,6 @@ __all__ = [
     "LOOPBACK",
     "PROMPT",
     "SIMCOM_FAULTS",
-    "Faults",
     "SimSocket",
     "SimcomFaults",
     "SimcomState",
@@ -135,9 +134,7 @@ class SimSocket:
         """Open the TCP connection to ``address``:``port`` (loopback only); False on failure
         (the state stays ``connecting``: the dialect reports the failure and drops it)."""
         self.address = address
-        faults = simcom_state(self.fake).faults
-        if faults.fail_opens > 0:
-            faults.fail_opens -= 1
+        if simcom_state(self.fake).faults.take_failed_open():
             return False  # as a refused connection
         self._conn = LoopbackConnection(self)
         if not await self._conn.connect(address, self.port, timeout=CONNECT_TIMEOUT):
@@ -257,29 +254,19 @@ def _guard(callback: Callable[[SimSocket], None], sock: SimSocket) -> None:
 # Per-power-on state and faults
 
 
-@dataclass
-class Faults:
-    """Faults armed for the next sends/notifications (a reboot disarms them)."""
-
-    fail_sends: int = 0
-    fail_opens: int = 0
-    lose_notifications: int = 0
-    reboot_in_send: int = 0
-
-
-class SimcomState:
+class SimcomState(abc.ABC):
     """Base of a SIMCom dialect's power-on state: sockets by link number, armed faults."""
 
     def __init__(self) -> None:
         self.sockets: dict[int, SimSocket] = {}
-        self.faults = Faults()
+        self.faults = ArmedFaults()
         self.sending = False
 
+    @abc.abstractmethod
     def drop_pdp(self, fake: FakeModem) -> None:
         """The network deactivates the PDP context: the dialect's notification, sockets reset."""
-        raise NotImplementedError
 
-    def after_send(self, fake: FakeModem) -> None:
+    def after_send(self, fake: FakeModem) -> None:  # noqa: B027  (an optional hook)
         """Called when a send command has finished (the held URCs are out)."""
 
     def abort_all(self) -> None:
@@ -296,7 +283,10 @@ class SimcomState:
 
 def simcom_state(fake: FakeModem) -> SimcomState:
     """The SIMCom state of ``fake`` (TypeError for another dialect)."""
-    return fake.dialect_state_as(SimcomState)
+    state = fake.dialect_state
+    if not isinstance(state, SimcomState):  # dialect_state_as takes concrete classes only
+        raise TypeError(f"dialect state is {type(state).__name__}")
+    return state
 
 
 def on_reboot(fake: FakeModem) -> None:
@@ -313,8 +303,7 @@ async def on_stop(fake: FakeModem) -> None:
 def send_notice(fake: FakeModem, text: str) -> None:
     """Send a data notification URC, unless a ``lose_next_notification`` fault eats it."""
     faults = simcom_state(fake).faults
-    if faults.lose_notifications > 0:
-        faults.lose_notifications -= 1
+    if faults.take_lost_notification():
         log.debug("notification lost: %s", text)
         return
     fake.send_urc(text)
@@ -328,7 +317,7 @@ def socket_of(fake: FakeModem, link: int) -> SimSocket:
     return simcom_state(fake).sockets[link]
 
 
-class SimcomFaults(NetworkFaults):
+class SimcomFaults(SocketFaults):
     """How the SIMCom modems report the network's faults; each dialect's state says its words
     (``SimcomState.drop_pdp``, the ``on_peer_close`` callback of its sockets, its send path)."""
 
@@ -363,23 +352,14 @@ class SimcomFaults(NetworkFaults):
         for sock in socks:
             sock.peer_close()
 
-    def fail_next_send(self, fake: FakeModem, count: int) -> None:
-        """The send takes its payload, then reports the dialect's failure (SIM7080 ``ERROR``,
-        SIM7600 ``+CIPSEND: <link>,<len>,-1``, SIM7000 ``<n>, SEND FAIL``); nothing is sent."""
-        simcom_state(fake).faults.fail_sends += count
-
-    def fail_next_open(self, fake: FakeModem, count: int) -> None:
-        """The open fails as a refused connection: SIM7080 ``+CAOPEN: <cid>,23``, SIM7600
-        ``+CIPOPEN: <link>,<err>``, SIM7000 ``<n>, CONNECT FAIL``."""
-        simcom_state(fake).faults.fail_opens += count
-
-    def lose_next_notification(self, fake: FakeModem, count: int) -> None:
-        """The data notification is not sent; the data stays readable."""
-        simcom_state(fake).faults.lose_notifications += count
-
-    def reboot_during_next_send(self, fake: FakeModem) -> None:
-        """The send shows its prompt, then the modem reboots before taking the payload."""
-        simcom_state(fake).faults.reboot_in_send += 1
+    def armed(self, fake: FakeModem) -> ArmedFaults:
+        """The SIMCom state's faults. A refused send takes its payload, then reports the
+        dialect's failure (SIM7080 ``ERROR``, SIM7600 ``+CIPSEND: <link>,<len>,-1``, SIM7000
+        ``<n>, SEND FAIL``); nothing is sent. A failed open is a refused connection (SIM7080
+        ``+CAOPEN: <cid>,23``, SIM7600 ``+CIPOPEN: <link>,1``, SIM7000 ``<n>, CONNECT FAIL``).
+        A lost notification is not sent; the data stays readable. A reboot in a send comes
+        after the ``> `` prompt, before the payload."""
+        return simcom_state(fake).faults
 
 
 #: The fault model of every SIMCom dialect.
@@ -426,8 +406,7 @@ async def take_payload(fake: FakeModem, state: SimcomState, length: int) -> tupl
     handler appends to it: ``+CIPSEND: ...``) are sent, then the held URCs."""
     fake.discard_stray_line_feed()  # the LF of a CRLF-ended command is not payload
     fake.write_raw(PROMPT)
-    if state.faults.reboot_in_send > 0:
-        state.faults.reboot_in_send -= 1
+    if state.faults.take_reboot_in_send() is not None:
         fake.after_output(fake.reboot)
         await asyncio.get_running_loop().create_future()  # cancelled by the reboot
     trailer: list[str] = []

@@ -14,6 +14,10 @@ receive buffer (the UART FIFO) with a dialect's rules: terminator (CR, LF or CR 
 awareness, backspace, maximum length; CR and LF before a line are skipped and empty lines
 ignored. It is incremental: bytes already scanned are not scanned again.
 
+``Pty`` is the modem's end of the line: a pty pair whose slave path the host opens. The slave
+fd stays open for the fake's whole life (so the master never sees EIO when a client closes and
+reopens the port); the master is read and written without blocking from the loop.
+
 ``HotLine`` (benchmarks only) keeps the loop polling for a few milliseconds after each byte, so
 the wake-up latency of a sleeping process is not charged to a paced line.
 """
@@ -21,12 +25,17 @@ the wake-up latency of a sleeping process is not charged to a paced line.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import tty
 from collections.abc import Callable
 from typing import Final, Literal
 
 from .grammar import CR, LF
 
-__all__ = ["HOT_LINE_SECONDS", "HotLine", "LineReader", "Pacer"]
+__all__ = ["HOT_LINE_SECONDS", "HotLine", "LineReader", "Pacer", "Pty"]
+
+log = logging.getLogger("tests.fakes")
 
 #: How long ``HotLine`` keeps polling after the last byte in or out.
 HOT_LINE_SECONDS: Final = 0.005
@@ -252,3 +261,95 @@ class HotLine:
             self._spinner = self._loop.call_soon(self._spin)
         else:
             self._spinner = None
+
+
+class Pty:
+    """The modem's end of a pty pair (raw mode): bytes read go to ``on_bytes``, ``write`` never
+    blocks (what the pty cannot take now waits in a buffer), ``on_activity`` hears of every
+    byte in or out. ``close()`` hangs the line up: the host then reads end of file."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_bytes: Callable[[bytes], None],
+        *,
+        on_activity: Callable[[], None],
+    ) -> None:
+        self._loop = loop
+        self._on_bytes = on_bytes
+        self._on_activity = on_activity
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self.path = os.ttyname(slave)
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.is_open = True
+        self._wbuf = bytearray()
+        loop.add_reader(master, self._on_readable)
+
+    def write(self, data: bytes) -> None:
+        """Write bytes to the host (dropped once closed)."""
+        if not self.is_open:
+            return
+        self._on_activity()
+        log.debug("-> %r", data)
+        if self._wbuf:
+            self._wbuf += data
+            return
+        try:
+            written = os.write(self._master, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:
+            log.debug("pty write failed: %s", exc)
+            return
+        self.bytes_out += written
+        if written < len(data):
+            self._wbuf += data[written:]
+            self._loop.add_writer(self._master, self._on_writable)
+
+    def discard_output(self) -> None:
+        """Forget what the pty has not taken yet (a reboot)."""
+        self._wbuf.clear()
+        if self.is_open:
+            self._loop.remove_writer(self._master)
+
+    def close(self) -> None:
+        """Close both ends of the pair; safe to call twice."""
+        if not self.is_open:
+            return
+        self.is_open = False
+        self._loop.remove_reader(self._master)
+        self._loop.remove_writer(self._master)
+        os.close(self._master)
+        os.close(self._slave)
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._master, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO cannot happen while we hold the slave, but never crash
+            log.debug("pty read failed: %s", exc)
+            return
+        if not data:
+            return
+        self._on_activity()
+        self.bytes_in += len(data)
+        log.debug("<- %r", data)
+        self._on_bytes(data)
+
+    def _on_writable(self) -> None:
+        try:
+            written = os.write(self._master, self._wbuf)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.debug("pty write failed: %s", exc)
+            written = len(self._wbuf)
+        self.bytes_out += written
+        del self._wbuf[:written]
+        if not self._wbuf:
+            self._loop.remove_writer(self._master)
