@@ -400,3 +400,54 @@ class Failed(AtBridgeError):
         self.cause = cause
         hint = cause.hint if isinstance(cause, AtBridgeError) else ""
         super().__init__(f"the bridge stopped: {describe_error(cause)}", hint=hint)
+
+
+class MissingInformation(RemoteProtocolError):
+    """The modem answered ``OK`` but without the information line the command promises.
+
+    ``AT+CFUN?`` should answer ``+CFUN: <fun>`` before its ``OK``; ``lines`` holds what
+    came instead. Not a refusal: the modem accepted the command.
+    """
+
+    default_hint = (
+        "the firmware may not support this query in its current state (radio off, no SIM) "
+        "or printed it differently; retry, and check the transcript and the firmware version"
+    )
+
+    def __init__(
+        self, command: str, prefix: str, lines: tuple[str, ...], *, hint: str | None = None
+    ) -> None:
+        self.command = command
+        self.prefix = prefix
+        self.lines = lines
+        said = f"it said {list(lines)!r}" if lines else "it sent no information line at all"
+        super().__init__(
+            f"the modem answered OK to {command!r} but without the {prefix!r} line; {said}",
+            hint=hint,
+        )
+
+
+class ResyncFailed(AtTimeout):
+    """After an earlier command timed out, the AT channel could not be brought back in sync.
+
+    The command the caller asked for (``before``) was not sent. ``command`` is the probe
+    that went unanswered (``AT+CMEE?``), ``attempts`` how many were sent.
+    """
+
+    default_hint = (
+        "the modem stopped answering: check its power, the cable or USB port and the baud "
+        "rate; reopen the port, or restart the modem"
+    )
+
+    def __init__(
+        self, command: str, timeout: float, received: bytes, *, attempts: int, before: str
+    ) -> None:
+        self.attempts = attempts
+        self.before = before
+        super().__init__(command, timeout, received, hint=self.default_hint)
+        self.message = (
+            f"the AT channel did not come back in sync after an earlier timeout: "
+            f"{attempts} tries of {command!r} got no answer within {timeout:g} s each "
+            f"(received {describe_bytes(received)}); {before!r} was not sent"
+        )
+        self.args = (self.message,)

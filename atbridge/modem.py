@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -50,8 +51,11 @@ from atbridge.errors import (
     AtTimeout,
     ConfigurationError,
     LinkLost,
+    MissingInformation,
     ModemError,
     ModemRebooted,
+    PortNotFound,
+    ResyncFailed,
 )
 from atbridge.transcript import Sink, Transcript
 
@@ -62,6 +66,16 @@ BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
 
 DEFAULT_TIMEOUT = 5.0
 _SETUP_RESTARTS = 3
+#: Probes sent to resynchronise the channel before giving up (see :meth:`Modem._resync`).
+RESYNC_ATTEMPTS = 3
+#: The probe and the information line that proves a reply is its own.
+RESYNC_PROBE = ("AT+CMEE?", "+CMEE:")
+#: The highest baud rate accepted (above any UART or USB bridge in use).
+MAX_BAUD = 16_000_000
+#: ``errno`` values that mean the port is not there (a vanished USB device, nobody listening).
+_PORT_MISSING = frozenset(
+    {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ECONNREFUSED, errno.EHOSTUNREACH}
+)
 _PREFIX = re.compile(r"([+#%$^*&][A-Za-z0-9_]+):")
 
 
@@ -86,15 +100,13 @@ class Response:
         return [line[len(prefix) :].strip() for line in self.lines if line.startswith(prefix)]
 
     def value(self, prefix: str) -> str:
-        """The text after ``prefix`` on the first line that carries it; raises if none."""
+        """The text after ``prefix`` on the first line that carries it.
+
+        Raises :class:`~atbridge.errors.MissingInformation` when no line carries it.
+        """
         found = self.values(prefix)
         if not found:
-            raise ModemError(
-                self.command,
-                self.final,
-                hint=f"the modem answered OK but without a {prefix!r} line; "
-                f"it said {list(self.lines)!r}",
-            )
+            raise MissingInformation(self.command, prefix, self.lines)
         return found[0]
 
 
@@ -317,6 +329,8 @@ class Modem:
         self._booting = False
         self._needs_setup = False
         self._needs_resync = False
+        #: Finals ignored while a probe waited for its own line (see :meth:`_resync`).
+        self._ignored_finals = 0
         self._sync_attempts = 10
         self._sync_timeout = 1.0
 
@@ -344,7 +358,21 @@ class Modem:
         default) the modem is woken with ``AT`` until it answers ``OK`` (at most
         ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
         off (``ATE0``) and numeric errors on (``AT+CMEE=1``).
+
+        Raises :class:`~atbridge.errors.PortNotFound` when the port is not there (no
+        such device node, a USB port that vanished, a refused TCP connection), and a
+        :class:`~atbridge.errors.ConfigurationError` naming the setting for a bad one
+        (baud rate, line ending, transcript path) or a port that cannot be opened.
         """
+        if (
+            isinstance(baudrate, bool)
+            or not isinstance(baudrate, int)
+            or not 0 < baudrate <= MAX_BAUD
+        ):
+            raise ConfigurationError(
+                f"baud rate {baudrate!r} is not a whole number from 1 to {MAX_BAUD}",
+                hint="use the modem's UART rate (115200 for the nRF91 and SIMCom defaults)",
+            )
         if isinstance(line_ending, str):
             line_ending = line_ending.encode("ascii")
         if line_ending not in (b"\r", b"\n", b"\r\n"):
@@ -393,8 +421,9 @@ class Modem:
                 transport, _ = await serial_asyncio_fast.create_serial_connection(
                     loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts
                 )
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConfigurationError(f"cannot open {url}: {exc}", hint=_port_hint(url)) from exc
+        except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
+            error = PortNotFound if _port_missing(exc) else ConfigurationError
+            raise error(f"cannot open {url}: {exc}", hint=_port_hint(url)) from exc
         self._transport = transport
 
     async def close(self) -> None:
@@ -472,7 +501,7 @@ class Modem:
         if self._needs_setup:
             await self._setup()
         elif self._needs_resync:
-            await self._resync(timeout)
+            await self._resync(timeout, before=line)
         return await self._exchange(
             line,
             timeout=self.default_timeout if timeout is None else timeout,
@@ -694,17 +723,40 @@ class Modem:
         with contextlib.suppress(ModemError):
             await self._exchange("AT+CMEE=1", timeout=self.default_timeout)
         if last is not None:
-            await self._resync(None)
+            await self._resync(None, before="the session setup")
 
-    async def _resync(self, timeout: float | None) -> None:
-        """Make sure no late reply of an earlier command is still on its way."""
-        self._needs_resync = False
-        with contextlib.suppress(ModemError):
-            await self._exchange(
-                "AT+CMEE?",
-                timeout=self.default_timeout if timeout is None else timeout,
-                require_line="+CMEE:",
+    async def _resync(self, timeout: float | None, *, before: str) -> None:
+        """Make sure no late reply of an earlier command is still on its way.
+
+        Sends ``AT+CMEE?`` and takes only a final that comes with its ``+CMEE:`` line:
+        the finals before it are late replies of the command that timed out, and are
+        ignored. A modem that answers the read form without the line (only ``OK``, or
+        an error) is in sync once a probe's wait ends with such a final seen: replies
+        come in order and the probe's was the last one owed. A modem that answers
+        nothing to :data:`RESYNC_ATTEMPTS` probes of ``timeout`` seconds each raises
+        :class:`~atbridge.errors.ResyncFailed`, which says that ``before`` (the
+        caller's command) was not sent; the next command tries again.
+        """
+        per_try = self.default_timeout if timeout is None else timeout
+        probe, own_line = RESYNC_PROBE
+        received = bytearray()
+        for _attempt in range(RESYNC_ATTEMPTS):
+            self._ignored_finals = 0
+            try:
+                await self._exchange(probe, timeout=per_try, require_line=own_line, check=False)
+            except AtTimeout as exc:
+                received += exc.received
+                if self._ignored_finals:
+                    break  # it answered without the line: nothing more is owed
+                continue
+            except ModemRebooted as exc:
+                raise ModemRebooted(exc.banner) from None
+            break
+        else:
+            raise ResyncFailed(
+                probe, per_try, bytes(received), attempts=RESYNC_ATTEMPTS, before=before
             )
+        self._needs_resync = False
 
     # -- internals: receiving ------------------------------------------------------
 
@@ -751,13 +803,12 @@ class Modem:
                 if self.transcript is not None:
                     self.transcript.note(f"ignored {event.text!r}: no command is waiting for it")
                 return
-            if (
-                pending.require_line is not None
-                and event.success
-                and not any(line.startswith(pending.require_line) for line in pending.lines)
+            if pending.require_line is not None and not any(
+                line.startswith(pending.require_line) for line in pending.lines
             ):
-                # A late final of an earlier command: not ours.
+                # A late final of an earlier command (or the probe's own, without its line).
                 pending.lines.clear()
+                self._ignored_finals += 1
                 if self.transcript is not None:
                     self.transcript.note(f"ignored stale {event.text!r}")
                 return
@@ -853,6 +904,18 @@ def _modem_error(command: str, final: Final) -> ModemError:
             )
         return ModemError(command, final.text, kind=kind, text=final.detail)
     return ModemError(command, final.text)
+
+
+def _port_missing(exc: BaseException) -> bool:
+    """Whether opening failed because the port is not there (pyserial keeps the cause)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _PORT_MISSING:
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _port_hint(url: str) -> str:

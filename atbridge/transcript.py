@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from atbridge.errors import ConfigurationError
 from atbridge.text import escape_bytes
 
 MASK = b"***"
@@ -51,7 +52,14 @@ class Transcript:
         if isinstance(sink, logging.Logger):
             self._logger = sink
         elif isinstance(sink, str | Path):
-            self._owned = self._stream = open(sink, "a", encoding="utf-8")  # noqa: SIM115
+            try:
+                self._owned = self._stream = open(sink, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot write the transcript {str(sink)!r}: {exc.strerror or exc}",
+                    hint="give a transcript path in a directory that exists and is writable, "
+                    "or leave out the transcript",
+                ) from exc
         else:
             self._stream = sink
         self._clock = clock

@@ -15,10 +15,19 @@ import pytest
 
 from atbridge.at_parser import Event
 from atbridge.at_syntax import format_command
-from atbridge.errors import AtTimeout, ConfigurationError, LinkLost, ModemError, ModemRebooted
-from atbridge.modem import Modem, Urc
+from atbridge.errors import (
+    AtTimeout,
+    ConfigurationError,
+    LinkLost,
+    MissingInformation,
+    ModemError,
+    ModemRebooted,
+    PortNotFound,
+    ResyncFailed,
+)
+from atbridge.modem import RESYNC_ATTEMPTS, Modem, Urc
 from tests.fakes import Command, FakeModem
-from tests.fakes.core import Response as FakeResponse
+from tests.fakes import Response as FakeResponse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,8 +103,13 @@ async def test_foreign_prefix_during_a_command_is_unsolicited(
 
 
 async def test_unsolicited_line_between_commands(fake: FakeModem, modem: Modem) -> None:
-    got = asyncio.get_running_loop().create_future()
-    modem.subscribe("+CEREG:", lambda urc: got.done() or got.set_result(urc))
+    got: asyncio.Future[Urc] = asyncio.get_running_loop().create_future()
+
+    def first(urc: Urc) -> None:
+        if not got.done():
+            got.set_result(urc)
+
+    modem.subscribe("+CEREG:", first)
     fake.send_urc("+CEREG: 2")
     urc = await asyncio.wait_for(got, 5)
     assert urc.text == "+CEREG: 2"
@@ -412,8 +426,13 @@ async def test_rfc2217_link_loss_fails_the_waiting_command(fake: FakeModem, tmp_
         modem = await connect_when_listening(f"rfc2217://127.0.0.1:{port}?ign_set_control")
     # ser2net is gone: the reader thread sees the TCP connection end.
     try:
-        lost = asyncio.get_running_loop().create_future()
-        modem.on_link_lost(lambda reason: lost.done() or lost.set_result(reason))
+        lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def first(reason: str) -> None:
+            if not lost.done():
+                lost.set_result(reason)
+
+        modem.on_link_lost(first)
         await asyncio.wait_for(lost, 10)
         with pytest.raises(LinkLost):
             await modem.command("AT")
@@ -551,3 +570,83 @@ def test_checked_command_lines_are_remembered_bounded_and_bad_ones_never() -> No
     for index in range(3 * modem_module._LINES_MAX):
         assert modem_module._command_line(f"AT+CGDCONT={index}")[0] == b"AT+CGDCONT=%d" % index
         assert len(modem_module._LINES) <= modem_module._LINES_MAX
+
+
+# -- answers that break the promise, resynchronisation, settings that cannot work -----------
+
+
+async def test_ok_without_the_information_line_is_its_own_error(
+    fake: FakeModem, modem: Modem
+) -> None:
+    fake.on_command("AT+CFUN?", FakeResponse.ok(), times=1)
+    response = await modem.command("AT+CFUN?")
+    with pytest.raises(MissingInformation) as caught:
+        response.value("+CFUN:")
+    message = str(caught.value)
+    assert "answered OK to 'AT+CFUN?' but without the '+CFUN:' line" in message
+    assert "ERROR" not in message and "retry" in caught.value.hint
+    assert not isinstance(caught.value, ModemError)  # the modem did not refuse anything
+
+
+async def test_resync_with_a_modem_that_reads_cmee_back_without_its_line(
+    fake: FakeModem, modem: Modem
+) -> None:
+    fake.on_command("AT+CMEE?", FakeResponse.ok())  # the read form answers only OK
+    fake.delay_next_response(0.5)
+    with pytest.raises(AtTimeout):
+        await modem.command("AT+CGMI", timeout=0.1)
+    # CGMI's late answer and the probe's bare OK are both ignored; the channel is in sync.
+    assert (await modem.command("AT+CGMM", timeout=1)).lines[0].startswith("nRF91")
+    assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+    assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+
+
+async def test_a_failed_resync_names_itself_not_the_callers_command(
+    fake: FakeModem, modem: Modem
+) -> None:
+    fake.drop_next_response(count=1 + RESYNC_ATTEMPTS)  # silent for a while
+    with pytest.raises(AtTimeout):
+        await modem.command("AT+CGMI", timeout=0.1)
+    with pytest.raises(ResyncFailed) as caught:
+        await modem.command("AT+CGMM", timeout=0.1)
+    message = str(caught.value)
+    assert "did not come back in sync" in message and "'AT+CGMM' was not sent" in message
+    assert f"{RESYNC_ATTEMPTS} tries of 'AT+CMEE?'" in message
+    assert caught.value.before == "AT+CGMM" and isinstance(caught.value, AtTimeout)
+    assert "AT+CGMM" not in fake.commands
+    # The modem answers again: the next command resynchronises and goes through.
+    assert (await modem.command("AT+CGMM", timeout=1)).lines[0].startswith("nRF91")
+
+
+async def test_a_device_node_that_is_not_there_is_port_not_found() -> None:
+    with pytest.raises(PortNotFound) as caught:
+        await Modem.open("/dev/does-not-exist")
+    assert "cannot open /dev/does-not-exist" in str(caught.value)
+
+
+async def test_a_refused_ser2net_connection_is_port_not_found() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(PortNotFound) as caught:
+        await Modem.open(f"socket://127.0.0.1:{port}")
+    assert f"cannot open socket://127.0.0.1:{port}" in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["missing/transcript.log", "."])
+async def test_a_transcript_that_cannot_be_written_is_a_configuration_error(
+    fake: FakeModem, tmp_path: Path, where: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        await Modem.open(fake.port, transcript=tmp_path / where)
+    assert not isinstance(caught.value, PortNotFound)
+    assert "cannot write the transcript" in str(caught.value)
+    assert "directory that exists and is writable" in caught.value.hint
+
+
+@pytest.mark.parametrize("baud", [99999999999, 0, -1, 115200.5, True])
+async def test_an_impossible_baud_rate_is_a_configuration_error(
+    fake: FakeModem, baud: object
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        await Modem.open(fake.port, baudrate=baud)  # type: ignore[arg-type]
+    assert not isinstance(caught.value, PortNotFound)
+    assert f"baud rate {baud!r} is not a whole number" in str(caught.value)
