@@ -227,3 +227,13 @@ def test_bridge_config_built_directly_is_validated_too() -> None:
     with pytest.raises(ConfigurationError, match="line_ending='crlf\\\\r' must be one of"):
         BridgeConfig(port="p", credentials=CREDS, line_ending="crlf\r")  # type: ignore[arg-type]
     assert BridgeConfig(port="p", credentials=CREDS, backoff_max=200).backoff_max == 200.0
+
+
+def test_the_readme_lists_every_key_and_variable() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    for table in TABLES.values():
+        assert f"`[{table.name}]`" in section
+        for key in table.keys:
+            assert f"`{key}`" in section, key
+            assert f"`{table.variable(key)}`" in section, table.variable(key)
