@@ -278,6 +278,10 @@ class _Outgoing:
     awaiting: PacketType  # PUBACK, PUBREC or PUBCOMP
 
 
+def _with_alias(publish: Publish, alias: int) -> Properties:
+    return Properties((*publish.properties.items, (PropertyId.TOPIC_ALIAS, alias)))
+
+
 def _refusal(code: int, protocol: ProtocolVersion, props: Properties) -> ConnectRefused:
     reason = connack_reason(code, protocol)
     extra = props.get(PropertyId.REASON_STRING)
@@ -299,6 +303,11 @@ class MqttSession:
     publishes. ``ping_grace`` is how long a PINGREQ may wait for its PINGRESP
     before :meth:`is_link_dead` says so (default: half the Keep Alive, or 30 s
     with Keep Alive off). ``max_packet_size`` bounds incoming packets.
+    ``topic_aliases`` (MQTT 5.0) sends repeated topics as aliases when the broker
+    allows them: the first Topic-Alias-Maximum distinct topics of each connection
+    (those longer than 3 bytes) get one, for the life of that connection (see the
+    module comment); with it on, the session owns the Topic Alias property and a
+    publish() that sets one is refused.
     """
 
     def __init__(
@@ -308,6 +317,7 @@ class MqttSession:
         max_inflight: int = 10,
         ping_grace: float | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
+        topic_aliases: bool = True,
     ) -> None:
         if max_inflight < 1:
             raise LocalProtocolError("max_inflight must be at least 1")
@@ -328,6 +338,9 @@ class MqttSession:
         self._unsubscribing: dict[int, Unsubscribe] = {}
         self._incoming_qos2: set[int] = set()
         self._topic_aliases: dict[int, str] = {}
+        self.topic_aliases = topic_aliases
+        self._alias_maximum = 0
+        self._outgoing_aliases: dict[str, int] = {}
         self._next_id = 1
         self._busy_ids: set[int] = set()
         self._keepalive = connect.keepalive
@@ -376,6 +389,7 @@ class MqttSession:
         self._decoder = PacketDecoder(self.protocol, self._decoder.max_packet_size)
         self._out.clear()
         self._topic_aliases.clear()
+        self._forget_outgoing_aliases()
         self._ping_queued = False
         self._ping_sent_at = None
         self._out.append(encode(self._connect))
@@ -395,6 +409,11 @@ class MqttSession:
         offline and sent in order later; QoS 0 needs a connected session.
         Raises LocalProtocolError before queueing anything invalid.
         """
+        if self.topic_aliases and properties.get(PropertyId.TOPIC_ALIAS) is not None:
+            raise LocalProtocolError(
+                "(MQTT 5.0 §3.3.2.3.4) this session assigns topic aliases itself",
+                hint="create the MqttSession with topic_aliases=False to set Topic Alias",
+            )
         probe = Publish(topic, payload, qos, retain, False, 1 if qos else None, properties)
         size = len(encode(probe, self.protocol))
         if self._broker_max_packet is not None and size > self._broker_max_packet:
@@ -404,7 +423,7 @@ class MqttSession:
             )
         if qos == 0:
             self._require_connected("publish at QoS 0")
-            self._out.append(encode(probe, self.protocol))
+            self._out.append(self._first_send(probe))
             return None
         packet_id = self._allocate_id()
         item = _Outgoing(
@@ -456,6 +475,7 @@ class MqttSession:
         """Queue DISCONNECT and end the session (in-flight messages are kept for later)."""
         self._out.append(encode(Disconnect(reason_code, properties), self.protocol))
         self._state = SessionState.DISCONNECTED
+        self._forget_outgoing_aliases()
         self._ping_queued = False
         self._ping_sent_at = None
 
@@ -468,6 +488,7 @@ class MqttSession:
         """
         self._state = SessionState.DISCONNECTED
         self._out.clear()
+        self._forget_outgoing_aliases()
         for packet_id in (*self._subscribing, *self._unsubscribing):
             self._release_id(packet_id)
         self._subscribing.clear()
@@ -601,10 +622,32 @@ class MqttSession:
             pid = item.publish.packet_id
             assert pid is not None
             self._inflight[pid] = item
-            self._out.append(encode(item.publish, self.protocol))
+            self._out.append(self._first_send(item.publish))
 
     def _send(self, packet: Packet) -> None:
         self._out.append(encode(packet, self.protocol))
+
+    def _first_send(self, publish: Publish) -> bytes:
+        """The bytes of a PUBLISH's first transmission, with a topic alias where one applies.
+
+        Only a first transmission takes an alias: a PUBLISH re-sent after a reconnect
+        goes through :meth:`_send` with its full topic (aliases die with their
+        connection, [MQTT-3.3.2-7]).
+        """
+        if self._alias_maximum:
+            topic = publish.topic
+            alias = self._outgoing_aliases.get(topic)
+            if alias is not None:
+                publish = publish.replace(topic="", properties=_with_alias(publish, alias))
+            elif len(self._outgoing_aliases) < self._alias_maximum and len(topic.encode()) > 3:
+                alias = len(self._outgoing_aliases) + 1
+                self._outgoing_aliases[topic] = alias
+                publish = publish.replace(properties=_with_alias(publish, alias))
+        return encode(publish, self.protocol)
+
+    def _forget_outgoing_aliases(self) -> None:
+        self._alias_maximum = 0
+        self._outgoing_aliases.clear()
 
     def _handle(self, packet: Packet, now: float) -> None:
         if self._state == SessionState.CONNECTING:
@@ -635,6 +678,10 @@ class MqttSession:
         self._receive_maximum = receive_maximum if isinstance(receive_maximum, int) else 0xFFFF
         max_packet = props.get(PropertyId.MAXIMUM_PACKET_SIZE)
         self._broker_max_packet = max_packet if isinstance(max_packet, int) else None
+        alias_maximum = props.get(PropertyId.TOPIC_ALIAS_MAXIMUM)
+        self._forget_outgoing_aliases()
+        if self.topic_aliases and self.protocol == _V5 and isinstance(alias_maximum, int):
+            self._alias_maximum = alias_maximum
         assigned = props.get(PropertyId.ASSIGNED_CLIENT_IDENTIFIER)
         if isinstance(assigned, str) and not self._connect.client_id:
             self._connect = replace(self._connect, client_id=assigned)

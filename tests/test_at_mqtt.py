@@ -1116,3 +1116,142 @@ def test_disconnect_sends_disconnect_and_keeps_inflight_for_later() -> None:
     assert broker.sent() == [Disconnect()]
     assert broker.session.state == SessionState.DISCONNECTED
     assert broker.session.in_flight == (pid,)
+
+
+# --- MQTT 5.0: topic aliases, Receive Maximum, Session Present -----------------------------
+
+ALIASES_5 = ConnAck(False, 0, Properties({PropertyId.TOPIC_ALIAS_MAXIMUM: 2}))
+TOPIC = "/a1X2bEnP82z/dev/user/update"
+
+
+def _alias(packet: Packet) -> object:
+    assert isinstance(packet, Publish)
+    return packet.properties.get(PropertyId.TOPIC_ALIAS)
+
+
+def test_mqtt5_repeated_topics_go_out_as_aliases_within_the_brokers_maximum() -> None:
+    broker = online(V5, ALIASES_5)
+    for topic in (TOPIC, TOPIC, "b/second", "c/third", TOPIC, "c/third"):
+        broker.session.publish(topic, b"v")
+    sent = broker.sent()
+    assert [(p.topic, _alias(p)) for p in sent if isinstance(p, Publish)] == [
+        (TOPIC, 1),  # first use: the name and its alias
+        ("", 1),  # then the alias alone
+        ("b/second", 2),
+        ("c/third", None),  # the broker allows 2 aliases: later topics go in full
+        ("", 1),
+        ("c/third", None),
+    ]
+
+
+def test_mqtt5_aliases_save_bytes_and_short_topics_keep_their_name() -> None:
+    plain = online(V5, ALIASES_5, topic_aliases=False)
+    aliased = online(V5, ALIASES_5)
+    for broker in (plain, aliased):
+        for _ in range(10):
+            broker.session.publish(TOPIC, b"v", qos=1)
+        broker.session.publish("abc", b"v")
+    plain_bytes = plain.session.data_to_send(0)
+    aliased_bytes = aliased.session.data_to_send(0)
+    saved = 9 * len(TOPIC) - 3 * 10  # nine empty names; the alias property on all ten
+    assert len(plain_bytes) - len(aliased_bytes) == saved
+    decoder = PacketDecoder(V5)
+    decoder.receive_data(aliased_bytes)
+    assert _drain(decoder)[-1] == Publish("abc", b"v")  # 3 bytes: an alias would not pay
+
+
+def test_no_aliases_in_3_1_1_without_a_broker_maximum_or_when_turned_off() -> None:
+    for broker in (
+        online(V3),
+        online(V5),
+        online(V5, ALIASES_5, topic_aliases=False),
+    ):
+        broker.session.publish(TOPIC, b"1")
+        broker.session.publish(TOPIC, b"2")
+        assert broker.sent() == [Publish(TOPIC, b"1"), Publish(TOPIC, b"2")]
+
+
+def test_a_topic_alias_set_by_the_caller_is_refused_while_the_session_owns_them() -> None:
+    props = Properties({PropertyId.TOPIC_ALIAS: 1})
+    broker = online(V5, ALIASES_5)
+    with pytest.raises(LocalProtocolError, match="assigns topic aliases itself"):
+        broker.session.publish(TOPIC, b"v", properties=props)
+    manual = online(V5, ALIASES_5, topic_aliases=False)
+    manual.session.publish(TOPIC, b"v", properties=props)
+    assert manual.sent() == [Publish(TOPIC, b"v", properties=props)]
+
+
+def test_aliases_die_with_the_connection_and_a_dup_resend_carries_its_full_topic() -> None:
+    connect = Connect(
+        "dev",
+        clean_session=False,
+        protocol=V5,
+        properties=Properties({PropertyId.SESSION_EXPIRY_INTERVAL: 3600}),
+    )
+    session = MqttSession(connect)
+    broker = Broker(session)
+    session.connect()
+    broker.sent()
+    broker.send(ALIASES_5)
+    first = session.publish(TOPIC, b"1", qos=1)
+    second = session.publish(TOPIC, b"2", qos=1)
+    assert [(p.topic, _alias(p)) for p in broker.sent()] == [(TOPIC, 1), ("", 1)]
+
+    session.connection_lost()
+    session.connect()
+    assert broker.sent() == [connect]
+    present = ConnAck(True, 0, Properties({PropertyId.TOPIC_ALIAS_MAXIMUM: 2}))
+    assert broker.send(present) == [Connected(True, 60, present.properties)]
+    # The broker kept the session, so the messages are still in flight and re-sent
+    # with DUP, their ids, and their whole topic: the old connection's aliases are gone.
+    assert session.in_flight == (first, second)
+    assert broker.sent() == [
+        Publish(TOPIC, b"1", 1, dup=True, packet_id=first),
+        Publish(TOPIC, b"2", 1, dup=True, packet_id=second),
+    ]
+    session.publish(TOPIC, b"3")  # the new connection's first use of the topic
+    assert [(p.topic, _alias(p)) for p in broker.sent()] == [(TOPIC, 1)]
+    assert broker.send(PubAck(first), PubAck(second)) == [
+        PublishAcknowledged(first),
+        PublishAcknowledged(second),
+    ]
+    # A broker that allows no aliases on the next connection gets none.
+    session.connection_lost()
+    session.connect()
+    broker.sent()
+    broker.send(ConnAck(True, 0, NO_PROPERTIES))
+    session.publish(TOPIC, b"4")
+    assert broker.sent() == [Publish(TOPIC, b"4")]
+
+
+def test_mqtt5_receive_maximum_bounds_the_window_for_its_connection_only() -> None:
+    tight = ConnAck(False, 0, Properties({PropertyId.RECEIVE_MAXIMUM: 2}))
+    broker = online(V5, tight, max_inflight=10)
+    ids = [broker.session.publish("t/x", bytes([i]), qos=1) for i in range(4)]
+    assert [p.payload for p in broker.sent() if isinstance(p, Publish)] == [b"\x00", b"\x01"]
+    assert broker.session.queued == 2
+    assert ids[0] is not None
+    broker.send(PubAck(ids[0]))
+    assert [p.payload for p in broker.sent() if isinstance(p, Publish)] == [b"\x02"]
+    broker.session.connection_lost()
+    broker.session.connect()
+    broker.sent()
+    broker.send(ConnAck(True, 0))  # no Receive Maximum: 65,535, so max_inflight rules
+    assert broker.session.window == 10
+    assert [p.payload for p in broker.sent() if isinstance(p, Publish)] == [
+        b"\x01",
+        b"\x02",
+        b"\x03",
+    ]
+
+
+def test_mqtt5_refused_qos2_publish_reports_its_reason_string() -> None:
+    broker = online(V5)
+    pid = broker.session.publish("t/x", b"a", qos=2)
+    assert pid is not None
+    broker.sent()
+    refused = PubRec(pid, 0x97, Properties({PropertyId.REASON_STRING: "quota of the day used"}))
+    [ack] = broker.send(refused)
+    assert ack == PublishAcknowledged(pid, 0x97, "quota of the day used")
+    assert (ack.succeeded, ack.reason) == (False, "Quota exceeded")
+    assert broker.session.in_flight == ()
