@@ -159,6 +159,15 @@ class NrfFamily(Family):
 
     banner = b"Ready\r\n"
     apoll: ClassVar[str]
+    pdp_dropped = line("+CGEV: NW PDN DEACT 0") + line("#XAPOLL: 0,8")
+    detached = (
+        line("+CGEV: NW DETACH")
+        + line("+CEREG: 2")
+        + line("#XAPOLL: 0,8")
+        + line("+CEREG: 1")
+        + line("+CGEV: ME PDN ACT 0")
+    )
+    peer_closed = line("#XAPOLL: 0,17")
 
     async def open_refused(self, peer: Peer, handle: int = 0) -> None:
         raise NotImplementedError
@@ -178,15 +187,6 @@ class Slm(NrfFamily):
     eol = b"\r\n"
     echo = False
     apoll = "AT#XAPOLL=1,1"
-    pdp_dropped = line("+CGEV: NW PDN DEACT 0") + line("#XAPOLL: 0,8")
-    detached = (
-        line("+CGEV: NW DETACH")
-        + line("+CEREG: 2")
-        + line("#XAPOLL: 0,8")
-        + line("+CEREG: 1")
-        + line("+CGEV: ME PDN ACT 0")
-    )
-    peer_closed = line("#XAPOLL: 0,17")
 
     async def open(self, peer: Peer) -> Conn:
         await self.at("AT#XSOCKET=1,1,0", nrf("#XSOCKET: 0,1,6"))
@@ -212,15 +212,6 @@ class Sm(NrfFamily):
     dialect = "nrf91-sm"
     echo = False
     apoll = "AT#XAPOLL=,1,1"
-    pdp_dropped = line("+CGEV: NW PDN DEACT 0") + line("#XAPOLL: 0,8")
-    detached = (
-        line("+CGEV: NW DETACH")
-        + line("+CEREG: 2")
-        + line("#XAPOLL: 0,8")
-        + line("+CEREG: 1")
-        + line("+CGEV: ME PDN ACT 0")
-    )
-    peer_closed = line("#XAPOLL: 0,17")
 
     async def open(self, peer: Peer) -> Conn:
         await self.at("AT#XSOCKET=1,1,0", nrf("#XSOCKET: 0,1,6"))
@@ -245,6 +236,7 @@ FAMILIES: dict[str, type[Family]] = {f.dialect: f for f in (Slm, Sm, Sim7080, Si
 
 @pytest.fixture
 async def peer() -> AsyncIterator[Peer]:
+    """A TCP server on a free loopback port."""
     server = Peer()
     await server.start()
     yield server

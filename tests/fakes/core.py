@@ -564,23 +564,22 @@ class FakeModem(FaultControls):
 
     def _power_cycle(self, banner: str | bytes | None) -> None:
         """``reboot()``: what a brown-out loses, then power-on."""
-        if not self._live:
-            raise RuntimeError("fake modem not started")
-        log.debug("reboot")
-        if self.dialect.on_reboot is not None:
-            self.dialect.on_reboot(self)
-        self._cancel_activity()
-        self._cancel_tasks()
+        self._lose_power("reboot")
         self._power_on(banner)
 
     def _hang_up(self) -> None:
-        """``drop_link()``: the sockets go as in a reboot, then the pty closes for good."""
+        """``drop_link()``: what a brown-out loses, then the pty closes for good."""
+        self._lose_power("link dropped")
+        self._close_pty()
+
+    def _lose_power(self, why: str) -> None:
+        """Sockets, timers, tasks, pending bytes and the command in progress go."""
         if not self._live:
             raise RuntimeError("fake modem not started")
-        log.debug("link dropped")
+        log.debug(why)
         if self.dialect.on_reboot is not None:
             self.dialect.on_reboot(self)
-        self._close_pty()
+        self._cancel_activity()
         self._cancel_tasks()
 
     def _cancel_tasks(self) -> None:

@@ -18,7 +18,7 @@ from .registry import GENERIC_COMMANDS, Dialect, Identity, register_dialect
 if TYPE_CHECKING:
     from .core import FakeModem
 
-__all__ = ["GENERIC", "GENERIC_COMMANDS"]
+__all__ = ["GENERIC", "GENERIC_COMMANDS", "identity_command"]
 
 _H = TypeVar("_H", bound=Handler)
 
@@ -63,7 +63,10 @@ def _cmee(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
-def _identity_command(value: Callable[[FakeModem], str]) -> Handler:
+def identity_command(value: Callable[[FakeModem], str]) -> Handler:
+    """A handler for an identity command (``AT+CGMI``...): ``value(fake)`` as the bare
+    information line of the exec form; the test form answers OK."""
+
     def handler(fake: FakeModem, cmd: Command) -> Response:
         cmd.require_kind(Kind.EXEC, Kind.TEST)
         return Response.ok() if cmd.kind is Kind.TEST else Response.ok(value(fake))
@@ -71,9 +74,9 @@ def _identity_command(value: Callable[[FakeModem], str]) -> Handler:
     return handler
 
 
-GENERIC_COMMANDS["+CGMI"] = _identity_command(lambda fake: fake.identity.manufacturer)
-GENERIC_COMMANDS["+CGMM"] = _identity_command(lambda fake: fake.identity.model)
-GENERIC_COMMANDS["+CGMR"] = _identity_command(lambda fake: fake.identity.revision)
+GENERIC_COMMANDS["+CGMI"] = identity_command(lambda fake: fake.identity.manufacturer)
+GENERIC_COMMANDS["+CGMM"] = identity_command(lambda fake: fake.identity.model)
+GENERIC_COMMANDS["+CGMR"] = identity_command(lambda fake: fake.identity.revision)
 
 
 @_generic("+CGSN")

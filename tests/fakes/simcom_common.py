@@ -33,6 +33,7 @@ from typing import Final, Literal
 
 from .core import FakeModem
 from .faults import ArmedFaults, Initiator, SocketFaults
+from .generic import identity_command
 from .grammar import Command, CommandError, Handler, HandlerResult, Kind, Response, frame_line
 from .loopback import LOOPBACK, LoopbackConnection, add_host, is_loopback, resolve
 from .registry import GENERIC_COMMANDS
@@ -491,14 +492,7 @@ def common_handlers() -> dict[str, Handler | None]:
 
 def cgmr_handler(prefix: str) -> Handler:
     """``AT+CGMR`` answering ``<prefix><revision>`` (``Revision:`` or ``+CGMR: ``)."""
-
-    def cgmr(fake: FakeModem, cmd: Command) -> Response:
-        cmd.require_kind(Kind.EXEC, Kind.TEST)
-        if cmd.kind is Kind.TEST:
-            return Response.ok()
-        return Response.ok(prefix + fake.identity.revision)
-
-    return cgmr
+    return identity_command(lambda fake: prefix + fake.identity.revision)
 
 
 def cpsi_handler(system_mode: str, band: str, earfcn: int, *, tenths: bool) -> Handler:
