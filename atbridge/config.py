@@ -493,9 +493,17 @@ def _convert_all(table: Table, settings: Mapping[str, Setting]) -> dict[str, obj
             shown = "" if _is_secret(keys[key]) else f"={setting.value!r}"
             raise ConfigurationError(
                 f"[{table.name}] {key}{shown} in {setting.origin} is not {wrong.kind}",
-                hint=f"set {key} in {setting.origin} to {wrong.kind}",
+                hint=_how_to_fix(key, setting.origin, wrong.kind),
             ) from None
     return values
+
+
+def _how_to_fix(key: str, origin: str, kind: str) -> str:
+    if origin.startswith("--"):
+        return f"give {origin} {kind}"
+    if origin.startswith("$"):
+        return f"set {origin} to {kind}"
+    return f"set {key} in {origin} to {kind}"
 
 
 def _build(

@@ -125,14 +125,17 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from atbridge.at_mqtt import encode
+    from atbridge.commands.settings import given
     from atbridge.config import load_credentials
     from atbridge.credentials import MASK
 
     table = "aliyun" if args.creds_kind == "aliyun" else "mqtt"
     names = _ALIYUN_OPTIONS if table == "aliyun" else _PLAIN_OPTIONS
-    overrides = {name: getattr(args, name, None) for name in names}
     credentials = load_credentials(
-        args.credentials, table=table, env=os.environ, overrides=overrides
+        args.credentials,
+        table=table,
+        env=os.environ,
+        arguments=given(args, {name: name for name in names}),
     )
 
     report = credentials.as_dict(show_secret=args.show_secret)

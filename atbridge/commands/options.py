@@ -73,8 +73,6 @@ def port_options() -> argparse.ArgumentParser:
 
 
 def _modem_options(*, bridge: bool) -> argparse.ArgumentParser:
-    from atbridge.config import LINE_ENDINGS
-
     parent = argparse.ArgumentParser(add_help=False)
     modem = parent.add_argument_group("modem")
     modem.add_argument(
@@ -90,7 +88,7 @@ def _modem_options(*, bridge: bool) -> argparse.ArgumentParser:
     )
     modem.add_argument(
         "--line-ending",
-        choices=sorted(LINE_ENDINGS),
+        metavar="crlf|cr|lf",  # checked by the loader (atbridge.config is not loaded for --help)
         help="what ends a command line: the dialect's (crlf where there is none: at, info), "
         "crlf (Serial LTE Modem, SIMCom) or cr (V.250, nRF91 Serial Modem)",
     )
