@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atbridge.dialects import open_dialect
-from atbridge.dialects.base import ModemSocket
+from atbridge.dialects.base import DataBearer, ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, data_mode_ended, pdp_lost_cid
 from atbridge.dialects.nrf91_slm import Nrf91Slm, plan_slm_send
 from atbridge.dialects.nrf91_sm import Nrf91Sm
@@ -499,3 +499,15 @@ async def test_closing_the_port_ends_the_sockets_and_their_receivers(rig: Rig) -
     await rig.modem.close()
     assert await closed_reason(sock) is CloseReason.LINK
     assert rig.dialect.sockets == {}
+
+
+async def test_resolve_gives_every_address_the_modem_answered(rig: Rig) -> None:
+    rig.fake.on_command("AT#XGETADDRINFO", FakeResponse.ok('#XGETADDRINFO: "10.0.0.7 10.0.0.8"'))
+    assert await rig.dialect.resolve_addresses("multi.example") == ("10.0.0.7", "10.0.0.8")
+    assert await rig.dialect.resolve("multi.example") == "10.0.0.7"
+
+
+async def test_activating_data_needs_no_command_and_learns_nothing(rig: Rig) -> None:
+    before = len(rig.fake.commands)
+    assert await rig.dialect.activate_data() == DataBearer()
+    assert len(rig.fake.commands) == before

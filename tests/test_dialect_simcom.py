@@ -28,9 +28,11 @@ from atbridge.dialects.simcom import SimcomDialect, is_ciprxget_notification
 from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
 from atbridge.modem import Modem
 from tests.fakes import FakeModem, sim7000, sim7080, sim7600  # noqa: F401  (registers them)
+from tests.fakes import Response as FakeResponse
 from tests.fakes import simcom_common as fault
 
 NAMES = ["sim7080", "sim7600", "sim7000"]
+IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 ALL_BYTES = bytes(range(256))
 NASTY = b"OK\r\n+++\r\nERROR\r\n\x00\x1a" * 64
 BIG = random.Random(4).randbytes(64 * 1024)
@@ -394,3 +396,43 @@ async def test_a_bug_in_the_receiver_ends_the_socket_with_the_error(
                 await sock.receive()
     assert ended.value.reason is CloseReason.ERROR
     assert "a bug while reading" in str(ended.value)
+
+
+#: (address known, already active) for the first and the second activation. The sim7000
+#: fake refuses the concatenated "AT+CIFSR;E0" probe, so its bearer is brought up again.
+ACTIVATIONS = {
+    "sim7000": ((True, False), (True, False)),
+    "sim7080": ((False, False), (True, True)),
+    "sim7600": ((False, False), (False, True)),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+async def test_activating_data_says_what_the_modem_told(name: str, tmp_path: Path) -> None:
+    async with FakeModem(dialect=name) as fake:
+        modem = await Modem.open(fake.port, transcript=tmp_path / "transcript.log")
+        try:
+            dialect, _ = await open_dialect(modem, name)
+            await dialect.configure_pdp("internet")
+            await dialect.attach(timeout=WAIT)
+            first = await dialect.activate_data(timeout=WAIT)
+            again = await dialect.activate_data(timeout=WAIT)
+            dialect.detach_from_modem()
+        finally:
+            await modem.close()
+    for bearer, (address_known, already_active) in zip(
+        (first, again), ACTIVATIONS[name], strict=True
+    ):
+        assert bearer.already_active is already_active
+        if address_known:
+            assert bearer.address is not None and IP.fullmatch(bearer.address)
+        else:
+            assert bearer.address is None
+
+
+async def test_resolve_gives_every_address_the_modem_answered(online: Online) -> None:
+    online.fake.on_command(
+        "AT+CDNSGIP", FakeResponse.ok('+CDNSGIP: 1,"multi.test","10.0.0.7","10.0.0.8"')
+    )
+    assert await online.dialect.resolve_addresses("multi.test") == ("10.0.0.7", "10.0.0.8")
+    assert await online.dialect.resolve("multi.test") == "10.0.0.7"

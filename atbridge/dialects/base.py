@@ -14,8 +14,10 @@ family:
   last registration (with its reject cause) is kept in
   :attr:`Dialect.registration` and reported to ``progress``.
 - :meth:`Dialect.activate_data` — bring up the data bearer where the family
-  needs a command for it (``AT+CNACT``, ``AT+NETOPEN``, ``AT+CIICR``).
-- :meth:`Dialect.resolve` — DNS through the modem.
+  needs a command for it (``AT+CNACT``, ``AT+NETOPEN``, ``AT+CIICR``); returns a
+  :class:`DataBearer` (the IP address when the modem said it).
+- :meth:`Dialect.resolve` — DNS through the modem (:meth:`Dialect.resolve_addresses`:
+  every address it gave).
 - :meth:`Dialect.open_socket` — a TCP (or TLS) connection through the modem, as
   a :class:`ModemSocket` byte stream.
 
@@ -74,6 +76,23 @@ class Identity:
     def describe(self) -> str:
         version = f", {self.version}" if self.version else ""
         return f"{self.manufacturer} {self.model} ({self.revision}{version}) -> {self.dialect}"
+
+
+@dataclass(frozen=True, slots=True)
+class DataBearer:
+    """What bringing up the data bearer learnt (:meth:`Dialect.activate_data`).
+
+    ``address`` is the IP address when the modem's answers gave it (no extra command is
+    sent to learn it); ``already_active`` says that the bearer was up before and no
+    activation command was sent.
+    """
+
+    address: str | None = None
+    already_active: bool = False
+
+    def describe(self) -> str:
+        state = "already active" if self.already_active else "active"
+        return f"{state}, address {self.address}" if self.address else state
 
 
 class ModemSocket:
@@ -278,8 +297,12 @@ class Dialect:
     async def initialise(self) -> None:
         """Family settings after the AT channel is in sync (receive mode, multiplexing...)."""
 
-    async def activate_data(self, timeout: float = 60.0) -> None:
-        """Bring up the data bearer where the family needs a command for it."""
+    async def activate_data(self, timeout: float = 60.0) -> DataBearer:
+        """Bring up the data bearer where the family needs a command for it.
+
+        The nRF91 needs none (its default bearer comes up with the attach): nothing learnt.
+        """
+        return DataBearer()
 
     async def resolve(self, host: str, timeout: float = 30.0) -> str:
         """Look ``host`` up through the modem's DNS; return the first address."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 
 from atbridge.at_syntax import format_command, split_params, unquote
-from atbridge.dialects.base import Dialect, ModemSocket, check_port
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CipRxgetDialect, refusal
 from atbridge.errors import (
     AtBridgeError,
@@ -108,10 +108,11 @@ class Sim7000(CipRxgetDialect):
         if apn is not None:
             self._apn = apn
 
-    async def activate_data(self, timeout: float = 85.0) -> None:
+    async def activate_data(self, timeout: float = 85.0) -> DataBearer:
         """``AT+CIPSHUT``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (skipped when already up)."""
-        if await self._local_ip(probe=True) is not None:
-            return
+        address = await self._local_ip(probe=True)
+        if address is not None:
+            return DataBearer(address, already_active=True)
         await self.modem.command("AT+CIPSHUT", timeout=65)
         apn = self._apn if self._apn is not None else await self._stored_apn()
         hint = (
@@ -123,10 +124,12 @@ class Sim7000(CipRxgetDialect):
             await self.modem.command("AT+CIICR", timeout=timeout)
         except ModemError as exc:
             raise refusal(exc.command, exc.final, hint=hint) from exc
-        if await self._local_ip(probe=False) is None:
+        address = await self._local_ip(probe=False)
+        if address is None:
             raise SocketError(
                 "the modem brought the bearer up but reports no IP address", hint=hint
             )
+        return DataBearer(address)
 
     async def _stored_apn(self) -> str:
         response = await self.modem.command("AT+CGDCONT?")

@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule
-from atbridge.at_syntax import format_command, int_param
-from atbridge.dialects.base import Dialect, ModemSocket, check_port
+from atbridge.at_syntax import format_command, int_param, split_params, str_param
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
 from atbridge.errors import AtBridgeError, CloseReason, ConfigurationError, SocketError
 from atbridge.modem import Urc
@@ -133,12 +133,16 @@ class Sim7080(SimcomDialect):
             )
         await self.modem.command(format_command("AT+CNCFG", self.pdp_index, ip_type, apn))
 
-    async def activate_data(self, timeout: float = 60.0) -> None:
-        """``AT+CNACT=0,1`` and wait for ``+APP PDP: 0,ACTIVE`` (skipped when already active)."""
+    async def activate_data(self, timeout: float = 60.0) -> DataBearer:
+        """``AT+CNACT=0,1`` and wait for ``+APP PDP: 0,ACTIVE`` (skipped when already active).
+
+        The address is known only when the bearer was already active (``+CNACT: 0,1,"<ip>"``).
+        """
         state = await self.modem.command("AT+CNACT?", timeout=10)
         for value in state.values("+CNACT:"):
-            if int_param(value, 0) == self.pdp_index and int_param(value, 1) == 1:
-                return
+            params = split_params(value)
+            if int_param(params, 0) == self.pdp_index and int_param(params, 1) == 1:
+                return DataBearer(str_param(params, 2), already_active=True)
         hint = (
             "check the APN (AT+CNCFG), that the SIM has a data plan and that the modem is "
             "registered; then retry"
@@ -155,6 +159,7 @@ class Sim7080(SimcomDialect):
             raise SocketError(
                 f"the modem could not activate the data connection ({prefix}{result})", hint=hint
             )
+        return DataBearer()
 
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 90.0

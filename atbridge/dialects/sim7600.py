@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 
 from atbridge.at_syntax import format_command, int_param
-from atbridge.dialects.base import Dialect, ModemSocket, check_port
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CipRxgetDialect
 from atbridge.errors import (
     AtBridgeError,
@@ -112,7 +112,7 @@ class Sim7600(CipRxgetDialect):
         self._network_dropped = True
         super().network_lost(detail)
 
-    async def activate_data(self, timeout: float = 75.0) -> None:
+    async def activate_data(self, timeout: float = 75.0) -> DataBearer:
         """``AT+NETOPEN`` and wait for ``+NETOPEN: 0`` (skipped when already open).
 
         After ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`` the network library stays
@@ -130,7 +130,7 @@ class Sim7600(CipRxgetDialect):
                 )
         state = await self.modem.command("AT+NETOPEN?", timeout=10)
         if any(int_param(value, 0) == 1 for value in state.values("+NETOPEN:")):
-            return
+            return DataBearer(already_active=True)
         hint = (
             "check the APN of PDP context 1 (AT+CGDCONT; an 'ims' context in its place makes "
             "NETOPEN fail, TinyGSM#649) and that the modem is registered; then retry"
@@ -144,6 +144,7 @@ class Sim7600(CipRxgetDialect):
                 f"the modem could not open the network: +NETOPEN: {value} ({_describe(err)})",
                 hint=hint,
             )
+        return DataBearer()
 
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
