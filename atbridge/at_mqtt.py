@@ -54,7 +54,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import ClassVar
+from typing import ClassVar, Literal, overload
 
 from atbridge.errors import (
     CONNACK_REFUSALS,
@@ -394,6 +394,47 @@ class MqttSession:
         self._ping_sent_at = None
         self._out.append(encode(self._connect))
         self._state = SessionState.CONNECTING
+
+    @overload
+    def publish(
+        self,
+        topic: str,
+        payload: bytes = ...,
+        qos: Literal[0] = ...,
+        retain: bool = ...,
+        properties: Properties = ...,
+    ) -> None: ...
+
+    @overload
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: Literal[1, 2],
+        retain: bool = ...,
+        properties: Properties = ...,
+    ) -> int: ...
+
+    @overload
+    def publish(
+        self,
+        topic: str,
+        payload: bytes = ...,
+        *,
+        qos: Literal[1, 2],
+        retain: bool = ...,
+        properties: Properties = ...,
+    ) -> int: ...
+
+    @overload
+    def publish(
+        self,
+        topic: str,
+        payload: bytes = ...,
+        qos: int = ...,
+        retain: bool = ...,
+        properties: Properties = ...,
+    ) -> int | None: ...
 
     def publish(
         self,

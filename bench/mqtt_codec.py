@@ -149,7 +149,8 @@ def publish_case(qos: int, size: int) -> Case:
     paho_decode = partial(paho_packet.decode_publish, frame[0], body, PAHO_V311)
     mine, theirs = decode(frame), paho_decode()
     same = (
-        mine == packet
+        isinstance(mine, Publish)
+        and mine == packet
         and theirs.topic.decode() == mine.topic
         and theirs.payload == mine.payload
         and (theirs.qos, theirs.retain, theirs.dup) == (mine.qos, mine.retain, mine.dup)
