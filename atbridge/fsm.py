@@ -465,7 +465,8 @@ class _Model:
     """The machine's model: its state, and the conditions of the ``retry`` edges."""
 
     state: State
-    resume: Recovery = Recovery.PROBE
+    #: Where the next ``retry`` resumes; the state's work consumes it (None: a first pass).
+    resume: Recovery | None = None
 
     def reopen_the_port(self, _event: Any) -> bool:
         return self.resume is Recovery.REOPEN
@@ -715,7 +716,7 @@ class Lifecycle:
     # -- each state's work (the steps of atbridge.steps, in order) ----------------------------
 
     async def _probing(self) -> str:
-        resume, self.model.resume = self.model.resume, Recovery.PROBE
+        resume, self.model.resume = self.model.resume, None
         async with asyncio.timeout(self.config.timeouts.probe):
             if resume is Recovery.REOPEN or self.modem is None or not self.modem.is_open:
                 await self._close_port()
@@ -742,6 +743,9 @@ class Lifecycle:
     async def _attaching(self) -> str:
         assert self.dialect is not None
         t = self.config.timeouts
+        resume, self.model.resume = self.model.resume, None
+        if resume is Recovery.ATTACH:  # a re-attach: radio off first, so the bearer comes back
+            await self.dialect.detach()
         attached = await steps.attach(
             self.dialect, timeout=t.attach, progress=self._on_registration
         )

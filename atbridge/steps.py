@@ -41,7 +41,7 @@ from atbridge.at_mqtt import Connected, MqttSession, PongReceived
 from atbridge.config import BridgeConfig
 from atbridge.decode import Registration
 from atbridge.dialects import open_dialect
-from atbridge.dialects.base import Identity
+from atbridge.dialects.base import DataBearer, Identity
 from atbridge.errors import AtBridgeError, ConfigurationError, SocketClosed, StepTimeout
 from atbridge.modem import Modem
 from atbridge.transcript import Transcript
@@ -91,6 +91,8 @@ class DialectLink(Protocol):
 
     async def restart(self, timeout: float = 60.0) -> None: ...
 
+    async def detach(self) -> None: ...
+
     async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None: ...
 
     async def attach(
@@ -101,9 +103,9 @@ class DialectLink(Protocol):
         progress: Callable[[Registration], None] | None = None,
     ) -> Registration: ...
 
-    async def activate_data(self, timeout: float = 60.0) -> None: ...
+    async def activate_data(self, timeout: float = 60.0) -> DataBearer: ...
 
-    async def resolve(self, host: str, timeout: float = 30.0) -> str: ...
+    async def resolve_addresses(self, host: str, timeout: float = 30.0) -> tuple[str, ...]: ...
 
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
@@ -195,7 +197,10 @@ class Attached(StepResult):
 
 @dataclass(frozen=True, slots=True)
 class DataActivated(StepResult):
-    """The data bearer is up."""
+    """The data bearer is up: its address when the modem said it, whether it already was."""
+
+    address: str | None
+    already_active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,14 +293,16 @@ async def attach(
 
 async def activate_data(dialect: DialectLink, *, timeout: float = 150.0) -> DataActivated:
     """Bring the data bearer up (a no-op for the families that need no command)."""
-    _, seconds = await _timed("activate", timeout, dialect.activate_data(timeout=timeout))
-    return DataActivated("activate_data", seconds)
+    bearer, seconds = await _timed("activate", timeout, dialect.activate_data(timeout=timeout))
+    return DataActivated("activate_data", seconds, bearer.address, bearer.already_active)
 
 
 async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> Resolved:
-    """Look ``host`` up through the modem's DNS."""
-    address, seconds = await _timed("resolve", None, dialect.resolve(host, timeout=timeout))
-    return Resolved("resolve", seconds, host, (address,))
+    """Look ``host`` up through the modem's DNS (every address it gives)."""
+    addresses, seconds = await _timed(
+        "resolve", None, dialect.resolve_addresses(host, timeout=timeout)
+    )
+    return Resolved("resolve", seconds, host, tuple(addresses))
 
 
 async def open_socket(

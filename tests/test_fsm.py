@@ -53,19 +53,6 @@ async def fake(request: pytest.FixtureRequest) -> AsyncIterator[FakeModem]:
         yield fake
 
 
-def drop_pdp_context(fake: FakeModem) -> None:
-    """The network drops the PDP context, each dialect's way."""
-    if fake.dialect.name.startswith("nrf91"):
-        from tests.fakes.nrf91_sockets import network_detach
-
-        # The network detaches the modem and takes it back 0.3 s later.
-        network_detach(fake, initiator="NW", reattach_after=0.3)
-    else:
-        from tests.fakes.simcom_common import drop_pdp
-
-        drop_pdp(fake)  # the context is gone; registration stays
-
-
 def states(bridge: Bridge) -> list[str]:
     return [t.new for t in bridge.history]
 
@@ -287,7 +274,7 @@ async def test_registration_that_never_completes_times_out_with_the_last_status(
 
 async def test_pdp_context_dropped_recovers(fake: FakeModem, broker: Mosquitto) -> None:
     async with Bridge(config=config(fake, broker.port)) as bridge:
-        drop_pdp_context(fake)
+        fake.drop_pdp()  # the network deactivates the data context, each family its way
         await bridge.lifecycle.wait_for_state("backing_off", timeout=20)
         await bridge.wait_online(timeout=30)
         after = states(bridge)[6:]

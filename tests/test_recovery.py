@@ -21,7 +21,7 @@ from atbridge.bridge import Bridge
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
 from atbridge.decode import Registration
-from atbridge.dialects.base import Identity
+from atbridge.dialects.base import DataBearer, Identity
 from atbridge.errors import (
     AtTimeout,
     CloseReason,
@@ -125,6 +125,9 @@ class MemoryDialect:
     async def restart(self, timeout: float = 60.0) -> None:
         self.script.calls.append("restart")
 
+    async def detach(self) -> None:
+        self.script.calls.append("detach")
+
     async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
         self.script.run("configure")
 
@@ -141,12 +144,13 @@ class MemoryDialect:
             listener(registration)
         return registration
 
-    async def activate_data(self, timeout: float = 60.0) -> None:
+    async def activate_data(self, timeout: float = 60.0) -> DataBearer:
         self.script.run("activate")
+        return DataBearer("10.0.0.7")
 
-    async def resolve(self, host: str, timeout: float = 30.0) -> str:
+    async def resolve_addresses(self, host: str, timeout: float = 30.0) -> tuple[str, ...]:
         self.script.run("resolve")
-        return "127.0.0.1"
+        return ("127.0.0.1",)
 
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
@@ -307,6 +311,8 @@ async def test_every_failure_in_every_state_goes_where_the_policy_says(
             assert await run_until(lifecycle, "online") == "online"
             assert resumed_in(lifecycle) == [expected]
             assert script.calls.count("open_port") == (2 if reopens else 1)
+            # A re-attach turns the radio off first (AT+CFUN=4), so the data bearer comes back.
+            assert ("detach" in script.calls) == (expected is A)
     finally:
         await lifecycle.close()
 
