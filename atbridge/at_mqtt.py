@@ -45,7 +45,9 @@ the caller has closed the socket.
 
 Packets, the codec, properties and the stream decoder live in :mod:`atbridge.mqtt`
 (see its docstring for the layout); this module re-exports the names callers use,
-so ``from atbridge.at_mqtt import Publish, encode`` keeps working.
+so ``from atbridge.at_mqtt import Publish, encode`` keeps working. What is left here
+is one job, the session with its events, a little over 800 lines: its handlers share
+the session's books (ids, in-flight window, aliases, keep-alive), so they stay together.
 """
 
 from __future__ import annotations

@@ -537,6 +537,14 @@ _ACK_CLASSES: dict[PacketType, type[PubAck | PubRec | PubRel | PubComp]] = {
 }
 
 
+def _read_topic_filter(body: bytes, pos: int, end: int) -> tuple[str, int]:
+    topic_filter, pos = decode_string(body, pos, end, "topic filter")
+    problem = topic_filter_problem(topic_filter)
+    if problem:
+        malformed(problem)
+    return topic_filter, pos
+
+
 def _decode_subscribe(first: int, body: bytes, protocol: ProtocolVersion) -> Subscribe:
     _expect_flags(first, 0x02, PacketType.SUBSCRIBE)
     end = len(body)
@@ -544,10 +552,7 @@ def _decode_subscribe(first: int, body: bytes, protocol: ProtocolVersion) -> Sub
     props, pos = _remote_props(body, pos, end, PacketType.SUBSCRIBE, protocol)
     subs: list[Subscription] = []
     while pos < end:
-        topic_filter, pos = decode_string(body, pos, end, "topic filter")
-        problem = topic_filter_problem(topic_filter)
-        if problem:
-            malformed(problem)
+        topic_filter, pos = _read_topic_filter(body, pos, end)
         if pos >= end:
             malformed("SUBSCRIBE: a topic filter is missing its options byte")
         options = body[pos]
@@ -597,10 +602,7 @@ def _decode_unsubscribe(first: int, body: bytes, protocol: ProtocolVersion) -> U
     props, pos = _remote_props(body, pos, end, PacketType.UNSUBSCRIBE, protocol)
     filters: list[str] = []
     while pos < end:
-        topic_filter, pos = decode_string(body, pos, end, "topic filter")
-        problem = topic_filter_problem(topic_filter)
-        if problem:
-            malformed(problem)
+        topic_filter, pos = _read_topic_filter(body, pos, end)
         filters.append(topic_filter)
     if not filters:
         malformed("[MQTT-3.10.3-2] UNSUBSCRIBE with no topic filter")
