@@ -291,8 +291,17 @@ class NordicDialect(Dialect):
     # -- per family -------------------------------------------------------------------
 
     async def _create(self, family: int, tls: bool) -> int:
-        """Create a socket on the modem; return its handle. Inside ``exclusive()``."""
-        raise NotImplementedError
+        """Create a socket on the modem; return its handle. Inside ``exclusive()``.
+
+        ``AT#XSOCKET=<family>,1,0`` (TCP client), ``AT#XSSOCKET=<family>,1,0,<sec_tag>,
+        <peer_verify>`` for TLS: the same in both firmwares.
+        """
+        if tls:
+            line = format_command(
+                "AT#XSSOCKET", family, 1, 0, self.tls_sec_tag, self.tls_peer_verify
+            )
+            return await self._create_with(line, "#XSSOCKET:")
+        return await self._create_with(format_command("AT#XSOCKET", family, 1, 0), "#XSOCKET:")
 
     async def _set_tls_hostname(self, handle: int, host: str) -> None:
         """Set the TLS host name to verify. Inside ``exclusive()``."""
@@ -396,6 +405,38 @@ class NordicDialect(Dialect):
                 "the modem hangs; reconnect, and reboot the modem if it repeats",
             ) from None
         self._check_data_mode(urc, sock, size)
+
+    async def _send_in_data_mode(
+        self,
+        sock: ModemSocket,
+        line: str,
+        payload: bytes,
+        size: int,
+        *,
+        write_terminator_late: bool,
+    ) -> None:
+        """Send ``line``, then ``payload`` (``size`` data bytes) in data mode; in ``exclusive()``.
+
+        The payload goes the moment the ``OK`` says the modem is in data mode, never
+        before it and never without it; then ``#XDATAMODE`` says whether it was sent.
+        """
+        with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
+            try:
+                await self.modem.command(line, timeout=10, after_ok=payload)
+            except ModemError as exc:
+                raise self._send_refused(sock, exc) from exc
+            await self._data_mode_result(
+                done, sock, size, write_terminator_late=write_terminator_late
+            )
+
+    def _send_refused(self, sock: ModemSocket, exc: ModemError) -> SocketError:
+        """The modem refused a send command: read the socket (it may have closed), say so."""
+        self.data_waiting(sock.handle)
+        return SocketError(
+            f"the modem refused to send on socket {sock.handle}: "
+            f"it answered {exc.final!r} to {exc.command!r}",
+            hint="the connection may be closed; close the socket and reconnect",
+        )
 
     def _check_data_mode(self, urc: Urc, sock: ModemSocket, size: int) -> None:
         status = int_param(urc.text[len("#XDATAMODE:") :], 0)

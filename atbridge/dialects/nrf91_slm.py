@@ -42,7 +42,7 @@ from typing import ClassVar
 
 from atbridge.at_syntax import format_command, quote
 from atbridge.dialects.base import ModemSocket
-from atbridge.dialects.nrf91 import NordicDialect, ReadResult, data_mode_ended, response_int
+from atbridge.dialects.nrf91 import NordicDialect, ReadResult, response_int
 from atbridge.errors import ConfigurationError, ModemError, SocketError
 from atbridge.modem import Modem
 
@@ -129,15 +129,7 @@ class Nrf91Slm(NordicDialect):
         self._selected = handle
 
     async def _create(self, family: int, tls: bool) -> int:
-        if tls:
-            line = format_command(
-                "AT#XSSOCKET", family, 1, 0, self.tls_sec_tag, self.tls_peer_verify
-            )
-            handle = await self._create_with(line, "#XSSOCKET:")
-        else:
-            handle = await self._create_with(
-                format_command("AT#XSOCKET", family, 1, 0), "#XSOCKET:"
-            )
+        handle = await super()._create(family, tls)
         self._selected = handle  # a new socket is the selected one (slm_at_socket.c)
         return handle
 
@@ -180,37 +172,20 @@ class Nrf91Slm(NordicDialect):
                 if sock.closed is not None:
                     raise sock.closed
                 if in_data_mode:
-                    await self._send_data_mode(sock, piece)
+                    # The terminator goes right after the piece, in the same write.
+                    payload = piece + self.datamode_terminator
+                    await self._send_in_data_mode(
+                        sock, "AT#XSEND", payload, len(piece), write_terminator_late=False
+                    )
                 else:
                     await self._send_string(sock, piece)
-
-    async def _send_data_mode(self, sock: ModemSocket, piece: bytes) -> None:
-        with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
-            try:
-                # The piece and the terminator go the moment the OK arrives (the modem
-                # is in data mode then), never before it and never without it.
-                await self.modem.command(
-                    "AT#XSEND", timeout=10, after_ok=piece + self.datamode_terminator
-                )
-            except ModemError as exc:
-                self.data_waiting(sock.handle)
-                raise SocketError(
-                    f"the modem refused data mode on socket {sock.handle}: {exc.final!r}",
-                    hint="the connection may be closed; close the socket and reconnect",
-                ) from exc
-            await self._data_mode_result(done, sock, len(piece), write_terminator_late=False)
 
     async def _send_string(self, sock: ModemSocket, piece: bytes) -> None:
         line = format_command("AT#XSEND", piece.decode("ascii"))
         try:
             response = await self.modem.command(line, timeout=self.send_timeout)
         except ModemError as exc:
-            self.data_waiting(sock.handle)
-            raise SocketError(
-                f"the modem could not send {len(piece)} bytes on socket {sock.handle}: "
-                f"{exc.final!r}",
-                hint="the connection may be closed; close the socket and reconnect",
-            ) from exc
+            raise self._send_refused(sock, exc) from exc
         sent = response_int(response, "#XSEND:")
         if sent != len(piece):
             raise SocketError(

@@ -37,8 +37,8 @@ from typing import ClassVar
 
 from atbridge.at_syntax import format_command, int_param, split_params
 from atbridge.dialects.base import ModemSocket
-from atbridge.dialects.nrf91 import NordicDialect, ReadResult, data_mode_ended
-from atbridge.errors import ModemError, SocketError
+from atbridge.dialects.nrf91 import NordicDialect, ReadResult
+from atbridge.errors import SocketError
 from atbridge.modem import Urc
 
 
@@ -73,14 +73,6 @@ class Nrf91Sm(NordicDialect):
             return bytes.fromhex(data.decode("ascii", "replace"))
         return data
 
-    async def _create(self, family: int, tls: bool) -> int:
-        if tls:
-            line = format_command(
-                "AT#XSSOCKET", family, 1, 0, self.tls_sec_tag, self.tls_peer_verify
-            )
-            return await self._create_with(line, "#XSSOCKET:")
-        return await self._create_with(format_command("AT#XSOCKET", family, 1, 0), "#XSOCKET:")
-
     async def _set_tls_hostname(self, handle: int, host: str) -> None:
         await self.modem.command(format_command("AT#XSSOCKETOPT", handle, 1, 2, host), timeout=10)
 
@@ -110,17 +102,8 @@ class Nrf91Sm(NordicDialect):
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         line = format_command("AT#XSEND", sock.handle, 2, 0, len(chunk))
         async with self._socket_errors(sock), self.modem.exclusive():
-            with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
-                try:
-                    # The chunk goes the moment the OK arrives, never before or without it.
-                    await self.modem.command(line, timeout=10, after_ok=chunk)
-                except ModemError as exc:
-                    self.data_waiting(sock.handle)
-                    raise SocketError(
-                        f"the modem refused to send on socket {sock.handle}: {exc.final!r}",
-                        hint="the connection may be closed; close the socket and reconnect",
-                    ) from exc
-                await self._data_mode_result(done, sock, len(chunk), write_terminator_late=True)
+            # The modem counts <data_len> bytes and leaves data mode by itself.
+            await self._send_in_data_mode(sock, line, chunk, len(chunk), write_terminator_late=True)
 
     def _on_auto_received(self, urc: Urc) -> None:
         if urc.data is None:

@@ -33,12 +33,10 @@ from __future__ import annotations
 import re
 
 from atbridge.at_syntax import format_command, split_params, unquote
-from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
 from atbridge.dialects.simcom import CipRxgetDialect, refusal
 from atbridge.errors import (
-    AtBridgeError,
     CloseReason,
-    ConfigurationError,
     ModemError,
     SocketError,
     StepTimeout,
@@ -63,6 +61,7 @@ class Sim7000(CipRxgetDialect):
     max_send = 1460
     #: Connections 0-7 in multi-IP mode (SIM7000 manual: ``+CIPSEND: (0-7),...``).
     links = range(8)
+    tls_unsupported = "SIM7000/SIM800 (AT+CIPSSL)"
     network_lost_urcs = (*Dialect.network_lost_urcs, "+PDP: DEACT")
 
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
@@ -166,12 +165,7 @@ class Sim7000(CipRxgetDialect):
         self, host: str, port: int, *, tls: bool = False, timeout: float = 75.0
     ) -> ModemSocket:
         """``AT+CIPSTART`` on the lowest free connection (TCP only)."""
-        check_port(port)
-        if tls:
-            raise ConfigurationError(
-                "TLS through the SIM7000/SIM800 (AT+CIPSSL) is not supported by atbridge",
-                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
-            )
+        self._check_open(port, tls)
         link = self._claim_link()
         try:
             for attempt in range(2):
@@ -209,25 +203,16 @@ class Sim7000(CipRxgetDialect):
         return match.group(2)
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
-        link = sock.handle
-        remaining = memoryview(chunk)
-        try:
-            while remaining:
-                response = await self.modem.command(
-                    format_command("AT+CIPSEND", link, len(remaining)),
-                    payload=bytes(remaining),
-                    timeout=self.send_timeout,
-                )
-                accepted = _ACCEPTED.fullmatch(response.final)
-                taken = int(accepted.group(2)) if accepted else len(remaining)
-                if taken <= 0:
-                    raise SocketError(
-                        f"the modem accepted none of {len(remaining)} bytes ({response.final})",
-                        hint="the connection is gone or stalled; reconnect",
-                    )
-                remaining = remaining[taken:]
-        except AtBridgeError as exc:
-            raise self._send_failed(sock, exc, len(chunk)) from exc
+        async def send_part(rest: bytes) -> int:
+            response = await self.modem.command(
+                format_command("AT+CIPSEND", sock.handle, len(rest)),
+                payload=rest,
+                timeout=self.send_timeout,
+            )
+            accepted = _ACCEPTED.fullmatch(response.final)  # DATA ACCEPT:<n>,<taken>
+            return int(accepted.group(2)) if accepted else len(rest)
+
+        await self._send_in_parts(sock, chunk, send_part)
 
     async def _close(self, sock: ModemSocket) -> None:
         await self._close_quietly(sock, format_command("AT+CIPCLOSE", sock.handle), timeout=10)

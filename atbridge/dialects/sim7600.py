@@ -27,12 +27,10 @@ from __future__ import annotations
 import contextlib
 
 from atbridge.at_syntax import format_command, int_param
-from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
 from atbridge.dialects.simcom import CipRxgetDialect
 from atbridge.errors import (
-    AtBridgeError,
     CloseReason,
-    ConfigurationError,
     ModemError,
     SocketError,
     StepTimeout,
@@ -83,6 +81,7 @@ class Sim7600(CipRxgetDialect):
     max_send = 1460
     #: Links 0-9 (``AT+CIPCLOSE?`` lists ten).
     links = range(10)
+    tls_unsupported = "SIM7600 (AT+CCH* commands)"
     network_lost_urcs = (*Dialect.network_lost_urcs, "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
     #: The network went away since the last activation (AT+NETCLOSE first).
     _network_dropped: bool = False
@@ -150,12 +149,7 @@ class Sim7600(CipRxgetDialect):
         self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
     ) -> ModemSocket:
         """``AT+CIPOPEN`` on the lowest free link (TCP only)."""
-        check_port(port)
-        if tls:
-            raise ConfigurationError(
-                "TLS through the SIM7600 (AT+CCH* commands) is not supported by atbridge",
-                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
-            )
+        self._check_open(port, tls)
         link = self._claim_link()
         try:
             value = await self._result(
@@ -180,33 +174,29 @@ class Sim7600(CipRxgetDialect):
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         link = sock.handle
-        remaining = memoryview(chunk)
-        try:
-            while remaining:
-                with self.modem.expect_urc(
-                    "+CIPSEND:",
-                    predicate=lambda urc: _link_of(urc, "+CIPSEND:") == link,
-                ) as result:
-                    await self.modem.command(
-                        format_command("AT+CIPSEND", link, len(remaining)),
-                        payload=bytes(remaining),
-                        timeout=self.send_timeout,
-                    )
-                    urc = await result.wait(self.send_timeout)
-                sent = int_param(urc.text[len("+CIPSEND:") :], 2)
-                if sent is None or sent <= 0:
-                    raise SocketError(
-                        f"the modem sent nothing of {len(remaining)} bytes ({urc.text})",
-                        hint="the connection is gone or stalled; reconnect",
-                    )
-                remaining = remaining[sent:]
-        except AtBridgeError as exc:
-            if isinstance(exc, StepTimeout) and sock.closed is None:
-                exc = StepTimeout(
-                    f"no +CIPSEND result for {len(remaining)} bytes on link {link}",
-                    hint="the modem may be stalled; reconnect",
+
+        async def send_part(rest: bytes) -> int:
+            with self.modem.expect_urc(
+                "+CIPSEND:", predicate=lambda urc: _link_of(urc, "+CIPSEND:") == link
+            ) as result:
+                await self.modem.command(
+                    format_command("AT+CIPSEND", link, len(rest)),
+                    payload=rest,
+                    timeout=self.send_timeout,
                 )
-            raise self._send_failed(sock, exc, len(chunk)) from exc
+                try:
+                    urc = await result.wait(self.send_timeout)
+                except StepTimeout:
+                    if sock.closed is not None:
+                        raise
+                    raise StepTimeout(
+                        f"no +CIPSEND result for {len(rest)} bytes on link {link}",
+                        hint="the modem may be stalled; reconnect",
+                    ) from None
+            # +CIPSEND: <link>,<requested>,<sent>
+            return int_param(urc.text[len("+CIPSEND:") :], 2) or 0
+
+        await self._send_in_parts(sock, chunk, send_part)
 
     async def _close(self, sock: ModemSocket) -> None:
         link = sock.handle

@@ -42,17 +42,18 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
 from atbridge.at_syntax import format_command, int_param, split_params, str_param, unquote
 from atbridge.cme import error_text
-from atbridge.dialects.base import Dialect, ModemSocket
+from atbridge.dialects.base import Dialect, ModemSocket, check_port
 from atbridge.errors import (
     AtBridgeError,
     AtTimeout,
     CloseReason,
+    ConfigurationError,
     ModemError,
     SocketClosed,
     SocketError,
@@ -96,6 +97,8 @@ class SimcomDialect(Dialect):
     #: Seconds between safety-net checks for data the modem holds without having
     #: said so (a lost notification). Per dialect object; tests lower it.
     rx_poll_interval: float = 5.0
+    #: The family and TLS commands atbridge does not drive (``None``: TLS works).
+    tls_unsupported: ClassVar[str | None] = None
 
     def __init__(self, modem: Modem) -> None:
         self._opening: set[int] = set()
@@ -154,6 +157,36 @@ class SimcomDialect(Dialect):
             sock.data_received(data)
             if not more or not data:
                 return
+
+    def _check_open(self, port: int, tls: bool) -> None:
+        """Refuse a bad port, and TLS where atbridge does not drive the family's TLS commands."""
+        check_port(port)
+        if tls and self.tls_unsupported:
+            raise ConfigurationError(
+                f"TLS through the {self.tls_unsupported} is not supported by atbridge",
+                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
+            )
+
+    async def _send_in_parts(
+        self, sock: ModemSocket, chunk: bytes, send_part: Callable[[bytes], Awaitable[int]]
+    ) -> None:
+        """Send ``chunk``: ``send_part(rest)`` sends what is left and says how much was taken.
+
+        A part the modem takes none of, or any error, ends the socket (:meth:`_send_failed`).
+        """
+        remaining = memoryview(chunk)
+        try:
+            while remaining:
+                taken = await send_part(bytes(remaining))
+                if taken <= 0:
+                    raise SocketError(
+                        f"the modem took none of {len(remaining)} bytes on connection "
+                        f"{sock.handle}",
+                        hint="the connection is gone or stalled; reconnect",
+                    )
+                remaining = remaining[taken:]
+        except AtBridgeError as exc:
+            raise self._send_failed(sock, exc, len(chunk)) from exc
 
     def _send_failed(self, sock: ModemSocket, exc: AtBridgeError, size: int) -> SocketClosed:
         """Turn a failed send into the socket's end: it cannot be trusted any more."""
