@@ -35,6 +35,7 @@ class Mosquitto:
         ready_timeout: float = 10.0,
         users: dict[str, str] | None = None,
         persistence: bool = False,
+        acl: str | None = None,
     ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -57,12 +58,17 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {passwords}"]
         else:
             lines.append("allow_anonymous true")
+        if acl is not None:  # mosquitto acl_file text, e.g. "topic readwrite allowed/#"
+            acl_file = self._dir / "acl"
+            acl_file.write_text(acl)
+            lines.append(f"acl_file {acl_file}")
         if persistence:
             lines += ["persistence true", f"persistence_location {self._dir}/"]
         else:
             lines.append("persistence false")
         self.config.write_text("\n".join(lines) + "\n")
         self.log: list[str] = []
+        self._log_changed = threading.Condition()
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -79,7 +85,9 @@ class Mosquitto:
         def read_log() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
-                self.log.append(line.rstrip())
+                with self._log_changed:
+                    self.log.append(line.rstrip())
+                    self._log_changed.notify_all()
                 if " running" in line:
                     ready.set()
             ready.set()
@@ -100,6 +108,19 @@ class Mosquitto:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def wait_for_log(self, text: str, timeout: float = 10.0) -> str:
+        """Block (at most ``timeout`` s) until a log line contains ``text``; return that line."""
+        deadline = time.monotonic() + timeout
+        with self._log_changed:
+            while True:
+                for line in self.log:
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"mosquitto logged no {text!r}: {self.log[-5:]}")
+                self._log_changed.wait(left)
 
     @property
     def running(self) -> bool:

@@ -21,6 +21,7 @@ from atbridge.errors import (
     Failed,
     ModemRebooted,
     Offline,
+    PublishRefused,
     SocketClosed,
 )
 from atbridge.fsm import STATES, TRANSITIONS, Recovery, mermaid, recovery
@@ -401,3 +402,90 @@ async def test_subscriptions_are_restored_after_a_reconnect(fake: FakeModem) -> 
                 publisher.close()
             assert message is not None
             assert (message.topic, message.payload) == ("restored/x", b"again")
+
+
+# -- MQTT 5.0 and the Will ------------------------------------------------------------------
+
+
+async def test_mqtt5_online_publish_and_receive(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    client_id = f"atbridge-v5-{fake.dialect.name}"
+    paho.subscribe(f"v5/{fake.dialect.name}/up", qos=1)
+    cfg = config(
+        fake,
+        broker.port,
+        credentials=creds(broker.port, client_id),
+        mqtt_version="5",
+        session_expiry=60,
+    )
+    async with Bridge(config=cfg) as bridge:
+        assert "(p5," in broker.wait_for_log(f" as {client_id} ")  # mosquitto: protocol 5
+        assert await bridge.subscribe(f"v5/{fake.dialect.name}/down", qos=1) == 1
+        await bridge.publish(f"v5/{fake.dialect.name}/up", b"five \x00\xff", qos=1)
+        await bridge.publish(f"v5/{fake.dialect.name}/up", b"again", qos=0)
+        received = await asyncio.to_thread(paho.wait_for, 2, 20)
+        assert sorted(payload for _t, payload, _q in received) == [b"again", b"five \x00\xff"]
+        paho.publish(f"v5/{fake.dialect.name}/down", b"to the device", qos=1)
+        message = await asyncio.wait_for(anext(bridge.messages()), 20)
+        assert (message.payload, message.qos) == (b"to the device", 1)
+
+
+@pytest.mark.parametrize("mqtt_version", ["3.1.1", "5"])
+async def test_will_is_delivered_when_the_modem_dies_without_disconnect(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, mqtt_version: str
+) -> None:
+    name = f"{fake.dialect.name}-{mqtt_version}"
+    paho.subscribe(f"will/{name}", qos=1)
+    cfg = config(
+        fake,
+        broker.port,
+        credentials=creds(broker.port, f"atbridge-will-{name}"),
+        mqtt_version=mqtt_version,
+        will_topic=f"will/{name}",
+        will_message="the device is gone",
+        will_qos=1,
+    )
+    async with Bridge(config=cfg) as bridge:
+        fake.reboot()  # power lost: the modem's TCP connection ends without a DISCONNECT
+        received = await asyncio.to_thread(paho.wait_for, 1, 20)
+        assert received == [(f"will/{name}", b"the device is gone", 1)]
+        await bridge.wait_online(timeout=30)
+
+
+@pytest.mark.parametrize("mqtt_version", ["3.1.1", "5"])
+async def test_no_will_after_a_clean_close(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, mqtt_version: str
+) -> None:
+    name = f"{fake.dialect.name}-{mqtt_version}-clean"
+    client_id = f"atbridge-will-{name}"
+    paho.subscribe(f"will/{name}", qos=1)
+    cfg = config(
+        fake,
+        broker.port,
+        credentials=creds(broker.port, client_id),
+        mqtt_version=mqtt_version,
+        will_topic=f"will/{name}",
+        will_message="the device is gone",
+        will_qos=1,
+    )
+    async with Bridge(config=cfg):
+        pass
+    # The broker took the DISCONNECT (a Will would be published by now), then a marker.
+    await asyncio.to_thread(broker.wait_for_log, f"Client {client_id} disconnected")
+    paho.publish(f"will/{name}", b"marker", qos=1)
+    received = await asyncio.to_thread(paho.wait_for, 1, 20)
+    assert received == [(f"will/{name}", b"marker", 1)]
+
+
+async def test_mqtt5_refused_publish_carries_the_reason_and_the_session_stays(
+    fake: FakeModem,
+) -> None:
+    with Mosquitto(acl="topic readwrite allowed/#\n") as broker:
+        cfg = config(fake, broker.port, mqtt_version="5")
+        async with Bridge(config=cfg) as bridge:
+            with pytest.raises(PublishRefused, match=r"(?i)not authori") as refused:
+                await bridge.publish("denied/up", b"x", qos=1)
+            assert refused.value.code == 0x87
+            await bridge.publish("allowed/up", b"fine", qos=1)
+            assert bridge.state == "online"
