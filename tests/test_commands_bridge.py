@@ -636,6 +636,33 @@ async def test_a_signal_while_reading_stdin_ends_cleanly(
     assert await received_until_marker(paho, topic) == [b"before the signal"] * lines
 
 
+async def test_publish_message_file_dash_sends_stdin_byte_for_byte(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, atbridge: StartCli
+) -> None:
+    topic = "cmd/publish/stdin-file"
+    payload = b"line one\r\n\x00\xff\nno newline at the end"
+    await asyncio.to_thread(paho.subscribe, topic, 1)
+    cli = await run_cli(
+        atbridge, "publish", *bridge_args(fake, broker), "--topic", topic, "--qos", "1",
+        "--message-file", "-", stdin=payload,
+    )  # fmt: skip
+    assert cli.proc.returncode == 0, cli.stderr
+    assert await received_until_marker(paho, topic) == [payload]
+
+
+async def test_ctrl_c_in_the_at_console_ends_it_cleanly(
+    fake: FakeModem, atbridge: StartCli
+) -> None:
+    cli = await atbridge("at", "--port", fake.port)
+    await cli.send(b"AT+CGMI\n")  # stdin stays open: the console waits for the next line
+    await cli.wait_for("Nordic Semiconductor ASA", stream="stdout")
+    await cli.wait_for("OK", stream="stdout")
+    cli.proc.send_signal(signal.SIGINT)
+    assert await cli.finish(close_stdin=False) == 130, cli.stderr
+    assert "Fatal Python error" not in cli.stderr
+    assert "atbridge: interrupted" in cli.stderr
+
+
 # -- MQTT 5.0 and the Will -----------------------------------------------------------------
 
 

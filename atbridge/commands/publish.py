@@ -88,7 +88,9 @@ def _read_message(args: argparse.Namespace) -> bytes | None:
     if args.message_file is None:
         return None
     if args.message_file == "-":
-        return sys.stdin.buffer.read()
+        from atbridge.commands.stdin import read_all
+
+        return read_all()
     try:
         with open(args.message_file, "rb") as handle:
             return handle.read()

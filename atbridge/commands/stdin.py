@@ -21,16 +21,27 @@ if TYPE_CHECKING:
 STDIN = 0
 
 
-def raw_lines(fd: int = STDIN) -> Iterator[bytes]:
-    """The lines of ``fd`` without their line endings (CR LF or LF), up to the end."""
-    pending = b""
+def chunks(fd: int = STDIN) -> Iterator[bytes]:
+    """The bytes of ``fd`` as they come, up to the end (a closed descriptor has none)."""
     while True:
         try:
             chunk = os.read(fd, 65536)
         except OSError:  # closed, or not open at all
-            chunk = b""
+            return
         if not chunk:
-            break
+            return
+        yield chunk
+
+
+def read_all(fd: int = STDIN) -> bytes:
+    """Every byte of ``fd`` up to the end, unchanged (``--message-file -``)."""
+    return b"".join(chunks(fd))
+
+
+def raw_lines(fd: int = STDIN) -> Iterator[bytes]:
+    """The lines of ``fd`` without their line endings (CR LF or LF), up to the end."""
+    pending = b""
+    for chunk in chunks(fd):
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
