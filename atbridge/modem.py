@@ -30,7 +30,17 @@ Exactly one command is in flight; callers queue in order on a lock. A timeout
 raises :class:`~atbridge.errors.AtTimeout` with every byte received meanwhile, and
 the next command first resynchronises: it sends ``AT+CMEE?`` and ignores finals
 until the ``+CMEE:`` line proves the replies are its own, so a late ``OK`` of the
-timed-out command is never taken as the next command's answer.
+timed-out command is never taken as the next command's answer. A modem that reads
+``AT+CMEE?`` back with a bare ``OK`` is in sync once a probe's wait has ended with
+such a final seen (replies come in order); a modem that answers no probe at all
+raises :class:`~atbridge.errors.ResyncFailed`, which names the resync and says the
+caller's command was not sent (:meth:`Modem._resync`).
+
+An ``OK`` without the information line a caller reads with :meth:`Response.value` is
+:class:`~atbridge.errors.MissingInformation`, not a refusal. Opening a port that is
+not there raises :class:`~atbridge.errors.PortNotFound`; a bad setting (baud rate,
+line ending, transcript path) a :class:`~atbridge.errors.ConfigurationError` before
+the port is touched.
 """
 
 from __future__ import annotations
