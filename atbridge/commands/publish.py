@@ -10,7 +10,8 @@ Exit 0 only when every message was handed over: at QoS 0 accepted by the modem,
 at QoS 1 acknowledged by the broker. The first failure stops the command with
 its exit code. ``--json`` prints one JSON object per message: ``index``,
 ``topic``, ``bytes``, ``qos``, ``retain``, ``ok``, ``acknowledged`` and, when
-it failed, ``error``.
+it failed, ``error``. Ctrl-C or SIGTERM (reading stdin or not) disconnects
+cleanly and exits 130, saying how many messages were sent.
 """
 
 from __future__ import annotations
