@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import pytest
 
-from tests.fakes import FakeModem, UnsupportedFault
+from tests.fakes import FakeModem, Network, UnsupportedFault
 from tests.fakes.simcom_common import PROMPT
 from tests.pty_client import Client
 from tests.test_fakes_simcom import (
@@ -69,8 +69,8 @@ class Family:
         """Try to open socket 0 to ``peer`` and see it fail; no socket is left behind."""
         raise NotImplementedError
 
-    async def open_without_bearer(self, peer: Peer) -> None:
-        """Try to open socket 1 to ``peer`` after ``drop_pdp`` and see it refused."""
+    async def after_pdp_drop(self, peer: Peer) -> None:
+        """Check what a new open to ``peer`` does after ``drop_pdp`` (socket 0 dropped)."""
         raise NotImplementedError
 
     async def send(self, data: bytes, expected: bytes | None = None) -> None:
@@ -120,7 +120,7 @@ class Sim7080(SimcomFamily):
     async def open_refused(self, peer: Peer) -> None:
         await self.at(self.host.open_cmd(0, "127.0.0.1", peer.port), info("+CAOPEN: 0,23"))
 
-    async def open_without_bearer(self, peer: Peer) -> None:
+    async def after_pdp_drop(self, peer: Peer) -> None:  # PDP not active
         await self.at(self.host.open_cmd(1, "127.0.0.1", peer.port), info("+CAOPEN: 1,1"))
 
 
@@ -135,7 +135,7 @@ class Sim7600(SimcomFamily):
     async def open_refused(self, peer: Peer) -> None:
         await self.at(self.host.open_cmd(0, "127.0.0.1", peer.port), OK + line("+CIPOPEN: 0,1"))
 
-    async def open_without_bearer(self, peer: Peer) -> None:
+    async def after_pdp_drop(self, peer: Peer) -> None:
         await self.at(self.host.open_cmd(1, "127.0.0.1", peer.port), OK + line("+CIPOPEN: 1,1"))
 
 
@@ -150,7 +150,7 @@ class Sim7000(SimcomFamily):
     async def open_refused(self, peer: Peer) -> None:
         await self.at(self.host.open_cmd(0, "127.0.0.1", peer.port), OK + line("0, CONNECT FAIL"))
 
-    async def open_without_bearer(self, peer: Peer) -> None:
+    async def after_pdp_drop(self, peer: Peer) -> None:  # PDP DEACT: AT+CIPSHUT first
         await self.at(self.host.open_cmd(1, "127.0.0.1", peer.port), ERROR)
 
 
@@ -159,7 +159,6 @@ class NrfFamily(Family):
 
     banner = b"Ready\r\n"
     apoll: ClassVar[str]
-    pdp_dropped = line("+CGEV: NW PDN DEACT 0") + line("#XAPOLL: 0,8")
     detached = (
         line("+CGEV: NW DETACH")
         + line("+CEREG: 2")
@@ -168,12 +167,16 @@ class NrfFamily(Family):
         + line("+CGEV: ME PDN ACT 0")
     )
     peer_closed = line("#XAPOLL: 0,17")
+    pdp_dropped = detached  # LTE-M: the network detaches to take the last PDN connection
 
     async def open_refused(self, peer: Peer, handle: int = 0) -> None:
         raise NotImplementedError
 
-    async def open_without_bearer(self, peer: Peer) -> None:
-        await self.open_refused(peer, 1)  # socket 0 has failed but is still open
+    async def open(self, peer: Peer, handle: int = 0) -> Conn:
+        raise NotImplementedError
+
+    async def after_pdp_drop(self, peer: Peer) -> None:
+        await self.open(peer, 1)  # re-attached: a new socket (0 has failed) connects
 
     async def online(self) -> None:
         await self.at("AT+CEREG=1")
@@ -188,8 +191,8 @@ class Slm(NrfFamily):
     echo = False
     apoll = "AT#XAPOLL=1,1"
 
-    async def open(self, peer: Peer) -> Conn:
-        await self.at("AT#XSOCKET=1,1,0", nrf("#XSOCKET: 0,1,6"))
+    async def open(self, peer: Peer, handle: int = 0) -> Conn:
+        await self.at("AT#XSOCKET=1,1,0", nrf(f"#XSOCKET: {handle},1,6"))
         await self.at(f'AT#XCONNECT="127.0.0.1",{peer.port}', nrf("#XCONNECT: 1"))
         return await peer.accept()
 
@@ -213,9 +216,11 @@ class Sm(NrfFamily):
     echo = False
     apoll = "AT#XAPOLL=,1,1"
 
-    async def open(self, peer: Peer) -> Conn:
-        await self.at("AT#XSOCKET=1,1,0", nrf("#XSOCKET: 0,1,6"))
-        await self.at(f'AT#XCONNECT=0,"127.0.0.1",{peer.port}', nrf("#XCONNECT: 0,1"))
+    async def open(self, peer: Peer, handle: int = 0) -> Conn:
+        await self.at("AT#XSOCKET=1,1,0", nrf(f"#XSOCKET: {handle},1,6"))
+        await self.at(
+            f'AT#XCONNECT={handle},"127.0.0.1",{peer.port}', nrf(f"#XCONNECT: {handle},1")
+        )
         return await peer.accept()
 
     async def open_refused(self, peer: Peer, handle: int = 0) -> None:
@@ -260,16 +265,37 @@ async def modem(request: pytest.FixtureRequest) -> AsyncIterator[Family]:
         await fake.stop()
 
 
-async def test_drop_pdp_is_reported_the_family_way_and_registration_stays(
-    modem: Family, peer: Peer
-) -> None:
+async def test_drop_pdp_is_reported_the_family_way(modem: Family, peer: Peer) -> None:
     conn = await modem.open(peer)
     modem.fake.drop_pdp()
     await modem.expect(modem.pdp_dropped)
     await conn.expect_closed()
     await modem.at("AT+CEREG?", info("+CEREG: 1,1"))
-    await modem.open_without_bearer(peer)
+    await modem.after_pdp_drop(peer)
     assert modem.client.pending() == b""
+
+
+@pytest.mark.parametrize("family", [Slm, Sm])
+async def test_nrf91_drop_pdp_on_nb_iot_keeps_registration(
+    family: type[NrfFamily], peer: Peer
+) -> None:
+    async with FakeModem(family.dialect, network=Network(act=9)) as fake:
+        client = Client(fake.port, read_timeout=READ_TIMEOUT)
+        try:
+            modem = family(fake, client)
+            await modem.expect(family.banner)
+            await modem.online()
+            conn = await modem.open(peer)
+            fake.drop_pdp()  # NB-IoT: attached without a PDN connection is allowed
+            await modem.expect(line("+CGEV: NW PDN DEACT 0") + line("#XAPOLL: 0,8"))
+            await conn.expect_closed()
+            await modem.at("AT+CEREG?", info("+CEREG: 1,1"))
+            await modem.open_refused(peer, 1)  # no PDN: connect() fails
+            await modem.at("AT+CFUN=4", OK + line("+CEREG: 0") + line("+CGEV: ME DETACH"))
+            await modem.at("AT+CFUN=1", OK + line("+CEREG: 2") + line("+CEREG: 1"))
+            await modem.open(peer, 1)  # the next attach brought the PDN back
+        finally:
+            client.close()
 
 
 async def test_network_detach_then_reattach(modem: Family, peer: Peer) -> None:

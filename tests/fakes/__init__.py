@@ -28,10 +28,13 @@ each modem reports the fault the way the real one does:
 ==============================  ==============================  ===============================
 ``FakeModem`` method            nRF91 SLM / SM                  SIM7080 / SIM7600 / SIM7000
 ==============================  ==============================  ===============================
-``drop_pdp()``                  ``+CGEV: NW PDN DEACT 0`` (with ``+APP PDP: 0,DEACTIVE`` /
-network deactivates the data    AT+CGEREP=1), sockets fail      ``+CIPEVENT: NETWORK CLOSED
-context; **registration         ENETDOWN (``#XAPOLL`` POLLERR); UNEXPECTEDLY`` / ``+PDP: DEACT``;
-stays**                         connects fail until re-attach   sockets reset, no socket URC
+``drop_pdp()``                  LTE-M: the last PDN goes only   ``+APP PDP: 0,DEACTIVE`` /
+network deactivates the data    with a detach: as               ``+CIPEVENT: NETWORK CLOSED
+context, sockets fail           ``network_detach`` below, back  UNEXPECTEDLY`` / ``+PDP: DEACT``;
+                                after ``registration_delay``.   sockets reset, no socket URC;
+                                NB-IoT (AcT 9): ``+CGEV: NW     **registration stays**; opens
+                                PDN DEACT 0``, POLLERR,         fail until the host brings the
+                                **registration stays**          bearer up again
 ``network_detach(               ``+CGEV: NW DETACH`` (or ME),   ``+CEREG: 2`` (or 0), then the
 reattach_after=None,            ``+CEREG: 2`` (or 0), sockets   ``drop_pdp`` URC; later
 initiator="NW")``               fail; later ``+CEREG: 1``,      ``+CEREG: 1``, bearer stays down
@@ -39,9 +42,9 @@ initiator="NW")``               fail; later ``+CEREG: 1``,      ``+CEREG: 1``, b
 ``peer_close(link=None)``       peer FIN: POLLIN|POLLHUP        ``+CASTATE: <cid>,0`` /
 remote end closes the TCP       (``#XAPOLL: <h>,17``), recv 0   ``+IPCLOSE: <l>,1`` /
 connection (None: every open)                                   ``<n>, CLOSED``
-``fail_next_send(count=1)``     ``#XSEND: 0`` + ``ERROR``; data ``ERROR`` / ``+CIPSEND: <l>,
-                                mode: ``+++``, ``#XDATAMODE:    <n>,-1`` / ``<n>, SEND FAIL``
-                                <negative>``
+``fail_next_send(count=1)``     ``#XSEND: 0`` + ``ERROR``;      ``ERROR`` /
+                                data mode: ``+++``, then        ``+CIPSEND: <l>,<len>,-1`` /
+                                ``#XDATAMODE: <negative>``      ``<n>, SEND FAIL``
 ``fail_next_open(count=1)``     ``AT#XCONNECT`` -> ``ERROR``    ``+CAOPEN: <cid>,23`` /
                                                                 ``+CIPOPEN: <l>,<err>`` /
                                                                 ``<n>, CONNECT FAIL``

@@ -262,11 +262,13 @@ class FaultControls:
     # ---- network faults (each family reports them its own way: Dialect.faults)
 
     def drop_pdp(self) -> None:
-        """The network deactivates the data context (PDP context / PDN connection); the modem
-        stays registered, every socket fails, new opens fail until the host activates the
-        context again. nRF91: ``+CGEV: NW PDN DEACT 0`` (with AT+CGEREP=1) and POLLERR;
-        SIM7080 ``+APP PDP: 0,DEACTIVE``; SIM7600 ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY``;
-        SIM7000 ``+PDP: DEACT``."""
+        """The network deactivates the data context (PDP context / PDN connection): every
+        socket fails. SIMCom: the modem stays registered and new opens fail until the host
+        activates the bearer again (SIM7080 ``+APP PDP: 0,DEACTIVE``, SIM7600 ``+CIPEVENT:
+        NETWORK CLOSED UNEXPECTEDLY``, SIM7000 ``+PDP: DEACT``). nRF91 on LTE-M: the last PDN
+        connection goes only with a detach, so the network detaches the modem and it
+        re-attaches after ``registration_delay`` (``network_detach``); on NB-IoT (AcT 9)
+        ``+CGEV: NW PDN DEACT 0``, registration stays, connects fail until the next attach."""
         self.dialect.faults.drop_pdp(self._fake())
 
     def network_detach(

@@ -577,10 +577,21 @@ class NrfFaults(SocketFaults):
     ``+CEREG``, and failed sockets seen through poll (``#XAPOLL``), recv and send."""
 
     def drop_pdp(self, fake: FakeModem) -> None:
-        """``+CGEV: NW PDN DEACT 0`` (27.007 §10.1.19, with AT+CGEREP=1); registration stays
-        (+CEREG stat 1), every connected socket fails with ENETDOWN (POLLERR), new connects
-        and name lookups fail until the PDN is active again (the next attach: CFUN=1 after 0
-        or 4, or ``network_detach(reattach_after=...)``)."""
+        """The network releases the initial PDN connection (cid 0), the modem's only one.
+
+        On LTE-M (AcT 7) an attached modem keeps at least one PDN connection (TS 27.007
+        §10.1.10: EPS refuses to deactivate the last one; TS 24.301: the network releases it
+        by detaching), so the network detaches the modem, which re-attaches on its own: this
+        is ``network_detach`` with the
+        re-attach after ``registration_delay``: ``+CGEV: NW DETACH``, +CEREG stat 2, sockets
+        fail, then +CEREG stat 1 and ``+CGEV: ME PDN ACT 0``; registration does not stay.
+        On NB-IoT (AcT 9, attach without PDN) it is ``+CGEV: NW PDN DEACT 0`` (with
+        AT+CGEREP=1): registration stays, every connected socket fails with ENETDOWN
+        (POLLERR), new connects and name lookups fail until the next attach (CFUN=1 after 0
+        or 4) activates the PDN again."""
+        if fake.state.act != 9:
+            self.network_detach(fake, initiator="NW", reattach_after=fake.registration_delay)
+            return
         state = sockets_of(fake)
         state.pdn_active = False
         if state.cgerep:
@@ -771,12 +782,12 @@ def _cgerep(fake: FakeModem, cmd: Command) -> Response:
 
 def _cfun(fake: FakeModem, cmd: Command) -> HandlerResult | Awaitable[HandlerResult]:
     state = sockets_of(fake)
-    was_up = state.network_up()
     was_cfun = fake.state.cfun
+    was_attached = was_cfun == 1 and fake.state.registered
     result = GENERIC_COMMANDS["+CFUN"](fake, cmd)
     if was_cfun != 1 and fake.state.cfun == 1:
         state.pdn_active = True  # attaching activates the default PDN again
-    if was_up and fake.state.cfun != 1:
+    if was_attached and fake.state.cfun != 1:
 
         def offline() -> None:
             if state.cgerep:
