@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from atbridge.at_syntax import int_param
+from atbridge.at_syntax import int_param, parse_int, split_params
 from atbridge.text import decode_text
 
 CR = 0x0D
@@ -364,3 +364,18 @@ def field_int(header: bytes, prefix: bytes, index: int) -> int | None:
     text = decode_text(header[len(prefix) :]).rstrip(",")
     value = int_param(text, index)
     return value if value is not None and value >= 0 else None
+
+
+def header_ints(header: bytes, prefix: bytes, count: int) -> tuple[int, ...] | None:
+    """The ``count`` parameters after ``prefix`` as integers >= 0, or ``None`` for any other shape.
+
+    For :class:`BlockRule` length functions that must recognise their header exactly:
+    ``header_ints(b"#XRECV: 0,0,12", b"#XRECV: ", 3) == (0, 0, 12)``; a trailing comma
+    (an inline header, ``+CARECV: 5,``) is ignored.
+    """
+    params = split_params(decode_text(header[len(prefix) :]).rstrip(","))
+    if len(params) != count:
+        return None
+    values = [parse_int(param) for param in params]
+    ints = tuple(value for value in values if value is not None and value >= 0)
+    return ints if len(ints) == count else None

@@ -167,3 +167,22 @@ def test_ciprxget_lines() -> None:
     assert not is_ciprxget_notification("+CIPRXGET:")
     assert ciprxget_length(b"+CIPRXGET: 2,0,5,0") == 5
     assert ciprxget_length(b"+CIPRXGET: 2,0") is None
+
+
+def test_sim7080_inline_header_waits_for_the_right_comma() -> None:
+    from atbridge.dialects.sim7080 import Sim7080
+
+    class Probe(Sim7080):
+        def __init__(self) -> None:  # no modem: only the header rule is used
+            pass
+
+    probe = Probe()
+    assert probe._carecv_length(b"+CARECV: 5,") == 5
+    assert probe._carecv_length(b"+CARECV: ,") is None
+    assert probe._carecv_length(b"+CARECV: 0,5,") is None  # one field without the cid
+    Probe.carecv_has_cid = True
+    try:
+        assert probe._carecv_length(b"+CARECV: 0,") is None  # the length is still to come
+        assert probe._carecv_length(b"+CARECV: 0,5,") == 5
+    finally:
+        Probe.carecv_has_cid = False

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from atbridge.at_parser import header_ints
 from atbridge.at_syntax import format_command, quote
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult, response_int
@@ -119,8 +120,8 @@ class Nrf91Slm(NordicDialect):
     @staticmethod
     def recv_header_length(header: bytes) -> int | None:
         """``#XRECV: <size>`` (``slm_at_socket.c`` ``do_recv``)."""
-        value = header[len(b"#XRECV: ") :].strip()
-        return int(value) if value.isdigit() else None
+        values = header_ints(header, b"#XRECV: ", 1)
+        return values[0] if values else None
 
     async def _select(self, handle: int) -> None:
         if self._selected == handle:

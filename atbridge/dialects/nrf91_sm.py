@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from atbridge.at_parser import header_ints
 from atbridge.at_syntax import format_command, int_param, split_params
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult
@@ -61,11 +62,11 @@ class Nrf91Sm(NordicDialect):
     @staticmethod
     def recv_header_length(header: bytes) -> int | None:
         """``#XRECV: <handle>,<mode>,<size>``; hex mode carries two characters a byte."""
-        fields = header[len(b"#XRECV: ") :].split(b",")
-        if len(fields) != 3 or not all(part.strip().isdigit() for part in fields):
+        values = header_ints(header, b"#XRECV: ", 3)
+        if values is None:
             return None
-        size = int(fields[2])
-        return size * 2 if int(fields[1]) == 1 else size
+        _handle, mode, size = values
+        return size * 2 if mode == 1 else size
 
     def _decode_block(self, lines: tuple[str, ...], data: bytes) -> bytes:
         headers = [line for line in lines if line.startswith("#XRECV:")]

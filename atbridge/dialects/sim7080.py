@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from atbridge.at_parser import BlockRule
+from atbridge.at_parser import BlockRule, header_ints
 from atbridge.at_syntax import format_command, int_param, split_params, str_param
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
@@ -101,11 +101,8 @@ class Sim7080(SimcomDialect):
 
     def _carecv_length(self, header: bytes) -> int | None:
         """``+CARECV: [<cid>,]<len>,`` -> len; ``None`` until the right comma."""
-        values = header[len(b"+CARECV: ") :].rstrip(b",").split(b",")
-        wanted = 2 if self.carecv_has_cid else 1
-        if len(values) != wanted or not values[-1].strip().isdigit():
-            return None
-        return int(values[-1])
+        values = header_ints(header, b"+CARECV: ", 2 if self.carecv_has_cid else 1)
+        return values[-1] if values else None
 
     def _on_data_indication(self, urc: Urc) -> None:
         cid = int_param(urc.text[len("+CADATAIND:") :], 0)
