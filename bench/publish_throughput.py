@@ -85,7 +85,7 @@ async def phase(
     first: int,
 ) -> dict[str, Any]:
     """Publish ``count`` messages; time them, count the wire bytes and the deliveries."""
-    modem = bridge.lifecycle.modem
+    modem = bridge.modem
     assert modem is not None
     payloads = [payload_for(first + i, size) for i in range(count)]
     before = len(paho.messages)

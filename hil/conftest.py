@@ -25,11 +25,13 @@ from unittest import mock
 
 import pytest
 
+from atbridge import steps
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
-from atbridge.dialects import DIALECTS, open_dialect
+from atbridge.dialects import DIALECTS
 from atbridge.dialects.base import Dialect
 from atbridge.modem import Modem
+from atbridge.steps import Attached, Configured, DataActivated, DialectLink, Probed
 from hil.strategy import BoardStrategy
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
@@ -202,6 +204,27 @@ def attach_timeout(request: pytest.FixtureRequest, port: str | None) -> float:
 # -- the board ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class OpenBoard:
+    """A board whose AT channel is open and probed: run the next bring-up steps on it."""
+
+    modem: Modem
+    probed: Probed
+    board: Board
+
+    @property
+    def dialect(self) -> DialectLink:
+        return self.probed.dialect
+
+    async def bring_up_data(self, apn: str | None) -> tuple[Configured, Attached, DataActivated]:
+        """The steps from the APN to a data bearer (``atbridge.steps``), each timed."""
+        timeouts = self.board.timeouts
+        configured = await steps.configure(self.dialect, apn, timeout=timeouts.configure)
+        attached = await steps.attach(self.dialect, timeout=self.board.attach_timeout)
+        activated = await steps.activate_data(self.dialect, timeout=timeouts.activate)
+        return configured, attached, activated
+
+
 @dataclass
 class Board:
     """One board for one test: where it is, what it should be, where its bytes go."""
@@ -222,20 +245,22 @@ class Board:
         return Timeouts(attach=self.attach_timeout)
 
     @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[Dialect]:
-        """The AT channel, bound to its dialect; everything closed on the way out."""
+    async def open(self) -> AsyncIterator[OpenBoard]:
+        """The AT channel, probed (``atbridge.steps.probe``); everything closed on the way out."""
         modem = await Modem.open(self.url, baudrate=self.baud, transcript=self.transcript)
-        bound: Dialect | None = None
+        bound: DialectLink | None = None
         try:
-            bound, _ = await open_dialect(modem, self.dialect)
+            probed = await steps.probe(modem, self.dialect, timeout=self.timeouts.probe)
+            bound = probed.dialect
             self.strategy.ready()
-            yield bound
+            yield OpenBoard(modem, probed, self)
         finally:
-            if bound is not None:
+            if isinstance(bound, Dialect):
                 for sock in list(bound.sockets.values()):
                     with contextlib.suppress(Exception):
                         async with asyncio.timeout(self.timeouts.close):
                             await sock.close()
+            if bound is not None:
                 bound.detach_from_modem()
             await modem.close()
 

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import asyncio
 
-from atbridge.at_mqtt import Connect, encode
+from atbridge import steps
+from atbridge.at_mqtt import MqttSession
 from atbridge.bridge import Bridge
 from atbridge.credentials import MqttCredentials
 from atbridge.fsm import Transition
 from hil.conftest import Board, Endpoint
 from tests.brokers import PahoPeer
 
-CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
-
 
 async def test_tcp_socket_to_the_broker(
     board: Board, apn: str | None, broker: Endpoint, credentials: MqttCredentials
 ) -> None:
-    """A TCP connection through the modem reaches the broker: CONNECT gets CONNACK accepted."""
-    async with board.open() as dialect:
-        await dialect.configure_pdp(apn)
-        await dialect.attach(timeout=board.attach_timeout)
-        await dialect.activate_data(timeout=board.timeouts.activate)
-        sock = await dialect.open_socket(
-            broker.host, broker.port, timeout=board.timeouts.open_socket
+    """A TCP connection through the modem reaches the broker: CONNECT gets CONNACK accepted
+    (a refusal would raise), and a PINGREQ its PINGRESP."""
+    async with board.open() as link:
+        await link.bring_up_data(apn)
+        opened = await steps.open_socket(
+            link.dialect, broker.host, broker.port, timeout=board.timeouts.open_socket
         )
-        await sock.send(encode(Connect(client_id=credentials.client_id)))
-        reply = bytearray()
-        async with asyncio.timeout(board.timeouts.connack):
-            while len(reply) < len(CONNACK_ACCEPTED):
-                reply += await sock.receive()
-        await sock.close()
-    assert bytes(reply) == CONNACK_ACCEPTED
+        session = MqttSession(credentials.connect_packet())
+        connected = await steps.mqtt_connect(opened.socket, session, timeout=board.timeouts.connack)
+        pinged = await steps.ping(opened.socket, session, timeout=board.timeouts.connack)
+        await opened.socket.close()
+    assert connected.connack.session_present is False
+    assert 0 <= pinged.round_trip <= board.timeouts.connack
 
 
 async def test_mqtt_round_trip(
@@ -76,7 +73,7 @@ async def test_recovers_after_a_modem_restart(
         board.strategy.ready()
         await bridge.publish(f"{topic}/up", b"before", qos=1)
         transitions = bridge.transitions()
-        dialect = bridge.lifecycle.dialect
+        dialect = bridge.dialect
         assert dialect is not None
         await dialect.restart(timeout=board.timeouts.probe)
         seen: list[Transition] = []

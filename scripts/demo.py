@@ -50,10 +50,13 @@ async def run_lifecycle(port: str, broker_port: int) -> None:
             async for step in transitions:
                 print(f"  {step.old:>15} -> {step.new:<15} {step.cause}", flush=True)
 
-        bridge.lifecycle.on_progress(lambda state, text: print(f"  {'':>15}    {state:<15} {text}"))
+        bridge.on_progress(lambda state, text: print(f"  {'':>15}    {state:<15} {text}"))
         printer = asyncio.create_task(show_transitions())
         try:
             async with bridge:
+                banner("the bring-up steps, as timed by the lifecycle")
+                for result in bridge.steps.values():
+                    print(f"  {result.step:<15} {result.seconds * 1000:8.1f} ms", flush=True)
                 banner("online: publish and receive")
                 await bridge.subscribe("demo/device/down", qos=1)
                 print("  subscribed to demo/device/down")
