@@ -2,13 +2,12 @@
 
 Theory of operation
 -------------------
-``FakeModem.start()`` opens a pty pair, puts the slave side in raw mode and keeps the slave fd
-open for the fake's whole life (so the master never sees EIO when a client closes and reopens
-the port). The client (pyserial, or plain ``os.open`` in tests) opens ``fake.port``, the slave
-path. The fake reads and writes the master fd from the running asyncio loop; it never blocks.
-The boot banner sent by ``start()`` waits in the pty until a client reads it, but pyserial's
-``open()`` flushes pending input, so a pyserial client that opens after ``start()`` misses it
-(as with a board that booted before the port was opened): use ``reboot()`` to see one.
+``FakeModem.start()`` opens its end of the line, a pty pair (``wire.Pty``); the client
+(pyserial, or plain ``os.open`` in tests) opens ``fake.port``, the slave path. The fake reads
+and writes from the running asyncio loop; it never blocks. The boot banner sent by ``start()``
+waits in the pty until a client reads it, but pyserial's ``open()`` flushes pending input, so a
+pyserial client that opens after ``start()`` misses it (as with a board that booted before the
+port was opened): use ``reboot()`` to see one.
 
 Bytes cross the line through the two pacers of ``wire`` (one per direction). On a paced line
 the fake is an ideal modem that needs no time to think: what it writes in direct answer to

@@ -626,7 +626,9 @@ class NrfFaults(SocketFaults):
         FIN: POLLIN|POLLHUP (``#XAPOLL: <h>,17`` on the SLM), recv returns 0, sends fail."""
         state = sockets_of(fake)
         if link is None:
-            socks = [s for s in state.ordered() if s.connected and not s.peer_closed]
+            socks = [
+                s for s in state.ordered() if s.connected and not s.peer_closed and not s.error
+            ]
             if not socks:
                 raise LookupError("no connected socket")
         elif link in state.sockets:
