@@ -40,8 +40,8 @@ from atbridge.credentials import MqttCredentials
 from atbridge.decode import Registration
 from atbridge.dialects.base import Identity
 from atbridge.errors import ConfigurationError, Failed
-from atbridge.fsm import Counters, Lifecycle, Message, Transition
-from atbridge.steps import DialectLink, ModemPort
+from atbridge.fsm import Counters, Lifecycle, Message, State, Transition
+from atbridge.steps import DialectLink, ModemPort, StepResult
 
 # ------------------------------------------------------------------------
 
@@ -97,8 +97,8 @@ class Bridge:
     # -- observing ---------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
-        """The lifecycle state (``online``, ``backing_off``, ...)."""
+    def state(self) -> State:
+        """The lifecycle state (``online``, ``backing_off``, ...; compares equal to its name)."""
         return self.lifecycle.state
 
     @property
@@ -119,7 +119,7 @@ class Bridge:
 
         return stream()
 
-    async def wait_for_state(self, *states: str, timeout: float | None = None) -> str:
+    async def wait_for_state(self, *states: str, timeout: float | None = None) -> State:
         """Wait until the lifecycle is in one of ``states``; return the state reached.
 
         Raises :class:`TimeoutError` after ``timeout`` seconds (``None``: no limit).
@@ -150,7 +150,7 @@ class Bridge:
         return self.lifecycle.on_registration(callback)
 
     @property
-    def steps(self) -> Mapping[str, Any]:
+    def steps(self) -> Mapping[str, StepResult]:
         """The last result of each bring-up step by step name (see :mod:`atbridge.steps`)."""
         return self.lifecycle.steps
 

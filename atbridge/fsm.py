@@ -526,7 +526,10 @@ class Lifecycle:
         self.escalation = Escalation()
         self.backoff = Backoff(config.backoff_initial, config.backoff_max)
         self.session = MqttSession(
-            connect_packet(config), max_inflight=config.max_inflight, ping_grace=config.ping_grace
+            connect_packet(config),
+            max_inflight=config.max_inflight,
+            ping_grace=config.ping_grace,
+            topic_aliases=config.topic_aliases,
         )
         self.messages: asyncio.Queue[Message] = asyncio.Queue()
         self.subscriptions: dict[str, int] = {}
