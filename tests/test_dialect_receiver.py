@@ -114,29 +114,25 @@ async def test_an_announced_end_closes_after_the_data_read_since(receivers: Rece
     assert closed.reason is CloseReason.PEER and "+IPCLOSE: 3,1" in str(closed)
 
 
-async def test_a_bug_in_a_round_ends_the_socket_with_the_error(receivers: Receivers) -> None:
+@pytest.mark.parametrize(
+    ("error", "reason", "detail"),
+    [
+        (KeyError("a bug"), CloseReason.ERROR, "the receiver failed: KeyError('a bug')"),
+        (LinkLost("the port is closed"), CloseReason.LINK, "the port is closed"),
+    ],
+)
+async def test_a_bug_or_a_lost_link_ends_the_socket_with_it(
+    receivers: Receivers, error: Exception, reason: CloseReason, detail: str
+) -> None:
     receiver, script = start(receivers)
 
-    async def bug(sock: ModemSocket) -> None:
-        raise KeyError("a bug")
+    async def fail(sock: ModemSocket) -> None:
+        raise error
 
-    script.actions.append(bug)
+    script.actions.append(fail)
     receiver.wake()
     closed = await ended(receiver.sock)
-    assert closed.reason is CloseReason.ERROR
-    assert "the receiver failed" in str(closed) and "a bug" in str(closed)
-
-
-async def test_a_lost_link_ends_the_socket_with_link(receivers: Receivers) -> None:
-    receiver, script = start(receivers)
-
-    async def lost(sock: ModemSocket) -> None:
-        raise LinkLost("the port is closed")
-
-    script.actions.append(lost)
-    receiver.wake()
-    closed = await ended(receiver.sock)
-    assert closed.reason is CloseReason.LINK and "the port is closed" in str(closed)
+    assert closed.reason is reason and detail in str(closed)
 
 
 async def test_a_refused_read_is_tried_again_on_the_next_round(receivers: Receivers) -> None:

@@ -357,17 +357,19 @@ def test_device_port_reads_with_one_system_call_and_the_same_outcomes_as_pyseria
 
 
 async def test_open_missing_port_says_what_to_check() -> None:
-    with pytest.raises(ConfigurationError) as caught:
+    # PortNotFound (a ConfigurationError): the lifecycle can tell it from a bad setting.
+    with pytest.raises(PortNotFound) as caught:
         await Modem.open("/dev/does-not-exist")
     assert "cannot open /dev/does-not-exist" in str(caught.value)
     assert "check the device path" in str(caught.value)
 
 
-async def test_rfc2217_port_that_does_not_answer_says_what_to_check() -> None:
-    port = free_port()  # nothing listens there
-    with pytest.raises(ConfigurationError) as caught:
-        await Modem.open(f"rfc2217://127.0.0.1:{port}?timeout=1")
-    assert f"cannot open rfc2217://127.0.0.1:{port}" in str(caught.value)
+@pytest.mark.parametrize("scheme", ["rfc2217", "socket"])
+async def test_rfc2217_port_that_does_not_answer_says_what_to_check(scheme: str) -> None:
+    port = free_port()  # nothing listens there: refused, like a ser2net that is not up
+    with pytest.raises(PortNotFound) as caught:
+        await Modem.open(f"{scheme}://127.0.0.1:{port}?timeout=1")
+    assert f"cannot open {scheme}://127.0.0.1:{port}" in str(caught.value)
 
 
 # -- socket:// through a real ser2net ------------------------------------------------------
@@ -616,19 +618,6 @@ async def test_a_failed_resync_names_itself_not_the_callers_command(
     assert "AT+CGMM" not in fake.commands
     # The modem answers again: the next command resynchronises and goes through.
     assert (await modem.command("AT+CGMM", timeout=1)).lines[0].startswith("nRF91")
-
-
-async def test_a_device_node_that_is_not_there_is_port_not_found() -> None:
-    with pytest.raises(PortNotFound) as caught:
-        await Modem.open("/dev/does-not-exist")
-    assert "cannot open /dev/does-not-exist" in str(caught.value)
-
-
-async def test_a_refused_ser2net_connection_is_port_not_found() -> None:
-    port = free_port()  # nothing listens there
-    with pytest.raises(PortNotFound) as caught:
-        await Modem.open(f"socket://127.0.0.1:{port}")
-    assert f"cannot open socket://127.0.0.1:{port}" in str(caught.value)
 
 
 @pytest.mark.parametrize("where", ["missing/transcript.log", "."])
