@@ -31,10 +31,17 @@ network dropped the PDP context, the modem rebooted, the serial link was lost,
 or we closed it. Reboot and link loss are wired here for every dialect;
 dialects report peer close and network loss from their own notifications.
 
+Received data is read by one :class:`~atbridge.dialects.receiver.Receiver` task
+per socket (:attr:`Dialect.receivers`): a family's notification handler calls
+:meth:`Dialect.data_waiting` or :meth:`Dialect.connection_ended`, and supplies the
+``drain`` that reads. :meth:`Dialect.aclose` stops them and waits.
+
 Dialects are data plus small functions (DESIGN.md): one module per family with
-a subclass that sets the class attributes and implements the ``_``-prefixed
-socket primitives. Adding a family means one module here and one fake-modem
-script in ``tests/fakes/``.
+a subclass that sets the class attributes (including the manufacturer and model
+strings that identify it, :attr:`Dialect.manufacturers`, :attr:`Dialect.models`,
+:attr:`Dialect.version_command`) and implements the ``_``-prefixed socket
+primitives. Adding a family means one module here and one fake-modem script in
+``tests/fakes/``.
 """
 
 from __future__ import annotations
@@ -288,6 +295,13 @@ class Dialect:
             unhook()
         self._unhook.clear()
         self.receivers.stop_all()
+
+    async def aclose(self) -> None:
+        """Stop listening to the modem and wait until the socket receivers have stopped."""
+        tasks = self.receivers.stop_all()
+        self.detach_from_modem()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- to fill in per family ---------------------------------------------------------
 

@@ -212,10 +212,7 @@ class NordicDialect(Dialect):
         releases = list(self._releases)
         if releases:
             await asyncio.gather(*releases, return_exceptions=True)
-        tasks = self.receivers.stop_all()
-        self.detach_from_modem()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await super().aclose()
 
     # -- resolve ---------------------------------------------------------------------
 
