@@ -16,6 +16,7 @@ from typing import ClassVar
 import pytest
 
 from tests.fakes import FakeModem, Network, UnsupportedFault
+from tests.fakes.nrf91_sockets import wait_buffered
 from tests.fakes.simcom_common import PROMPT
 from tests.pty_client import Client
 from tests.test_fakes_simcom import (
@@ -81,6 +82,14 @@ class Family:
         """What the modem answers a send that ``fail_next_send`` refuses."""
         raise NotImplementedError
 
+    async def read_unannounced(self, count: int) -> bytes:
+        """Wait (bounded) until ``count`` bytes are buffered in socket 0, read them."""
+        raise NotImplementedError
+
+    def notice(self) -> bytes:
+        """The data notification for socket 0."""
+        raise NotImplementedError
+
     pdp_dropped: ClassVar[bytes]  # what drop_pdp() sends (socket 0 open)
     detached: ClassVar[bytes]  # what network_detach(reattach_after=0) sends (socket 0 open)
     peer_closed: ClassVar[bytes]  # what peer_close() sends for socket 0
@@ -107,6 +116,13 @@ class SimcomFamily(Family):
 
     def send_refused(self, data: bytes) -> bytes:
         return self.host.send_failed(0, len(data))
+
+    async def read_unannounced(self, count: int) -> bytes:
+        await self.host.wait_available(0, count)
+        return await self.host.read_chunk(0)
+
+    def notice(self) -> bytes:
+        return line(self.host.notice(0))
 
 
 class Sim7080(SimcomFamily):
@@ -168,6 +184,19 @@ class NrfFamily(Family):
     )
     peer_closed = line("#XAPOLL: 0,17")
     pdp_dropped = detached  # LTE-M: the network detaches to take the last PDN connection
+    recv: ClassVar[str]
+
+    def notice(self) -> bytes:
+        return line("#XAPOLL: 0,1")
+
+    async def read_unannounced(self, count: int) -> bytes:
+        await wait_buffered(self.fake, 0, count)
+        self.client.write(self.recv.encode() + self.eol)
+        header = await self.client.read_until(b"\r\n", timeout=READ_TIMEOUT)
+        header += await self.client.read_until(b"\r\n")
+        data = await self.client.read_exactly(count)
+        await self.expect(OK)
+        return data
 
     async def open_refused(self, peer: Peer, handle: int = 0) -> None:
         raise NotImplementedError
@@ -190,6 +219,7 @@ class Slm(NrfFamily):
     eol = b"\r\n"
     echo = False
     apoll = "AT#XAPOLL=1,1"
+    recv = "AT#XRECV=1"
 
     async def open(self, peer: Peer, handle: int = 0) -> Conn:
         await self.at("AT#XSOCKET=1,1,0", nrf(f"#XSOCKET: {handle},1,6"))
@@ -215,6 +245,7 @@ class Sm(NrfFamily):
     dialect = "nrf91-sm"
     echo = False
     apoll = "AT#XAPOLL=,1,1"
+    recv = "AT#XRECV=0,0,0,1"
 
     async def open(self, peer: Peer, handle: int = 0) -> Conn:
         await self.at("AT#XSOCKET=1,1,0", nrf(f"#XSOCKET: {handle},1,6"))
@@ -331,6 +362,16 @@ async def test_fail_next_open_refuses_one_open(modem: Family, peer: Peer) -> Non
     conn = await modem.open(peer)
     await modem.send(b"up")
     assert await conn.read_exactly(2) == b"up"
+
+
+async def test_lose_next_notification_keeps_the_data(modem: Family, peer: Peer) -> None:
+    conn = await modem.open(peer)
+    modem.fake.lose_next_notification()
+    await conn.send(b"quiet")
+    assert await modem.read_unannounced(5) == b"quiet"  # no notification came before
+    await conn.send(b"loud")
+    await modem.expect(modem.notice())  # the next data is announced again
+    assert modem.client.pending() == b""
 
 
 async def test_reboot_sends_the_banner_and_drops_the_socket(modem: Family, peer: Peer) -> None:
