@@ -617,8 +617,12 @@ async def test_a_signal_while_reading_stdin_ends_cleanly(
     atbridge: StartCli,
 ) -> None:
     topic = f"cmd/signal/{command}"
+    client_id = f"cli-signal-{command}-{signum.name}-{lines}"
     await asyncio.to_thread(paho.subscribe, topic, 1)
-    cli = await atbridge(command, *bridge_args(fake, broker), "--topic", topic, "--qos", "1")
+    cli = await atbridge(
+        command, *bridge_args(fake, broker), "--client-id", client_id, "--topic", topic,
+        "--qos", "1",
+    )  # fmt: skip
     stream = "stdout" if command == "run" else "stderr"
     await cli.wait_for("online: CONNACK accepted", stream=stream)
     if lines:  # stdin stays open either way: the reader is blocked in it
@@ -630,7 +634,9 @@ async def test_a_signal_while_reading_stdin_ends_cleanly(
     assert code == (0 if command == "run" else 130), cli.stderr
     if command == "publish":
         assert f"atbridge: interrupted after {lines} messages" in cli.stderr
-    # the clean shutdown: DISCONNECT, socket and port closed
+    # the clean shutdown: DISCONNECT (mosquitto logs "closed its connection" without one),
+    # then the socket and the port closed
+    await asyncio.to_thread(broker.wait_for_log, f"Client {client_id} disconnected.", WAIT)
     shown = cli.stdout if command == "run" else cli.stderr
     assert "closing: " in shown and "disconnected: closed" in shown
     assert await received_until_marker(paho, topic) == [b"before the signal"] * lines
@@ -689,10 +695,11 @@ async def test_the_will_is_published_when_the_bridge_dies_and_not_after_a_clean_
     how: str, version: str, broker: Mosquitto, paho: PahoPeer, atbridge: StartCli
 ) -> None:
     will = f"cmd/will/{how}/{version}"
+    client_id = f"cli-will-{how}-{version}"
     await asyncio.to_thread(paho.subscribe, will, 1)
     async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
         cli = await atbridge(
-            "run", *bridge_args(fake, broker), "--mqtt-version", version,
+            "run", *bridge_args(fake, broker), "--mqtt-version", version, "--client-id", client_id,
             "--will-topic", will, "--will-message", "the bridge is gone", "--will-qos", "1",
         )  # fmt: skip
         await cli.wait_for("online: CONNACK accepted", stream="stdout")
@@ -706,9 +713,11 @@ async def test_the_will_is_published_when_the_bridge_dies_and_not_after_a_clean_
         # in this process, so the broker sees the close only now): a broker publishes the
         # Will of a connection closed without DISCONNECT, and drops it after a DISCONNECT.
     if how == "killed":
+        await asyncio.to_thread(broker.wait_for_log, f"Client {client_id} closed its", WAIT)
         await asyncio.to_thread(paho.wait_for, 1, WAIT)
         assert [(t, p, q) for t, p, q in paho.messages if t == will] == [
             (will, b"the bridge is gone", 1)
         ]
     else:
+        await asyncio.to_thread(broker.wait_for_log, f"Client {client_id} disconnected.", WAIT)
         assert await received_until_marker(paho, will) == []
