@@ -187,16 +187,16 @@ class Bridge:
     ) -> None:
         """Publish; QoS 1 returns on PUBACK, QoS 0 when the modem accepted the bytes."""
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
-        await self.lifecycle.publish(topic, data, qos, retain)
+        await self.lifecycle.link.publish(topic, data, qos, retain)
 
     async def subscribe(self, topic_filter: str, *, qos: int = 1) -> int:
         """Subscribe (restored after every reconnect); returns the granted QoS."""
-        return await self.lifecycle.subscribe(topic_filter, qos)
+        return await self.lifecycle.link.subscribe(topic_filter, qos)
 
     async def messages(self) -> AsyncIterator[Message]:
         """Messages on the subscriptions, as they arrive."""
         while True:
-            yield await self.lifecycle.messages.get()
+            yield await self.lifecycle.link.messages.get()
 
     async def close(self) -> None:
         """Disconnect cleanly and close the port."""

@@ -44,12 +44,15 @@ recovery rule is tested in memory. A port that opened once and is then missing
 (a USB modem re-enumerating after its own reset) is a lost link: back off and
 reopen. A port that never opened is a usage error.
 
-Online, the session (:class:`~atbridge.at_mqtt.MqttSession`, its CONNECT built
-by the credentials from :class:`BridgeConfig`: MQTT version, Will, session
-expiry) keeps packet ids, the QoS 1 window and the keep-alive clock. QoS 1
-messages published while offline wait in the session's queue (bounded by
-``queue_size``) and go out after the next CONNACK, those in flight again with
-DUP. Subscriptions are restored after every reconnect.
+Online, :class:`~atbridge.online.OnlineSession` (its own module) serves the MQTT
+session on the socket: reader, keep-alive, acknowledgements, the offline QoS 1
+queue, publish and subscribe; what breaks it comes back here for the policy.
+
+Layout: :mod:`atbridge.steps` (the bring-up steps), this module (the table, the
+policy and the runner: one job, about 840 lines because the policy is written
+out as data next to the table it drives), :mod:`atbridge.online` (serving the
+session), :mod:`atbridge.bridge` (the public :class:`~atbridge.bridge.Bridge` and
+its observer API).
 """
 
 from __future__ import annotations
@@ -67,16 +70,7 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from atbridge import steps
 from atbridge.at_mqtt import (
-    NO_PROPERTIES,
-    Connect,
-    MessageReceived,
     MqttSession,
-    PongReceived,
-    Properties,
-    PropertyId,
-    PublishAcknowledged,
-    Subscribed,
-    Will,
 )
 from atbridge.config import Backoff, BridgeConfig
 from atbridge.decode import Registration
@@ -91,18 +85,14 @@ from atbridge.errors import (
     LinkLost,
     LocalProtocolError,
     ModemRebooted,
-    Offline,
-    PingTimeout,
     PortNotFound,
-    PublishRefused,
-    QueueFull,
     RegistrationLost,
     SocketClosed,
     StepTimeout,
-    SubscribeRefused,
     describe_error,
 )
-from atbridge.steps import DialectBinder, DialectLink, ModemPort, PortOpener, SocketLink
+from atbridge.online import Message, OnlineSession, connect_packet
+from atbridge.steps import DialectBinder, DialectLink, ModemPort, PortOpener
 
 log = logging.getLogger(__name__)
 
@@ -416,16 +406,6 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """A message received on a subscription."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Counters:
     """What the lifecycle has counted so far (a snapshot)."""
 
@@ -437,25 +417,6 @@ class Counters:
     attach_failures: int
     #: QoS 1 messages waiting for their PUBACK (in flight or queued while offline).
     waiting_qos1: int
-
-
-def connect_packet(config: BridgeConfig) -> Connect:
-    """The CONNECT of ``config``: through its credentials, with its MQTT version and Will."""
-    from atbridge.at_mqtt import ProtocolVersion
-
-    will = None
-    if config.will_topic is not None:
-        will = Will(
-            config.will_topic, config.will_message.encode(), config.will_qos, config.will_retain
-        )
-    if config.mqtt_version != "5":
-        return config.credentials.connect_packet(will=will)
-    properties = NO_PROPERTIES
-    if config.session_expiry is not None:
-        properties = Properties({PropertyId.SESSION_EXPIRY_INTERVAL: config.session_expiry})
-    return config.credentials.connect_packet(
-        will=will, protocol=ProtocolVersion.MQTT_5_0, properties=properties
-    )
 
 
 # -- the lifecycle -------------------------------------------------------------------------
@@ -520,36 +481,35 @@ class Lifecycle:
         self.failure: BaseException | None = None
         self.modem: ModemPort | None = None
         self.dialect: DialectLink | None = None
-        self.socket: SocketLink | None = None
         #: The last result of every bring-up step, by step name (see :mod:`atbridge.steps`).
         self.steps: dict[str, steps.StepResult] = {}
         self.escalation = Escalation()
         self.backoff = Backoff(config.backoff_initial, config.backoff_max)
-        self.session = MqttSession(
+        session = MqttSession(
             connect_packet(config),
             max_inflight=config.max_inflight,
             ping_grace=config.ping_grace,
             topic_aliases=config.topic_aliases,
         )
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
-        self.subscriptions: dict[str, int] = {}
-        self.dropped_qos0 = 0
+        #: The MQTT session and its waiters, served on the socket while online.
+        self.link = OnlineSession(
+            config,
+            session,
+            clock=clock,
+            state=lambda: self.state,
+            failure=lambda: self.failure,
+            on_pong=lambda pong: self._done(steps.Pinged("ping", pong.round_trip, pong.round_trip)),
+        )
         self._port_was_open = False
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
         self._progress_listeners: list[Callable[[str, str], None]] = []
         self._registration_listeners: list[Callable[[Registration], None]] = []
-        self._acks: dict[int, asyncio.Future[PublishAcknowledged]] = {}
-        self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
-        self._sub_waiters: dict[str, list[asyncio.Future[int]]] = {}
         self._state_changed = asyncio.Condition()
-        self._send_lock = asyncio.Lock()
-        self._queue_space = asyncio.Condition()
         self._runner: asyncio.Task[None] | None = None
         self._work: asyncio.Task[str] | None = None
         self._closing = False
         self._wake = asyncio.Event()
-        self._online_problem: asyncio.Future[BaseException] | None = None
         self._last_good = self.clock()
 
     # -- observation -------------------------------------------------------------------
@@ -606,8 +566,7 @@ class Lifecycle:
         """Disconnect cleanly (DISCONNECT, close the socket and the port)."""
         self._closing = True
         self._wake.set()
-        if self._online_problem is not None and not self._online_problem.done():
-            self._online_problem.set_result(_Closing())
+        self.link.stop(_Closing())
         runner, self._runner = self._runner, None
         work = self._work
         if work is not None and not work.done():
@@ -665,7 +624,7 @@ class Lifecycle:
             self.failure = error
             await self._teardown(graceful=False)
             await self._go("give_up", describe_error(error))
-            self._fail_waiters(Failed(error))
+            self.link.fail_waiters(Failed(error))
             return False
         await self._go("lost", describe_error(error))
         await self._teardown(graceful=False, keep_modem=decision.recovery is not Recovery.REOPEN)
@@ -769,24 +728,21 @@ class Lifecycle:
             timeout=self.config.timeouts.open_socket,
         )
         self._done(opened)
-        self.socket = opened.socket
+        self.link.socket = opened.socket
         return f"TCP connected to {creds.host}:{creds.port}{' (TLS)' if creds.tls else ''}"
 
     async def _mqtt_connecting(self) -> str:
-        assert self.socket is not None
-        async with self._send_lock:
+        link = self.link
+        assert link.socket is not None
+        async with link.send_lock:
             connected = await steps.mqtt_connect(
-                self.socket, self.session, timeout=self.config.timeouts.connack, clock=self.clock
+                link.socket, link.session, timeout=self.config.timeouts.connack, clock=self.clock
             )
         self._done(connected)
         self.escalation.socket_failures = 0
         self.backoff.reset()
         self._last_good = self.clock()
-        # Restore the subscriptions and release what queued while offline.
-        for topic_filter, qos in self.subscriptions.items():
-            packet_id = self.session.subscribe(topic_filter, qos=qos)
-            self._subacks[packet_id] = asyncio.get_running_loop().create_future()
-        await self._flush()
+        await link.restore()
         return "CONNACK accepted"
 
     _STATE_WORK: ClassVar[dict[State, Callable[[Lifecycle], Coroutine[Any, Any, str]]]] = {
@@ -807,162 +763,24 @@ class Lifecycle:
 
     async def _online(self) -> BaseException:
         """Serve the session until something breaks; return what broke it."""
-        assert self.socket is not None and self.dialect is not None
-        loop = asyncio.get_running_loop()
-        problem: asyncio.Future[BaseException] = loop.create_future()
-        self._online_problem = problem
+        assert self.dialect is not None
         if self._closing:  # close() came while the runner was on its way here
-            problem.set_result(_Closing())
-
-        def report(error: BaseException) -> None:
-            if not problem.done():
-                problem.set_result(error)
-
-        def on_registration(registration: Registration) -> None:
-            if not registration.registered:
-                report(RegistrationLost(f"registration lost: {registration.describe()}"))
-
-        unhook = self.dialect.on_registration(on_registration)
-        reader = loop.create_task(self._read_loop(report))
-        pinger = loop.create_task(self._ping_loop(report))
-        # Anything events produced before online (SUBACKs in the CONNACK read).
-        self._drain_events()
-        try:
-            return await problem
-        finally:
-            unhook()
-            self._online_problem = None
-            for task in (reader, pinger):
-                task.cancel()
-            for task in (reader, pinger):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    async def _read_loop(self, report: Callable[[BaseException], None]) -> None:
-        assert self.socket is not None
-        try:
-            while True:
-                data = await self.socket.receive()
-                self.session.receive_data(data, self.clock())
-                self._drain_events()
-                await self._flush()  # acknowledgements
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            report(error)
-
-    async def _ping_loop(self, report: Callable[[BaseException], None]) -> None:
-        session = self.session
-        try:
-            while True:
-                now = self.clock()
-                if session.is_link_dead(now):
-                    report(PingTimeout(f"no PINGRESP within {session.ping_grace:g} s"))
-                    return
-                due = session.next_ping_due(now)
-                if due is not None and due <= now:
-                    session.ping()
-                    await self._flush()
-                    continue
-                wait = (due - now) if due is not None else session.ping_grace / 4
-                await asyncio.sleep(min(max(wait, 0.01), session.ping_grace / 4 or 1.0))
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            report(error)
-
-    def _drain_events(self) -> None:
-        while True:
-            event = self.session.next_event()
-            if event is None:
-                return
-            if isinstance(event, MessageReceived):
-                self.messages.put_nowait(
-                    Message(event.topic, event.payload, event.qos, event.retain)
-                )
-            elif isinstance(event, PublishAcknowledged):
-                future = self._acks.pop(event.packet_id, None)
-                if future is not None and not future.done():
-                    future.set_result(event)
-                self._notify_queue_space()
-            elif isinstance(event, PongReceived):
-                self._done(steps.Pinged("ping", event.round_trip, event.round_trip))
-            elif isinstance(event, Subscribed):
-                future_sub = self._subacks.pop(event.packet_id, None)
-                if future_sub is not None and not future_sub.done():
-                    future_sub.set_result(event)
-                for sub, granted in zip(event.subscriptions, event.reason_codes, strict=False):
-                    topic_filter = sub.topic_filter
-                    for waiter in self._sub_waiters.pop(topic_filter, []):
-                        if not waiter.done():
-                            waiter.set_result(granted)
-
-    async def _flush_or_report(self) -> None:
-        """Flush; a transport failure goes to the online loop instead of the caller."""
-        try:
-            await self._flush()
-        except AtBridgeError as error:
-            problem = self._online_problem
-            if problem is None or problem.done():
-                return
-            problem.set_result(error)
-
-    async def _flush(self) -> None:
-        """Send what the session queued, in order."""
-        async with self._send_lock:
-            data = self.session.data_to_send(self.clock())
-            if data and self.socket is not None:
-                await self.socket.send(data)
+            raise _Closing()
+        return await self.link.serve(self.dialect)
 
     async def _teardown(self, *, graceful: bool, keep_modem: bool = True) -> None:
-        sock, self.socket = self.socket, None
-        if sock is not None and sock.closed is None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.config.timeouts.close):
-                    if graceful and self.session.state.value == "connected":
-                        self.session.disconnect()
-                        data = self.session.data_to_send(self.clock())
-                        if data:
-                            await sock.send(data)
-                    await sock.close()
-        self.session.connection_lost()
-        self._fail_subacks()
+        await self.link.close_socket(graceful=graceful, timeout=self.config.timeouts.close)
         if not keep_modem or graceful:
             await self._close_port()
-
-    def _fail_subacks(self) -> None:
-        for future in self._subacks.values():
-            if not future.done():
-                future.cancel()
-        self._subacks.clear()
-
-    def _fail_waiters(self, error: Failed) -> None:
-        for ack in self._acks.values():
-            if not ack.done():
-                ack.set_exception(error)
-        self._acks.clear()
-        for waiters in self._sub_waiters.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
-        self._sub_waiters.clear()
-        self._notify_queue_space()
-
-    def _notify_queue_space(self) -> None:
-        async def notify() -> None:
-            async with self._queue_space:
-                self._queue_space.notify_all()
-
-        asyncio.get_running_loop().create_task(notify())
 
     @property
     def counters(self) -> Counters:
         """A snapshot of the counters (dropped QoS 0, failures in a row, QoS 1 waiting)."""
         return Counters(
-            dropped_qos0=self.dropped_qos0,
+            dropped_qos0=self.link.dropped_qos0,
             socket_failures=self.escalation.socket_failures,
             attach_failures=self.escalation.attach_failures,
-            waiting_qos1=len(self._acks),
+            waiting_qos1=self.link.waiting_qos1,
         )
 
     def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]:
@@ -992,69 +810,6 @@ class Lifecycle:
                 listener(self.state, text)
             except Exception:
                 log.exception("progress listener %r failed", listener)
-
-    # -- the API's operations ------------------------------------------------------------------
-
-    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        if self.failure is not None:
-            raise Failed(self.failure)
-        online = self.state is S.online
-        if qos == 0:
-            if not online:
-                if self.config.qos0_offline == "drop":
-                    self.dropped_qos0 += 1
-                    return
-                raise Offline(f"cannot publish to {topic!r} at QoS 0: the bridge is {self.state}")
-            self.session.publish(topic, payload, 0, retain)
-            await self._flush()
-            return
-        await self._wait_for_queue_space(topic)
-        packet_id = self.session.publish(topic, payload, qos, retain)
-        assert packet_id is not None
-        ack: asyncio.Future[PublishAcknowledged] = asyncio.get_running_loop().create_future()
-        self._acks[packet_id] = ack
-        if self.state is S.online:
-            # A failed send is the connection's problem, not this message's: it
-            # stays in flight and goes out again (DUP) after the reconnect.
-            await self._flush_or_report()
-        result = await ack
-        if not result.succeeded:
-            detail = f": {result.reason_string}" if result.reason_string else ""
-            raise PublishRefused(result.reason_code, f"{topic!r}: {result.reason}{detail}")
-
-    async def _wait_for_queue_space(self, topic: str) -> None:
-        def has_space() -> bool:
-            return len(self._acks) < self.config.queue_size or self.failure is not None
-
-        if has_space():
-            return
-        if self.config.queue_full == "raise":
-            raise QueueFull(
-                f"{len(self._acks)} QoS 1 messages are already waiting; {topic!r} was not queued"
-            )
-        async with self._queue_space:
-            await self._queue_space.wait_for(has_space)
-        if self.failure is not None:
-            raise Failed(self.failure)
-
-    async def subscribe(self, topic_filter: str, qos: int) -> int:
-        from atbridge.at_mqtt import validate_topic_filter
-
-        validate_topic_filter(topic_filter)
-        if self.failure is not None:
-            raise Failed(self.failure)
-        self.subscriptions[topic_filter] = qos
-        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._sub_waiters.setdefault(topic_filter, []).append(waiter)
-        if self.state is S.online:
-            packet_id = self.session.subscribe(topic_filter, qos=qos)
-            self._subacks[packet_id] = asyncio.get_running_loop().create_future()
-            await self._flush_or_report()
-        granted = await waiter
-        if granted >= 0x80:
-            self.subscriptions.pop(topic_filter, None)
-            raise SubscribeRefused(granted, f"{topic_filter!r} (granted QoS 0x{granted:02X})")
-        return granted
 
 
 class _Closing(Exception):

@@ -165,7 +165,7 @@ async def test_qos0_while_offline_raises_or_is_counted(fake: FakeModem, broker: 
         await bridge.publish("t", b"x", qos=0)
     dropping = Bridge(config=config(fake, broker.port, qos0_offline="drop"))
     await dropping.publish("t", b"x", qos=0)
-    assert dropping.lifecycle.dropped_qos0 == 1
+    assert dropping.counters.dropped_qos0 == 1
 
 
 # -- recovery ------------------------------------------------------------------------------

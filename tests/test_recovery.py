@@ -45,10 +45,10 @@ from atbridge.fsm import (
     Lifecycle,
     Recovery,
     State,
-    connect_packet,
     decide,
     mermaid,
 )
+from atbridge.online import connect_packet
 from atbridge.steps import (
     Attached,
     DialectLink,
