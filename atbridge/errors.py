@@ -430,8 +430,9 @@ class MissingInformation(RemoteProtocolError):
 class ResyncFailed(AtTimeout):
     """After an earlier command timed out, the AT channel could not be brought back in sync.
 
-    The command the caller asked for (``before``) was not sent. ``command`` is the probe
-    that went unanswered (``AT+CMEE?``), ``attempts`` how many were sent.
+    The command the caller asked for (``before``) was not sent. ``probes`` are the
+    commands sent to resynchronise, none answered with its own line; ``command`` is the
+    first of them.
     """
 
     default_hint = (
@@ -440,14 +441,14 @@ class ResyncFailed(AtTimeout):
     )
 
     def __init__(
-        self, command: str, timeout: float, received: bytes, *, attempts: int, before: str
+        self, probes: tuple[str, ...], timeout: float, received: bytes, *, before: str
     ) -> None:
-        self.attempts = attempts
+        self.probes = probes
         self.before = before
-        super().__init__(command, timeout, received, hint=self.default_hint)
+        super().__init__(probes[0], timeout, received, hint=self.default_hint)
         self.message = (
             f"the AT channel did not come back in sync after an earlier timeout: "
-            f"{attempts} tries of {command!r} got no answer within {timeout:g} s each "
+            f"{', '.join(probes)} got no answer of their own within {timeout:g} s each "
             f"(received {describe_bytes(received)}); {before!r} was not sent"
         )
         self.args = (self.message,)

@@ -30,11 +30,11 @@ Exactly one command is in flight; callers queue in order on a lock. A timeout
 raises :class:`~atbridge.errors.AtTimeout` with every byte received meanwhile, and
 the next command first resynchronises: it sends ``AT+CMEE?`` and ignores finals
 until the ``+CMEE:`` line proves the replies are its own, so a late ``OK`` of the
-timed-out command is never taken as the next command's answer. A modem that reads
-``AT+CMEE?`` back with a bare ``OK`` is in sync once a probe's wait has ended with
-such a final seen (replies come in order); a modem that answers no probe at all
-raises :class:`~atbridge.errors.ResyncFailed`, which names the resync and says the
-caller's command was not sent (:meth:`Modem._resync`).
+timed-out command is never taken as the next command's answer. A probe left
+unanswered (a busy modem, or one that reads ``AT+CMEE?`` back with a bare ``OK``)
+is followed by a different one (``AT+CFUN?``, ``AT+CESQ``); a modem that answers no
+probe raises :class:`~atbridge.errors.ResyncFailed`, which names the resync and says
+the caller's command was not sent (:meth:`Modem._resync`).
 
 An ``OK`` without the information line a caller reads with :meth:`Response.value` is
 :class:`~atbridge.errors.MissingInformation`, not a refusal. Opening a port that is
@@ -76,10 +76,14 @@ BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
 
 DEFAULT_TIMEOUT = 5.0
 _SETUP_RESTARTS = 3
-#: Probes sent to resynchronise the channel before giving up (see :meth:`Modem._resync`).
-RESYNC_ATTEMPTS = 3
-#: The probe and the information line that proves a reply is its own.
-RESYNC_PROBE = ("AT+CMEE?", "+CMEE:")
+#: The probes that resynchronise the channel, tried in turn (see :meth:`Modem._resync`),
+#: each with the information line that proves a reply is its own. They differ, so the
+#: late answer of one probe is never taken for the next one's.
+RESYNC_PROBES: tuple[tuple[str, str], ...] = (
+    ("AT+CMEE?", "+CMEE:"),
+    ("AT+CFUN?", "+CFUN:"),
+    ("AT+CESQ", "+CESQ:"),
+)
 #: The highest baud rate accepted (above any UART or USB bridge in use).
 MAX_BAUD = 16_000_000
 #: ``errno`` values that mean the port is not there (a vanished USB device, nobody listening).
@@ -339,8 +343,6 @@ class Modem:
         self._booting = False
         self._needs_setup = False
         self._needs_resync = False
-        #: Finals ignored while a probe waited for its own line (see :meth:`_resync`).
-        self._ignored_finals = 0
         self._sync_attempts = 10
         self._sync_timeout = 1.0
 
@@ -739,34 +741,29 @@ class Modem:
         """Make sure no late reply of an earlier command is still on its way.
 
         Sends ``AT+CMEE?`` and takes only a final that comes with its ``+CMEE:`` line:
-        the finals before it are late replies of the command that timed out, and are
-        ignored. A modem that answers the read form without the line (only ``OK``, or
-        an error) is in sync once a probe's wait ends with such a final seen: replies
-        come in order and the probe's was the last one owed. A modem that answers
-        nothing to :data:`RESYNC_ATTEMPTS` probes of ``timeout`` seconds each raises
-        :class:`~atbridge.errors.ResyncFailed`, which says that ``before`` (the
+        the finals before it (an ``OK`` or an error) are late replies of the command
+        that timed out, and are ignored. When no such answer comes within ``timeout``
+        seconds (the modem is still busy, or reads ``AT+CMEE?`` back with a bare
+        ``OK``), the next of :data:`RESYNC_PROBES` is tried: its line differs, so a late
+        answer of the one before cannot pass for its own. When none is answered,
+        :class:`~atbridge.errors.ResyncFailed` says so and that ``before`` (the
         caller's command) was not sent; the next command tries again.
         """
         per_try = self.default_timeout if timeout is None else timeout
-        probe, own_line = RESYNC_PROBE
         received = bytearray()
-        for _attempt in range(RESYNC_ATTEMPTS):
-            self._ignored_finals = 0
+        for probe, own_line in RESYNC_PROBES:
             try:
                 await self._exchange(probe, timeout=per_try, require_line=own_line, check=False)
             except AtTimeout as exc:
                 received += exc.received
-                if self._ignored_finals:
-                    break  # it answered without the line: nothing more is owed
                 continue
             except ModemRebooted as exc:
                 raise ModemRebooted(exc.banner) from None
-            break
-        else:
-            raise ResyncFailed(
-                probe, per_try, bytes(received), attempts=RESYNC_ATTEMPTS, before=before
-            )
-        self._needs_resync = False
+            self._needs_resync = False
+            return
+        raise ResyncFailed(
+            tuple(probe for probe, _ in RESYNC_PROBES), per_try, bytes(received), before=before
+        )
 
     # -- internals: receiving ------------------------------------------------------
 
@@ -818,7 +815,6 @@ class Modem:
             ):
                 # A late final of an earlier command (or the probe's own, without its line).
                 pending.lines.clear()
-                self._ignored_finals += 1
                 if self.transcript is not None:
                     self.transcript.note(f"ignored stale {event.text!r}")
                 return

@@ -25,7 +25,7 @@ from atbridge.errors import (
     PortNotFound,
     ResyncFailed,
 )
-from atbridge.modem import RESYNC_ATTEMPTS, Modem, Urc
+from atbridge.modem import RESYNC_PROBES, Modem, Urc
 from tests.fakes import Command, FakeModem
 from tests.fakes import Response as FakeResponse
 
@@ -597,8 +597,10 @@ async def test_resync_with_a_modem_that_reads_cmee_back_without_its_line(
     fake.delay_next_response(0.5)
     with pytest.raises(AtTimeout):
         await modem.command("AT+CGMI", timeout=0.1)
-    # CGMI's late answer and the probe's bare OK are both ignored; the channel is in sync.
+    # CGMI's late answer and the probe's bare OK are both ignored; the next probe syncs.
+    before = len(fake.commands)
     assert (await modem.command("AT+CGMM", timeout=1)).lines[0].startswith("nRF91")
+    assert fake.commands[before:] == ["AT+CMEE?", "AT+CFUN?", "AT+CGMM"]
     assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
     assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
 
@@ -606,14 +608,14 @@ async def test_resync_with_a_modem_that_reads_cmee_back_without_its_line(
 async def test_a_failed_resync_names_itself_not_the_callers_command(
     fake: FakeModem, modem: Modem
 ) -> None:
-    fake.drop_next_response(count=1 + RESYNC_ATTEMPTS)  # silent for a while
+    fake.drop_next_response(count=1 + len(RESYNC_PROBES))  # silent for a while
     with pytest.raises(AtTimeout):
         await modem.command("AT+CGMI", timeout=0.1)
     with pytest.raises(ResyncFailed) as caught:
         await modem.command("AT+CGMM", timeout=0.1)
     message = str(caught.value)
     assert "did not come back in sync" in message and "'AT+CGMM' was not sent" in message
-    assert f"{RESYNC_ATTEMPTS} tries of 'AT+CMEE?'" in message
+    assert "AT+CMEE?, AT+CFUN?, AT+CESQ got no answer of their own" in message
     assert caught.value.before == "AT+CGMM" and isinstance(caught.value, AtTimeout)
     assert "AT+CGMM" not in fake.commands
     # The modem answers again: the next command resynchronises and goes through.
@@ -639,3 +641,22 @@ async def test_an_impossible_baud_rate_is_a_configuration_error(
         await Modem.open(fake.port, baudrate=baud)  # type: ignore[arg-type]
     assert not isinstance(caught.value, PortNotFound)
     assert f"baud rate {baud!r} is not a whole number" in str(caught.value)
+
+
+async def test_a_late_probe_answer_is_not_taken_for_the_next_probes(
+    fake: FakeModem, modem: Modem
+) -> None:
+    def late_then_own(fake: FakeModem, command: Command) -> FakeResponse | None:
+        fake.write_raw(b"\r\n+CMEE: 1\r\n\r\nOK\r\n")  # the first probe's answer, late
+        own = fake.run_default(command)
+        assert own is None or isinstance(own, FakeResponse)
+        return own
+
+    fake.on_command("AT+CFUN?", late_then_own, times=1)
+    fake.drop_next_response(count=2)  # the command and the first probe go unanswered
+    with pytest.raises(AtTimeout):
+        await modem.command("AT+CGMI", timeout=0.1)
+    urcs = collect(modem)
+    assert (await modem.command("AT+CGMM", timeout=0.3)).lines[0].startswith("nRF91")
+    assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
+    assert "+CMEE: 1" in [urc.text for urc in urcs]  # the late probe answer went nowhere
