@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from atbridge.at_syntax import check_command_line, format_command, quote, response_prefix
+from atbridge.at_syntax import (
+    check_command_line,
+    format_command,
+    int_param,
+    parse_int,
+    quote,
+    response_prefix,
+    split_params,
+    str_param,
+    unquote,
+)
 from atbridge.errors import ConfigurationError
 
 
@@ -79,3 +89,36 @@ def test_command_line_must_start_with_at() -> None:
 )
 def test_response_prefix(command: str, prefix: str | None) -> None:
     assert response_prefix(command) == prefix
+
+
+# -- reading parameters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "params"),
+    [
+        ('1,"0A1B","01234567",7', ["1", '"0A1B"', '"01234567"', "7"]),
+        (' 0 , "a,b" ,3', ["0", '"a,b"', "3"]),
+        ("1,,3", ["1", "", "3"]),
+        ("1,", ["1", ""]),
+        ('"x"', ['"x"']),
+        ('""', ['""']),
+        ("", []),
+        ("   ", []),
+        ('1,"unterminated, still one', ["1", '"unterminated, still one']),
+    ],
+)
+def test_split_params_honours_quotes_and_keeps_them(text: str, params: list[str]) -> None:
+    assert split_params(text) == params
+
+
+def test_typed_accessors() -> None:
+    params = split_params(' 5 ,"7", -1, +5, x, ,"name, with comma"')
+    assert [int_param(params, i) for i in range(7)] == [5, 7, -1, None, None, None, None]
+    assert str_param(params, 6) == "name, with comma"
+    assert str_param(params, 5) is None  # empty
+    assert str_param(params, 9) is None and int_param(params, 9) is None  # missing
+    assert int_param(params, -1) is None
+    assert int_param("3,4", 1) == 4 and str_param('"a",b', 0) == "a"
+    assert unquote('"a"') == "a" and unquote('"a') == '"a' and unquote("a") == "a"
+    assert parse_int("\u00b2") is None and parse_int("5.0") is None and parse_int("0x5") is None
