@@ -84,8 +84,8 @@ RESYNC_PROBES: tuple[tuple[str, str], ...] = (
     ("AT+CFUN?", "+CFUN:"),
     ("AT+CESQ", "+CESQ:"),
 )
-#: The highest baud rate accepted (above any UART or USB bridge in use).
-MAX_BAUD = 16_000_000
+#: The baud rates accepted: the lowest standard rate to above any UART or USB bridge in use.
+MIN_BAUD, MAX_BAUD = 50, 16_000_000
 #: ``errno`` values that mean the port is not there (a vanished USB device, nobody listening).
 _PORT_MISSING = frozenset(
     {errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ECONNREFUSED, errno.EHOSTUNREACH}
@@ -379,10 +379,10 @@ class Modem:
         if (
             isinstance(baudrate, bool)
             or not isinstance(baudrate, int)
-            or not 0 < baudrate <= MAX_BAUD
+            or not MIN_BAUD <= baudrate <= MAX_BAUD
         ):
             raise ConfigurationError(
-                f"baud rate {baudrate!r} is not a whole number from 1 to {MAX_BAUD}",
+                f"baud rate {baudrate!r} is not a whole number from {MIN_BAUD} to {MAX_BAUD}",
                 hint="use the modem's UART rate (115200 for the nRF91 and SIMCom defaults)",
             )
         if isinstance(line_ending, str):
