@@ -211,7 +211,7 @@ POLICY: tuple[Rule, ...] = (
     Rule(
         PortNotFound,
         Recovery.REOPEN,
-        "port missing after it was open (USB re-enumerating)",
+        "PortNotFound once the port was open (USB re-enumerating)",
         frozenset({S.probing}),
         lambda _error, port_was_open: port_was_open,
     ),
@@ -235,7 +235,7 @@ POLICY: tuple[Rule, ...] = (
     Rule(RegistrationLost, Recovery.ATTACH, "RegistrationLost"),
     Rule(AtBridgeError, Recovery.SOCKET, "PingTimeout, StepTimeout, other AtBridgeError"),
     Rule(OSError, Recovery.REOPEN, "OSError of the port"),
-    Rule(BaseException, Recovery.FAIL, "anything else: a bug, kept with its traceback"),
+    Rule(BaseException, Recovery.FAIL, "any other exception (a bug, kept with its traceback)"),
 )
 
 #: The furthest a failure in each state may resume from (a failed probe probes again).
@@ -357,10 +357,10 @@ def _edge_labels() -> dict[tuple[str, str | None], str]:
         by_recovery[esc.to].append(f"{esc.limit} reached")
     by_recovery[Recovery.FAIL].append("give_up_after passed")
     labels: dict[tuple[str, str | None], str] = {
-        ("retry", condition): f"retry [{condition}]: {', '.join(by_recovery[r])}"
+        ("retry", condition): f"retry [{condition}] after {', '.join(by_recovery[r])}"
         for r, condition in RETRY_CONDITIONS.items()
     }
-    labels[("give_up", None)] = f"give_up: {', '.join(by_recovery[Recovery.FAIL])}"
+    labels[("give_up", None)] = f"give_up after {', '.join(by_recovery[Recovery.FAIL])}"
     return labels
 
 

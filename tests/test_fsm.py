@@ -13,6 +13,7 @@ import pytest
 from atbridge.bridge import Bridge
 from atbridge.config import Backoff, BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
+from atbridge.decode import Registration
 from atbridge.dialects import DIALECTS, dialect_class
 from atbridge.errors import (
     BrokerRefused,
@@ -24,7 +25,8 @@ from atbridge.errors import (
     PublishRefused,
     SocketClosed,
 )
-from atbridge.fsm import STATES, TRANSITIONS, Recovery, mermaid, recovery
+from atbridge.fsm import STATES, TRANSITIONS, Recovery, State, mermaid, recovery
+from atbridge.steps import SocketOpened
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 
@@ -496,3 +498,32 @@ async def test_mqtt5_refused_publish_carries_the_reason_and_the_session_stays(
             assert refused.value.code == 0x87
             await bridge.publish("allowed/up", b"fine", qos=1)
             assert bridge.state == "online"
+
+
+async def test_observer_api_reports_identity_registration_steps_and_counters(
+    fake: FakeModem, broker: Mosquitto
+) -> None:
+    reports: list[Registration] = []
+    bridge = Bridge(config=config(fake, broker.port, qos0_offline="drop"))
+    unhook = bridge.on_registration(reports.append)
+    await bridge.publish("dropped", b"x", qos=0)  # offline: counted, not sent
+    async with bridge:
+        assert await bridge.wait_for_state("online", timeout=1) == State.online
+        assert bridge.identity is not None and bridge.identity.dialect == fake.dialect.name
+        assert bridge.registration is not None and bridge.registration.registered
+        assert reports and reports[-1].registered
+        assert bridge.dialect is not None and bridge.modem is not None
+        assert list(bridge.steps) == [
+            "probe",
+            "configure",
+            "attach",
+            "activate_data",
+            "open_socket",
+            "mqtt_connect",
+        ]
+        opened = bridge.steps["open_socket"]
+        assert isinstance(opened, SocketOpened) and opened.port == broker.port
+        assert bridge.counters.dropped_qos0 == 1
+        assert bridge.failure is None
+    unhook()
+    assert bridge.dialect is None and bridge.modem is None

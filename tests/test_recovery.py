@@ -54,6 +54,7 @@ from atbridge.steps import (
     DialectLink,
     ModemPort,
     MqttConnected,
+    Pinged,
     Probed,
     SocketLink,
     open_port,
@@ -75,6 +76,22 @@ class MemoryPort:
         self.is_open = False
 
 
+def packets(data: bytes) -> list[tuple[int, bytes]]:
+    """The (first byte, body) of each MQTT packet in ``data``."""
+    found, pos = [], 0
+    while pos < len(data):
+        first, length, shift, pos = data[pos], 0, 0, pos + 1
+        while True:
+            byte, pos = data[pos], pos + 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        found.append((first, data[pos : pos + length]))
+        pos += length
+    return found
+
+
 class MemorySocket:
     """A socket to a broker that accepts every CONNECT and answers every PINGREQ."""
 
@@ -82,15 +99,22 @@ class MemorySocket:
         self.script = script
         self.closed: SocketClosed | None = None
         self.sent: list[bytes] = []
+        self.pinged = asyncio.Event()
         self._incoming: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
 
     async def send(self, data: bytes) -> None:
         self.sent.append(data)
-        if data[:1] == b"\x10":  # CONNECT
-            failure = self.script.take("connack")
-            self._incoming.put_nowait(failure if failure is not None else CONNACK_ACCEPTED)
-        elif data[:1] == b"\xc0":  # PINGREQ
-            self._incoming.put_nowait(PINGRESP)
+        for first, body in packets(data):
+            if first == 0x10:  # CONNECT
+                failure = self.script.take("connack")
+                self._incoming.put_nowait(failure if failure is not None else CONNACK_ACCEPTED)
+            elif first == 0xC0:  # PINGREQ
+                self._incoming.put_nowait(PINGRESP)
+                self.pinged.set()
+            elif first & 0xF6 == 0x32:  # PUBLISH at QoS 1: PUBACK its packet id
+                topic_length = int.from_bytes(body[:2], "big")
+                packet_id = body[2 + topic_length : 4 + topic_length]
+                self._incoming.put_nowait(b"\x40\x02" + packet_id)
 
     async def receive(self, max_bytes: int = 1 << 20) -> bytes:
         item = await self._incoming.get()
@@ -200,7 +224,9 @@ def memory_config(**kw: object) -> BridgeConfig:
         "give_up_after": 60.0,
     }
     options.update(kw)
-    credentials = MqttCredentials.plain(client_id="memory", host="127.0.0.1", port=1883)
+    credentials = MqttCredentials.plain(
+        client_id="memory", host="127.0.0.1", port=1883, keepalive=60
+    )
     return BridgeConfig(port="/dev/memory", credentials=credentials, **options)  # type: ignore[arg-type]
 
 
@@ -281,7 +307,7 @@ def test_the_matrix_covers_every_rule_and_working_state() -> None:
     covered = {decide(make(), state).rule for make, _, _ in EXPECTED.values() for state in WORKING}
     missing = [rule.label for rule in POLICY if rule not in covered]
     # PortNotFound has tests of its own (it can only happen when the port opens).
-    assert missing == ["port missing after it was open (USB re-enumerating)"]
+    assert missing == ["PortNotFound once the port was open (USB re-enumerating)"]
 
 
 @pytest.mark.parametrize("state", WORKING, ids=str)
@@ -547,3 +573,21 @@ def test_connect_is_built_by_the_credentials_with_will_and_version() -> None:
         True,
     )
     assert ("SESSION_EXPIRY_INTERVAL", 120) in [(p.name, v) for p, v in five.properties.items]
+
+
+async def test_pings_are_recorded_as_the_ping_step(script: Script) -> None:
+    now = [0.0]
+    lifecycle = lifecycle_on(script, memory_config(ping_grace=0.05), clock=lambda: now[0])
+    lifecycle.start()
+    try:
+        await run_until(lifecycle, "online")
+        assert "ping" not in lifecycle.steps
+        now[0] = 60.0  # the Keep Alive (60 s) passed with nothing sent: the pinger sends PINGREQ
+        assert script.socket is not None
+        await script.socket.pinged.wait()
+        # A QoS 1 publish's PUBACK comes after the PINGRESP: once it is in, so is the ping.
+        await asyncio.wait_for(lifecycle.link.publish("t", b"x", 1, False), 5)
+        ping = lifecycle.steps["ping"]
+        assert isinstance(ping, Pinged) and ping.round_trip == 0.0
+    finally:
+        await lifecycle.close()
