@@ -527,3 +527,36 @@ async def test_observer_api_reports_identity_registration_steps_and_counters(
         assert bridge.failure is None
     unhook()
     assert bridge.dialect is None and bridge.modem is None
+
+
+async def test_a_port_that_vanishes_and_returns_is_reopened(
+    fake: FakeModem, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A USB modem re-enumerating: its device node goes away, then comes back (a symlink
+    like /dev/serial/by-id/... names the first fake, then a second one)."""
+    by_id = tmp_path / "usb-modem"
+    by_id.symlink_to(fake.port)
+    cfg = BridgeConfig(
+        port=str(by_id),
+        credentials=creds(broker.port, f"atbridge-replug-{fake.dialect.name}"),
+        timeouts=FAST,
+        backoff_initial=0.05,
+        backoff_max=0.2,
+        give_up_after=60.0,
+    )
+    async with (
+        Bridge(config=cfg) as bridge,
+        FakeModem(dialect=fake.dialect.name, registration_delay=0.05) as replugged,
+    ):
+        transitions = bridge.transitions()
+        by_id.unlink()
+        fake.drop_link()  # unplugged: the port is gone
+        async with asyncio.timeout(30):
+            async for transition in transitions:  # reopening fails while the node is missing
+                if transition.new == "backing_off" and str(by_id) in transition.cause:
+                    break
+        await transitions.aclose()  # type: ignore[attr-defined]
+        assert bridge.state != "failed"
+        by_id.symlink_to(replugged.port)  # the modem is back, under the same name
+        await bridge.wait_online(timeout=30)
+        await bridge.publish("replugged", b"back", qos=1)
