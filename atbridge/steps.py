@@ -315,6 +315,21 @@ async def open_socket(
     return SocketOpened("open_socket", seconds, host, port, tls, sock)
 
 
+E = TypeVar("E")
+
+
+async def _exchange(
+    sock: SocketLink, session: MqttSession, answer: type[E], clock: Callable[[], float]
+) -> E:
+    """Send what ``session`` queued, then read until it yields an ``answer`` event."""
+    await sock.send(session.data_to_send(clock()))
+    while True:
+        session.receive_data(await sock.receive(), clock())
+        while (event := session.next_event()) is not None:
+            if isinstance(event, answer):
+                return event
+
+
 async def mqtt_connect(
     sock: SocketLink,
     session: MqttSession,
@@ -331,14 +346,7 @@ async def mqtt_connect(
     async def connect() -> Connected:
         session.connection_lost()
         session.connect()
-        await sock.send(session.data_to_send(clock()))
-        while True:
-            session.receive_data(await sock.receive(), clock())
-            event = session.next_event()
-            while event is not None:
-                if isinstance(event, Connected):
-                    return event
-                event = session.next_event()
+        return await _exchange(sock, session, Connected, clock)
 
     connack, seconds = await _timed("connack", timeout, connect())
     return MqttConnected(
@@ -359,18 +367,8 @@ async def ping(
     loop does this instead and records a :class:`Pinged` for each PINGRESP.
     """
 
-    async def exchange() -> PongReceived:
-        session.ping()
-        await sock.send(session.data_to_send(clock()))
-        while True:
-            session.receive_data(await sock.receive(), clock())
-            event = session.next_event()
-            while event is not None:
-                if isinstance(event, PongReceived):
-                    return event
-                event = session.next_event()
-
-    pong, seconds = await _timed("ping", timeout, exchange())
+    session.ping()
+    pong, seconds = await _timed("ping", timeout, _exchange(sock, session, PongReceived, clock))
     return Pinged("ping", seconds, pong.round_trip)
 
 
