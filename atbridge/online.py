@@ -75,7 +75,13 @@ class Message:
 
 
 def connect_packet(config: BridgeConfig) -> Connect:
-    """The CONNECT of ``config``: through its credentials, with its MQTT version and Will."""
+    """The CONNECT of ``config``: through its credentials, with its MQTT version and Will.
+
+    In MQTT 5.0 a ``session_expiry`` keeps the broker's session across connections:
+    the CONNECT carries it as the Session Expiry Interval and asks to resume (Clean
+    Start 0), so QoS 1 messages sent to the device while it was away are delivered.
+    Without one, every connection starts clean, as in 3.1.1.
+    """
     will = None
     if config.will_topic is not None:
         will = Will(
@@ -87,7 +93,10 @@ def connect_packet(config: BridgeConfig) -> Connect:
     if config.session_expiry is not None:
         properties = Properties({PropertyId.SESSION_EXPIRY_INTERVAL: config.session_expiry})
     return config.credentials.connect_packet(
-        will=will, protocol=ProtocolVersion.MQTT_5_0, properties=properties
+        clean_session=not config.session_expiry,
+        will=will,
+        protocol=ProtocolVersion.MQTT_5_0,
+        properties=properties,
     )
 
 

@@ -560,3 +560,30 @@ async def test_a_port_that_vanishes_and_returns_is_reopened(
         by_id.symlink_to(replugged.port)  # the modem is back, under the same name
         await bridge.wait_online(timeout=30)
         await bridge.publish("replugged", b"back", qos=1)
+
+
+async def test_mqtt5_session_expiry_keeps_what_came_while_offline(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    client_id = f"atbridge-expiry-{fake.dialect.name}"
+    topic = f"expiry/{fake.dialect.name}/down"
+    cfg = config(
+        fake,
+        broker.port,
+        credentials=creds(broker.port, client_id),
+        mqtt_version="5",
+        session_expiry=300,
+    )
+    async with Bridge(config=cfg) as bridge:
+        assert await bridge.subscribe(topic, qos=1) == 1
+        searching = asyncio.Event()
+        bridge.on_registration(lambda r: searching.set() if not r.registered else None)
+        fake.registration_delay = 3600  # after the reboot the modem finds no network...
+        fake.reboot()
+        await asyncio.to_thread(broker.wait_for_log, f"Client {client_id} closed its connection")
+        await asyncio.wait_for(searching.wait(), 20)  # radio on again, searching
+        paho.publish(topic, b"while you were away", qos=1)  # the broker keeps it
+        fake.set_registration(1)  # ...until now
+        await bridge.wait_online(timeout=30)
+        message = await asyncio.wait_for(anext(bridge.messages()), 20)
+        assert (message.topic, message.payload) == (topic, b"while you were away")

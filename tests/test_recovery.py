@@ -565,6 +565,8 @@ def test_connect_is_built_by_the_credentials_with_will_and_version() -> None:
         )
     )
     assert five.protocol == ProtocolVersion.MQTT_5_0
+    assert five.clean_session is False  # a session that outlives the connection is resumed
+    assert connect_packet(memory_config(mqtt_version="5")).clean_session is True
     assert five.will is not None
     assert (five.will.topic, five.will.payload, five.will.qos, five.will.retain) == (
         "dev/status",
