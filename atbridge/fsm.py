@@ -519,9 +519,8 @@ class Lifecycle:
         return self.model.state
 
     def _record(self, event: Any) -> None:
-        transition = Transition(
-            event.transition.source, event.transition.dest, self._cause, time.time()
-        )
+        source, dest = event.transition.source, event.transition.dest  # state names
+        transition = Transition(State(source), State(dest), self._cause, time.time())
         self.history.append(transition)
         log.info("%s", transition)
         for queue in list(self._listeners):

@@ -500,6 +500,19 @@ async def test_a_bad_local_setting_while_probing_fails_at_once(script: Script) -
 # -- the table, the diagram, the steps, the CONNECT -----------------------------------------
 
 
+async def test_transitions_carry_states_that_compare_with_their_names(script: Script) -> None:
+    lifecycle = lifecycle_on(script)
+    lifecycle.start()
+    try:
+        await run_until(lifecycle, "online")
+        first = lifecycle.history[0]
+        assert (first.old, first.new) == (State.disconnected, State.probing)
+        assert first.new is State.probing and first.new == "probing"
+        assert str(first) == "disconnected -> probing: start"
+    finally:
+        await lifecycle.close()
+
+
 def test_states_compare_with_their_names() -> None:
     assert State.online == "online"
     assert [str(s) for s in STATES][:2] == ["disconnected", "probing"]
