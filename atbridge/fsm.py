@@ -19,6 +19,12 @@ The lifecycle is one state machine, declared as data and run by a
   :class:`Escalation` object. :func:`decide` is the whole policy as a pure
   function; :func:`recovery` is its first half (no counters).
 
+A retry resumes as its :class:`Recovery` says: ``REOPEN`` closes and reopens the
+port, then probes; ``RESTART`` restarts the modem (``AT+CFUN=1,1``/``AT#XRESET``),
+then probes; ``PROBE`` syncs, identifies and configures again; ``ATTACH`` turns the
+radio off (``AT+CFUN=4``) and attaches, so a data context the network dropped
+comes back; ``SOCKET`` opens the socket again and sends CONNECT.
+
 The same tables draw the diagram (:func:`mermaid`, ``atbridge fsm --mermaid``);
 the ``retry`` and ``give_up`` edges are labelled with the failures that lead
 there.
