@@ -440,13 +440,9 @@ async def test_mqtt5_online_publish_and_receive(
         assert (message.payload, message.qos) == (b"to the device", 1)
 
 
-@pytest.mark.parametrize("mqtt_version", ["3.1.1", "5"])
-async def test_will_is_delivered_when_the_modem_dies_without_disconnect(
-    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, mqtt_version: str
-) -> None:
-    name = f"{fake.dialect.name}-{mqtt_version}"
-    paho.subscribe(f"will/{name}", qos=1)
-    cfg = config(
+def will_config(fake: FakeModem, broker: Mosquitto, name: str, mqtt_version: str) -> BridgeConfig:
+    """Client ``atbridge-will-<name>`` with a QoS 1 Will on ``will/<name>``."""
+    return config(
         fake,
         broker.port,
         credentials=creds(broker.port, f"atbridge-will-{name}"),
@@ -455,6 +451,15 @@ async def test_will_is_delivered_when_the_modem_dies_without_disconnect(
         will_message="the device is gone",
         will_qos=1,
     )
+
+
+@pytest.mark.parametrize("mqtt_version", ["3.1.1", "5"])
+async def test_will_is_delivered_when_the_modem_dies_without_disconnect(
+    fake: FakeModem, broker: Mosquitto, paho: PahoPeer, mqtt_version: str
+) -> None:
+    name = f"{fake.dialect.name}-{mqtt_version}"
+    paho.subscribe(f"will/{name}", qos=1)
+    cfg = will_config(fake, broker, name, mqtt_version)
     async with Bridge(config=cfg) as bridge:
         fake.reboot()  # power lost: the modem's TCP connection ends without a DISCONNECT
         received = await asyncio.to_thread(paho.wait_for, 1, 20)
@@ -469,15 +474,7 @@ async def test_no_will_after_a_clean_close(
     name = f"{fake.dialect.name}-{mqtt_version}-clean"
     client_id = f"atbridge-will-{name}"
     paho.subscribe(f"will/{name}", qos=1)
-    cfg = config(
-        fake,
-        broker.port,
-        credentials=creds(broker.port, client_id),
-        mqtt_version=mqtt_version,
-        will_topic=f"will/{name}",
-        will_message="the device is gone",
-        will_qos=1,
-    )
+    cfg = will_config(fake, broker, name, mqtt_version)
     async with Bridge(config=cfg):
         pass
     # The broker took the DISCONNECT (a Will would be published by now), then a marker.
