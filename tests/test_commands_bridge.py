@@ -594,11 +594,16 @@ async def test_fsm_lists_states_and_transitions(atbridge: StartCli) -> None:
     for state in STATES:
         assert f"\n  {state}\n" in listed + "\n"
     for transition in TRANSITIONS:
+        condition = transition.get("conditions")
+        when = f"  [{str(condition).replace('_', ' ')}]" if condition else ""
         assert any(
             line.strip().startswith(f"{transition['trigger']}:")
-            and line.endswith(f"-> {transition['dest']}")
+            and line.endswith(f"-> {transition['dest']}{when}")
             for line in cli.out
         )
+    # The retry edges are told apart by the recovery each one resumes with.
+    retries = [line for line in cli.out if line.strip().startswith("retry:")]
+    assert len(set(retries)) == len(retries) > 1
 
 
 # -- stopping: signals, bad settings, bugs --------------------------------------------------

@@ -27,10 +27,13 @@ def run(args: argparse.Namespace) -> int:
     print("states:")
     for state in STATES:
         print(f"  {state}")
-    print("transitions (trigger: from -> to):")
+    print("transitions (trigger: from -> to [when]):")
     width = max(len(t["trigger"]) for t in TRANSITIONS)
     for transition in TRANSITIONS:
         sources = transition["source"]
         source = ", ".join(sources) if isinstance(sources, list) else str(sources)
-        print(f"  {transition['trigger'] + ':':<{width + 1}} {source} -> {transition['dest']}")
+        condition = transition.get("conditions")
+        when = f"  [{str(condition).replace('_', ' ')}]" if condition else ""
+        line = f"{transition['trigger'] + ':':<{width + 1}} {source} -> {transition['dest']}"
+        print(f"  {line}{when}")
     return 0
