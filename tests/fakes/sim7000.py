@@ -32,21 +32,52 @@ single-connection forms (no ``<n>``) and the Ctrl-Z terminated ``AT+CIPSEND=<n>`
 - ``AT+CDNSGIP="<host>"`` -> ``OK`` then ``+CDNSGIP: 1,"<host>","<ip>"`` or ``+CDNSGIP: 0,8``.
 - PDP drop fault: ``+PDP: DEACT``, every connection reset (no ``<n>, CLOSED``), state PDP DEACT
   until ``AT+CIPSHUT``.
+- Connections outlive the host: a host that goes away (killed, port closed) leaves them open;
+  the next host sees them in ``AT+CIPSTATUS`` and gets ``<n>, ALREADY CONNECT`` for an
+  ``AT+CIPSTART`` on one of them until it closes it (or ``AT+CIPSHUT``).
+- ``AT+CIPSEND?`` -> ``+CIPSEND: <n>,<size>`` for 0..7: the most one send takes (SIM7000
+  manual V1.03 p.125: ``<length>`` must be less than ``<size>``, which "depends on network
+  status"); the model's value, and ``AT+CIPSEND=<n>,<len>`` above it answers ERROR.
+
+Models (``model()``; ``FakeModem(dialect=model("SIM800"))`` or ``--dialect sim800``):
+
+- ``SIM7000`` (the registered ``sim7000``): as above.
+- ``SIM800``: identity ``SIMCOM_Ltd`` / ``SIMCOM_SIM800L`` / ``Revision:1418B05SIM800L24``; a
+  2G module, so ``AT+CEREG`` (and ``AT+CPSI``) answer ERROR and registration is on
+  ``+CGREG``/``+CREG`` only (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``); boots as shipped,
+  auto-bauding (``AT+IPR=0`` is the factory setting, SIM800 manual V1.09 §2.2.41): no ``RDY``,
+  ``+CFUN: 1`` or ``+CPIN: READY`` at power-on, the host must sync with ``AT``; then
+  ``Call Ready`` and ``SMS Ready``. Its send size is 1352 bytes (an example value: the manual
+  leaves it to the network; unverified on a board).
+- ``autobaud=True`` on either model drops the power-on banner; ``late_boot=S`` sends the late
+  boot lines (``Call Ready``, ``SMS Ready``) ``S`` seconds after power-on instead of with the
+  banner (an auto-bauding module without ``late_boot`` prints nothing at all).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Literal
 
 from . import simcom_common as sc
 from .core import FakeModem
-from .grammar import Command, CommandError, Kind, Response
+from .grammar import Command, CommandError, Handler, Kind, Response
 from .registry import Dialect, Identity, register_dialect
 
-__all__ = ["DATA_ACCEPT_FORMAT", "MAX_RECV", "MAX_SEND", "SIM7000", "Sim7000State"]
+__all__ = [
+    "DATA_ACCEPT_FORMAT",
+    "MAX_RECV",
+    "MAX_SEND",
+    "SIM800",
+    "SIM800_SEND_SIZE",
+    "SIM7000",
+    "Sim7000State",
+    "model",
+]
 
 MAX_SEND: Final = 1460
+#: The SIM800 model's ``AT+CIPSEND?`` size (an example: the manual leaves it to the network).
+SIM800_SEND_SIZE: Final = 1352
 MAX_RECV: Final = 1460
 MAX_RECV_HEX: Final = 730
 CONNECTIONS: Final = range(8)
@@ -234,27 +265,32 @@ def _cipstart(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
-async def _cipsend(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    st = _state(fake)
-    if cmd.kind is Kind.TEST:
-        return Response.ok(f"+CIPSEND: (0-7),{MAX_SEND}")
-    if cmd.kind is Kind.READ:
-        return Response.ok(*(f"+CIPSEND: {n},{MAX_SEND}" for n in CONNECTIONS))
-    n = _connection(cmd, st)
-    if len(cmd.params) != 2:
-        raise CommandError(None)  # the Ctrl-Z terminated form scans the payload: not modelled
-    length = cmd.int_arg(1, valid=range(1, MAX_SEND + 1))
-    sock = st.sockets.get(n)
-    if sock is None or sock.state != "open":
-        raise CommandError(None)
-    payload, _ = await sc.take_payload(fake, st, length)
-    if st.faults.take_failed_send():
-        return Response(final=f"{n}, SEND FAIL")
-    sock.send(payload)
-    if st.qsend == 1:
-        return Response(final=DATA_ACCEPT_FORMAT.format(n=n, length=length))
-    return Response(final=f"{n}, SEND OK")
+def _cipsend_handler(size: int) -> Handler:
+    """``AT+CIPSEND`` taking at most ``size`` bytes a command (``AT+CIPSEND?`` says so)."""
+
+    async def cipsend(fake: FakeModem, cmd: Command) -> Response:
+        cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+        st = _state(fake)
+        if cmd.kind is Kind.TEST:
+            return Response.ok(f"+CIPSEND: (0-7),{size}")
+        if cmd.kind is Kind.READ:
+            return Response.ok(*(f"+CIPSEND: {n},{size}" for n in CONNECTIONS))
+        n = _connection(cmd, st)
+        if len(cmd.params) != 2:
+            raise CommandError(None)  # the Ctrl-Z terminated form scans the payload: not modelled
+        length = cmd.int_arg(1, valid=range(1, size + 1))
+        sock = st.sockets.get(n)
+        if sock is None or sock.state != "open":
+            raise CommandError(None)
+        payload, _ = await sc.take_payload(fake, st, length)
+        if st.faults.take_failed_send():
+            return Response(final=f"{n}, SEND FAIL")
+        sock.send(payload)
+        if st.qsend == 1:
+            return Response(final=DATA_ACCEPT_FORMAT.format(n=n, length=length))
+        return Response(final=f"{n}, SEND OK")
+
+    return cipsend
 
 
 def _ciprxget(fake: FakeModem, cmd: Command) -> Response:
@@ -352,6 +388,10 @@ def _accept(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
+#: The power-on lines both models print at a fixed baud rate.
+_BANNER: Final = ("RDY", "+CFUN: 1", "+CPIN: READY")
+
+
 def _bearer_up(fake: FakeModem) -> bool:
     return _state(fake).ip_state in BEARER_UP
 
@@ -361,7 +401,7 @@ SIM7000: Final = register_dialect(
         name="sim7000",
         description="SIMCom SIM7000 / SIM800 family (CIP* TCP/IP application toolkit)",
         terminator="CR",
-        boot_banner=((0.0, "RDY"), (0.0, "+CFUN: 1"), (0.0, "+CPIN: READY"), (0.0, "SMS Ready")),
+        boot_banner=sc.boot_lines(_BANNER, ("SMS Ready",)),
         default_echo=True,
         boot_cfun=1,
         identity=Identity(
@@ -386,7 +426,7 @@ SIM7000: Final = register_dialect(
             "+CIICR": _ciicr,
             "+CIFSR": _cifsr,
             "+CIPSTART": _cipstart,
-            "+CIPSEND": _cipsend,
+            "+CIPSEND": _cipsend_handler(MAX_SEND),
             "+CIPCLOSE": _cipclose,
             "+CIPSHUT": _cipshut,
             "+CIPSTATUS": _cipstatus,
@@ -403,3 +443,49 @@ SIM7000: Final = register_dialect(
         on_stop=sc.on_stop,
     )
 )
+
+_SIM800_IDENTITY: Final = Identity(
+    manufacturer="SIMCOM_Ltd",
+    model="SIMCOM_SIM800L",
+    revision="1418B05SIM800L24",
+    imei="865067021234569",
+    imsi="262011234567893",
+    iccid="89490200001234567893",
+)
+
+
+def model(
+    name: Literal["SIM7000", "SIM800"] = "SIM7000",
+    *,
+    autobaud: bool | None = None,
+    late_boot: float | None = None,
+) -> Dialect:
+    """The fake of one model of the family (see the module docstring). ``autobaud`` defaults
+    to the model's factory setting (SIM800: on, SIM7000: off); ``late_boot`` is the time from
+    power-on to the late boot lines (None: with the banner)."""
+    if name == "SIM7000":
+        if not autobaud and late_boot is None:
+            return SIM7000
+        return sc.boot_variant(
+            SIM7000,
+            name="sim7000",
+            boot_banner=sc.boot_lines(
+                _BANNER, ("SMS Ready",), autobaud=bool(autobaud), late_boot=late_boot
+            ),
+        )
+    return sc.boot_variant(
+        SIM7000,
+        name="sim800",
+        identity=_SIM800_IDENTITY,
+        boot_banner=sc.boot_lines(
+            _BANNER,
+            ("Call Ready", "SMS Ready"),
+            autobaud=True if autobaud is None else autobaud,
+            late_boot=late_boot,
+        ),
+        handlers={"+CEREG": None, "+CPSI": None, "+CIPSEND": _cipsend_handler(SIM800_SEND_SIZE)},
+    )
+
+
+#: ``--dialect sim800``: the SIM800 as shipped (auto-bauding, no CEREG).
+SIM800: Final = register_dialect(model("SIM800"))

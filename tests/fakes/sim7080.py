@@ -16,7 +16,10 @@ and Zephyr ``drivers/modem/simcom-sim7080.c`` as evidence of what the module sen
   socket opens with result 7, not supported).
 - ``AT+CAOPEN=<cid>,<pdpidx>,"TCP","<host>",<port>[,0]`` -> ``+CAOPEN: <cid>,<result>`` then
   ``OK`` (0 ok, 1 PDP not active — as observed in TinyGSM#829, 20 cannot resolve, 23 refused,
-  27 connect failed / not loopback); cid 0..11; an open cid or a bad parameter -> ERROR.
+  27 connect failed / not loopback); cid 0..11 (TinyGSM's 12 connections); a bad parameter
+  -> ERROR. A cid that is still open (sockets outlive the host: a killed host leaves them
+  open, ``AT+CASTATE?`` lists them) is refused with ``+CAOPEN: <cid>,<CAOPEN_IN_USE>`` + OK
+  until ``AT+CACLOSE`` (the code is not in the sources read; unverified on a board).
 - ``AT+CASEND=<cid>,<len>[,<inputtime>]`` (1..1460) -> ``\\r\\n> `` -> exactly len raw bytes
   -> ``OK`` (nothing else); a failed send -> ``ERROR``.
 - ``+CADATAIND: <cid>`` when data becomes readable; ``AT+CARECV=<cid>,<readlen>`` (1..1460)
@@ -30,6 +33,7 @@ and Zephyr ``drivers/modem/simcom-sim7080.c`` as evidence of what the module sen
   or ``+CDNSGIP: 0,8``.
 - ``AT+CPSI?`` -> ``+CPSI: LTE CAT-M1,Online,262-01,0x0A1B,...`` (dB units).
 - PDP drop fault: ``+APP PDP: 0,DEACTIVE``, every socket reset (no per-socket URC).
+- ``late_boot=S`` (``model()``): ``SMS Ready`` comes ``S`` seconds after power-on.
 """
 
 from __future__ import annotations
@@ -41,7 +45,15 @@ from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
 from .registry import Dialect, Identity, register_dialect
 
-__all__ = ["CARECV_SHOWS_CID", "MAX_RECV", "MAX_SEND", "SIM7080", "Sim7080State"]
+__all__ = [
+    "CAOPEN_IN_USE",
+    "CARECV_SHOWS_CID",
+    "MAX_RECV",
+    "MAX_SEND",
+    "SIM7080",
+    "Sim7080State",
+    "model",
+]
 
 #: The single switch for the open question of reference §8: the manual writes
 #: ``+CARECV: <cid>,<recvlen>,<data>``? TinyGSM and Zephyr read ``+CARECV: <recvlen>,<data>``.
@@ -51,6 +63,9 @@ MAX_RECV: Final = 1460
 CIDS: Final = range(12)
 PDP_INDEXES: Final = range(4)
 RX_BUFFER: Final = 32768
+#: ``+CAOPEN`` result for a cid that is already open. The result table (TinyGSM, the manual)
+#: names no code for this case; 4 "parameter invalid" is assumed (unverified on a board).
+CAOPEN_IN_USE: Final = 4
 
 
 class Sim7080State(sc.SimcomState):
@@ -161,12 +176,13 @@ async def _caopen(fake: FakeModem, cmd: Command) -> Response:
     cmd.int_arg(5, valid=(0,), default=0)  # recv_mode 1 (+CAURC pushes) is not modelled
     if kind not in ("TCP", "UDP") or len(cmd.params) > 6:
         raise CommandError(None)
-    old = st.sockets.get(cid)
-    if old is not None and old.connected:
-        raise CommandError(None)
 
     def result(code: int) -> Response:
         return Response.ok(f"+CAOPEN: {cid},{code}")
+
+    old = st.sockets.get(cid)
+    if old is not None and old.connected:
+        return result(CAOPEN_IN_USE)
 
     if pdpidx not in st.active:
         return result(1)
@@ -255,6 +271,9 @@ def _caclose(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
+_BANNER: Final = ("RDY", "+CFUN: 1", "+CPIN: READY")
+
+
 def _pdp_active(fake: FakeModem) -> bool:
     return bool(_state(fake).active)
 
@@ -264,7 +283,7 @@ SIM7080: Final = register_dialect(
         name="sim7080",
         description="SIMCom SIM7080G (CN*/CA* application TCP stack)",
         terminator="CR",
-        boot_banner=((0.0, "RDY"), (0.0, "+CFUN: 1"), (0.0, "+CPIN: READY"), (0.0, "SMS Ready")),
+        boot_banner=sc.boot_lines(_BANNER, ("SMS Ready",)),
         default_echo=True,
         boot_cfun=1,
         identity=Identity(
@@ -301,3 +320,15 @@ SIM7080: Final = register_dialect(
         on_stop=sc.on_stop,
     )
 )
+
+
+def model(*, autobaud: bool = False, late_boot: float | None = None) -> Dialect:
+    """The SIM7080G fake auto-bauding (no banner) and/or with ``SMS Ready`` ``late_boot``
+    seconds after power-on."""
+    if not autobaud and late_boot is None:
+        return SIM7080
+    return sc.boot_variant(
+        SIM7080,
+        name="sim7080",
+        boot_banner=sc.boot_lines(_BANNER, ("SMS Ready",), autobaud=autobaud, late_boot=late_boot),
+    )

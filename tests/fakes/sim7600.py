@@ -35,18 +35,32 @@ module sends (``+CIPOPEN:`` after OK, ``+CIPSEND: <link>,<req>,<cnf>``, ``+CIPRX
   0.1 dB units.
 - Accepted and ignored: ``AT+CIPMODE=0``, ``AT+CIPSENDMODE``, ``AT+CIPTIMEOUT``, ``AT+CIPSRIP``,
   ``AT+CIPHEAD``; ``AT+CIPCCFG`` keeps only HeaderType (5th parameter).
+- Links outlive the host: a host that goes away leaves them open; ``AT+CIPCLOSE?`` shows them
+  (1) and ``AT+CIPOPEN`` on one is refused (``+CIPOPEN: <link>,4`` + ERROR) until it is closed.
+- Every reboot comes back with echo on and receive mode 0 (push): a host must set
+  ``ATE0`` and ``AT+CIPRXGET=1`` again.
+
+Models (``model()``; ``FakeModem(dialect=model("A7672"))`` or ``--dialect a7672``):
+
+- ``SIM7600`` (the registered ``sim7600``): as above.
+- ``A7672``: identity ``SIMCOM INCORPORATED`` / ``A7672E-LASE`` / ``+CGMR: A011B06A7672M7``; it
+  boots with ``*ATREADY: 1`` where the SIM7600 prints ``RDY`` (the issue's report of A76xx
+  boards; the A76XX manual was not readable here), then ``+CPIN: READY``, ``SMS DONE``,
+  ``PB DONE``. TinyGSM ``TinyGsmClientA7672x.h`` sets ``AT+CIPRXGET=1`` before ``AT+NETOPEN``.
+- ``autobaud=True`` drops the power-on banner; ``late_boot=S`` sends ``SMS DONE`` and
+  ``PB DONE`` ``S`` seconds after power-on instead of with it.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 from . import simcom_common as sc
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
 from .registry import Dialect, Identity, register_dialect
 
-__all__ = ["MAX_RECV", "MAX_SEND", "SIM7600", "Sim7600State"]
+__all__ = ["A7672", "A7672_BANNER", "MAX_RECV", "MAX_SEND", "SIM7600", "Sim7600State", "model"]
 
 MAX_SEND: Final = 1500
 MAX_RECV: Final = 1500
@@ -315,6 +329,12 @@ def _accept(valid: range | tuple[int, ...] | None) -> Handler:
     return handler
 
 
+_BANNER: Final = ("RDY", "+CPIN: READY")
+_LATE: Final = ("SMS DONE", "PB DONE")
+#: What an A76xx prints at power-on where the SIM7600 prints ``RDY``.
+A7672_BANNER: Final = "*ATREADY: 1"
+
+
 def _net_usable(fake: FakeModem) -> bool:
     st = _state(fake)
     return st.net_open and not st.net_broken
@@ -333,7 +353,7 @@ SIM7600: Final = register_dialect(
         name="sim7600",
         description="SIMCom SIM7600 / SIM7500 / A76xx (NETOPEN/CIPOPEN TCP stack)",
         terminator="CR",
-        boot_banner=((0.0, "RDY"), (0.0, "+CPIN: READY"), (0.0, "SMS DONE"), (0.0, "PB DONE")),
+        boot_banner=sc.boot_lines(_BANNER, _LATE),
         default_echo=True,
         boot_cfun=1,
         identity=Identity(
@@ -375,3 +395,41 @@ SIM7600: Final = register_dialect(
         on_stop=sc.on_stop,
     )
 )
+
+_A7672_IDENTITY: Final = Identity(
+    manufacturer="SIMCOM INCORPORATED",
+    model="A7672E-LASE",
+    revision="A011B06A7672M7",
+    imei="862636051234575",
+    imsi="262011234567894",
+    iccid="89490200001234567894",
+)
+
+
+def model(
+    name: Literal["SIM7600", "A7672"] = "SIM7600",
+    *,
+    autobaud: bool = False,
+    late_boot: float | None = None,
+) -> Dialect:
+    """The fake of one model of the family (see the module docstring)."""
+    if name == "SIM7600":
+        if not autobaud and late_boot is None:
+            return SIM7600
+        return sc.boot_variant(
+            SIM7600,
+            name="sim7600",
+            boot_banner=sc.boot_lines(_BANNER, _LATE, autobaud=autobaud, late_boot=late_boot),
+        )
+    return sc.boot_variant(
+        SIM7600,
+        name="a7672",
+        identity=_A7672_IDENTITY,
+        boot_banner=sc.boot_lines(
+            (A7672_BANNER, "+CPIN: READY"), _LATE, autobaud=autobaud, late_boot=late_boot
+        ),
+    )
+
+
+#: ``--dialect a7672``: an A7672 with its ``*ATREADY: 1`` banner.
+A7672: Final = register_dialect(model("A7672"))

@@ -16,6 +16,11 @@ The engine (``core``) knows nothing about sockets; this module adds, for the SIM
 - ``SimcomFaults``, every SIMCom dialect's ``Dialect.faults`` (the fault methods of
   ``FakeModem``); the module functions ``close_from_peer``, ``drop_pdp``, ``fail_next_send``,
   ``lose_next_notification``, ``reboot_during_next_send`` call those methods.
+- boot variants (``boot_lines``): the banner a module prints at power-on, without it when the
+  module autobauds (SIM800 Series AT Command Manual V1.09 §2.2.41: "RDY" and the other start-up
+  URCs are not shown while auto-bauding; the host syncs by sending ``AT``), and the late boot lines
+  (``SMS Ready``, ``Call Ready``, ``SMS DONE``, ``PB DONE``: the SIM and phonebook are ready some
+  seconds after ``RDY``) either right after the banner or ``late_boot`` seconds after power-on.
 - the send path (``take_payload``: prompt, then exactly ``<len>`` raw bytes, URCs held
   meanwhile) and small SIMCom commands every dialect answers the same way (``+CPIN``, ``+CSQ``,
   ``+CGATT``, ``+CPSI``, ``+CCID``, ``+CGMR`` with its prefix, ``+CDNSGIP``).
@@ -27,8 +32,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Literal
 
 from .core import FakeModem
@@ -36,7 +42,7 @@ from .faults import ArmedFaults, Initiator, SocketFaults
 from .generic import identity_command
 from .grammar import Command, CommandError, Handler, HandlerResult, Kind, Response, frame_line
 from .loopback import LOOPBACK, LoopbackConnection, add_host, is_loopback, resolve
-from .registry import GENERIC_COMMANDS
+from .registry import GENERIC_COMMANDS, Dialect, Identity
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -47,6 +53,8 @@ __all__ = [
     "SimcomFaults",
     "SimcomState",
     "add_host",
+    "boot_lines",
+    "boot_variant",
     "cdnsgip_handler",
     "cgmr_handler",
     "close_from_peer",
@@ -77,6 +85,47 @@ PROMPT: Final = b"\r\n> "
 CONNECT_TIMEOUT: Final = 5.0
 
 SocketState = Literal["connecting", "open", "peer_closed", "dropped", "closed"]
+
+# ---------------------------------------------------------------------------------------------
+# Boot variants
+
+
+def boot_lines(
+    banner: Sequence[str],
+    late: Sequence[str],
+    *,
+    autobaud: bool = False,
+    late_boot: float | None = None,
+) -> tuple[tuple[float, str], ...]:
+    """A ``Dialect.boot_banner``: ``banner`` at power-on, then the ``late`` lines right after
+    it, or ``late_boot`` seconds after power-on when given. An ``autobaud`` module prints
+    nothing at power-on (not even the late lines, unless ``late_boot`` sends them later)."""
+    if late_boot is not None:
+        later = tuple((late_boot, text) for text in late)
+        return (() if autobaud else tuple((0.0, text) for text in banner)) + later
+    return () if autobaud else tuple((0.0, text) for text in (*banner, *late))
+
+
+def boot_variant(
+    base: Dialect,
+    *,
+    name: str,
+    identity: Identity | None = None,
+    boot_banner: tuple[tuple[float, str], ...],
+    handlers: Mapping[str, Handler | None] | None = None,
+) -> Dialect:
+    """``base`` as another model or boot behaviour (``FakeModem(dialect=<this>)``): its own
+    name, identity, boot lines and handlers replacing or removing (None) some of ``base``'s."""
+    table = dict(base.handlers)
+    table.update(handlers or {})
+    return dataclasses.replace(
+        base,
+        name=name,
+        identity=identity or base.identity,
+        boot_banner=boot_banner,
+        handlers=table,
+    )
+
 
 # ---------------------------------------------------------------------------------------------
 # Sockets
