@@ -55,10 +55,11 @@ the lowest free of 0..7 (8 sockets). Every failure of a ``#X`` command is a plai
 from __future__ import annotations
 
 import asyncio
-from typing import Final
+import dataclasses
+from typing import Final, Literal
 
 from .core import FakeModem
-from .grammar import Command, CommandError, Kind, Response
+from .grammar import Command, CommandError, Handler, Kind, Response
 from .nrf91_sockets import (
     COMMON_HANDLERS,
     MAX_HOSTNAME,
@@ -82,11 +83,14 @@ from .nrf91_sockets import (
 from .registry import Dialect, Identity, register_dialect
 
 __all__ = [
+    "LEGACY_NCS_VERSION",
     "NRF91_SLM",
     "SLM_CUSTOMER_VERSION",
     "SLM_LIBMODEM_VERSION",
     "SLM_NCS_VERSION",
     "SlmSockets",
+    "slm_build",
+    "start_in_data_mode",
 ]
 
 SLM_NCS_VERSION: Final = "2.5.0"
@@ -118,12 +122,18 @@ def slm_grammar_ok(line: str) -> bool:
     return tail.startswith("=") and not tail.startswith("=?")
 
 
-def _xslmver(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.EXEC)
-    fields = [SLM_NCS_VERSION, SLM_LIBMODEM_VERSION]
-    if SLM_CUSTOMER_VERSION:
-        fields.append(SLM_CUSTOMER_VERSION)
-    return Response.ok("#XSLMVER: " + ",".join(f'"{value}"' for value in fields))
+def _version_handler(ncs_version: str) -> Handler:
+    def xslmver(fake: FakeModem, cmd: Command) -> Response:
+        cmd.require_kind(Kind.EXEC)
+        fields = [ncs_version, SLM_LIBMODEM_VERSION]
+        if SLM_CUSTOMER_VERSION:
+            fields.append(SLM_CUSTOMER_VERSION)
+        return Response.ok("#XSLMVER: " + ",".join(f'"{value}"' for value in fields))
+
+    return xslmver
+
+
+_xslmver = _version_handler(SLM_NCS_VERSION)
 
 
 def _xiccid(fake: FakeModem, cmd: Command) -> Response:
@@ -157,6 +167,12 @@ class SlmSockets(NrfSockets):
     def __init__(self) -> None:
         super().__init__()
         self.selected: Socket | None = None
+        self.apoll_running = False
+        self.apoll_all = False
+        self.apoll_requested = 0
+
+    def reset_poll_settings(self) -> None:
+        self.selected = None
         self.apoll_running = False
         self.apoll_all = False
         self.apoll_requested = 0
@@ -516,3 +532,60 @@ NRF91_SLM: Final = register_dialect(
         on_stop=on_stop,
     )
 )
+
+
+#: An NCS release from before sdk-nrf PR #7951 (v2.1.0 is the first with it).
+LEGACY_NCS_VERSION: Final = "2.0.2"
+
+
+def slm_build(
+    *,
+    terminator: Literal["CR", "LF", "CRLF"] = "CRLF",
+    ncs_version: str = SLM_NCS_VERSION,
+    legacy_datamode: bool = False,
+) -> Dialect:
+    """The SLM fake as another firmware build: ``FakeModem(dialect=slm_build(...))``.
+
+    ``terminator`` is the command line ending the build was made with
+    (``CONFIG_SLM_CR_LF_TERMINATION`` by default, ``CONFIG_SLM_CR_TERMINATION``,
+    ``CONFIG_SLM_LF_TERMINATION``; ``slm_at_host.c`` ``cmd_rx_handler``): with CR, an LF
+    after it is an ordinary character (skipped before the next ``AT``, a payload byte in data
+    mode). ``ncs_version`` is what ``AT#XSLMVER`` reports first. ``legacy_datamode`` is a
+    build from before sdk-nrf PR #7951 (give it an ``ncs_version`` before 2.1.0, such as
+    ``LEGACY_NCS_VERSION``): no ``OK`` on entering data mode, ``OK`` instead of
+    ``#XDATAMODE`` on leaving it.
+    """
+
+    def new_state() -> SlmSockets:
+        state = SlmSockets()
+        state.legacy_datamode = legacy_datamode
+        return state
+
+    return dataclasses.replace(
+        NRF91_SLM,
+        terminator=terminator,
+        handlers={**NRF91_SLM.handlers, "#XSLMVER": _version_handler(ncs_version)},
+        new_state=new_state,
+    )
+
+
+async def start_in_data_mode(fake: FakeModem, payload: bytes = b"") -> None:
+    """Leave ``fake`` in data mode as a host that died mid-send does: a client opens the port,
+    opens a socket, sends ``AT#XSEND`` (and ``payload``, if any) and closes the port without
+    the terminator. The socket stays open and the modem takes every later byte as payload.
+    """
+    from tests.pty_client import Client  # the raw client of the fake tests
+
+    ending = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}[fake.dialect.terminator]
+    client = Client(fake.port)
+    try:
+        client.write(b"AT#XSOCKET=1,1,0" + ending)
+        await client.read_until(b"OK\r\n")
+        client.write(b"AT#XSEND" + ending)
+        if fake.dialect_state_as(SlmSockets).legacy_datamode:
+            await fake.wait_for_command("AT#XSEND")  # no OK: the bytes wait in the modem
+        else:
+            await client.read_until(b"OK\r\n")
+        client.write(payload)  # a few bytes: the pty takes them at once
+    finally:
+        client.close()

@@ -26,6 +26,22 @@ send that fails makes the modem send the terminator itself and drop input until 
 terminator (or until ``<data_len>`` bytes), then ``#XDATAMODE: <negative>``
 (sdk-nrf PR #14561, ncs-serial-modem PR #431, ``sm_data_mode.rst``).
 
+In terminator mode the input runs through the modem's matcher (``raw_rx_handler`` in
+``slm_at_host.c``): a byte that breaks a partial match turns the partial terminator into data,
+and the *inactivity timer* (restarted by every byte received in data mode; its limit is the UART
+RX buffer (256 bytes) at the line's baud rate plus 10 ms, about 32 ms at 115200) sends what is
+buffered when it expires, a partial terminator included, but only when some data is buffered: a
+lone ``+`` or ``++`` stays a partial match, so a later ``++`` or ``+`` still completes it. A
+build from before sdk-nrf PR #7951 (``NrfSockets.legacy_datamode``) sends no ``OK`` on
+entering data mode and answers the terminator with ``OK`` instead of ``#XDATAMODE``.
+
+Sockets belong to the modem, not to the host: closing the port (the host process dies) leaves
+them open, up to ``MAX_SOCKETS``, until they are closed or the modem reboots. ``modem_fault``
+is the modem core crashing under the application (``#XMODEM: FAULT,...``, ``SHUTDOWN``,
+``INIT``; sdk-nrf ``applications/serial_lte_modem/src/main.c``, ncs-serial-modem
+``app/src/main.c``): no ``Ready``, but every socket is gone, CFUN is 0, +CEREG and +CGEREP
+reporting and ``#XAPOLL`` are back at their power-on defaults.
+
 Faults on demand: ``NrfFaults`` is both dialects' ``Dialect.faults``, reached through the fault
 methods of ``FakeModem`` (``fake.drop_pdp()``, ``fake.peer_close(handle)``...); the module
 functions ``peer_close``, ``network_detach``, ``fail_next_send``, ``lose_next_notification`` call
@@ -81,11 +97,13 @@ __all__ = [
     "NrfSockets",
     "Socket",
     "add_host",
+    "datamode_time_limit",
     "error_with",
     "fail_next_send",
     "int_param",
     "lines",
     "lose_next_notification",
+    "modem_fault",
     "network_detach",
     "on_reboot",
     "on_stop",
@@ -123,6 +141,20 @@ TERMINATOR: Final = b"+++"
 #: SLM_MAX_URL / SM_MAX_URL is 128 bytes including the terminating NUL.
 MAX_HOSTNAME: Final = 127
 CONNECT_TIMEOUT: Final = 30.0
+#: CONFIG_SLM_UART_RX_BUF_SIZE / CONFIG_SM_UART_RX_BUF_SIZE default, in bytes.
+UART_RX_BUF_SIZE: Final = 256
+#: UART_RX_MARGIN_MS (slm_uart_handler.h, sm_uart_handler.h).
+UART_RX_MARGIN_MS: Final = 10
+#: The application's default baud rate, used for the timer when the fake is unpaced.
+DEFAULT_BAUD: Final = 115200
+
+
+def datamode_time_limit(baud: int | None) -> float:
+    """Seconds of silence after which data mode sends what it buffered (``enter_datamode``:
+    the UART RX buffer at 10 bits a byte plus the margin, as the firmware computes it)."""
+    rate = baud or DEFAULT_BAUD
+    return (UART_RX_BUF_SIZE * 10 * 1000 // rate + UART_RX_MARGIN_MS) / 1000
+
 
 SOCK_STREAM: Final = 1
 IPPROTO_TCP: Final = 6
@@ -302,6 +334,42 @@ class DataMode:
     sent: int = 0
 
 
+@dataclass(eq=False)
+class TerminatorMatcher:
+    """Terminator-mode input as ``raw_rx_handler`` sees it: data, and the partial match."""
+
+    terminator: bytes
+    data: bytearray = field(default_factory=bytearray)
+    partial: int = 0
+
+    def feed(self, byte: int) -> bool:
+        """Take one byte; True when it completes the terminator."""
+        if byte == self.terminator[self.partial]:
+            self.partial += 1
+            return self.partial == len(self.terminator)
+        if self.partial:
+            # The partial match was data after all; the byte may start a new one.
+            self.data += self.terminator[: self.partial]
+            self.partial = 0
+            return self.feed(byte)
+        self.data.append(byte)
+        return False
+
+    def take_on_idle(self) -> bytes:
+        """What the inactivity timer sends: the data with any partial terminator, or nothing
+        when no data is buffered (``inactivity_timer_handler`` checks the buffer only)."""
+        if not self.data:
+            return b""
+        self.data += self.terminator[: self.partial]
+        self.partial = 0
+        return self.take()
+
+    def take(self) -> bytes:
+        data = bytes(self.data)
+        self.data.clear()
+        return data
+
+
 # --------------------------------------------------------------------------------------------
 # The dialect state
 
@@ -321,6 +389,8 @@ class NrfSockets:
         self.cgerep = 0
         self.data_mode: DataMode | None = None
         self.faults = ArmedFaults()
+        #: A build from before sdk-nrf PR #7951: no OK on entering data mode, OK on leaving.
+        self.legacy_datamode = False
         self.closed = False
         self._kick_scheduled = False
         self._next_ranking = 1
@@ -347,6 +417,21 @@ class NrfSockets:
             conn.detach()
             conn.abort()
         self.connections.clear()
+
+    def drop_sockets(self) -> None:
+        """The modem library restarted (``modem_fault``): every socket is gone, the TCP
+        connections are aborted, the poll settings are back at their defaults."""
+        for sock in list(self.sockets.values()):
+            sock.detach()
+        self.sockets.clear()
+        for conn in list(self.connections):
+            conn.detach()
+            conn.abort()
+        self.connections.clear()
+        self.reset_poll_settings()
+
+    def reset_poll_settings(self) -> None:
+        """Dialect hook: ``#XAPOLL`` (and auto-reception) back at the power-on defaults."""
 
     # ---- socket table
 
@@ -525,10 +610,53 @@ class NrfSockets:
         if error:
             self.fail_data_mode(dm, error)
 
-    async def run_data_mode(self, sock: Socket | None, *, data_len: int, flags: int) -> None:
-        """Enter data mode (``OK``), take the payload, send it, then ``#XDATAMODE``."""
+    def _deliver(self, dm: DataMode, data: bytes) -> None:
+        """Send ``data`` of the session to its peer (dropped once the session failed)."""
+        if not data or dm.failed:
+            return
+        error = ENOTCONN if dm.sock is None else dm.sock.transmit(data)
+        if error:
+            self.fail_data_mode(dm, error)
+        else:
+            dm.sent += len(data)
+
+    async def _read_to_terminator(self, dm: DataMode) -> None:
+        """Terminator mode: match byte by byte, send on inactivity (see the module doc)."""
         fake = self.require_fake()
-        fake.respond_now(Response.ok())
+        matcher = TerminatorMatcher(TERMINATOR)
+        limit = datamode_time_limit(fake.baud)
+        timer: asyncio.TimerHandle | None = None
+        first = True
+
+        def on_idle() -> None:
+            self._deliver(dm, matcher.take_on_idle())
+
+        try:
+            while True:
+                byte = (await fake.read_raw(1))[0]
+                if timer is not None:
+                    timer.cancel()
+                done = matcher.feed(byte)
+                if first and matcher.data:
+                    first = False
+                    self._first_flush(dm)
+                if done:
+                    self._deliver(dm, matcher.take())
+                    return
+                timer = fake.call_later(limit, on_idle)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def run_data_mode(self, sock: Socket | None, *, data_len: int, flags: int) -> None:
+        """Enter data mode (``OK``), take the payload, send it, then ``#XDATAMODE``.
+
+        A legacy build (before sdk-nrf PR #7951) sends nothing on entering and answers the
+        terminator with the command's ``OK``.
+        """
+        fake = self.require_fake()
+        if not self.legacy_datamode:
+            fake.respond_now(Response.ok())
         dm = DataMode(sock, data_len, flags)
         self.data_mode = dm
         fake.hold_urcs(True)
@@ -538,26 +666,18 @@ class NrfSockets:
                 await fake.read_raw(reboot_after)
             fake.after_output(fake.reboot)
             await asyncio.Event().wait()  # the reboot cancels this handler
-        payload = b""
         if data_len > 0:
             first = await fake.read_raw(1)
             self._first_flush(dm)
             payload = first + (await fake.read_raw(data_len - 1) if data_len > 1 else b"")
+            self._deliver(dm, payload)
         else:
-            head = b""
-            while TERMINATOR.startswith(head) and head != TERMINATOR:
-                head += await fake.read_raw(1)
-            if head != TERMINATOR:
-                self._first_flush(dm)
-                payload = head + await fake.read_until(TERMINATOR)
-        if payload and not dm.failed:
-            error = ENOTCONN if sock is None else sock.transmit(payload)
-            if error:
-                self.fail_data_mode(dm, error)
-            else:
-                dm.sent = len(payload)
+            await self._read_to_terminator(dm)
         self.data_mode = None
-        fake.write_raw(frame_line(f"#XDATAMODE: {self.datamode_status(dm)}"))
+        if self.legacy_datamode:
+            fake.respond_now(Response.ok())
+        else:
+            fake.write_raw(frame_line(f"#XDATAMODE: {self.datamode_status(dm)}"))
         fake.hold_urcs(False)
         self.on_data_mode_exit(dm)
         self.kick()
@@ -696,6 +816,25 @@ def reboot_during_next_send(fake: FakeModem, after_bytes: int = 0) -> None:
     if after_bytes < 0:
         raise ValueError("after_bytes must not be negative")
     sockets_of(fake).faults.reboot_in_send = after_bytes
+
+
+def modem_fault(fake: FakeModem, reason: int = 0x2, program_counter: int = 0x0001_2345) -> None:
+    """The modem core faults and the application restarts the modem library without a reboot
+    (``CONFIG_NRF_MODEM_LIB_ON_FAULT_APPLICATION_SPECIFIC``, the applications' default):
+    ``#XMODEM: FAULT,0x<reason>,0x<pc>``, ``#XMODEM: SHUTDOWN,0``, ``#XMODEM: INIT,0`` and no
+    ``Ready``. Every socket is gone (its TCP connection aborted), the modem is in CFUN=0 and not
+    registered (no +CEREG notification: the level is back at 0), AT+CGEREP is 0 and
+    ``#XAPOLL`` is off. The PDP context settings stay."""
+    state = sockets_of(fake)
+    fake.send_urc(f"#XMODEM: FAULT,0x{reason:x},0x{program_counter:x}")
+    state.drop_sockets()
+    state.cgerep = 0
+    state.pdn_active = True
+    fake.state.cereg_n = 0
+    fake.state.cfun = 0
+    fake.stop_registration()
+    fake.send_urc("#XMODEM: SHUTDOWN,0")
+    fake.send_urc("#XMODEM: INIT,0")
 
 
 # --------------------------------------------------------------------------------------------
