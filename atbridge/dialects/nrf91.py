@@ -43,6 +43,36 @@ data received before it is delivered first, then the socket closes with
 the base) and clears the notification setting, which the next
 :meth:`NordicDialect.initialise` or ``open_socket`` restores.
 
+**Sockets left over.** Sockets belong to the modem, not to the host process: a killed
+atbridge leaves its sockets open, and the modem allows 8. :meth:`NordicDialect.
+close_leftover_sockets` lists what is open (SLM ``AT#XSOCKETSELECT?``, SM ``AT#XSOCKET?``
+and ``AT#XSSOCKET?``) and closes each one.
+
+**Modem-core fault.** With ``CONFIG_NRF_MODEM_LIB_ON_FAULT_APPLICATION_SPECIFIC`` (the
+default of both applications) a modem fault prints ``#XMODEM: FAULT,<reason>,<pc>``, then
+``#XMODEM: SHUTDOWN,<result>`` and ``#XMODEM: INIT,<result>`` when the modem library is up
+again, and no ``Ready`` (sdk-nrf ``applications/serial_lte_modem/src/main.c``,
+ncs-serial-modem ``app/src/main.c``). The modem is back in CFUN=0, unregistered, with
+``+CGEREP``, ``+CEREG`` and ``#XAPOLL`` at their defaults and no socket: at ``INIT`` the
+dialect calls :meth:`~atbridge.dialects.base.Dialect.modem_reset`, which the channel and
+the lifecycle treat as a reboot (re-arm, re-attach, reopen).
+
+**Leaving data mode.** A modem left in data mode takes every ``AT`` as payload: after a
+lost ``OK`` to the command that enters it, when that command reached a modem that had
+just rebooted, or when its caller was cancelled. :meth:`NordicDialect.escape_data_mode`
+is the way out the firmware documents: the terminator, with silence around it (the
+channel's :attr:`~atbridge.modem.Modem.escape_guard`). The silence before it lets the
+SLM's inactivity timer send any partial terminator as data (``raw_rx_handler``: a lone
+``+`` left over from an earlier host would otherwise complete the match early), and
+covers builds before sdk-nrf PR #6814 that wanted 1 s of silence around ``+++``. The
+dialect knows when data mode may be on (a data mode command was sent and its end not
+seen) and is then the channel's :attr:`~atbridge.modem.Modem.escape_hook`: a
+resynchronisation escapes first. A transfer whose end does not come escapes at once.
+
+**APN.** ``AT+CGDCONT`` on cid 0 is only sent when the modem's context differs: the
+modem refuses to change the context of an active PDN, so an nRF91 already online with
+that APN would fail the configure step.
+
 **Identification.** Both firmwares answer ``AT+CGMI`` with Nordic and ``AT+CGMM`` with an
 nRF91 model; each family's :attr:`~atbridge.dialects.base.Dialect.version_command`
 (``AT#XSLMVER``, ``AT#XSMVER``) tells them apart.
@@ -72,6 +102,7 @@ from atbridge.errors import (
     CloseReason,
     ConfigurationError,
     ModemError,
+    ModemRebooted,
     SocketClosed,
     SocketError,
 )
@@ -150,6 +181,8 @@ class NordicDialect(Dialect):
     recv_timeout: ClassVar[int] = 1
     #: The command that turns on ``#XAPOLL`` notifications (POLLIN, all sockets).
     notification_command: ClassVar[str] = ""
+    #: Registration is reported on ``+CEREG`` only (LTE-M and NB-IoT).
+    registration_sources: tuple[str, ...] = ("+CEREG",)
 
     def __init__(self, modem: Modem) -> None:
         #: Seconds a socket's receiver waits without a notification before it reads anyway.
@@ -162,9 +195,14 @@ class NordicDialect(Dialect):
         self.tls_sec_tag: int | None = None
         #: TLS peer verification: 0 none, 1 optional, 2 required.
         self.tls_peer_verify: int = 2
+        #: Seconds to wait for the ``OK`` of a command that enters data mode.
+        self.data_mode_entry_timeout: float = 10.0
         self._releases: set[asyncio.Task[None]] = set()
         self._notifications: bool | None = None
         self._events_on = False
+        #: A data mode command was sent and the end of its data mode not seen.
+        self._data_mode_possible = False
+        self._fault: str | None = None
         super().__init__(modem)
 
     # -- setup ---------------------------------------------------------------------
@@ -172,8 +210,12 @@ class NordicDialect(Dialect):
     def install(self) -> None:
         self.modem.register_urc("#XAPOLL:")
         self.modem.register_urc("#XDATAMODE:")
+        self.modem.register_urc("#XMODEM:")
         self.modem.add_block(BlockRule(b"#XRECV: ", self.recv_header_length))
         self._unhook.append(self.modem.subscribe("#XAPOLL:", self._on_apoll))
+        self._unhook.append(self.modem.subscribe("#XDATAMODE:", self._on_data_mode_urc))
+        self._unhook.append(self.modem.subscribe("#XMODEM:", self._on_xmodem))
+        self.modem.escape_hook = self._escape_if_needed
 
     async def initialise(self) -> None:
         """Turn on ``+CGEV`` events and ``#XAPOLL`` socket notifications."""
@@ -204,8 +246,62 @@ class NordicDialect(Dialect):
 
     def detach_from_modem(self) -> None:
         super().detach_from_modem()
+        if self.modem.escape_hook == self._escape_if_needed:
+            self.modem.escape_hook = None
         for task in list(self._releases):
             task.cancel()
+
+    async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
+        """Set the APN of cid 0, unless the modem has it already (see the module doc)."""
+        if apn is None:
+            return
+        response = await self.modem.command("AT+CGDCONT?", timeout=10)
+        for value in response.values("+CGDCONT:"):
+            params = split_params(value)
+            if int_param(params, 0) == self.default_cid:
+                if str_param(params, 1) == pdp_type and (str_param(params, 2) or "") == apn:
+                    log.debug("cid %d already has APN %r: not set again", self.default_cid, apn)
+                    return
+                break
+        await super().configure_pdp(apn, pdp_type=pdp_type)
+
+    # -- data mode ---------------------------------------------------------------------
+
+    async def escape_data_mode(self) -> None:
+        """Leave data mode if the modem is in it: silence, the terminator, silence.
+
+        Harmless in command mode (the firmware skips what comes before ``AT`` on the
+        next line). The modem answers ``#XDATAMODE: <status>`` if it was in data mode.
+        """
+        if self.modem.transcript is not None:
+            self.modem.transcript.note("escaping data mode (terminator with silence around it)")
+        guard = self.modem.escape_guard
+        await asyncio.sleep(guard)
+        await self.modem.write(self.datamode_terminator)
+        await asyncio.sleep(guard)
+        self._data_mode_possible = False
+
+    async def _escape_if_needed(self) -> None:
+        """The channel's escape hook: escape only when data mode may be on."""
+        if self._data_mode_possible:
+            await self.escape_data_mode()
+
+    def _on_data_mode_urc(self, urc: Urc) -> None:
+        if data_mode_ended(urc):
+            self._data_mode_possible = False
+
+    # -- modem-core fault --------------------------------------------------------------
+
+    def _on_xmodem(self, urc: Urc) -> None:
+        body = urc.text[len("#XMODEM:") :].strip()
+        event = body.partition(",")[0].strip().upper()
+        if event == "FAULT":
+            self._fault = urc.text
+            log.warning("the modem core faulted: %s", urc.text)
+        elif event == "INIT":
+            fault = f"{self._fault}, " if self._fault else ""
+            self._fault = None
+            self.modem_reset(f"{fault}{urc.text} (the modem library restarted)")
 
     async def aclose(self) -> None:
         """Let handle releases in progress finish, stop the receivers, stop listening."""
@@ -392,6 +488,8 @@ class NordicDialect(Dialect):
                 with contextlib.suppress(AtTimeout):
                     urc = await self._wait_urc(waiter, sock, 5.0)
                     return self._check_data_mode(urc, sock, size)
+            # Nothing else may be sent before the modem is surely out of data mode.
+            await self.escape_data_mode()
             sock.mark_closed(
                 CloseReason.ERROR, f"no #XDATAMODE within {self.send_timeout:g} s of a send"
             )
@@ -418,10 +516,28 @@ class NordicDialect(Dialect):
         before it and never without it; then ``#XDATAMODE`` says whether it was sent.
         """
         with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
+            # Until its end is seen, the modem may be in data mode (module doc).
+            self._data_mode_possible = True
             try:
-                await self.modem.command(line, timeout=10, after_ok=payload)
+                await self.modem.command(
+                    line, timeout=self.data_mode_entry_timeout, after_ok=payload
+                )
             except ModemError as exc:
+                self._data_mode_possible = False
                 raise self._send_refused(sock, exc) from exc
+            except (AtTimeout, ModemRebooted) as exc:
+                # A lost OK, or the command reached a modem that had just rebooted: it
+                # may be in data mode with no payload coming. Out before anything else.
+                await self.escape_data_mode()
+                if sock.closed is not None:
+                    raise sock.closed from exc
+                sock.mark_closed(CloseReason.ERROR, f"no answer to {line!r}")
+                raise SocketError(
+                    f"the modem did not confirm entering data mode for {line!r} on socket "
+                    f"{sock.handle}",
+                    hint="the serial link may have dropped bytes (use hardware flow control); "
+                    "the lifecycle reconnects",
+                ) from exc
             await self._data_mode_result(
                 done, sock, size, write_terminator_late=write_terminator_late
             )

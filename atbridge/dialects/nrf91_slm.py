@@ -34,18 +34,46 @@ The dialect remembers the selection and selects, inside one exclusive turn on th
 channel, before every command that acts on a socket.
 
 **Reboots** also clear the selection, which the next socket command restores.
+
+**Left-over sockets** are listed with ``AT#XSOCKETSELECT?`` (one ``#XSOCKETSELECT:
+<handle>,<family>,<role>,<type>,<sec_tag>,<ranking>,<cid>`` line per socket, then the
+selected handle alone) and closed one by one: select, ``AT#XSOCKET=0``. A build without
+that read form is emptied with ``AT#XSOCKET?`` (the selected socket) and ``AT#XSOCKET=0``
+until nothing is selected.
+
+**Firmware before NCS 2.1.0** is refused when the dialect initialises: before sdk-nrf
+PR #7951 (June 2022, first released in NCS v2.1.0) the SLM sent no ``OK`` on entering
+data mode (the payload could reach it while still in command mode) and answered the
+terminator with ``OK`` instead of ``#XDATAMODE``. ``AT#XSLMVER`` names the NCS version
+the SLM was built from (very old builds answer their own ``1.x`` number, older still).
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import ClassVar
 
 from atbridge.at_parser import header_ints
-from atbridge.at_syntax import format_command, quote
+from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult, response_int
-from atbridge.errors import ConfigurationError, ModemError, SocketError
+from atbridge.errors import CloseReason, ConfigurationError, ModemError, SocketError
 from atbridge.modem import Modem
+
+log = logging.getLogger(__name__)
+
+#: The first NCS release whose SLM sends OK on entering data mode (sdk-nrf PR #7951).
+MINIMUM_NCS_VERSION = (2, 1, 0)
+
+
+def ncs_version(answer: str) -> tuple[int, ...] | None:
+    """The version ``AT#XSLMVER`` names first (``"2.5.0","2.5.0-lte-..."`` -> (2, 5, 0))."""
+    first = str_param(answer, 0) or ""
+    found = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", first)
+    if found is None:
+        return None
+    return tuple(int(part) for part in found.groups("0"))
 
 
 def plan_slm_send(
@@ -116,6 +144,72 @@ class Nrf91Slm(NordicDialect):
                 f"data mode terminator {self.datamode_terminator!r} cannot be sent in string mode",
                 hint="use a printable terminator without commas or double quotes",
             )
+
+    async def initialise(self) -> None:
+        """Refuse a build before NCS 2.1.0 (module doc), then the common settings."""
+        await self._check_version()
+        await super().initialise()
+
+    async def _check_version(self) -> None:
+        try:
+            response = await self.modem.command("AT#XSLMVER", timeout=10)
+        except ModemError as exc:
+            log.warning("AT#XSLMVER refused (%s): the SLM version is unknown", exc)
+            return
+        values = response.values("#XSLMVER:")
+        answer = values[0] if values else ""
+        version = ncs_version(answer)
+        if version is None:
+            log.warning("AT#XSLMVER gave no version (%r): assuming a recent SLM", answer)
+            return
+        if version < MINIMUM_NCS_VERSION:
+            minimum = ".".join(map(str, MINIMUM_NCS_VERSION))
+            raise ConfigurationError(
+                f"this Serial LTE Modem is version {'.'.join(map(str, version))} "
+                f"(AT#XSLMVER: {answer.strip()}); atbridge needs {minimum} or later: older "
+                "builds send no OK on entering data mode (sdk-nrf PR #7951)",
+                hint=f"flash the Serial LTE Modem of nRF Connect SDK {minimum} or later, "
+                "or the Serial Modem (nrf91-sm)",
+            )
+
+    async def close_leftover_sockets(self) -> int:
+        """Close every socket open on the modem (module doc); how many were closed."""
+        async with self.modem.exclusive():
+            try:
+                response = await self.modem.command("AT#XSOCKETSELECT?", timeout=10)
+            except ModemError:
+                return await self._close_selected_until_none()
+            handles = []
+            for value in response.values("#XSOCKETSELECT:"):
+                params = split_params(value)
+                handle = int_param(params, 0)
+                if len(params) > 1 and handle is not None:
+                    handles.append(handle)
+            for handle in handles:
+                self._selected = None
+                await self._select(handle)
+                await self._close_selected(handle)
+        return len(handles)
+
+    async def _close_selected_until_none(self) -> int:
+        closed = 0
+        for _ in range(16):  # the modem has 8 sockets; a bound in case it repeats itself
+            response = await self.modem.command("AT#XSOCKET?", timeout=10)
+            handle = response_int(response, "#XSOCKET:")
+            if handle is None:
+                break
+            self._selected = handle
+            await self._close_selected(handle)
+            closed += 1
+        return closed
+
+    async def _close_selected(self, handle: int) -> None:
+        """``AT#XSOCKET=0`` on the selected ``handle``; a socket of ours ends LOCAL."""
+        await self.modem.command("AT#XSOCKET=0", timeout=10)
+        self._selected = None
+        sock = self.sockets.get(handle)
+        if sock is not None:
+            sock.mark_closed(CloseReason.LOCAL, "closed as a left-over socket")
 
     @staticmethod
     def recv_header_length(header: bytes) -> int | None:
@@ -209,4 +303,4 @@ def _quotable(data: bytes) -> bool:
 
 DIALECT = Nrf91Slm
 
-__all__ = ["DIALECT", "Nrf91Slm", "plan_slm_send"]
+__all__ = ["DIALECT", "MINIMUM_NCS_VERSION", "Nrf91Slm", "ncs_version", "plan_slm_send"]

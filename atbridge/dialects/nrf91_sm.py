@@ -29,6 +29,9 @@ Sources: ``shared/reference/at-dialects.md`` §3.2, §3.3, §3.5 and the SM's
   until ``AT#XRECV`` is not. An auto-received ``#XRECV`` that arrives anyway (the modem
   was configured so by someone else) is delivered to its socket.
 - Close: ``AT#XCLOSE=<h>`` -> ``#XCLOSE: <h>,0``.
+- Left-over sockets: ``AT#XSOCKET?`` and ``AT#XSSOCKET?`` list every plain and secure
+  socket (one ``#XSOCKET: <h>,...`` / ``#XSSOCKET: <h>,...`` line each); each is closed
+  with ``AT#XCLOSE=<h>``.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from atbridge.at_parser import header_ints
 from atbridge.at_syntax import format_command, int_param, split_params
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult
-from atbridge.errors import SocketError
+from atbridge.errors import CloseReason, ModemError, SocketError
 from atbridge.modem import Urc
 
 
@@ -92,6 +95,26 @@ class Nrf91Sm(NordicDialect):
 
     async def _release(self, handle: int) -> None:
         await self.modem.command(format_command("AT#XCLOSE", handle), timeout=10)
+
+    async def close_leftover_sockets(self) -> int:
+        """Close every socket open on the modem (module doc); how many were closed."""
+        async with self.modem.exclusive():
+            handles: list[int] = []
+            for command, prefix in (("AT#XSOCKET?", "#XSOCKET:"), ("AT#XSSOCKET?", "#XSSOCKET:")):
+                try:
+                    response = await self.modem.command(command, timeout=10)
+                except ModemError:
+                    continue  # a build without that listing (or without TLS)
+                for value in response.values(prefix):
+                    handle = int_param(value, 0)
+                    if handle is not None and handle not in handles:
+                        handles.append(handle)
+            for handle in handles:
+                await self._release(handle)
+                sock = self.sockets.get(handle)
+                if sock is not None:
+                    sock.mark_closed(CloseReason.LOCAL, "closed as a left-over socket")
+        return len(handles)
 
     async def _read_once(self, handle: int) -> ReadResult:
         return await self._read_or_nothing(

@@ -1,0 +1,117 @@
+"""The nRF91 dialects getting out of data mode, left-over sockets and the APN, on the fakes.
+
+The in-run wedges of issue 10: an ``OK`` to ``AT#XSEND`` that never arrives, and an
+``AT#XSEND`` that reaches a modem that has just rebooted (back-to-back sends across a
+reboot). Each leaves the SLM in data mode with no payload coming; without an escape the
+channel's own resynchronisation would be taken as payload for ever. Each test checks that
+the dialect escapes and the same dialect object opens, sends and receives again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from atbridge.dialects.nrf91_slm import ncs_version
+from atbridge.errors import CloseReason, SocketClosed
+from tests.fakes import FakeModem
+from tests.fakes.grammar import Command, HandlerResult
+from tests.fakes.nrf91_sockets import sockets_of
+from tests.pty_client import Client
+from tests.test_dialect_nrf91 import WAIT, Rig, rig
+
+__all__ = ["rig"]
+
+
+async def test_a_lost_ok_to_xsend_is_escaped_and_the_dialect_works_again(rig: Rig) -> None:
+    if rig.name != "nrf91-slm":
+        pytest.skip("the SM counts <data_len> bytes: no terminator to escape with")
+    sock, far = await rig.connect()
+    await sock.send(b"first")
+    assert await far.read_exactly(5) == b"first"
+    rig.fake.drop_next_response()  # the OK that says the modem entered data mode
+    with pytest.raises(SocketClosed, match="no answer to 'AT#XSEND'") as raised:
+        async with asyncio.timeout(WAIT + 10):
+            await sock.send(b"lost")
+    assert raised.value.reason is CloseReason.ERROR
+    assert sockets_of(rig.fake).data_mode is None  # the escape took the modem out
+    again, far2 = await rig.connect()
+    await again.send(b"back")
+    assert await far2.read_exactly(4) == b"back"
+    await far2.write(b"reply")
+    assert await again.receive() == b"reply"
+
+
+def rebooted_just_before(fake: FakeModem, cmd: Command) -> HandlerResult:
+    """``AT#XSEND`` reaching a modem that has just restarted: ``Ready``, no socket, then
+    the command is taken as on any fresh modem (data mode entered)."""
+    sockets_of(fake).drop_sockets()
+    fake.write_raw(b"Ready\r\n")
+    result = fake.run_default(cmd)
+    assert not isinstance(result, Exception)
+    return result  # type: ignore[return-value]
+
+
+async def test_back_to_back_sends_across_a_reboot_do_not_wedge_the_channel(rig: Rig) -> None:
+    if rig.name != "nrf91-slm":
+        pytest.skip("the SM's data mode command names the socket: a fresh SM refuses it")
+    sock, far = await rig.connect()
+    await sock.send(b"one")
+    assert await far.read_exactly(3) == b"one"
+    rig.fake.on_command("#XSEND", rebooted_just_before, times=1)
+    sends = [asyncio.ensure_future(sock.send(b"two")), asyncio.ensure_future(sock.send(b"x"))]
+    async with asyncio.timeout(WAIT):
+        results = await asyncio.gather(*sends, return_exceptions=True)
+    assert all(isinstance(r, SocketClosed) for r in results), results
+    assert sock.closed is not None and sock.closed.reason is CloseReason.REBOOT
+    assert sockets_of(rig.fake).data_mode is None
+    await rig.dialect.initialise()
+    await rig.dialect.attach(timeout=WAIT)
+    again, far2 = await rig.connect()
+    await again.send(b"three")
+    assert await far2.read_exactly(5) == b"three"
+
+
+async def test_left_over_sockets_are_listed_and_closed(rig: Rig) -> None:
+    ours, _far = await rig.connect()
+    client = Client(rig.fake.port)  # another host, on the same port, leaves 3 sockets
+    line_end = b"\r\n" if rig.name == "nrf91-slm" else b"\r"
+    try:
+        for handle in (1, 2, 3):
+            client.write(b"AT#XSOCKET=1,1,0" + line_end)
+            await client.read_until(b"#XSOCKET: %d,1,6\r\n\r\nOK\r\n" % handle)
+    finally:
+        client.close()
+    async with asyncio.timeout(WAIT):
+        closed = await rig.dialect.close_leftover_sockets()
+    assert closed == 4
+    assert sockets_of(rig.fake).sockets == {}
+    assert ours.closed is not None and ours.closed.reason is CloseReason.LOCAL
+    assert await rig.dialect.close_leftover_sockets() == 0
+    sock, far = await rig.connect()
+    await sock.send(b"fresh")
+    assert await far.read_exactly(5) == b"fresh"
+
+
+async def test_the_apn_is_set_once_and_not_again_when_the_modem_has_it(rig: Rig) -> None:
+    await rig.dialect.configure_pdp("my.apn")
+    await rig.dialect.configure_pdp("my.apn")
+    sets = [c for c in rig.fake.commands if c.startswith("AT+CGDCONT=")]
+    assert sets == ['AT+CGDCONT=0,"IP","my.apn"']
+    await rig.dialect.configure_pdp("other.apn")
+    assert rig.fake.commands[-1] == 'AT+CGDCONT=0,"IP","other.apn"'
+
+
+@pytest.mark.parametrize(
+    ("answer", "version"),
+    [
+        ('"2.5.0","2.5.0-lte-5ccd2d4dd54c"', (2, 5, 0)),
+        ('"2.0.2","2.0.0"', (2, 0, 2)),
+        ("1.2", (1, 2, 0)),
+        ('"v3.1.0","3.1.0"', (3, 1, 0)),
+        ('"custom"', None),
+    ],
+)
+def test_the_slm_version_is_read_from_xslmver(answer: str, version: tuple[int, ...] | None) -> None:
+    assert ncs_version(answer) == version
