@@ -73,6 +73,25 @@ async def test_back_to_back_sends_across_a_reboot_do_not_wedge_the_channel(rig: 
     assert await far2.read_exactly(5) == b"three"
 
 
+async def test_a_cancelled_data_mode_command_is_escaped_before_the_next_command(
+    rig: Rig,
+) -> None:
+    if rig.name != "nrf91-slm":
+        pytest.skip("the SM counts <data_len> bytes: no terminator to escape with")
+    sock, _far = await rig.connect()
+    rig.fake.drop_next_response()  # the OK is slow to come: the caller gives up first
+    sending = asyncio.ensure_future(rig.dialect._send(sock, b"never"))
+    await rig.fake.wait_for_command("AT#XSEND", timeout=WAIT)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    # The modem is in data mode; the next command resynchronises, escaping first.
+    again, far2 = await rig.connect()
+    assert sockets_of(rig.fake).data_mode is None
+    await again.send(b"after")
+    assert await far2.read_exactly(5) == b"after"
+
+
 async def test_left_over_sockets_are_listed_and_closed(rig: Rig) -> None:
     ours, _far = await rig.connect()
     client = Client(rig.fake.port)  # another host, on the same port, leaves 3 sockets

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import LEGACY_NCS_VERSION, slm_build, start_in_data_mode
+from tests.fakes.nrf91_sm import sm_build
 from tests.fakes.nrf91_sockets import MAX_SOCKETS, modem_fault
 from tests.fakes.registry import Dialect
 from tests.pty_client import Client
@@ -213,3 +214,12 @@ async def test_slm_builds_end_lines_with_their_terminator(
     modem = await start(slm_build(terminator=terminator), attach=False)  # type: ignore[arg-type]
     await modem.ask("AT+CFUN?", nrf(b"+CFUN: 0"))
     await modem.ask("AT#XSLMVER", nrf(b'#XSLMVER: "2.5.0","2.5.0-lte-5ccd2d4dd54c"'))
+
+
+@pytest.mark.parametrize("terminator", ["CR", "LF", "CRLF"])
+async def test_sm_builds_end_lines_with_their_terminator(
+    terminator: str, start: StartModem
+) -> None:
+    modem = await start(sm_build(terminator=terminator), attach=False)  # type: ignore[arg-type]
+    await modem.ask("AT+CFUN?", nrf(b"+CFUN: 0"))
+    await modem.ask("AT#XSMVER", nrf(b'#XSMVER: "v2.0.0","3.4.0"'))

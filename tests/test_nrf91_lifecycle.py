@@ -17,7 +17,9 @@ from atbridge.errors import Failed
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import LEGACY_NCS_VERSION, slm_build, start_in_data_mode
+from tests.fakes.nrf91_sm import sm_build
 from tests.fakes.nrf91_sockets import MAX_SOCKETS, modem_fault, sockets_of
+from tests.fakes.registry import Dialect
 from tests.pty_client import Client
 from tests.test_fsm import config, creds, states
 
@@ -93,6 +95,22 @@ async def test_a_cr_terminated_slm_with_line_ending_cr_gets_online(
         async with Bridge(config=cfg) as bridge:
             await publish_and_receive(bridge, paho, "cr")
             assert not any(c.startswith("\n") for c in fake.commands)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [slm_build(terminator="CR"), slm_build(terminator="LF"), sm_build(terminator="CRLF")],
+    ids=["slm-cr", "slm-lf", "sm-crlf"],
+)
+async def test_a_non_default_build_without_line_ending_is_detected_and_gets_online(
+    build: Dialect, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    topic = f"detect/{build.name}/{build.terminator}"
+    paho.subscribe(topic, qos=1)
+    async with FakeModem(dialect=build, registration_delay=0.05) as fake:
+        cfg = config(fake, broker.port, credentials=creds(broker.port, topic.replace("/", "-")))
+        async with Bridge(config=cfg) as bridge:
+            await publish_and_receive(bridge, paho, topic)
 
 
 async def test_an_slm_older_than_ncs_2_1_is_refused_with_the_version_and_the_minimum(

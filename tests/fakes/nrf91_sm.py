@@ -47,7 +47,8 @@ Sockets are handle based (up to 8, lowest free handle first); every ``#X`` failu
 from __future__ import annotations
 
 import binascii
-from typing import Final
+import dataclasses
+from typing import Final, Literal
 
 from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
@@ -79,7 +80,14 @@ from .nrf91_sockets import (
 )
 from .registry import Dialect, Identity, register_dialect
 
-__all__ = ["NRF91_SM", "SM_NCS_VERSION", "SM_VERSION", "SmSockets", "sm_grammar_ok"]
+__all__ = [
+    "NRF91_SM",
+    "SM_NCS_VERSION",
+    "SM_VERSION",
+    "SmSockets",
+    "sm_build",
+    "sm_grammar_ok",
+]
 
 SM_VERSION: Final = "v2.0.0"
 SM_NCS_VERSION: Final = "3.4.0"
@@ -208,6 +216,11 @@ class SmSockets(NrfSockets):
             fake.write_raw(b"\r\n")
         if data:
             self.update(sock, POLLIN, True)
+
+    def reset_poll_settings(self) -> None:
+        self.xapoll_requested = 0
+        self.adr_flags = 0
+        self.adr_hex = False
 
     def datamode_status(self, dm: DataMode) -> int:
         return -1 if dm.failed else 0
@@ -554,3 +567,10 @@ NRF91_SM: Final = register_dialect(
         on_stop=on_stop,
     )
 )
+
+
+def sm_build(*, terminator: Literal["CR", "LF", "CRLF"] = "CR") -> Dialect:
+    """The SM fake built with another command line ending: ``FakeModem(dialect=sm_build(...))``
+    (``CONFIG_SM_CR_TERMINATION`` by default, ``CONFIG_SM_LF_TERMINATION``,
+    ``CONFIG_SM_CR_LF_TERMINATION``)."""
+    return dataclasses.replace(NRF91_SM, terminator=terminator)
