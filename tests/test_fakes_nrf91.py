@@ -25,6 +25,7 @@ from tests.fakes.nrf91_sockets import (
     reboot_during_next_send,
     wait_buffered,
 )
+from tests.fakes.registry import Dialect
 from tests.pty_client import Client
 from tests.test_fakes import ERROR, OK, READ_TIMEOUT
 
@@ -32,6 +33,8 @@ ALL_BYTES = bytes(range(256))
 HAZARD = b"OK\r\n+++\r\nERROR\r\n"
 #: 64 KiB without "+++" (each "+" of range(256) stands alone).
 BIG = ALL_BYTES * 256
+#: What ends a command line for each terminator a build can have.
+LINE_ENDINGS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
 
 
 def nrf(*lines: bytes) -> bytes:
@@ -139,13 +142,14 @@ OpenModem = Callable[..., Awaitable[Modem]]
 
 @pytest.fixture
 async def open_modem() -> AsyncIterator[OpenModem]:
-    """Start a fake, read its banner, register (+CEREG URCs on); stop everything afterwards."""
+    """Start a fake (a dialect name or build), read its banner, register (+CEREG URCs on);
+    stop everything afterwards."""
     modems: list[Modem] = []
 
-    async def start(dialect: str, *, attach: bool = True) -> Modem:
+    async def start(dialect: str | Dialect, *, attach: bool = True) -> Modem:
         fake = FakeModem(dialect)
         await fake.start()
-        modem = Modem(fake, Client(fake.port), b"\r\n" if dialect == "nrf91-slm" else b"\r")
+        modem = Modem(fake, Client(fake.port), LINE_ENDINGS[fake.dialect.terminator])
         modems.append(modem)
         await modem.expect(b"Ready\r\n")
         if attach:

@@ -8,46 +8,19 @@ sdk-nrf PR #7951, and the non-default line terminators. Every wait is bounded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
 
-from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import LEGACY_NCS_VERSION, slm_build, start_in_data_mode
 from tests.fakes.nrf91_sm import sm_build
 from tests.fakes.nrf91_sockets import MAX_SOCKETS, modem_fault
 from tests.fakes.registry import Dialect
 from tests.pty_client import Client
 from tests.test_fakes import ERROR, OK
-from tests.test_fakes_nrf91 import Modem, Server, nrf, server, urc
+from tests.test_fakes_nrf91 import Modem, OpenModem, Server, nrf, open_modem, server, urc
 
-__all__ = ["server"]
-
-_ENDINGS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
-
-StartModem = Callable[..., Awaitable[Modem]]
-
-
-@pytest.fixture
-async def start() -> AsyncIterator[StartModem]:
-    """Start a fake of a name or build, read ``Ready``, optionally register; stop it after."""
-    modems: list[Modem] = []
-
-    async def open_one(dialect: str | Dialect, *, attach: bool = True) -> Modem:
-        fake = FakeModem(dialect)
-        await fake.start()
-        modem = Modem(fake, Client(fake.port), _ENDINGS[fake.dialect.terminator])
-        modems.append(modem)
-        await modem.expect(b"Ready\r\n")
-        if attach:
-            await modem.ask("AT+CEREG=1", OK)
-            await modem.ask("AT+CFUN=1", OK + urc(b"+CEREG: 2") + urc(b"+CEREG: 1"))
-        return modem
-
-    yield open_one
-    for modem in modems:
-        modem.client.close()
-        await modem.fake.stop()
+__all__ = ["open_modem", "server"]
 
 
 def reconnect(modem: Modem) -> None:
@@ -59,8 +32,10 @@ def reconnect(modem: Modem) -> None:
 # ---- sockets outlive the host
 
 
-async def test_slm_sockets_stay_open_when_the_host_goes(start: StartModem, server: Server) -> None:
-    modem = await start("nrf91-slm")
+async def test_slm_sockets_stay_open_when_the_host_goes(
+    open_modem: OpenModem, server: Server
+) -> None:
+    modem = await open_modem("nrf91-slm")
     await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
     await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
     peer = await server.accept()
@@ -78,8 +53,10 @@ async def test_slm_sockets_stay_open_when_the_host_goes(start: StartModem, serve
     await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))  # a handle is free again
 
 
-async def test_sm_sockets_stay_open_when_the_host_goes(start: StartModem, server: Server) -> None:
-    modem = await start("nrf91-sm")
+async def test_sm_sockets_stay_open_when_the_host_goes(
+    open_modem: OpenModem, server: Server
+) -> None:
+    modem = await open_modem("nrf91-sm")
     for handle in range(MAX_SOCKETS - 1):
         await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: %d,1,6" % handle))
     await modem.ask("AT#XSSOCKET=1,1,0,42", nrf(b"#XSSOCKET: 7,1,258"))
@@ -105,9 +82,9 @@ SHUTDOWN_AND_INIT = urc(b"#XMODEM: SHUTDOWN,0") + urc(b"#XMODEM: INIT,0")
 
 @pytest.mark.parametrize("dialect", ["nrf91-slm", "nrf91-sm"])
 async def test_modem_fault_restarts_the_modem_library_without_ready(
-    dialect: str, start: StartModem, server: Server
+    dialect: str, open_modem: OpenModem, server: Server
 ) -> None:
-    modem = await start(dialect)
+    modem = await open_modem(dialect)
     slm = dialect == "nrf91-slm"
     await modem.ask("AT+CGEREP=1", OK)
     await modem.ask("AT+CEREG=5", OK)
@@ -138,8 +115,8 @@ async def test_modem_fault_restarts_the_modem_library_without_ready(
 # ---- data mode left on, and its inactivity timer
 
 
-async def test_slm_left_in_data_mode_takes_at_commands_as_payload(start: StartModem) -> None:
-    modem = await start("nrf91-slm")
+async def test_slm_left_in_data_mode_takes_at_commands_as_payload(open_modem: OpenModem) -> None:
+    modem = await open_modem("nrf91-slm")
     await start_in_data_mode(modem.fake)
     modem.client = Client(modem.fake.port)  # the next host
     modem.send("AT")  # payload on a socket that is not connected: the send fails
@@ -152,9 +129,9 @@ async def test_slm_left_in_data_mode_takes_at_commands_as_payload(start: StartMo
 
 
 async def test_slm_partial_terminator_is_data_after_the_inactivity_timer(
-    start: StartModem, server: Server
+    open_modem: OpenModem, server: Server
 ) -> None:
-    modem = await start("nrf91-slm")
+    modem = await open_modem("nrf91-slm")
     await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
     await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
     peer = await server.accept()
@@ -177,9 +154,9 @@ async def test_slm_partial_terminator_is_data_after_the_inactivity_timer(
 
 
 async def test_slm_before_pr_7951_sends_no_ok_in_data_mode(
-    start: StartModem, server: Server
+    open_modem: OpenModem, server: Server
 ) -> None:
-    modem = await start(slm_build(ncs_version=LEGACY_NCS_VERSION, legacy_datamode=True))
+    modem = await open_modem(slm_build(ncs_version=LEGACY_NCS_VERSION, legacy_datamode=True))
     await modem.ask("AT#XSLMVER", nrf(b'#XSLMVER: "2.0.2","2.5.0-lte-5ccd2d4dd54c"'))
     await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
     await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
@@ -192,9 +169,9 @@ async def test_slm_before_pr_7951_sends_no_ok_in_data_mode(
 
 
 async def test_slm_cr_build_takes_the_lf_after_xsend_as_payload(
-    start: StartModem, server: Server
+    open_modem: OpenModem, server: Server
 ) -> None:
-    modem = await start(slm_build(terminator="CR"))
+    modem = await open_modem(slm_build(terminator="CR"))
     modem.client.write(b"AT\r\n")  # the LF is skipped before the next AT
     await modem.expect(OK)
     await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
@@ -208,18 +185,17 @@ async def test_slm_cr_build_takes_the_lf_after_xsend_as_payload(
 
 
 @pytest.mark.parametrize("terminator", ["CR", "LF", "CRLF"])
-async def test_slm_builds_end_lines_with_their_terminator(
-    terminator: str, start: StartModem
+@pytest.mark.parametrize(
+    ("build", "version"),
+    [
+        (slm_build, b'#XSLMVER: "2.5.0","2.5.0-lte-5ccd2d4dd54c"'),
+        (sm_build, b'#XSMVER: "v2.0.0","3.4.0"'),
+    ],
+    ids=["slm", "sm"],
+)
+async def test_builds_end_lines_with_their_terminator(
+    terminator: str, build: Callable[..., Dialect], version: bytes, open_modem: OpenModem
 ) -> None:
-    modem = await start(slm_build(terminator=terminator), attach=False)  # type: ignore[arg-type]
+    modem = await open_modem(build(terminator=terminator), attach=False)
     await modem.ask("AT+CFUN?", nrf(b"+CFUN: 0"))
-    await modem.ask("AT#XSLMVER", nrf(b'#XSLMVER: "2.5.0","2.5.0-lte-5ccd2d4dd54c"'))
-
-
-@pytest.mark.parametrize("terminator", ["CR", "LF", "CRLF"])
-async def test_sm_builds_end_lines_with_their_terminator(
-    terminator: str, start: StartModem
-) -> None:
-    modem = await start(sm_build(terminator=terminator), attach=False)  # type: ignore[arg-type]
-    await modem.ask("AT+CFUN?", nrf(b"+CFUN: 0"))
-    await modem.ask("AT#XSMVER", nrf(b'#XSMVER: "v2.0.0","3.4.0"'))
+    await modem.ask("AT#XSMVER" if build is sm_build else "AT#XSLMVER", nrf(version))

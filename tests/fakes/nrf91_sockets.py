@@ -410,17 +410,15 @@ class NrfSockets:
     def shutdown(self) -> None:
         """Power loss: every socket and TCP connection goes (reboot and stop)."""
         self.closed = True
-        for sock in list(self.sockets.values()):
-            sock.detach()
-        self.sockets.clear()
-        for conn in list(self.connections):
-            conn.detach()
-            conn.abort()
-        self.connections.clear()
+        self._abort_all()
 
     def drop_sockets(self) -> None:
         """The modem library restarted (``modem_fault``): every socket is gone, the TCP
         connections are aborted, the poll settings are back at their defaults."""
+        self._abort_all()
+        self.reset_poll_settings()
+
+    def _abort_all(self) -> None:
         for sock in list(self.sockets.values()):
             sock.detach()
         self.sockets.clear()
@@ -428,7 +426,6 @@ class NrfSockets:
             conn.detach()
             conn.abort()
         self.connections.clear()
-        self.reset_poll_settings()
 
     def reset_poll_settings(self) -> None:
         """Dialect hook: ``#XAPOLL`` (and auto-reception) back at the power-on defaults."""
