@@ -9,6 +9,7 @@ refuses with a message that names the version and the minimum.
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 
@@ -16,6 +17,7 @@ from atbridge.bridge import Bridge
 from atbridge.errors import Failed
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
+from tests.fakes.grammar import Command, HandlerResult
 from tests.fakes.nrf91_slm import LEGACY_NCS_VERSION, slm_build, start_in_data_mode
 from tests.fakes.nrf91_sm import sm_build
 from tests.fakes.nrf91_sockets import MAX_SOCKETS, modem_fault, sockets_of
@@ -84,6 +86,35 @@ async def test_an_slm_left_in_data_mode_by_a_dead_host_gets_online(
         async with Bridge(config=cfg) as bridge:
             assert sockets_of(fake).data_mode is None
             await publish_and_receive(bridge, paho, "datamode")
+
+
+async def enter_data_mode_without_ok(fake: FakeModem, cmd: Command) -> HandlerResult:
+    """``AT#XSEND`` whose ``OK`` is lost on the line: the modem is in data mode, the host
+    never hears so (the fake's build-before-#7951 behaviour, for this one command)."""
+    state = sockets_of(fake)
+    state.legacy_datamode = True
+    try:
+        result = fake.run_default(cmd)
+        return await result if inspect.isawaitable(result) else result
+    finally:
+        state.legacy_datamode = False
+
+
+async def test_a_lost_ok_to_xsend_while_online_is_escaped_and_the_message_arrives(
+    broker: Mosquitto, paho: PahoPeer
+) -> None:
+    paho.subscribe("lost-ok", qos=1)
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+        cfg = config(fake, broker.port, credentials=creds(broker.port, "lost-ok"))
+        async with Bridge(config=cfg) as bridge:
+            before = len(states(bridge))
+            fake.on_command("#XSEND", enter_data_mode_without_ok, times=1)
+            await bridge.publish("lost-ok", b"\x00+++ through\r\nOK", qos=1)
+            received = await asyncio.to_thread(paho.wait_for, 1, 60.0)
+            assert [p for _t, p, _q in received] == [b"\x00+++ through\r\nOK"]
+            assert "opening_socket" in states(bridge)[before:]  # the socket was reopened
+            await bridge.lifecycle.wait_for_state("online", timeout=WAIT)
+            assert sockets_of(fake).data_mode is None
 
 
 async def test_a_cr_terminated_slm_with_line_ending_cr_gets_online(
