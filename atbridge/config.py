@@ -105,7 +105,7 @@ class Backoff:
 class PortSettings:
     """How to open the modem's port: the ``[bridge]`` fields of the serial side.
 
-    ``line_ending`` ``None`` means the dialect's (``crlf`` where there is none).
+    ``line_ending`` ``None`` means found on the first sync (CR, CR LF or LF).
     """
 
     port: str
@@ -131,6 +131,11 @@ class PortSettings:
     def line_ending_text(self) -> str:
         """The characters that end a command line (``\\r\\n`` when the dialect decides)."""
         return LINE_ENDINGS[self.line_ending or "crlf"]
+
+    @property
+    def line_ending_bytes(self) -> bytes | None:
+        """The line ending the user set, as bytes; ``None``: detect it on the first sync."""
+        return LINE_ENDINGS[self.line_ending].encode("ascii") if self.line_ending else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,13 @@ the words for them. Conventions (one chosen, documented):
   TS 36.133 table 9.1.4-1; nRF Connect Cellular Monitor and Zephyr use the same).
 - RSRQ from a ``+CESQ`` index: ``index / 2 - 19.5`` dB (the top of its 0.5 dB range).
 - 255 (RSRP/RSRQ) and 99 (RSSI) mean "not known or not detectable".
+- Registration comes from three commands (TS 27.007 §7.2 ``+CREG``, §10.1.20
+  ``+CGREG``, §10.1.22 ``+CEREG``): circuit-switched, GPRS/EDGE/UMTS packet and
+  LTE (EPS) service. Their forms share ``<stat>,<lac|tac>,<ci>,<AcT>`` and differ
+  after it: ``+CGREG`` puts ``<rac>`` before ``<cause_type>,<reject_cause>``. A
+  :class:`Registration` says which command it came from (``source``) and names the
+  radio access technology the way a person says it (:attr:`Registration.rat`:
+  ``GPRS`` for a GSM cell on ``+CGREG``, ``GSM`` on ``+CREG``).
 """
 
 from __future__ import annotations
@@ -46,6 +53,27 @@ ACCESS_TECHNOLOGY = {
     13: "E-UTRA-NR dual connectivity",
 }
 
+#: The registration commands, by the service they report: LTE, packet, circuit-switched.
+REGISTRATION_SOURCES = ("+CEREG", "+CGREG", "+CREG")
+
+#: Short names of the access technologies (``<AcT>``), as progress and ``info`` say them.
+RAT_NAMES = {
+    0: "GSM",
+    1: "GSM Compact",
+    2: "WCDMA",
+    3: "EDGE",
+    4: "HSDPA",
+    5: "HSUPA",
+    6: "HSPA",
+    7: "LTE",
+    8: "EC-GSM-IoT",
+    9: "NB-IoT",
+    10: "LTE (5GC)",
+    11: "NR (5GC)",
+    12: "NG-RAN",
+    13: "EN-DC",
+}
+
 FUNCTIONAL_MODE = {
     0: "minimum functionality (radio off)",
     1: "full functionality",
@@ -69,10 +97,29 @@ class Registration:
     act: int | None = None
     cause_type: int | None = None
     reject_cause: int | None = None
+    #: The command it came from (``"+CEREG"``, ``"+CGREG"``, ``"+CREG"``), when known.
+    source: str | None = None
 
     @property
     def registered(self) -> bool:
         return self.stat in (1, 5)
+
+    @property
+    def rat(self) -> str | None:
+        """The access technology in words (``LTE``, ``NB-IoT``, ``GPRS``...), when reported.
+
+        A GSM cell (AcT 0) means GPRS on ``+CGREG`` (packet service) and GSM elsewhere.
+        """
+        if self.act is None:
+            return None
+        if self.act == 0 and self.source == "+CGREG":
+            return "GPRS"
+        return RAT_NAMES.get(self.act, f"AcT {self.act}")
+
+    def where(self) -> str:
+        """Which source and RAT, for a person: ``+CGREG (GPRS)``, ``+CEREG``."""
+        source = self.source or "+CEREG"
+        return f"{source} ({self.rat})" if self.rat else source
 
     @property
     def status_text(self) -> str:
@@ -91,11 +138,15 @@ class Registration:
         return ", ".join(parts)
 
 
-def parse_registration(value: str, *, is_read: bool) -> Registration | None:
-    """Decode the text after ``+CEREG:``; ``is_read`` for the ``AT+CEREG?`` form.
+def parse_registration(
+    value: str, *, is_read: bool, source: str | None = None
+) -> Registration | None:
+    """Decode the text after ``+CEREG:`` (or ``source``); ``is_read`` for the read form.
 
     The read form starts with ``<n>`` (skipped here, as it must be: parsers that
     assumed ``<n>`` = 2 broke on ``+CEREG: 3,1``), the notification does not.
+    ``+CGREG`` has ``<rac>`` after ``<AcT>``, so its cause fields come one later.
+    ``source`` is kept in the result (``None``: not said, the ``+CEREG`` layout).
     """
     params = split_params(value)
     if is_read:
@@ -103,13 +154,15 @@ def parse_registration(value: str, *, is_read: bool) -> Registration | None:
     stat = int_param(params, 0)
     if stat is None:
         return None
+    causes = 5 if source == "+CGREG" else 4
     return Registration(
         stat,
         str_param(params, 1),
         str_param(params, 2),
         int_param(params, 3),
-        int_param(params, 4),
-        int_param(params, 5),
+        int_param(params, causes),
+        int_param(params, causes + 1),
+        source,
     )
 
 

@@ -699,7 +699,8 @@ class Lifecycle:
         self.dialect = probed.dialect
         self.identity = probed.identity or self.identity
         self.dialect.on_registration(self._on_registration)
-        return self.identity.describe() if self.identity else f"dialect {probed.dialect_name}"
+        found = self.identity.describe() if self.identity else f"dialect {probed.dialect_name}"
+        return found + _leftovers(probed.leftover_sockets)
 
     async def _configuring(self) -> str:
         assert self.dialect is not None
@@ -734,7 +735,9 @@ class Lifecycle:
         )
         self._done(opened)
         self.link.socket = opened.socket
-        return f"TCP connected to {creds.host}:{creds.port}{' (TLS)' if creds.tls else ''}"
+        tls = " (TLS)" if creds.tls else ""
+        cleaned = _leftovers(opened.leftover_sockets)
+        return f"TCP connected to {creds.host}:{creds.port}{tls}{cleaned}"
 
     async def _mqtt_connecting(self) -> str:
         link = self.link
@@ -801,8 +804,11 @@ class Lifecycle:
                 log.exception("registration listener %r failed", listener)
         if registration == self.registration:
             return
+        was_registered = self.registration is not None and self.registration.registered
         self.registration = registration
         self._progress(f"registration: {registration.describe()}")
+        if registration.registered and not was_registered:
+            self._progress(f"registered on {registration.where()}")
 
     def on_progress(self, callback: Callable[[str, str], None]) -> Callable[[], None]:
         """Call ``callback(state, text)`` with what a long wait is seeing (registration...)."""
@@ -815,6 +821,11 @@ class Lifecycle:
                 listener(self.state, text)
             except Exception:
                 log.exception("progress listener %r failed", listener)
+
+
+def _leftovers(count: int) -> str:
+    """What a step's text says about the sockets it found left open on the modem."""
+    return f"; closed {count} socket(s) left open on the modem" if count else ""
 
 
 class _Closing(Exception):

@@ -8,11 +8,16 @@ through :mod:`atbridge.transport`'s thread-backed adapter) and an
 :class:`~atbridge.at_parser.AtParser`. Bytes from the modem go through the parser;
 each event is routed:
 
-- **Boot banners** (``Ready``, ``RDY``, ``APP RDY``, ``SMS Ready``, ``INIT ERROR``)
-  mean the modem restarted. The command in flight fails with
-  :class:`~atbridge.errors.ModemRebooted`, reboot listeners are called once per
-  boot, and the next command first re-runs the session setup (echo off,
-  numeric errors), because a rebooted modem forgets both.
+- **Boot banners** (``Ready``, ``RDY``, ``APP RDY``, ``SMS Ready``, ``INIT ERROR``,
+  plus a dialect's own, :meth:`Modem.add_boot_banners`) mean the modem restarted.
+  The command in flight fails with :class:`~atbridge.errors.ModemRebooted`, reboot
+  listeners are called once per boot, and the next command first re-runs the
+  session setup (echo off, numeric errors), because a rebooted modem forgets
+  both. A restart the modem reports otherwise (the nRF91's ``#XMODEM: FAULT``)
+  is handed in by its dialect (:meth:`Modem.report_restart`) and handled the same.
+- **Late boot lines** (SIMCom's ``SMS DONE``, ``PB DONE``, ``Call Ready``,
+  ``DST: 0``: :data:`LATE_BOOT_LINES`) are unsolicited, even while a command that
+  answers with bare lines waits: they are never part of an answer.
 - **Lines** while a command waits belong to it when they carry its own prefix
   (``+CGSN:`` for ``AT+CGSN=1``, or any prefix passed in ``claims``) or no prefix
   at all (``AT+CGSN`` answers with a bare IMEI). A line with any other prefix is
@@ -36,6 +41,17 @@ is followed by a different one (``AT+CFUN?``, ``AT+CESQ``); a modem that answers
 probe raises :class:`~atbridge.errors.ResyncFailed`, which names the resync and says
 the caller's command was not sent (:meth:`Modem._resync`).
 
+Resynchronising first calls :attr:`Modem.escape_hook` when a dialect set one (the
+nRF91 leaves data mode there, if it may be in it). The very first sync on opening
+sends ``AT`` until answered; when the first tries get no answer it sends the
+generic escape from data mode once (:data:`ESCAPE_GUARD` seconds of silence,
+``+++``, the same silence again: the V.250 guard time SIMCom documents, and the
+default ``CONFIG_SLM_DATAMODE_SILENCE`` of the Nordic SLM), then keeps trying.
+Opened without a line ending (``line_ending=None``), that sync also finds it:
+``AT`` CR, and on silence a lone LF (``AT`` CR LF for a CR LF modem), then
+confirmed with a clean ``AT`` (:attr:`Modem.line_ending_origin` says where the
+line ending came from).
+
 An ``OK`` without the information line a caller reads with :meth:`Response.value` is
 :class:`~atbridge.errors.MissingInformation`, not a refusal. Opening a port that is
 not there raises :class:`~atbridge.errors.PortNotFound`; a bad setting (baud rate,
@@ -50,8 +66,9 @@ import contextlib
 import errno
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from atbridge.at_parser import AtParser, Block, BlockRule, Echo, Event, Final, FinalKind, Line
 from atbridge.at_syntax import check_command_line, response_prefix, split_params
@@ -73,6 +90,13 @@ log = logging.getLogger(__name__)
 
 #: Lines a modem prints when it (re)starts: SLM/SM, SIMCom, Quectel.
 BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
+#: Lines SIMCom modules print late in their start (after ``RDY``), always unsolicited.
+LATE_BOOT_LINES = re.compile(r"(?:SMS DONE|PB DONE|Call Ready|DST: ?\d+)\Z")
+#: Seconds of silence before and after the generic ``+++`` escape (V.250 S12 default;
+#: the Nordic SLM's ``CONFIG_SLM_DATAMODE_SILENCE`` default), with a margin.
+ESCAPE_GUARD = 1.1
+#: Seconds to wait for each ``AT`` while finding the line ending (a modem answers in ms).
+_DETECT_TIMEOUT = 0.5
 
 DEFAULT_TIMEOUT = 5.0
 _SETUP_RESTARTS = 3
@@ -318,6 +342,16 @@ class Modem:
         default_timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.line_ending = line_ending
+        #: Where :attr:`line_ending` came from: the user (``given``), the first sync
+        #: (``detected``), or nobody yet (``default``: a bound dialect sets its own).
+        self.line_ending_origin: Literal["given", "detected", "default"] = "given"
+        #: Called (when set) before resynchronising a channel that stopped answering:
+        #: a dialect whose modem may be stuck in data mode leaves it there.
+        self.escape_hook: Callable[[], Awaitable[None]] | None = None
+        #: Seconds of silence around the generic ``+++`` escape (:data:`ESCAPE_GUARD`).
+        self.escape_guard = ESCAPE_GUARD
+        #: Lines that mean the modem restarted (:data:`BOOT_BANNERS` and the dialect's).
+        self.boot_banners: set[str] = set(BOOT_BANNERS)
         self.transcript = transcript
         self.default_timeout = default_timeout
         self.parser = AtParser()
@@ -343,6 +377,7 @@ class Modem:
         self._booting = False
         self._needs_setup = False
         self._needs_resync = False
+        self._synced = False
         self._sync_attempts = 10
         self._sync_timeout = 1.0
 
@@ -355,7 +390,7 @@ class Modem:
         *,
         baudrate: int = 115200,
         rtscts: bool = False,
-        line_ending: str | bytes = b"\r\n",
+        line_ending: str | bytes | None = b"\r\n",
         transcript: Transcript | Sink | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
         sync: bool = True,
@@ -369,7 +404,8 @@ class Modem:
         ``rfc2217://host:port[?ign_set_control]`` (Telnet COM port control). With ``sync`` (the
         default) the modem is woken with ``AT`` until it answers ``OK`` (at most
         ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
-        off (``ATE0``) and numeric errors on (``AT+CMEE=1``).
+        off (``ATE0``) and numeric errors on (``AT+CMEE=1``). ``line_ending`` ``None``:
+        found by that sync (CR, CR LF or LF), or left to the dialect without ``sync``.
 
         Raises :class:`~atbridge.errors.PortNotFound` when the port is not there (no
         such device node, a USB port that vanished, a refused TCP connection), and a
@@ -385,6 +421,9 @@ class Modem:
                 f"baud rate {baudrate!r} is not a whole number from {MIN_BAUD} to {MAX_BAUD}",
                 hint="use the modem's UART rate (115200 for the nRF91 and SIMCom defaults)",
             )
+        origin: Literal["given", "detected", "default"] = "given"
+        if line_ending is None:
+            line_ending, origin = b"\r\n", "default"
         if isinstance(line_ending, str):
             line_ending = line_ending.encode("ascii")
         if line_ending not in (b"\r", b"\n", b"\r\n"):
@@ -395,6 +434,7 @@ class Modem:
         if not isinstance(transcript, Transcript | None):
             transcript = Transcript(transcript)
         modem = cls(line_ending=line_ending, transcript=transcript, default_timeout=default_timeout)
+        modem.line_ending_origin = origin
         modem.port = url
         modem._sync_attempts = sync_attempts
         modem._sync_timeout = sync_timeout
@@ -570,6 +610,20 @@ class Modem:
         else:
             self._bare_urcs.append(re.compile(re.escape(prefix)))
 
+    def add_boot_banners(self, banners: Iterable[str]) -> None:
+        """Treat each of ``banners`` as a boot banner too (a dialect's ``*ATREADY: 1``)."""
+        self.boot_banners.update(banners)
+
+    def report_restart(self, detail: str) -> None:
+        """The modem restarted without a boot banner (a dialect saw ``#XMODEM: FAULT``).
+
+        Handled as a banner would be: the command in flight fails with
+        :class:`~atbridge.errors.ModemRebooted` (``detail`` as what the modem
+        sent), the reboot listeners are called (once per restart), and the next
+        command re-runs the session setup.
+        """
+        self._on_banner(detail, reset_parser=False)
+
     def add_final(self, pattern: bytes, *, success: bool) -> None:
         """Treat lines matching ``pattern`` as final result codes (``SEND OK``...)."""
         self.parser.add_final(pattern, success=success)
@@ -649,7 +703,9 @@ class Modem:
         check: bool = True,
         require_line: str | None = None,
         after_ok: bytes | None = None,
+        wire: bytes | None = None,
     ) -> Response:
+        """Send ``line`` (or the bytes ``wire`` in its place) and wait for its final."""
         encoded, own = _command_line(line)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Response, Final] | None] = loop.create_future()
@@ -666,7 +722,7 @@ class Modem:
         self._pending = pending
         self.parser.command_sent(encoded)
         self.parser.expect_prompt = payload is not None
-        self._write(encoded + self.line_ending)
+        self._write(encoded + self.line_ending if wire is None else wire)
         # One timer on the future (None: the time is up) rather than a timeout scope.
         timer = loop.call_at(loop.time() + timeout, _expire, future)
         try:
@@ -710,11 +766,23 @@ class Modem:
         self.parser.reset()
         if self.transcript is not None:
             self.transcript.note("synchronising")
-        # A lone line ending ends whatever partial command the modem may hold.
-        self._write(self.line_ending)
+        detect = self.line_ending_origin == "default"
+        if not detect:
+            # A lone line ending ends whatever partial command the modem may hold.
+            self._write(self.line_ending)
         last: AtBridgeError | None = None
-        for _attempt in range(self._sync_attempts):
+        escaped = self._synced
+        for attempt in range(self._sync_attempts):
+            if attempt == 1 and not escaped:
+                # No answer to the first try: the modem may be in data mode (a host
+                # that died mid-send). The generic escape, then try again.
+                escaped = True
+                await self._escape_data_mode()
             try:
+                if detect:
+                    if await self._detect_line_ending():
+                        break
+                    continue
                 await self._exchange("AT", timeout=self._sync_timeout)
                 break
             except (AtTimeout, ModemError, ModemRebooted) as exc:
@@ -734,8 +802,49 @@ class Modem:
             await self._exchange("ATE0", timeout=self.default_timeout)
         with contextlib.suppress(ModemError):
             await self._exchange("AT+CMEE=1", timeout=self.default_timeout)
-        if last is not None:
+        self._synced = True
+        if last is not None or self._needs_resync:
             await self._resync(None, before="the session setup")
+
+    async def _detect_line_ending(self) -> bool:
+        """Find the line ending the modem takes; True once found and confirmed.
+
+        ``AT`` CR first; on silence a lone LF, which makes ``AT`` CR LF for a modem
+        that ends lines with both (as Nordic's desktop tools do). Any final answers
+        (an ``ERROR`` too: the modem took the line); a clean ``AT`` confirms. CR LF
+        found is told from LF alone by that confirmation.
+        """
+        timeout = min(self._sync_timeout, _DETECT_TIMEOUT)
+        candidates: tuple[bytes, ...]
+        if await self._answers(b"AT\r", timeout):
+            candidates = (b"\r",)
+        elif await self._answers(b"\n", timeout):
+            candidates = (b"\r\n", b"\n")
+        else:
+            return False
+        for ending in candidates:
+            if await self._answers(b"AT" + ending, self._sync_timeout, ok=True):
+                self.line_ending, self.line_ending_origin = ending, "detected"
+                if self.transcript is not None:
+                    self.transcript.note(f"line ending detected: {ending!r}")
+                return True
+        return False
+
+    async def _answers(self, wire: bytes, timeout: float, *, ok: bool = False) -> bool:
+        """Whether ``AT`` written as ``wire`` gets a final (``ok``: an ``OK``) in time."""
+        try:
+            response = await self._exchange("AT", timeout=timeout, wire=wire, check=False)
+        except AtTimeout:
+            return False
+        return response.final == "OK" or not ok
+
+    async def _escape_data_mode(self) -> None:
+        """The generic escape from data mode: silence, ``+++``, silence."""
+        if self.transcript is not None:
+            self.transcript.note("no answer: escaping data mode (+++ with guard times)")
+        await asyncio.sleep(self.escape_guard)
+        self._write(b"+++")
+        await asyncio.sleep(self.escape_guard)
 
     async def _resync(self, timeout: float | None, *, before: str) -> None:
         """Make sure no late reply of an earlier command is still on its way.
@@ -750,6 +859,11 @@ class Modem:
         caller's command) was not sent; the next command tries again.
         """
         per_try = self.default_timeout if timeout is None else timeout
+        hook = self.escape_hook
+        if hook is not None:
+            # The hook's own commands must not resync again (into the hook).
+            self._needs_resync = False
+            await hook()
         received = bytearray()
         for probe, own_line in RESYNC_PROBES:
             try:
@@ -787,7 +901,7 @@ class Modem:
             # This line began before the command was written (a URC, noise, or a
             # late result of an earlier command): it cannot be the answer.
             pending.line_in_flight = False
-            if isinstance(event, Line) and event.text not in BOOT_BANNERS:
+            if isinstance(event, Line) and event.text not in self.boot_banners:
                 self._publish(Urc(event.text, event.raw))
                 return
             if isinstance(event, Final):
@@ -798,8 +912,10 @@ class Modem:
                 return
         if isinstance(event, Line):
             text = event.text
-            if text in BOOT_BANNERS:
+            if text in self.boot_banners:
                 self._on_banner(text)
+            elif LATE_BOOT_LINES.match(text):
+                self._publish(Urc(text, event.raw))
             elif pending is not None and self._claims(pending, text):
                 pending.lines.append(text)
             else:
@@ -858,11 +974,12 @@ class Modem:
                 except Exception:
                     log.exception("URC subscriber %r failed on %r", callback, urc.text)
 
-    def _on_banner(self, banner: str) -> None:
+    def _on_banner(self, banner: str, *, reset_parser: bool = True) -> None:
         first = not self._booting
         self._booting = True
         self._needs_setup = True
-        self.parser.reset()
+        if reset_parser:
+            self.parser.reset()
         if self.transcript is not None:
             self.transcript.note(f"modem rebooted ({banner!r})")
         pending = self._pending

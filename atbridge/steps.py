@@ -32,13 +32,14 @@ recovery rules are tested with in-memory stand-ins. :func:`open_port` and
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from atbridge.at_mqtt import Connected, MqttSession, PongReceived
-from atbridge.config import BridgeConfig
+from atbridge.config import LINE_ENDINGS, BridgeConfig
 from atbridge.decode import Registration
 from atbridge.dialects import open_dialect
 from atbridge.dialects.base import DataBearer, Identity
@@ -47,6 +48,7 @@ from atbridge.modem import Modem
 from atbridge.transcript import Transcript
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # -- what the steps work on ------------------------------------------------------------------
 
@@ -111,20 +113,21 @@ class DialectLink(Protocol):
         self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
     ) -> SocketLink: ...
 
+    async def close_leftover_sockets(self) -> int: ...
+
 
 #: Opens the port named by a config (the real one: :func:`open_port`).
 PortOpener = Callable[[BridgeConfig], Awaitable[ModemPort]]
 #: Identifies the modem on a port and binds a dialect (the real one: :func:`bind_dialect`).
 DialectBinder = Callable[[ModemPort, str], Awaitable[tuple[DialectLink, Identity | None]]]
 
-_LINE_ENDINGS = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
-
 
 async def open_port(config: BridgeConfig) -> Modem:
     """Open ``config.port`` with its serial settings, transcript and secrets.
 
     A transcript that cannot be written is a :class:`ConfigurationError` (a bad
-    local setting), raised before the port is touched.
+    local setting), raised before the port is touched. Without a configured line
+    ending the channel finds the modem's on its first sync.
     """
     transcript: Transcript | None = None
     if config.transcript is not None:
@@ -135,13 +138,13 @@ async def open_port(config: BridgeConfig) -> Modem:
                 f"cannot write the transcript {config.transcript}: {error.strerror or error}",
                 hint="give --transcript a file in a folder that exists and is writable",
             ) from error
-    line_ending = config.line_ending or "crlf"
+    line_ending = LINE_ENDINGS[config.line_ending] if config.line_ending else None
     try:
         modem = await Modem.open(
             config.port,
             baudrate=config.baudrate,
             rtscts=config.rtscts,
-            line_ending=_LINE_ENDINGS.get(line_ending.lower(), line_ending),
+            line_ending=line_ending,
             transcript=transcript,
         )
     except BaseException:
@@ -177,6 +180,8 @@ class Probed(StepResult):
 
     identity: Identity | None
     dialect_name: str
+    #: Sockets an earlier run left open on the modem, closed after binding.
+    leftover_sockets: int
     #: The bound dialect, for the next steps.
     dialect: DialectLink = field(repr=False, compare=False)
 
@@ -218,6 +223,8 @@ class SocketOpened(StepResult):
     host: str
     port: int
     tls: bool
+    #: Sockets still open on the modem, closed before this one was opened.
+    leftover_sockets: int
     #: The open socket, for the next steps.
     socket: SocketLink = field(repr=False, compare=False)
 
@@ -265,9 +272,26 @@ async def probe(
     timeout: float | None = None,
     bind: DialectBinder = bind_dialect,
 ) -> Probed:
-    """Identify the modem on ``modem`` and bind its dialect (``auto``: from its identity)."""
-    (bound, identity), seconds = await _timed("probe", timeout, bind(modem, dialect))
-    return Probed("probe", seconds, identity, bound.name, bound)
+    """Identify the modem on ``modem``, bind its dialect (``auto``: from its identity).
+
+    Then close what an earlier run left open on the modem (a killed process, a link
+    that dropped): sockets outlive the host, and the modem refuses new ones.
+    """
+
+    async def bind_and_clean() -> tuple[DialectLink, Identity | None, int]:
+        bound, identity = await bind(modem, dialect)
+        return bound, identity, await _close_leftovers(bound)
+
+    (bound, identity, leftovers), seconds = await _timed("probe", timeout, bind_and_clean())
+    return Probed("probe", seconds, identity, bound.name, leftovers, bound)
+
+
+async def _close_leftovers(dialect: DialectLink) -> int:
+    """Close the sockets left open on the modem; log how many."""
+    closed = await dialect.close_leftover_sockets()
+    if closed:
+        log.info("%s: closed %d socket(s) left open on the modem", dialect.name, closed)
+    return closed
 
 
 async def configure(
@@ -308,11 +332,19 @@ async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> 
 async def open_socket(
     dialect: DialectLink, host: str, port: int, *, tls: bool = False, timeout: float = 160.0
 ) -> SocketOpened:
-    """Open a TCP (or TLS) connection to ``host:port`` through the modem."""
-    sock, seconds = await _timed(
-        "open_socket", None, dialect.open_socket(host, port, tls=tls, timeout=timeout)
-    )
-    return SocketOpened("open_socket", seconds, host, port, tls, sock)
+    """Open a TCP (or TLS) connection to ``host:port`` through the modem.
+
+    What is still open on the modem is closed first (TinyGSM does the same before
+    every connect): a socket this process lost track of would hold a handle, a
+    link or a cid the modem then refuses to reuse.
+    """
+
+    async def clean_and_open() -> tuple[SocketLink, int]:
+        leftovers = await _close_leftovers(dialect)
+        return await dialect.open_socket(host, port, tls=tls, timeout=timeout), leftovers
+
+    (sock, leftovers), seconds = await _timed("open_socket", None, clean_and_open())
+    return SocketOpened("open_socket", seconds, host, port, tls, leftovers, sock)
 
 
 E = TypeVar("E")

@@ -183,6 +183,9 @@ class MemoryDialect:
         self.script.socket = MemorySocket(self.script)
         return self.script.socket
 
+    async def close_leftover_sockets(self) -> int:
+        return 0
+
 
 @dataclass
 class Script:

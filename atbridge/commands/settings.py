@@ -150,7 +150,7 @@ async def open_modem(args: argparse.Namespace) -> Modem:
         settings.port,
         baudrate=settings.baudrate,
         rtscts=settings.rtscts,
-        line_ending=settings.line_ending_text,
+        line_ending=settings.line_ending_bytes,
         transcript=settings.transcript,
         default_timeout=args.timeout,
     )

@@ -8,11 +8,21 @@ family:
 
 - :meth:`Dialect.initialise` — family settings (receive mode, multiplexing...).
 - :meth:`Dialect.configure_pdp` — the APN of the default PDP context.
-- :meth:`Dialect.attach` — radio on and wait for registration. Generic here:
-  ``AT+CEREG=5`` (falling back to 2), ``AT+CFUN=1``, then the ``+CEREG``
-  notifications, with a slow ``AT+CEREG?`` poll as a fallback for a lost one. The
-  last registration (with its reject cause) is kept in
-  :attr:`Dialect.registration` and reported to ``progress``.
+- :meth:`Dialect.attach` — radio on and wait for registration. Generic here, on
+  every registration command the family has (:attr:`Dialect.registration_sources`:
+  ``+CEREG`` for LTE, ``+CGREG`` for GPRS/EDGE/UMTS packet service, ``+CREG`` for
+  circuit-switched GSM): notifications on for each (``AT+CEREG=5`` falling back to
+  2, ``AT+CGREG=2``/``AT+CREG=2`` falling back to 1; a source the modem refuses
+  is dropped), ``AT+CFUN=1``, then the notifications, with a slow read of each
+  source as a fallback for a lost one. Registered on *any* source is registered.
+  Each source's last report is kept in :attr:`Dialect.registrations`; the one
+  that counts (the first registered source, else the first that reported, with
+  its reject cause) is :attr:`Dialect.registration`, reported to ``progress``.
+  A reboot while waiting ends the wait with
+  :class:`~atbridge.errors.ModemRebooted`.
+- :meth:`Dialect.close_leftover_sockets` — close every socket an earlier process
+  (or the run before a link drop) left open on the modem; the lifecycle calls it
+  after binding and before every open. Each family overrides it.
 - :meth:`Dialect.activate_data` — bring up the data bearer where the family
   needs a command for it (``AT+CNACT``, ``AT+NETOPEN``, ``AT+CIICR``); returns a
   :class:`DataBearer` (the IP address when the modem said it).
@@ -29,7 +39,16 @@ with :meth:`ModemSocket.receive`. The end of a socket is always a
 :class:`SocketClosed` error with a :class:`CloseReason`: the peer closed, the
 network dropped the PDP context, the modem rebooted, the serial link was lost,
 or we closed it. Reboot and link loss are wired here for every dialect;
-dialects report peer close and network loss from their own notifications.
+dialects report peer close and network loss from their own notifications. A
+restart of the modem core that prints no boot banner (the nRF91's
+``#XMODEM: FAULT``) is reported with :meth:`Dialect.modem_reset`: the AT channel
+then treats it exactly as a reboot (:meth:`~atbridge.modem.Modem.report_restart`).
+
+A family's extra boot banners (:attr:`Dialect.boot_banners`, ``*ATREADY: 1`` on
+the A76xx) are added to the channel's own set when the dialect is bound. The
+line ending is the user's or the one the channel detected
+(:attr:`~atbridge.modem.Modem.line_ending_origin`); the dialect's
+:attr:`Dialect.line_ending` is only used on a channel opened without either.
 
 Received data is read by one :class:`~atbridge.dialects.receiver.Receiver` task
 per socket (:attr:`Dialect.receivers`): a family's notification handler calls
@@ -50,18 +69,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 from atbridge.at_syntax import format_command
-from atbridge.decode import Registration, parse_registration
+from atbridge.decode import REGISTRATION_SOURCES, Registration, parse_registration
 from atbridge.dialects.receiver import Drain, Receiver, Receivers
 from atbridge.errors import (
     AtTimeout,
     CloseReason,
     ConfigurationError,
     ModemError,
+    ModemRebooted,
     SocketClosed,
     StepTimeout,
 )
@@ -250,6 +270,12 @@ class Dialect:
     reset_command: ClassVar[str] = "AT+CFUN=1,1"
     #: Lines that mean the network took the data connection away.
     network_lost_urcs: ClassVar[tuple[str, ...]] = ("+CGEV: NW DETACH", "+CGEV: ME DETACH")
+    #: The registration commands to ask and enable notifications for, in order
+    #: (``+CEREG``, ``+CGREG``, ``+CREG``): registered on any of them is registered.
+    #: A family may set it per identified model on the instance when it is bound.
+    registration_sources: tuple[str, ...] = ("+CEREG",)
+    #: Lines this family prints when it (re)starts, besides the channel's own set.
+    boot_banners: ClassVar[frozenset[str]] = frozenset()
 
     # -- identification (data walked by atbridge.dialects.identify) ---------------------
     #: Substrings of the ``AT+CGMI`` answer (manufacturer) that name this family.
@@ -276,17 +302,23 @@ class Dialect:
         self.sockets: dict[int, ModemSocket] = {}
         #: The receive task of each open socket (:mod:`atbridge.dialects.receiver`).
         self.receivers = Receivers()
+        #: The registration that counts (see the module docstring).
         self.registration: Registration | None = None
+        #: The last report of each registration source (``"+CGREG"`` -> its Registration).
+        self.registrations: dict[str, Registration] = {}
         self._registration_listeners: list[Callable[[Registration], None]] = []
         self._network_listeners: list[Callable[[str], None]] = []
         self._unhook = [
             modem.on_reboot(self._on_reboot),
             modem.on_link_lost(self._on_link_lost),
-            modem.subscribe("+CEREG:", self._on_cereg),
         ]
+        for source in REGISTRATION_SOURCES:
+            self._unhook.append(modem.subscribe(f"{source}:", self._on_registration_urc))
         for prefix in self.network_lost_urcs:
             self._unhook.append(modem.subscribe(prefix, self._on_network_lost_urc))
-        modem.line_ending = self.line_ending
+        if modem.line_ending_origin == "default":
+            modem.line_ending = self.line_ending
+        modem.add_boot_banners(self.boot_banners)
         self.install()
 
     def detach_from_modem(self) -> None:
@@ -340,6 +372,19 @@ class Dialect:
         """Close the socket on the modem."""
         raise NotImplementedError
 
+    async def close_leftover_sockets(self) -> int:
+        """Close every socket left open on the modem; return how many were closed.
+
+        Sockets outlive the host process: a killed atbridge, or a serial link that
+        dropped, leaves them open on the modem, which then refuses new ones (the
+        nRF91 allows 8; SIMCom refuses to reopen an open link or cid). Every family
+        overrides this with its own listing and close commands; the lifecycle calls
+        it after binding the dialect and before every open. Sockets this dialect
+        object opened itself are closed too (they end with ``CloseReason.LOCAL``).
+        The base knows no listing command: it closes nothing.
+        """
+        return 0
+
     # -- generic 3GPP behaviour ----------------------------------------------------------
 
     async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
@@ -357,56 +402,122 @@ class Dialect:
         poll_interval: float = 10.0,
         progress: Callable[[Registration], None] | None = None,
     ) -> Registration:
-        """Radio on and wait until registered (home or roaming).
+        """Radio on and wait until registered (home or roaming) on any registration source.
 
-        Notifications drive it; an ``AT+CEREG?`` every ``poll_interval`` seconds
-        catches a lost one. Raises :class:`~atbridge.errors.StepTimeout` with the
-        last state (and reject cause) when ``timeout`` passes first.
+        Notifications drive it; a read of every source each ``poll_interval``
+        seconds catches a lost one. Raises :class:`~atbridge.errors.StepTimeout`
+        with the last state (and reject cause) when ``timeout`` passes first, and
+        :class:`~atbridge.errors.ModemRebooted` when the modem restarts meanwhile.
         """
+        loop = asyncio.get_running_loop()
+        rebooted: asyncio.Future[str] = loop.create_future()
+
+        def on_reboot(banner: str) -> None:
+            if not rebooted.done():
+                rebooted.set_result(banner)
+
+        registered = asyncio.Event()
+
+        def on_report(registration: Registration) -> None:
+            if registration.registered:
+                registered.set()
+
+        unhooks = [self.modem.on_reboot(on_reboot), self.on_registration(on_report)]
         if progress is not None:
-            self._registration_listeners.append(progress)
+            unhooks.append(self.on_registration(progress))
         try:
-            for level in (5, 2):
-                try:
-                    await self.modem.command(f"AT+CEREG={level}")
-                    break
-                except ModemError:
-                    continue
+            await self._enable_registration_reports()
             await self.modem.command("AT+CFUN=1", timeout=30)
             deadline = time.monotonic() + timeout
-
-            def registered(urc: Urc) -> bool:
-                parsed = parse_registration(urc.text[len("+CEREG:") :], is_read=False)
-                return parsed is not None and parsed.registered
-
             while True:
-                # Listen first: the notification may come in the same read as the answer.
-                with self.modem.expect_urc("+CEREG:", predicate=registered) as notified:
-                    current = await self.read_registration()
-                    if current is not None and current.registered:
-                        return current
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        last = self.registration.describe() if self.registration else "unknown"
-                        raise StepTimeout(
-                            f"not registered after {timeout:g} s; last state: {last}",
-                            hint="check the antenna, the SIM and its data plan, the bands and RAT "
-                            "(LTE-M / NB-IoT) the network uses; a first scan can take minutes",
-                        )
-                    with contextlib.suppress(AtTimeout):
-                        await notified.wait(min(poll_interval, remaining))
+                registered.clear()
+                current = await self.read_registration()
+                if current is not None and current.registered:
+                    return current
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    last = self.registration.describe() if self.registration else "unknown"
+                    raise StepTimeout(
+                        f"not registered after {timeout:g} s; last state: {last}",
+                        hint="check the antenna, the SIM and its data plan, the bands and RAT "
+                        "(LTE-M / NB-IoT / GPRS) the network uses; a first scan can take minutes",
+                    )
+                waiter = loop.create_task(registered.wait())
+                try:
+                    await asyncio.wait((waiter, rebooted), timeout=min(poll_interval, remaining))
+                finally:
+                    waiter.cancel()
+                if rebooted.done():
+                    raise ModemRebooted(rebooted.result(), command="waiting for registration")
         finally:
-            if progress is not None:
-                self._registration_listeners.remove(progress)
+            for unhook in unhooks:
+                unhook()
+
+    async def _enable_registration_reports(self) -> None:
+        """Notifications on for each source; a source the modem refuses is dropped."""
+        supported: list[str] = []
+        for source in self.registration_sources:
+            levels = (5, 2) if source == "+CEREG" else (2, 1)
+            for level in levels:
+                try:
+                    await self.modem.command(f"AT{source}={level}")
+                except ModemError:
+                    continue
+                supported.append(source)
+                break
+            else:
+                log.info("%s: the modem refuses AT%s: not asked again", self.name, source)
+        if supported:
+            # Instance data: a model without a command does not keep being asked for it.
+            self.registration_sources = tuple(supported)
 
     async def read_registration(self) -> Registration | None:
-        """Ask ``AT+CEREG?`` and remember the answer."""
-        response = await self.modem.command("AT+CEREG?")
-        values = response.values("+CEREG:")
-        parsed = parse_registration(values[0], is_read=True) if values else None
-        if parsed is not None:
-            self._set_registration(parsed)
-        return parsed
+        """Ask every registration source (``AT+CEREG?``...) and return the one that counts.
+
+        A source the modem answers with an error is skipped; ``None`` when none answered.
+        """
+        for source in self.registration_sources:
+            try:
+                response = await self.modem.command(f"AT{source}?")
+            except ModemError:
+                continue
+            values = response.values(f"{source}:")
+            parsed = parse_registration(values[0], is_read=True, source=source) if values else None
+            if parsed is not None:
+                self.registrations[source] = parsed
+            if parsed is not None and parsed.registered:
+                break  # registered is registered: the next sources need not be asked
+        return self._report_registration()
+
+    def _counting(self) -> Iterator[Registration]:
+        """Each source's last report, in :attr:`registration_sources` order, then the rest."""
+        order = [*self.registration_sources]
+        order += [source for source in self.registrations if source not in order]
+        for source in order:
+            found = self.registrations.get(source)
+            if found is not None:
+                yield found
+
+    def _report_registration(self) -> Registration | None:
+        """Pick the registration that counts, keep it and tell the listeners."""
+        reports = list(self._counting())
+        if not reports:
+            return None
+        chosen = next((r for r in reports if r.registered), reports[0])
+        self._set_registration(chosen)
+        return chosen
+
+    def modem_reset(self, detail: str) -> None:
+        """The modem core restarted under the application without a boot banner.
+
+        A family calls it from its notifications (the nRF91 ``#XMODEM: FAULT``):
+        every socket ends with ``CloseReason.REBOOT``, the command in flight fails
+        with :class:`~atbridge.errors.ModemRebooted` (``detail`` names what the
+        modem said), and the lifecycle recovers as from a reboot: the next command
+        re-runs the channel's session setup, the probe re-arms every notification,
+        the attach and the sockets are done again.
+        """
+        self.modem.report_restart(detail)
 
     async def restart(self, timeout: float = 60.0) -> None:
         """Restart the modem and wait for its boot banner (the last resort of recovery)."""
@@ -501,16 +612,19 @@ class Dialect:
             except Exception:
                 log.exception("registration listener %r failed", listener)
 
-    def _on_cereg(self, urc: Urc) -> None:
-        parsed = parse_registration(urc.text[len("+CEREG:") :], is_read=False)
+    def _on_registration_urc(self, urc: Urc) -> None:
+        source, _, value = urc.text.partition(":")
+        parsed = parse_registration(value, is_read=False, source=source)
         if parsed is not None:
-            self._set_registration(parsed)
+            self.registrations[source] = parsed
+            self._report_registration()
 
     def _on_network_lost_urc(self, urc: Urc) -> None:
         self.network_lost(urc.text)
 
     def _on_reboot(self, banner: str) -> None:
         self.registration = None
+        self.registrations.clear()
         self._close_all(CloseReason.REBOOT, f"it sent {banner!r}")
 
     def _on_link_lost(self, reason: str) -> None:

@@ -1,9 +1,13 @@
 """Serve a fake modem from a shell until SIGINT or SIGTERM.
 
     python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N [--hot-line]]
-                          [--echo | --no-echo] [--cfun N] [--no-sim] [-v]
+                          [--echo | --no-echo] [--cfun N] [--no-sim] [--rat RAT]
+                          [--by-id DIR] [--option NAME=VALUE ...] [-v]
 
-The first line of standard output is the pty path to open (``/dev/pts/N``).
+The first line of standard output is the path to open: the pty (``/dev/pts/N``), or with
+``--by-id`` the stable symlink to it, which vanishes and comes back on every reset as a USB
+modem's ``/dev/serial/by-id/...`` name does. ``--option`` passes a dialect's own option
+(``--option model=SIM800``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import asyncio
 import logging
 import signal
 import sys
+from typing import Any
 
 from . import DIALECTS, FakeModem
+from .core import RATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,9 +56,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-sim", action="store_true", help="no SIM card inserted")
     parser.add_argument(
+        "--rat",
+        choices=sorted(RATS),
+        default="lte",
+        help="the radio it camps on: lte (+CEREG), gprs/wcdma (+CGREG, +CREG), gsm (+CREG)",
+    )
+    parser.add_argument(
+        "--by-id",
+        metavar="DIR",
+        default=None,
+        help="serve through a symlink in DIR that vanishes and returns on every reset",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the dialect (repeatable), e.g. model=SIM800",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every byte to standard error"
     )
     return parser
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as the dialect's own FakeModem keywords (values are strings)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--option {pair!r} is not NAME=VALUE")
+        options[name.replace("-", "_")] = value
+    return options
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -64,6 +100,9 @@ async def _serve(args: argparse.Namespace) -> int:
         echo=args.echo,
         cfun=args.cfun,
         sim=not args.no_sim,
+        rat=args.rat,
+        by_id=args.by_id,
+        **_options(args.option),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,7 +110,7 @@ async def _serve(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
     await fake.start()
     try:
-        print(fake.port, flush=True)
+        print(fake.device, flush=True)
         await stop.wait()
     finally:
         await fake.stop()

@@ -46,6 +46,12 @@ command is echoed at once, runs and answers later), a URC inside the next respon
 loses pending input, unsent output, timers, held URCs and the command in progress, like a
 brown-out.
 
+With ``by_id`` (a directory) the fake is a USB modem seen through ``/dev/serial/by-id/``: the
+client opens the symlink ``fake.device`` there, and every reset (the dialect's reset command,
+``reboot()``) re-enumerates it: the symlink goes, the old pty hangs up (the client reads end of
+file), and after ``reenumerate_delay`` the symlink comes back naming a new pty, on which the
+modem boots.
+
 Everything runs on the loop that called ``start()``; the public methods are meant to be called
 from that loop (the test's task), not from other threads.
 
@@ -57,8 +63,10 @@ after it) is one state machine over the same buffers; splitting it would spread 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -108,6 +116,8 @@ class ModemState:
     cfun: int
     cmee: int = 0
     cereg_n: int = 0
+    cgreg_n: int = 0
+    creg_n: int = 0
     stat: int = 0
     tac: str | None = None
     ci: str | None = None
@@ -122,8 +132,23 @@ class ModemState:
 
     @property
     def registered(self) -> bool:
-        """Registered on the home network or roaming (+CEREG stat 1 or 5)."""
+        """Registered on the home network or roaming (stat 1 or 5, on the RAT's commands)."""
         return self.stat in (1, 5)
+
+    def level(self, source: str) -> int:
+        """The notification level ``AT<source>=<n>`` set (``"+CEREG"``, ``"+CGREG"``...)."""
+        return {"+CEREG": self.cereg_n, "+CGREG": self.cgreg_n, "+CREG": self.creg_n}[source]
+
+
+#: The radio access technologies a fake can camp on: the registration commands that
+#: report it (TS 27.007: +CEREG for EPS, +CGREG packet service, +CREG circuit-switched)
+#: and the ``<AcT>`` they give (None: the network's, 7 LTE-M or 9 NB-IoT).
+RATS: dict[str, tuple[frozenset[str], int | None]] = {
+    "lte": (frozenset({"+CEREG"}), None),
+    "gprs": (frozenset({"+CGREG", "+CREG"}), 0),
+    "gsm": (frozenset({"+CREG"}), 0),
+    "wcdma": (frozenset({"+CGREG", "+CREG"}), 2),
+}
 
 
 @dataclass
@@ -180,6 +205,17 @@ class FakeModem(FaultControls):
     identity strings and the network the fake registers on. ``hot_line`` (with ``baud``, for
     benchmarks) keeps polling the pty for a few milliseconds after each byte instead of
     sleeping, so the fake's own wake-up latency is not charged to the paced line.
+
+    ``rat`` is the radio the fake camps on (:data:`RATS`): ``lte`` (the default) registers on
+    +CEREG only; ``gprs`` and ``wcdma`` on +CGREG and +CREG (AcT 0 and 2), ``gsm`` on +CREG
+    alone; the other commands say "not registered" (stat 0) once it is registered, as a
+    SIM7000 on GPRS answers +CEREG. Any other keyword is an option of the dialect
+    (``model="SIM800"``): it must be one the dialect declares (``Dialect.options``) and is
+    kept in :attr:`options` for the dialect's handlers.
+
+    ``by_id`` (a directory) serves the modem through a symlink there (:attr:`device`) that
+    vanishes on every reset and comes back ``reenumerate_delay`` seconds later naming a new
+    pty, as a USB modem re-enumerates under the same ``/dev/serial/by-id/`` name.
     """
 
     def __init__(
@@ -194,6 +230,10 @@ class FakeModem(FaultControls):
         identity: Identity | None = None,
         network: Network | None = None,
         hot_line: bool = False,
+        rat: str = "lte",
+        by_id: str | os.PathLike[str] | None = None,
+        reenumerate_delay: float = 0.05,
+        **options: object,
     ) -> None:
         if isinstance(dialect, str):
             try:
@@ -203,7 +243,26 @@ class FakeModem(FaultControls):
                 raise ValueError(f"unknown dialect {dialect!r}; known: {known}") from None
         if cfun is not None and cfun not in dialect.cfun_modes:
             raise ValueError(f"cfun {cfun} is not one of {dialect.cfun_modes}")
+        if rat not in RATS:
+            raise ValueError(f"unknown rat {rat!r}; known: {', '.join(RATS)}")
+        unknown = sorted(set(options) - set(dialect.options))
+        if unknown:
+            known = ", ".join(sorted(dialect.options)) or "none"
+            raise ValueError(f"{dialect.name} has no option {', '.join(unknown)}; known: {known}")
         self.dialect = dialect
+        #: The radio access technology it camps on (a key of :data:`RATS`).
+        self.rat = rat
+        #: The dialect's own options (``model="SIM800"``), as given.
+        self.options: dict[str, object] = dict(options)
+        self._by_id = (
+            None
+            if by_id is None
+            else os.path.join(os.fspath(by_id), f"usb-atbridge_Fake_{dialect.name}_0001-if00")
+        )
+        self.reenumerate_delay = reenumerate_delay
+        #: How many times the device node went away and came back (``by_id``).
+        self.enumerations = 0
+        self._present = asyncio.Event()
         self.identity = identity or dialect.identity
         self.network = network or Network()
         self.registration_delay = registration_delay
@@ -254,13 +313,28 @@ class FakeModem(FaultControls):
             raise RuntimeError("fake modem already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._hot = HotLine(loop, lambda: self._live)
+        self._open_line()
+        self._power_on(None)
+        log.debug("fake %s modem on %s", self.dialect.name, self.device)
+
+    def _open_line(self) -> None:
+        """A new pty with its two pacers (and the by-id symlink naming it)."""
+        loop = self._require_loop()
         self._rx_pacer = Pacer(loop, self._on_rx_bytes)
         self._pty = Pty(loop, self._rx_pacer.push, on_activity=self._keep_hot)
         self._tx = Pacer(loop, self._pty.write)
-        self._hot = HotLine(loop, lambda: self._live)
         self.set_baud(self._baud)
-        self._power_on(None)
-        log.debug("fake %s modem on %s", self.dialect.name, self._pty.path)
+        if self._by_id is not None:
+            self._unlink_by_id()
+            os.symlink(self._pty.path, self._by_id)
+        self._present.set()
+
+    def _unlink_by_id(self) -> None:
+        self._present.clear()
+        if self._by_id is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._by_id)
 
     async def stop(self) -> None:
         """Cancel every timer and task and close the pty. Safe to call twice."""
@@ -268,6 +342,7 @@ class FakeModem(FaultControls):
             return
         self._stopped = True
         self._close_pty()  # from here on nothing reaches the pty
+        self._unlink_by_id()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -291,6 +366,17 @@ class FakeModem(FaultControls):
         if self._pty is None:
             raise RuntimeError("fake modem not started")
         return self._pty.path
+
+    async def wait_for_device(self, timeout: float = 5.0) -> str:
+        """Wait (at most ``timeout`` s) until the device node is there; return :attr:`device`."""
+        async with asyncio.timeout(timeout):
+            await self._present.wait()
+        return self.device
+
+    @property
+    def device(self) -> str:
+        """The path a client opens: the by-id symlink with ``by_id``, else :attr:`port`."""
+        return self.port if self._by_id is None else self._by_id
 
     @property
     def bytes_in(self) -> int:
@@ -536,9 +622,38 @@ class FakeModem(FaultControls):
         self._cancel_registration_timer()
         self._update_registration(0, located=False)
 
+    def reports_on(self, source: str) -> bool:
+        """Whether ``source`` (``"+CEREG"``...) carries the registration on this fake's RAT."""
+        return source in RATS[self.rat][0]
+
+    def registration_fields(self, source: str, n: int) -> str:
+        """``+CGREG``/``+CREG`` fields after ``<n>`` (read) or the colon (URC), at level ``n``.
+
+        ``+CEREG`` is :meth:`cereg_fields`. A command that does not carry the RAT says
+        stat 0 once registered elsewhere (searching and denied show on every one).
+        """
+        if source == "+CEREG":
+            return self.cereg_fields(n)
+        s = self.state
+        if not self.reports_on(source):
+            return "0" if s.registered else str(s.stat)
+        fields = [str(s.stat)]
+        if n >= 2 and s.tac is not None:
+            act = RATS[self.rat][1]
+            fields += [f'"{s.tac}"', f'"{s.ci}"', str(s.act if act is None else act)]
+            if source == "+CGREG":
+                fields.append('"01"')  # <rac>
+        if n == 3 and s.reject_cause is not None:
+            if len(fields) == 1:
+                fields += ["", "", ""] + ([""] if source == "+CGREG" else [])
+            fields += [str(s.cause_type), str(s.reject_cause)]
+        return ",".join(fields)
+
     def cereg_fields(self, n: int) -> str:
         """+CEREG fields after ``<n>`` (read) or after the colon (URC), shaped by level ``n``."""
         s = self.state
+        if not self.reports_on("+CEREG"):
+            return "0" if s.registered else str(s.stat)
         fields = [str(s.stat)]
         if n < 2:
             return fields[0]
@@ -562,9 +677,26 @@ class FakeModem(FaultControls):
         return self._loop
 
     def _power_cycle(self, banner: str | bytes | None) -> None:
-        """``reboot()``: what a brown-out loses, then power-on."""
+        """``reboot()``: what a brown-out loses, then power-on (re-enumerated with ``by_id``)."""
         self._lose_power("reboot")
+        if self._by_id is None:
+            self._power_on(banner)
+            return
+        # USB: the device node goes with the reset and a new one comes back later.
+        self._unlink_by_id()
+        self._close_pty()
+        self.call_later(self.reenumerate_delay, self._reenumerated, banner)
+
+    def _reenumerated(self, banner: str | bytes | None) -> None:
+        if self._stopped:
+            return
+        self.enumerations += 1
+        self._open_line()
+        log.debug("fake %s modem re-enumerated on %s", self.dialect.name, self._pty_path())
         self._power_on(banner)
+
+    def _pty_path(self) -> str:
+        return "" if self._pty is None else self._pty.path
 
     def _hang_up(self) -> None:
         """``drop_link()``: what a brown-out loses, then the pty closes for good."""
@@ -662,12 +794,16 @@ class FakeModem(FaultControls):
         s.stat, s.tac, s.ci = stat, tac, ci
         s.act = self.network.act
         s.cause_type = s.reject_cause = None
-        if stat_changed or (changed and s.cereg_n >= 2):
-            self._send_cereg_urc()
+        if stat_changed or changed:
+            self._send_cereg_urc(location_changed=not stat_changed)
 
-    def _send_cereg_urc(self) -> None:
-        if self.state.cereg_n > 0:
-            self.send_urc("+CEREG: " + self.cereg_fields(self.state.cereg_n))
+    def _send_cereg_urc(self, *, location_changed: bool = False) -> None:
+        """The registration URC of each command with notifications on (+CEREG, +CGREG,
+        +CREG); a change of cell alone only at level 2 and above."""
+        for source in ("+CEREG", "+CGREG", "+CREG"):
+            n = self.state.level(source)
+            if n > 0 and not (location_changed and n < 2):
+                self.send_urc(f"{source}: " + self.registration_fields(source, n))
 
     def _keep_hot(self) -> None:
         if self.hot_line and self._baud is not None and self._hot is not None:

@@ -132,6 +132,31 @@ def _cereg(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
+def _registration_command(source: str, levels: range, test: str) -> Handler:
+    """The +CGREG / +CREG handler: set the URC level, read the state on this fake's RAT."""
+
+    def handler(fake: FakeModem, cmd: Command) -> Response:
+        cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+        if cmd.kind is Kind.READ:
+            n = fake.state.level(source)
+            return Response.ok(f"{source}: {n},{fake.registration_fields(source, n)}")
+        if cmd.kind is Kind.TEST:
+            return Response.ok(f"{source}: {test}")
+        level = cmd.int_arg(0, valid=levels, default=0)
+        if source == "+CGREG":
+            fake.state.cgreg_n = level
+        else:
+            fake.state.creg_n = level
+        return Response.ok()
+
+    return handler
+
+
+# TS 27.007 §10.1.20 (+CGREG) and §7.2 (+CREG): levels 0-3 (3 adds the reject causes).
+GENERIC_COMMANDS["+CGREG"] = _registration_command("+CGREG", range(4), "(0-3)")
+GENERIC_COMMANDS["+CREG"] = _registration_command("+CREG", range(4), "(0-3)")
+
+
 @_generic("+CESQ")
 def _cesq(fake: FakeModem, cmd: Command) -> Response:
     cmd.require_kind(Kind.EXEC, Kind.TEST)

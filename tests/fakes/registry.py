@@ -87,6 +87,8 @@ class Dialect:
       awaited by ``FakeModem.stop``.
     - ``faults``: how the family reports the network's faults (``NetworkFaults``: data context
       dropped, detach, peer close, refused send/open...); the default has no sockets.
+    - ``options``: the names of the family's own ``FakeModem(...)`` keywords (``model``); the
+      values are in ``fake.options`` (``python -m tests.fakes --option model=SIM800``).
     """
 
     name: str
@@ -115,6 +117,7 @@ class Dialect:
     new_state: Callable[[], object] = _no_state
     on_reboot: Callable[[FakeModem], None] | None = None
     on_stop: Callable[[FakeModem], Awaitable[None]] | None = None
+    options: frozenset[str] = frozenset()
 
 
 #: Every registered dialect by name. Dialect modules add themselves with ``register_dialect``.
