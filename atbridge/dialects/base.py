@@ -444,7 +444,11 @@ class Dialect:
                     )
                 waiter = loop.create_task(registered.wait())
                 try:
-                    await asyncio.wait((waiter, rebooted), timeout=min(poll_interval, remaining))
+                    await asyncio.wait(
+                        (waiter, rebooted),
+                        timeout=min(poll_interval, remaining),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     waiter.cancel()
                 if rebooted.done():
