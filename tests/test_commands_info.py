@@ -59,3 +59,30 @@ async def test_the_command_renders_a_table_or_json(
     else:
         assert "manufacturer     Nordic Semiconductor ASA" in out.splitlines()[0]
         assert any(line.startswith("registration ") for line in out.splitlines())
+
+
+async def test_info_says_which_command_registered_and_the_rat() -> None:
+    """A SIM7000 camped on GPRS: +CEREG says not registered, +CGREG registered (AcT 0)."""
+    async with (
+        FakeModem(dialect="sim7000", rat="gprs") as fake,
+        await Modem.open(fake.port) as modem,
+    ):
+        found = await gather_info(modem)
+    assert isinstance(found.registration, Registration)
+    assert found.registration.registered and found.registration.source == "+CGREG"
+    assert found.registered_on == "+CGREG (GPRS)"
+    assert isinstance(found.circuit_service, Registration)
+    assert found.circuit_service.registered
+    rendered = found.rendered()
+    assert rendered["registered_on"] == "+CGREG (GPRS)"
+    assert rendered["registration"].startswith("registered, home network")
+
+
+async def test_info_on_lte_names_cereg(fake: FakeModem) -> None:
+    async with await Modem.open(fake.port) as modem:
+        await modem.command("AT+CFUN=1")
+        await fake.wait_for_command("AT+CFUN=1")
+        found = await gather_info(modem)
+    assert found.registered_on == "+CEREG (LTE)"
+    assert isinstance(found.packet_service, Registration)
+    assert not found.packet_service.registered

@@ -4,11 +4,19 @@
 typed fields (the decoded registration, operator and signal, not text); the
 command renders it as a table or, with ``--json``, as one JSON object. A query
 the modem refused or did not answer is an :class:`Unavailable` with the reason.
+
+Registration is asked on all three commands (``+CEREG`` LTE, ``+CGREG`` packet
+service, ``+CREG`` circuit-switched): a SIM7000 on GPRS is registered on
+``+CGREG`` alone, a SIM800 has no ``+CEREG``. ``registration`` is the one that
+counts (the first registered, else the LTE one), ``registered_on`` says which
+command and RAT (``+CGREG (GPRS)``), and ``packet_service`` (``+CGREG``) and
+``circuit_service`` (``+CREG``) are shown as they read.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -40,7 +48,9 @@ class ModemInfo:
     """What a person needs to know about a modem first (``None``: not asked of this modem).
 
     ``registration``, ``operator`` and ``signal`` are decoded; when the answer
-    could not be decoded they hold its raw text.
+    could not be decoded they hold its raw text. ``registration`` is the one that
+    counts of the three registration commands; ``registered_on`` names it and its
+    RAT when registered (``None``: registered on none).
     """
 
     manufacturer: str | Unavailable
@@ -52,6 +62,9 @@ class ModemInfo:
     imsi: str | Unavailable
     functional_mode: str | Unavailable
     registration: Registration | str | Unavailable
+    registered_on: str | None
+    packet_service: Registration | str | Unavailable
+    circuit_service: Registration | str | Unavailable
     operator: Operator | str | Unavailable
     signal: Signal | str | Unavailable
 
@@ -124,9 +137,12 @@ async def gather_info(modem: Modem) -> ModemInfo:
     def bare(response: Response) -> str:
         return " ".join(response.lines) or "(empty)"
 
-    def registration(response: Response) -> Registration | str:
-        text = response.value("+CEREG:")
-        return decode.parse_registration(text, is_read=True) or text
+    def registration(source: str) -> Callable[[Response], Registration | str]:
+        def read(response: Response) -> Registration | str:
+            text = response.value(f"{source}:")
+            return decode.parse_registration(text, is_read=True, source=source) or text
+
+        return read
 
     def operator(response: Response) -> Operator | str:
         text = response.value("+COPS:")
@@ -142,6 +158,16 @@ async def gather_info(modem: Modem) -> ModemInfo:
     nordic = isinstance(manufacturer, str) and "Nordic" in manufacturer
     slm_version = await optional("AT#XSLMVER", "#XSLMVER:") if nordic else None
     sm_version = await optional("AT#XSMVER", "#XSMVER:") if nordic else None
+    lte, packet, circuit = [
+        await ask(f"AT{source}?", registration(source)) for source in decode.REGISTRATION_SOURCES
+    ]
+    registered = [r for r in (lte, packet, circuit) if isinstance(r, decode.Registration)]
+    counting = next((r for r in registered if r.registered), lte)
+    cops = await ask("AT+COPS?", operator)
+    # The read form shows <AcT> only at notification level 2 and up: +COPS says it too.
+    from_cops = cops.act if isinstance(cops, decode.Operator) else None
+    if isinstance(counting, decode.Registration) and counting.act is None and from_cops is not None:
+        counting = dataclasses.replace(counting, act=from_cops)
     return ModemInfo(
         manufacturer=manufacturer,
         model=model,
@@ -151,7 +177,14 @@ async def gather_info(modem: Modem) -> ModemInfo:
         imei=await ask("AT+CGSN", bare),
         imsi=await ask("AT+CIMI", bare),
         functional_mode=await ask("AT+CFUN?", lambda r: decode.describe_cfun(r.value("+CFUN:"))),
-        registration=await ask("AT+CEREG?", registration),
-        operator=await ask("AT+COPS?", operator),
+        registration=counting,
+        registered_on=(
+            counting.where()
+            if isinstance(counting, decode.Registration) and counting.registered
+            else None
+        ),
+        packet_service=packet,
+        circuit_service=circuit,
+        operator=cops,
         signal=await ask("AT+CESQ", signal),
     )

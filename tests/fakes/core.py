@@ -626,6 +626,12 @@ class FakeModem(FaultControls):
         """Whether ``source`` (``"+CEREG"``...) carries the registration on this fake's RAT."""
         return source in RATS[self.rat][0]
 
+    @property
+    def act(self) -> int:
+        """The ``<AcT>`` of the cell it is on (+COPS, the registration commands)."""
+        act = RATS[self.rat][1]
+        return self.state.act if act is None else act
+
     def registration_fields(self, source: str, n: int) -> str:
         """``+CGREG``/``+CREG`` fields after ``<n>`` (read) or the colon (URC), at level ``n``.
 
@@ -639,8 +645,7 @@ class FakeModem(FaultControls):
             return "0" if s.registered else str(s.stat)
         fields = [str(s.stat)]
         if n >= 2 and s.tac is not None:
-            act = RATS[self.rat][1]
-            fields += [f'"{s.tac}"', f'"{s.ci}"', str(s.act if act is None else act)]
+            fields += [f'"{s.tac}"', f'"{s.ci}"', str(self.act)]
             if source == "+CGREG":
                 fields.append('"01"')  # <rac>
         if n == 3 and s.reject_cause is not None:

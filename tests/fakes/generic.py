@@ -176,7 +176,7 @@ def _cops(fake: FakeModem, cmd: Command) -> Response:
         if not state.registered:
             return Response.ok(f"+COPS: {state.cops_mode}")
         name = {0: net.long_name, 1: net.short_name, 2: net.plmn}[state.cops_format]
-        return Response.ok(f'+COPS: {state.cops_mode},{state.cops_format},"{name}",{state.act}')
+        return Response.ok(f'+COPS: {state.cops_mode},{state.cops_format},"{name}",{fake.act}')
     if cmd.kind is Kind.TEST:
         network = f'(2,"{net.long_name}","{net.short_name}","{net.plmn}",{net.act})'
         return Response.ok(f"+COPS: {network},,(0,1,2,3,4),(0,1,2)")
