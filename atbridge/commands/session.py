@@ -139,6 +139,8 @@ class Progress:
     def _on_registration(self, registration: Registration) -> None:
         state = self.bridge.state
         text = registration.describe()
+        if registration.registered:
+            text += f"; registered on {registration.where()}"
         if state != "attaching" or text == self._registration:
             return
         self._registration = text
@@ -152,6 +154,8 @@ class Progress:
                 "stat": registration.stat,
                 "status": registration.status_text,
                 "reject_cause": registration.reject_cause,
+                "source": registration.source,
+                "rat": registration.rat,
                 "detail": text,
             },
         )

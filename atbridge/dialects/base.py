@@ -80,6 +80,7 @@ from atbridge.errors import (
     AtTimeout,
     CloseReason,
     ConfigurationError,
+    LinkLost,
     ModemError,
     ModemRebooted,
     SocketClosed,
@@ -524,7 +525,12 @@ class Dialect:
         self.modem.report_restart(detail)
 
     async def restart(self, timeout: float = 60.0) -> None:
-        """Restart the modem and wait for its boot banner (the last resort of recovery)."""
+        """Restart the modem and wait for its boot banner (the last resort of recovery).
+
+        A modem on USB re-enumerates with its reset: the port goes away instead of a
+        banner coming. That is :class:`~atbridge.errors.LinkLost`, at once, so the
+        lifecycle reopens the port by the name the user gave until it is back.
+        """
         loop = asyncio.get_running_loop()
         booted: asyncio.Future[str] = loop.create_future()
 
@@ -532,14 +538,27 @@ class Dialect:
             if not booted.done():
                 booted.set_result(banner)
 
-        unhook = self.modem.on_reboot(on_boot)
+        def on_lost(reason: str) -> None:
+            if not booted.done():
+                booted.set_exception(
+                    LinkLost(
+                        f"the port went away with the reset ({reason})",
+                        hint="a USB modem re-enumerates on reset: it is reopened by the same "
+                        "name (use /dev/serial/by-id/...) once it is back",
+                    )
+                )
+
+        unhooks = [self.modem.on_reboot(on_boot), self.modem.on_link_lost(on_lost)]
         try:
-            with contextlib.suppress(ModemError, AtTimeout):
+            with contextlib.suppress(ModemError, AtTimeout, LinkLost):
                 await self.modem.command(self.reset_command, timeout=10)
+            if not self.modem.is_open:
+                on_lost("the port is closed")
             async with asyncio.timeout(timeout):
                 await booted
         finally:
-            unhook()
+            for unhook in unhooks:
+                unhook()
 
     async def detach(self) -> None:
         """Radio off, SIM on (``AT+CFUN=4``)."""

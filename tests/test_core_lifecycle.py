@@ -1,0 +1,126 @@
+"""Issue 10 end to end on the shared parts: a real board's behaviour, the lifecycle online,
+and a message a subscriber receives.
+
+- Registration outside LTE: a SIM7000 camped on GPRS registers on ``+CGREG`` only.
+- Sockets outlive the host: ten ``atbridge publish`` processes on one fake, the first nine
+  killed with SIGKILL while online, the tenth publishes (every dialect).
+- USB re-enumeration: the dialect's own reset command (``AT+CFUN=1,1``, ``AT#XRESET``) makes
+  the device node vanish and come back under the same by-id name; the bridge reopens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from atbridge.bridge import Bridge
+from atbridge.config import BridgeConfig, Timeouts
+from atbridge.dialects import DIALECTS, dialect_class
+from tests.brokers import Mosquitto, PahoPeer
+from tests.fakes import FakeModem
+from tests.test_commands_bridge import Cli, StartCli, atbridge  # noqa: F401  (the fixture)
+from tests.test_fsm import config, creds, states
+
+KILLED_RUNS = 9
+
+
+async def test_gprs_only_registration_gets_online_and_publishes(
+    broker: Mosquitto, paho: PahoPeer
+) -> None:
+    """SIM7000 on GPRS: ``+CEREG`` never registers, ``+CGREG`` does (AcT 0)."""
+    paho.subscribe("up/gprs", qos=1)
+    seen: list[str] = []
+    async with FakeModem(dialect="sim7000", rat="gprs", registration_delay=0.05) as fake:
+        bridge = Bridge(config=config(fake, broker.port, credentials=creds(broker.port, "gprs")))
+        bridge.lifecycle.on_progress(lambda _state, text: seen.append(text))
+        async with bridge:
+            assert bridge.state == "online"
+            registration = bridge.lifecycle.registration
+            assert registration is not None and registration.source == "+CGREG"
+            await bridge.publish("up/gprs", b"over gprs", qos=1)
+            assert [p for _t, p, _q in paho.wait_for(1)] == [b"over gprs"]
+    assert "registered on +CGREG (GPRS)" in seen
+    assert "attaching" in states(bridge)
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+async def test_ten_publish_runs_the_first_nine_killed_while_online(
+    dialect: str,
+    broker: Mosquitto,
+    paho: PahoPeer,
+    atbridge: StartCli,  # noqa: F811
+) -> None:
+    """The fake outlives the processes, so every killed run leaves its socket open on it:
+    each new run closes what it finds before it opens (the nRF91 has 8 sockets; SIMCom
+    refuses to reopen an open link or cid), and the tenth still publishes."""
+    topic = f"up/killed/{dialect}"
+    await asyncio.to_thread(paho.subscribe, topic, 1)
+    async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+        common = [
+            "--port", fake.port, "--broker", f"127.0.0.1:{broker.port}",
+            "--give-up-after", "30", "--client-id", f"killed-{dialect}", "--topic", topic,
+            "--qos", "1",
+        ]  # fmt: skip
+        for run in range(KILLED_RUNS):
+            cli = await atbridge("publish", *common)  # lines from stdin: stays online
+            await cli.wait_for("online")
+            cli.proc.kill()
+            assert await cli.finish(close_stdin=False) == -signal.SIGKILL, f"run {run + 1}"
+        last = await atbridge("publish", *common, "-m", "the tenth run")
+        assert await last.finish() == 0, last.stderr
+        assert "socket(s) left open on the modem" in last.stderr
+    got = await asyncio.to_thread(paho.wait_for, 1, 30)
+    assert [p for t, p, _q in got if t == topic] == [b"the tenth run"]
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+async def test_a_reset_that_re_enumerates_the_usb_device_is_reopened_by_name(
+    dialect: str, broker: Mosquitto, paho: PahoPeer, tmp_path: Path
+) -> None:
+    """Attach keeps failing, so the lifecycle restarts the modem with the dialect's reset
+    command; on USB that takes the device node away and brings it back under the same
+    /dev/serial/by-id/ name. The bridge reopens that name and gets online again."""
+    topic = f"up/usb/{dialect}"
+    paho.subscribe(topic, qos=1)
+    async with FakeModem(dialect=dialect, registration_delay=3600, by_id=tmp_path) as fake:
+        cfg = BridgeConfig(
+            port=await fake.wait_for_device(),
+            credentials=creds(broker.port, f"usb-{dialect}"),
+            timeouts=Timeouts(attach=0.3, probe=10, configure=10),
+            backoff_initial=0.05,
+            backoff_max=0.2,
+            attach_failures_before_restart=2,
+            give_up_after=60.0,
+        )
+        bridge = Bridge(config=cfg)
+        await bridge.start()
+        try:
+            await fake.wait_for_command(dialect_class(dialect).reset_command, timeout=30)
+            fake.registration_delay = 0.05  # after the reset the network is found
+            await bridge.wait_online(timeout=30)
+            assert fake.enumerations >= 1
+            await bridge.publish(topic, b"back on the same name", qos=1)
+            assert [p for _t, p, _q in paho.wait_for(1)] == [b"back on the same name"]
+        finally:
+            await bridge.close()
+
+
+async def test_the_cli_says_which_command_registered(
+    broker: Mosquitto,
+    paho: PahoPeer,
+    atbridge: StartCli,  # noqa: F811
+) -> None:
+    topic = "up/cli/gprs"
+    await asyncio.to_thread(paho.subscribe, topic, 1)
+    async with FakeModem(dialect="sim7000", rat="gprs", registration_delay=0.05) as fake:
+        cli = await atbridge(
+            "publish", "--port", fake.port, "--broker", f"127.0.0.1:{broker.port}",
+            "--give-up-after", "30", "--topic", topic, "--qos", "1", "-m", "via the CLI",
+        )  # fmt: skip
+        assert await cli.finish() == 0, cli.stderr
+    assert "registered on +CGREG (GPRS)" in cli.stderr
+    got = await asyncio.to_thread(paho.wait_for, 1, 30)
+    assert [p for t, p, _q in got if t == topic] == [b"via the CLI"]
