@@ -19,8 +19,13 @@ import pytest
 from atbridge.bridge import Bridge
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.dialects import DIALECTS, dialect_class
+from atbridge.dialects.base import Dialect
+from atbridge.errors import CloseReason
+from atbridge.modem import Modem
+from atbridge.steps import open_port
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
+from tests.fakes.nrf91_slm import slm_build, start_in_data_mode
 from tests.test_commands_bridge import Cli, StartCli, atbridge  # noqa: F401  (the fixture)
 from tests.test_fsm import config, creds, states
 
@@ -124,3 +129,71 @@ async def test_the_cli_says_which_command_registered(
     assert "registered on +CGREG (GPRS)" in cli.stderr
     got = await asyncio.to_thread(paho.wait_for, 1, 30)
     assert [p for t, p, _q in got if t == topic] == [b"via the CLI"]
+
+
+@pytest.mark.parametrize("terminator", ["CR", "LF", "CRLF"])
+async def test_an_slm_left_in_data_mode_is_escaped_and_its_line_ending_found(
+    terminator: str, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    """A host died mid-send: the SLM takes every ``AT`` as payload. The first sync gets no
+    answer, escapes (silence, ``+++``, silence: ``CONFIG_SLM_DATAMODE_SILENCE``), finds the
+    build's line ending (no ``--line-ending`` given) and the bridge gets online."""
+    topic = f"up/escaped/{terminator}"
+    paho.subscribe(topic, qos=1)
+    build = slm_build(terminator=terminator)  # type: ignore[arg-type]
+    async with FakeModem(dialect=build, registration_delay=0.05) as fake:
+        await start_in_data_mode(fake)
+        cfg = config(fake, broker.port, credentials=creds(broker.port, f"escaped-{terminator}"))
+        async with Bridge(config=cfg) as bridge:
+            assert isinstance(bridge.modem, Modem)
+            ending = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}[terminator]
+            assert (bridge.modem.line_ending, bridge.modem.line_ending_origin) == (
+                ending,
+                "detected",
+            )
+            await bridge.publish(topic, b"out of data mode", qos=1)
+            assert [p for _t, p, _q in paho.wait_for(1)] == [b"out of data mode"]
+
+
+@pytest.mark.parametrize("dialect", sorted(DIALECTS))
+async def test_a_modem_core_reset_without_a_banner_recovers_like_a_reboot(
+    dialect: str, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    """A family reports ``#XMODEM: FAULT`` (no ``Ready``) with ``modem_reset``: the socket ends
+    with REBOOT, the lifecycle probes again (notifications re-armed), re-attaches, reopens."""
+    topic = f"up/reset/{dialect}"
+    paho.subscribe(topic, qos=1)
+    async with (
+        FakeModem(dialect=dialect, registration_delay=0.05) as fake,
+        Bridge(config=config(fake, broker.port, credentials=creds(broker.port, topic))) as bridge,
+    ):
+        bound = bridge.lifecycle.dialect
+        assert isinstance(bound, Dialect)
+        online_at = len(bridge.history)
+        closed = asyncio.get_running_loop().create_future()
+        next(iter(bound.sockets.values())).on_close(closed.set_result)
+        bound.modem_reset("#XMODEM: FAULT,0x00000001,0x00001234")
+        assert (await asyncio.wait_for(closed, 10)).reason is CloseReason.REBOOT
+        await bridge.lifecycle.wait_for_state("probing", timeout=30)
+        await bridge.wait_online(timeout=30)
+        assert "attaching" in states(bridge)[online_at:]
+        await bridge.publish(topic, b"after the fault", qos=1)
+        assert [p for _t, p, _q in paho.wait_for(1)] == [b"after the fault"]
+
+
+@pytest.mark.parametrize(("given", "sent"), [("crlf", b"\r\n"), ("cr", b"\r")])
+async def test_the_configured_line_ending_is_used_whatever_the_dialect_says(
+    given: str, sent: bytes
+) -> None:
+    """``line_ending = "crlf"`` on an nRF91 Serial Modem (its default: CR) stays CR LF."""
+    async with FakeModem(dialect="nrf91-sm") as fake:
+        cfg = config(fake, 1883, line_ending=given)
+        modem = await open_port(cfg)
+        try:
+            dialect_class("nrf91-sm")(modem)
+            assert (modem.line_ending, modem.line_ending_origin) == (sent, "given")
+            fake.commands.clear()
+            await modem.command("AT+CGMM")
+            assert fake.commands == ["AT+CGMM"]
+        finally:
+            await modem.close()
