@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 Getting a modem online is a fixed sequence: *probe* (sync the AT channel,
-identify the modem, bind its dialect), *configure* (the APN), *attach*
-(registered on the network), *activate data* (the PDP context up), *resolve*
-(DNS through the modem), *open socket* (TCP or TLS through the modem), *MQTT
+identify the modem, bind its dialect, close the sockets an earlier run left
+open on the modem), *configure* (the APN), *attach* (registered on the network:
+on any of ``+CEREG``/``+CGREG``/``+CREG``), *activate data* (the PDP context
+up), *resolve* (DNS through the modem), *open socket* (what is still open on
+the modem closed first, then TCP or TLS through the modem), *MQTT
 connect* (CONNECT, CONNACK) and *ping* (PINGREQ, PINGRESP). Each step here is a
 public coroutine that does its step once — no retry, no recovery — under the
 time limit it is given, and returns a small frozen dataclass: the step name, how

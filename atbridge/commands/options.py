@@ -10,7 +10,7 @@
 No option has an argparse default: "not given" lets the ``--config`` file and
 the ``ATBRIDGE_*`` environment show through (:mod:`atbridge.config` layers
 them); the defaults are those of :class:`~atbridge.config.BridgeConfig` (baud
-115200, the dialect's line ending, ``crlf`` where there is no dialect).
+115200; the line ending found on the first sync: CR, else CR LF or LF).
 :func:`atbridge.commands.settings` turns the parsed options into settings.
 
 Only the standard library is imported here: ``atbridge --help`` stays instant.
@@ -89,8 +89,9 @@ def _modem_options(*, bridge: bool) -> argparse.ArgumentParser:
     modem.add_argument(
         "--line-ending",
         metavar="crlf|cr|lf",  # checked by the loader (atbridge.config is not loaded for --help)
-        help="what ends a command line: the dialect's (crlf where there is none: at, info), "
-        "crlf (Serial LTE Modem, SIMCom) or cr (V.250, nRF91 Serial Modem)",
+        help="what ends a command line: crlf (Serial LTE Modem default), cr (V.250, SIMCom, "
+        "nRF91 Serial Modem) or lf (a build option of the nRF91 firmware); default: found "
+        "on the first sync (AT CR, then a lone LF), so a non-default build works",
     )
     modem.add_argument(
         "--transcript",

@@ -56,6 +56,13 @@ connection (None: every open)                                   ``<n>, CLOSED``
 ``drop_link()``                 the pty hangs up (USB unplugged): reads EOF, writes EIO
 ==============================  ==============================  ===============================
 
+Options every dialect takes: ``rat="lte"|"gprs"|"wcdma"|"gsm"`` (which of ``+CEREG``,
+``+CGREG``, ``+CREG`` report the registration, with which AcT), ``by_id=<dir>`` (served through
+a ``/dev/serial/by-id/``-like symlink, ``fake.device``, that vanishes on every reset and comes
+back naming a new pty), and the dialect's own keywords (``Dialect.options``, in
+``fake.options``); ``python -m tests.fakes`` takes them as ``--rat``, ``--by-id`` and
+``--option NAME=VALUE``.
+
 Line faults are the same everywhere: ``send_urc``, ``hold_urcs``, ``urc_during_next_response``,
 ``send_garbage``, ``drop_next_response``, ``delay_next_response``. The generic dialect has no
 sockets: its socket faults raise ``UnsupportedFault``.
