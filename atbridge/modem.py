@@ -390,7 +390,7 @@ class Modem:
         *,
         baudrate: int = 115200,
         rtscts: bool = False,
-        line_ending: str | bytes | None = b"\r\n",
+        line_ending: str | bytes | None = None,
         transcript: Transcript | Sink | None = None,
         default_timeout: float = DEFAULT_TIMEOUT,
         sync: bool = True,
@@ -404,8 +404,9 @@ class Modem:
         ``rfc2217://host:port[?ign_set_control]`` (Telnet COM port control). With ``sync`` (the
         default) the modem is woken with ``AT`` until it answers ``OK`` (at most
         ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
-        off (``ATE0``) and numeric errors on (``AT+CMEE=1``). ``line_ending`` ``None``:
-        found by that sync (CR, CR LF or LF), or left to the dialect without ``sync``.
+        off (``ATE0``) and numeric errors on (``AT+CMEE=1``). ``line_ending`` not given
+        (``None``): found by that sync (CR, CR LF or LF), or left to the bound dialect
+        without ``sync``; given, it is used whatever the dialect's default.
 
         Raises :class:`~atbridge.errors.PortNotFound` when the port is not there (no
         such device node, a USB port that vanished, a refused TCP connection), and a

@@ -40,7 +40,8 @@ async def fake() -> AsyncIterator[FakeModem]:
 
 @pytest.fixture
 async def modem(fake: FakeModem, tmp_path: Path) -> AsyncIterator[Modem]:
-    modem = await Modem.open(fake.port, transcript=tmp_path / "transcript.log")
+    # The SLM's line ending, given: these tests are about what follows the sync.
+    modem = await Modem.open(fake.port, line_ending="\r\n", transcript=tmp_path / "transcript.log")
     try:
         yield modem
     finally:
@@ -57,6 +58,14 @@ async def test_open_synchronises_turns_echo_off_and_numeric_errors_on(
     fake: FakeModem, modem: Modem
 ) -> None:
     assert fake.commands[:3] == ["AT", "ATE0", "AT+CMEE=1"]
+
+
+async def test_open_without_a_line_ending_finds_it_then_sets_up(fake: FakeModem) -> None:
+    """``AT`` CR gets no answer from the CR LF SLM, the lone LF completes it, ``AT`` CR LF
+    confirms: then echo off and numeric errors, as with a given line ending."""
+    async with await Modem.open(fake.port) as modem:
+        assert (modem.line_ending, modem.line_ending_origin) == (b"\r\n", "detected")
+    assert fake.commands[:4] == ["AT", "AT", "ATE0", "AT+CMEE=1"]
 
 
 async def test_identity(modem: Modem) -> None:
@@ -516,7 +525,7 @@ async def test_banners_while_the_modem_finishes_booting_do_not_fail_the_open(
         fake.reboot("SMS Ready")
 
     fake.on_command("ATE", late_banner, times=1)
-    async with await Modem.open(fake.port) as modem:
+    async with await Modem.open(fake.port, line_ending="\r\n") as modem:
         assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
     # The setup started over after the banner and finished.
     assert fake.commands == ["AT", "ATE0", "AT", "ATE0", "AT+CMEE=1", "AT+CGMI"]
