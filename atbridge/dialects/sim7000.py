@@ -26,13 +26,33 @@ Command Manual V1.03 pp.125-126; SIM800 manual for the IP states).
 
 The manual prints ``DATA ACCEPT: <n>,<length>`` and ``<n>,SEND OK`` where other
 sources have no space / a space; the patterns accept both.
+
+What real boards add (issue 10):
+
+- Settings order: TinyGSM (``TinyGsmClientSIM7000.h``, ``gprsConnect``) shuts the
+  IP stack down first (``AT+CIPSHUT``), then sets ``AT+CIPMUX=1``,
+  ``AT+CIPQSEND=1``, ``AT+CIPRXGET=1``, then ``AT+CSTT``/``AT+CIICR``/``AT+CIFSR``;
+  :meth:`Sim7000.activate_data` does the same (``AT+CIPMUX`` is only accepted in
+  IP INITIAL, which ``AT+CIPSHUT`` guarantees). They are also set at bind, for a
+  bearer that is already up.
+- Send size: ``<length>`` must be less than the ``<size>`` of ``AT+CIPSEND?``
+  (SIM7000 manual V1.03 p.125: ``+CIPSEND: <n>,<size>``, which "depends on
+  network status"), so it is asked after each open and each send is cut to it.
+- Left-over connections: ``AT+CIPSTATUS=<n>`` (``+CIPSTATUS: <n>,...,"<state>"``,
+  TinyGSM's ``modemGetConnected``) for each of 0-7; a ``CONNECTED`` or
+  ``CONNECTING`` one is closed with ``AT+CIPCLOSE=<n>`` (``AT+CIPSTART`` on it
+  answers ``<n>, ALREADY CONNECT``).
+- Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``); a
+  SIM800 (``AT+CGMM`` names it) has no ``+CEREG``: ``+CGREG`` then ``+CREG``
+  (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 
-from atbridge.at_syntax import format_command, split_params, unquote
+from atbridge.at_syntax import format_command, int_param, split_params, unquote
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
 from atbridge.dialects.simcom import CipRxgetDialect, refusal
 from atbridge.errors import (
@@ -41,12 +61,13 @@ from atbridge.errors import (
     SocketError,
     StepTimeout,
 )
-from atbridge.modem import Urc
+from atbridge.modem import Modem, Urc
 
 _IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+")
 _CONNECT = re.compile(r"(?:(\d+), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNECT)")
 _CLOSED = re.compile(r"(\d+), ?CLOSED")
 _ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d+), ?(\d+)")
+_STATUS = re.compile(r'"([A-Z ]+)"\s*$')
 
 
 class Sim7000(CipRxgetDialect):
@@ -61,11 +82,18 @@ class Sim7000(CipRxgetDialect):
     max_send = 1460
     #: Connections 0-7 in multi-IP mode (SIM7000 manual: ``+CIPSEND: (0-7),...``).
     links = range(8)
-    tls_unsupported = "SIM7000/SIM800 (AT+CIPSSL)"
+    tls_unsupported = "its AT+CIPSSL / AT+CSSLCFG commands are not driven by atbridge yet"
     network_lost_urcs = (*Dialect.network_lost_urcs, "+PDP: DEACT")
+    #: The SIM800 is a 2G module: no ``+CEREG``.
+    sim800_registration_sources = ("+CGREG", "+CREG")
 
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
     _apn: str | None = None
+
+    def __init__(self, modem: Modem) -> None:
+        #: ``AT+CIPSEND?``'s ``<size>`` per connection (the most one send takes).
+        self._send_sizes: dict[int, int] = {}
+        super().__init__(modem)
 
     def install(self) -> None:
         super().install()
@@ -89,7 +117,14 @@ class Sim7000(CipRxgetDialect):
             self.connection_ended(link, CloseReason.PEER, urc.text)
 
     async def initialise(self) -> None:
-        """Multi-IP mode, quick send and manual receive."""
+        """The model's registration sources; multi-IP mode, quick send and manual receive."""
+        with contextlib.suppress(ModemError):
+            model = " ".join((await self.modem.command("AT+CGMM")).lines)
+            if "SIM800" in model.upper():
+                self.registration_sources = self.sim800_registration_sources
+        await self._settings()
+
+    async def _settings(self) -> None:
         try:
             await self.modem.command("AT+CIPMUX=1")
         except ModemError:
@@ -113,6 +148,7 @@ class Sim7000(CipRxgetDialect):
         if address is not None:
             return DataBearer(address, already_active=True)
         await self.modem.command("AT+CIPSHUT", timeout=65)
+        await self._settings()  # after CIPSHUT, before CSTT (TinyGSM's order)
         apn = self._apn if self._apn is not None else await self._stored_apn()
         hint = (
             "check the APN, that the SIM has a data plan and that the modem is registered "
@@ -180,9 +216,24 @@ class Sim7000(CipRxgetDialect):
                     hint="check the host, the port and that the server is running; a host name "
                     "the modem cannot resolve also fails this way (try resolve())",
                 )
+            await self._ask_send_size(link)
             return self._new_socket(link, host, port)
         finally:
             self._release_link(link)
+
+    async def _ask_send_size(self, link: int) -> None:
+        """``AT+CIPSEND?``: the most one ``AT+CIPSEND`` on ``link`` takes (else max_send)."""
+        self._send_sizes.pop(link, None)
+        try:
+            response = await self.modem.command("AT+CIPSEND?", timeout=10)
+        except ModemError:
+            return
+        for value in response.values("+CIPSEND:"):
+            params = split_params(value)
+            if len(params) >= 2 and int_param(params, 0) == link:
+                size = int_param(params, 1)
+                if size is not None and size > 0:
+                    self._send_sizes[link] = min(size, self.max_send)
 
     async def _start(self, link: int, host: str, port: int, timeout: float) -> str:
         def ours(text: str) -> bool:
@@ -203,7 +254,10 @@ class Sim7000(CipRxgetDialect):
         return match.group(2)
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        size = self._send_sizes.get(sock.handle, self.max_send)
+
         async def send_part(rest: bytes) -> int:
+            rest = rest[:size]
             response = await self.modem.command(
                 format_command("AT+CIPSEND", sock.handle, len(rest)),
                 payload=rest,
@@ -216,6 +270,27 @@ class Sim7000(CipRxgetDialect):
 
     async def _close(self, sock: ModemSocket) -> None:
         await self._close_quietly(sock, format_command("AT+CIPCLOSE", sock.handle), timeout=10)
+
+    async def _open_links(self) -> list[int]:
+        links: list[int] = []
+        for link in self.links:
+            try:
+                response = await self.modem.command(
+                    format_command("AT+CIPSTATUS", link), timeout=10
+                )
+            except ModemError:
+                return links  # not in multi-IP mode: nothing of ours can be open
+            for value in response.values("+CIPSTATUS:"):
+                state = _STATUS.search(value)
+                if state and state.group(1) in ("CONNECTED", "CONNECTING"):
+                    links.append(link)
+        return links
+
+    async def _close_link(self, link: int) -> bool:
+        response = await self.modem.command(
+            format_command("AT+CIPCLOSE", link), timeout=10, check=False
+        )
+        return response.final.endswith("CLOSE OK")
 
 
 DIALECT = Sim7000

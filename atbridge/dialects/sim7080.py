@@ -20,6 +20,15 @@ Sources: reference §5.1 (TinyGSM ``TinyGsmClientSIM7080.h``, Zephyr
   inline block rule would take for data.
 - Peer close: ``+CASTATE: <cid>,0``. Network loss: ``+APP PDP: 0,DEACTIVE`` (and
   ``+PDP: DEACT``). Close: ``AT+CACLOSE=<cid>``. DNS: ``AT+CDNSGIP``.
+- Left-over sockets: ``AT+CASTATE?`` lists ``+CASTATE: <cid>,<state>`` for the
+  cids in use (0 closed, 1 connected, 2 listening; TinyGSM reads it the same
+  way); every listed cid is closed with ``AT+CACLOSE``, since an open cid is
+  refused by ``AT+CAOPEN`` (``+CAOPEN: <cid>,<err>``).
+- TLS offload is refused (see :mod:`atbridge.dialects.simcom`): TinyGSM's
+  sequence is ``AT+CSSLCFG="sslversion",0,3``, ``AT+CASSLCFG=<cid>,"SSL",1``,
+  ``AT+CSSLCFG="ctxindex",0``, ``AT+CASSLCFG=<cid>,"CACERT",...`` and
+  ``AT+CSSLCFG="sni",0,"<host>"``; only the second was sent before.
+- Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``).
 """
 
 from __future__ import annotations
@@ -28,10 +37,10 @@ from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, header_ints
 from atbridge.at_syntax import format_command, int_param, split_params, str_param
-from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
 from atbridge.errors import AtBridgeError, CloseReason, ConfigurationError, SocketError
-from atbridge.modem import Urc
+from atbridge.modem import Modem, Urc
 
 #: ``+CAOPEN: <cid>,<result>`` codes (reference §5.1) with what to try.
 CAOPEN_RESULTS: dict[int, tuple[str, str]] = {
@@ -87,13 +96,23 @@ class Sim7080(SimcomDialect):
     #: Unverified (reference §8): the manual says ``+CARECV: <cid>,<len>,<data>``,
     #: TinyGSM observed ``+CARECV: <len>,<data>``. The one switch.
     carecv_has_cid: ClassVar[bool] = False
+    tls_unsupported = (
+        'only AT+CASSLCFG=<cid>,"SSL",1 would be sent; the TLS version, the CA '
+        "certificate and SNI (AT+CSSLCFG) are not configured yet"
+    )
+
+    def __init__(self, modem: Modem) -> None:
+        #: True while AT+CASTATE? runs: its +CASTATE lines answer it, not notify.
+        self._listing = False
+        super().__init__(modem)
 
     def install(self) -> None:
         modem = self.modem
         modem.add_block(BlockRule(b"+CARECV: ", self._carecv_length, inline=True))
         # Results that may come after OK go to expect_urc() wherever they fall.
-        for prefix in ("+CAOPEN:", "+CADATAIND:", "+CASTATE:", CDNSGIP, "+APP PDP:"):
+        for prefix in ("+CAOPEN:", "+CADATAIND:", CDNSGIP, "+APP PDP:"):
             modem.register_urc(prefix)
+        modem.register_urc("+CASTATE:", is_response=lambda _line: self._listing)
         self._unhook += [
             modem.subscribe("+CADATAIND:", self._on_data_indication),
             modem.subscribe("+CASTATE:", self._on_state),
@@ -161,12 +180,10 @@ class Sim7080(SimcomDialect):
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 90.0
     ) -> ModemSocket:
-        """``AT+CAOPEN`` on the lowest free cid; TLS with ``AT+CASSLCFG=<cid>,"SSL",1``."""
-        check_port(port)
+        """``AT+CAOPEN`` on the lowest free cid (TCP; TLS offload is refused)."""
+        self._check_open(port, tls)
         cid = self._claim_link()
         try:
-            if tls:
-                await self.modem.command(format_command("AT+CASSLCFG", cid, "SSL", 1))
             value = await self._result(
                 format_command("AT+CAOPEN", cid, self.pdp_index, "TCP", host, port),
                 "+CAOPEN:",
@@ -209,6 +226,21 @@ class Sim7080(SimcomDialect):
 
     async def _close(self, sock: ModemSocket) -> None:
         await self._close_quietly(sock, format_command("AT+CACLOSE", sock.handle), timeout=10)
+
+    async def _open_links(self) -> list[int]:
+        self._listing = True
+        try:
+            response = await self.modem.command("AT+CASTATE?", timeout=10)
+        finally:
+            self._listing = False
+        cids = (int_param(value, 0) for value in response.values("+CASTATE:"))
+        return sorted({cid for cid in cids if cid is not None})
+
+    async def _close_link(self, link: int) -> bool:
+        response = await self.modem.command(
+            format_command("AT+CACLOSE", link), timeout=10, check=False
+        )
+        return response.final == "OK"
 
 
 DIALECT = Sim7080

@@ -20,6 +20,18 @@ sources, reference §8: unverified, easy to change below).
 - Peer close: ``+IPCLOSE: <link>,<reason>``. Network loss:
   ``+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY``. Close: ``AT+CIPCLOSE=<link>`` ->
   ``+CIPCLOSE: <link>,<err>``. DNS: ``AT+CDNSGIP``.
+- Left-over links: ``AT+CIPCLOSE?`` answers ``+CIPCLOSE: <s0>,...,<s9>`` (1 =
+  open; TinyGSM's ``modemGetConnected``); each open one is closed, since
+  ``AT+CIPOPEN`` refuses an open link (``+CIPOPEN: <link>,<err>``).
+- Manual receive mode is gone after every reboot (the module comes back in push
+  mode with echo on). ``AT+CIPRXGET=1`` is sent at bind, before ``AT+NETOPEN``
+  (TinyGSM ``TinyGsmClientA7672x.h``) and before each ``AT+CIPOPEN`` (TinyGSM
+  ``TinyGsmClientSIM7600.h``), so a reboot the channel did not see cannot leave
+  a socket in push mode. Echo off is the channel's session setup after a banner.
+- A76xx modules (``AT+CGMM`` ``A76...``) boot with ``*ATREADY: 1`` where the
+  SIM7600 prints ``RDY`` (:attr:`Sim7600.boot_banners`).
+- Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM asks ``CGREG`` on the SIM7600:
+  on 3G/2G only ``+CGREG`` reports packet registration).
 """
 
 from __future__ import annotations
@@ -81,7 +93,8 @@ class Sim7600(CipRxgetDialect):
     max_send = 1460
     #: Links 0-9 (``AT+CIPCLOSE?`` lists ten).
     links = range(10)
-    tls_unsupported = "SIM7600 (AT+CCH* commands)"
+    tls_unsupported = "its AT+CCH* SSL commands are not driven by atbridge yet"
+    boot_banners = frozenset({"*ATREADY: 1"})
     network_lost_urcs = (*Dialect.network_lost_urcs, "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
     #: The network went away since the last activation (AT+NETCLOSE first).
     _network_dropped: bool = False
@@ -89,8 +102,10 @@ class Sim7600(CipRxgetDialect):
     def install(self) -> None:
         super().install()
         modem = self.modem
-        for prefix in ("+CIPOPEN:", "+CIPSEND:", "+CIPCLOSE:", "+IPCLOSE:", "+CIPEVENT:"):
+        for prefix in ("+CIPOPEN:", "+CIPSEND:", "+IPCLOSE:", "+CIPEVENT:"):
             modem.register_urc(prefix)
+        # "+CIPCLOSE: <link>,<err>" follows a close; "+CIPCLOSE: <s0>,...,<s9>" answers the read.
+        modem.register_urc("+CIPCLOSE:", is_response=lambda line: line.count(",") >= 9)
         self._unhook.append(modem.subscribe("+IPCLOSE:", self._on_ipclose))
 
     def _on_ipclose(self, urc: Urc) -> None:
@@ -105,6 +120,9 @@ class Sim7600(CipRxgetDialect):
 
     async def initialise(self) -> None:
         """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it."""
+        await self._manual_receive()
+
+    async def _manual_receive(self) -> None:
         await self.modem.command("AT+CIPRXGET=1")
 
     def network_lost(self, detail: str) -> None:
@@ -127,6 +145,7 @@ class Sim7600(CipRxgetDialect):
                     what="releasing the network after it was lost",
                     hint="",
                 )
+        await self._manual_receive()  # before NETOPEN (A76xx)
         state = await self.modem.command("AT+NETOPEN?", timeout=10)
         if any(int_param(value, 0) == 1 for value in state.values("+NETOPEN:")):
             return DataBearer(already_active=True)
@@ -152,6 +171,7 @@ class Sim7600(CipRxgetDialect):
         self._check_open(port, tls)
         link = self._claim_link()
         try:
+            await self._manual_receive()  # before each CIPOPEN (a silent reboot forgets it)
             value = await self._result(
                 format_command("AT+CIPOPEN", link, "TCP", host, port),
                 "+CIPOPEN:",
@@ -199,13 +219,33 @@ class Sim7600(CipRxgetDialect):
         await self._send_in_parts(sock, chunk, send_part)
 
     async def _close(self, sock: ModemSocket) -> None:
-        link = sock.handle
+        await self._closed_link(sock.handle, sock)
+
+    async def _closed_link(self, link: int, sock: ModemSocket | None) -> bool:
+        """``AT+CIPCLOSE=<link>`` and its ``+CIPCLOSE: <link>,<err>``; whether it was open."""
+        line = format_command("AT+CIPCLOSE", link)
         with self.modem.expect_urc(
             "+CIPCLOSE:", predicate=lambda urc: _link_of(urc, "+CIPCLOSE:") == link
         ) as result:
-            if await self._close_quietly(sock, format_command("AT+CIPCLOSE", link), timeout=10):
+            if sock is not None:
+                answered = await self._close_quietly(sock, line, timeout=10) is not None
+            else:
+                answered = (await self.modem.command(line, timeout=10, check=False)).final == "OK"
+            if answered:
                 with contextlib.suppress(StepTimeout):  # closed as far as we are concerned
                     await result.wait(10)
+        return answered
+
+    async def _open_links(self) -> list[int]:
+        response = await self.modem.command("AT+CIPCLOSE?", timeout=10)
+        for value in response.values("+CIPCLOSE:"):
+            flags = [flag.strip() for flag in value.split(",")]
+            if len(flags) >= len(self.links):
+                return [link for link, flag in enumerate(flags) if flag == "1"]
+        return []
+
+    async def _close_link(self, link: int) -> bool:
+        return await self._closed_link(link, None)
 
 
 DIALECT = Sim7600

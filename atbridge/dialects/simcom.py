@@ -34,6 +34,25 @@ Sends are length-delimited (``AT+CASEND=<cid>,<len>``, ``AT+CIPSEND=<link>,<len>
 the AT channel writes the payload only once the ``>`` prompt has arrived, and
 the modem counts bytes instead of scanning for a terminator, so ``OK\\r\\n``,
 NUL, 0x1A and ``+++`` go through unchanged.
+
+What real boards add (issue 10):
+
+- **Sockets outlive the host.** A killed atbridge (or a dropped serial link)
+  leaves its connections open on the modem, which then refuses to open them
+  again (``+CAOPEN: <cid>,<err>``, ``+CIPOPEN: <link>,<err>``, ``ALREADY
+  CONNECT``). :meth:`SimcomDialect.close_leftover_sockets` lists what is open with
+  the family's listing command (``AT+CASTATE?``, ``AT+CIPCLOSE?``,
+  ``AT+CIPSTATUS=<n>``) and closes it; TinyGSM likewise closes before it connects.
+- **Auto-bauding modules print no boot banner** after a reset (SIM800 Series AT
+  Command Manual V1.09 §2.2.41: ``RDY`` is not shown while auto-bauding; the
+  host syncs with ``AT``; Zephyr's ``simcom-sim7080`` driver also polls ``AT``
+  at boot). :meth:`SimcomDialect.restart` waits :attr:`~SimcomDialect.boot_quiet`
+  seconds for a banner, then polls with ``AT`` until the modem answers, and
+  treats that answer as the reboot (:meth:`~atbridge.modem.Modem.report_restart`).
+- **TLS offload is refused** on every SIMCom family at the open, before any
+  command: what atbridge would send is incomplete (the SIM7080 needs the TLS
+  version, the CA certificate and SNI besides ``"SSL",1``), and a half-configured
+  TLS socket is worse than a clear refusal. Host-side TLS comes with the TLS issue.
 """
 
 from __future__ import annotations
@@ -55,6 +74,7 @@ from atbridge.errors import (
     CloseReason,
     ConfigurationError,
     ModemError,
+    ModemRebooted,
     SocketClosed,
     SocketError,
     StepTimeout,
@@ -97,8 +117,15 @@ class SimcomDialect(Dialect):
     #: Seconds between safety-net checks for data the modem holds without having
     #: said so (a lost notification). Per dialect object; tests lower it.
     rx_poll_interval: float = 5.0
-    #: The family and TLS commands atbridge does not drive (``None``: TLS works).
-    tls_unsupported: ClassVar[str | None] = None
+    #: The family's TLS offload commands, and what atbridge would leave out of them.
+    tls_unsupported: ClassVar[str] = "SIMCom modem's TLS offload"
+    #: Registration on LTE (``+CEREG``), else on GPRS/EDGE (``+CGREG``): TinyGSM's
+    #: SIM70xx order; a module camped on 2G reports only on ``+CGREG``.
+    registration_sources = ("+CEREG", "+CGREG")
+    #: Seconds :meth:`restart` waits for a boot banner before polling with ``AT``
+    #: (SIM800 manual V1.09 §2.2.41: wait 3 to 5 s before the first ``AT`` when
+    #: auto-bauding). Per dialect object; tests lower it.
+    boot_quiet: float = 3.0
 
     def __init__(self, modem: Modem) -> None:
         self._opening: set[int] = set()
@@ -159,13 +186,86 @@ class SimcomDialect(Dialect):
                 return
 
     def _check_open(self, port: int, tls: bool) -> None:
-        """Refuse a bad port, and TLS where atbridge does not drive the family's TLS commands."""
+        """Refuse a bad port, and TLS offload (incomplete on every SIMCom family here)."""
         check_port(port)
-        if tls and self.tls_unsupported:
+        if tls:
             raise ConfigurationError(
-                f"TLS through the {self.tls_unsupported} is not supported by atbridge",
-                hint="connect without TLS, or use a modem family that supports it here (sim7080)",
+                f"TLS offload on the {self.name} is not supported by atbridge: "
+                f"{self.tls_unsupported}",
+                hint="connect without TLS for now (a plain MQTT port such as 1883); "
+                "host-side TLS, which needs nothing from the modem, comes with the TLS issue",
             )
+
+    # -- sockets left open on the modem -------------------------------------------------
+
+    async def _open_links(self) -> list[int]:
+        """The connection ids the modem reports open (the family's listing command)."""
+        raise NotImplementedError
+
+    async def _close_link(self, link: int) -> bool:
+        """Close a connection atbridge does not hold; whether the modem closed it."""
+        raise NotImplementedError
+
+    async def close_leftover_sockets(self) -> int:
+        """Close every connection the modem reports open; return how many were closed.
+
+        Ours end with ``CloseReason.LOCAL`` (closed the usual way); the rest were
+        left by an earlier process or before a link drop.
+        """
+        closed = 0
+        for link in await self._open_links():
+            if link in self._opening:
+                continue  # being opened by us right now
+            sock = self.sockets.get(link)
+            if sock is not None:
+                await sock.close()
+                closed += 1
+            elif await self._close_link(link):
+                log.info("%s: closed connection %d left open on the modem", self.name, link)
+                closed += 1
+        return closed
+
+    # -- restart without a boot banner ---------------------------------------------------
+
+    async def restart(self, timeout: float = 60.0) -> None:
+        """Restart the modem; back when it prints a boot banner or, without one, answers ``AT``.
+
+        An auto-bauding module prints no banner (see the module docstring): after
+        :attr:`boot_quiet` seconds without one, ``AT`` is polled until it answers,
+        and that answer is reported to the channel as the restart.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        booted: asyncio.Future[str] = loop.create_future()
+
+        def on_boot(banner: str) -> None:
+            if not booted.done():
+                booted.set_result(banner)
+
+        unhook = self.modem.on_reboot(on_boot)
+        try:
+            with contextlib.suppress(ModemError, AtTimeout):
+                await self.modem.command(self.reset_command, timeout=10)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(booted), min(self.boot_quiet, timeout))
+            while not booted.done():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise StepTimeout(
+                        f"the {self.name} modem neither printed a boot banner nor answered AT "
+                        f"within {timeout:g} s of its reset",
+                        hint="check the power supply and the serial wiring; an auto-bauding "
+                        "module answers only at the baud rate it last detected",
+                    )
+                try:
+                    await self.modem.command("AT", timeout=min(1.0, remaining))
+                except (AtTimeout, ModemError, ModemRebooted):
+                    continue  # still booting (or the banner came meanwhile)
+                if not booted.done():
+                    self.modem.report_restart("no boot banner after the reset (auto-bauding)")
+                return
+        finally:
+            unhook()
 
     async def _send_in_parts(
         self, sock: ModemSocket, chunk: bytes, send_part: Callable[[bytes], Awaitable[int]]
