@@ -464,25 +464,17 @@ def model(
     to the model's factory setting (SIM800: on, SIM7000: off); ``late_boot`` is the time from
     power-on to the late boot lines (None: with the banner)."""
     if name == "SIM7000":
-        if not autobaud and late_boot is None:
-            return SIM7000
         return sc.boot_variant(
-            SIM7000,
-            name="sim7000",
-            boot_banner=sc.boot_lines(
-                _BANNER, ("SMS Ready",), autobaud=bool(autobaud), late_boot=late_boot
-            ),
+            SIM7000, _BANNER, ("SMS Ready",), autobaud=bool(autobaud), late_boot=late_boot
         )
     return sc.boot_variant(
         SIM7000,
+        _BANNER,
+        ("Call Ready", "SMS Ready"),
+        autobaud=True if autobaud is None else autobaud,
+        late_boot=late_boot,
         name="sim800",
         identity=_SIM800_IDENTITY,
-        boot_banner=sc.boot_lines(
-            _BANNER,
-            ("Call Ready", "SMS Ready"),
-            autobaud=True if autobaud is None else autobaud,
-            late_boot=late_boot,
-        ),
         handlers={"+CEREG": None, "+CPSI": None, "+CIPSEND": _cipsend_handler(SIM800_SEND_SIZE)},
     )
 

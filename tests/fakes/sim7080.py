@@ -325,10 +325,4 @@ SIM7080: Final = register_dialect(
 def model(*, autobaud: bool = False, late_boot: float | None = None) -> Dialect:
     """The SIM7080G fake auto-bauding (no banner) and/or with ``SMS Ready`` ``late_boot``
     seconds after power-on."""
-    if not autobaud and late_boot is None:
-        return SIM7080
-    return sc.boot_variant(
-        SIM7080,
-        name="sim7080",
-        boot_banner=sc.boot_lines(_BANNER, ("SMS Ready",), autobaud=autobaud, late_boot=late_boot),
-    )
+    return sc.boot_variant(SIM7080, _BANNER, ("SMS Ready",), autobaud=autobaud, late_boot=late_boot)

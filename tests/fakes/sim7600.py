@@ -414,20 +414,15 @@ def model(
 ) -> Dialect:
     """The fake of one model of the family (see the module docstring)."""
     if name == "SIM7600":
-        if not autobaud and late_boot is None:
-            return SIM7600
-        return sc.boot_variant(
-            SIM7600,
-            name="sim7600",
-            boot_banner=sc.boot_lines(_BANNER, _LATE, autobaud=autobaud, late_boot=late_boot),
-        )
+        return sc.boot_variant(SIM7600, _BANNER, _LATE, autobaud=autobaud, late_boot=late_boot)
     return sc.boot_variant(
         SIM7600,
+        (A7672_BANNER, "+CPIN: READY"),
+        _LATE,
+        autobaud=autobaud,
+        late_boot=late_boot,
         name="a7672",
         identity=_A7672_IDENTITY,
-        boot_banner=sc.boot_lines(
-            (A7672_BANNER, "+CPIN: READY"), _LATE, autobaud=autobaud, late_boot=late_boot
-        ),
     )
 
 

@@ -108,21 +108,27 @@ def boot_lines(
 
 def boot_variant(
     base: Dialect,
+    banner: Sequence[str],
+    late: Sequence[str],
     *,
-    name: str,
+    autobaud: bool = False,
+    late_boot: float | None = None,
+    name: str | None = None,
     identity: Identity | None = None,
-    boot_banner: tuple[tuple[float, str], ...],
     handlers: Mapping[str, Handler | None] | None = None,
 ) -> Dialect:
-    """``base`` as another model or boot behaviour (``FakeModem(dialect=<this>)``): its own
-    name, identity, boot lines and handlers replacing or removing (None) some of ``base``'s."""
+    """``base`` as another model or boot behaviour (``FakeModem(dialect=<this>)``): its boot
+    lines from ``boot_lines``, and its own name, identity and handlers replacing or removing
+    (None) some of ``base``'s. ``base`` itself when nothing differs."""
+    if not autobaud and late_boot is None and name is None and identity is None and not handlers:
+        return base
     table = dict(base.handlers)
     table.update(handlers or {})
     return dataclasses.replace(
         base,
-        name=name,
+        name=name or base.name,
         identity=identity or base.identity,
-        boot_banner=boot_banner,
+        boot_banner=boot_lines(banner, late, autobaud=autobaud, late_boot=late_boot),
         handlers=table,
     )
 
