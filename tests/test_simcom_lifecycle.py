@@ -203,3 +203,20 @@ async def test_tls_offload_is_refused_at_once_with_the_reason(
         assert f"TLS offload on the {dialect} is not supported" in str(failure)
         assert "TLS issue" in failure.hint
         assert not any("SSL" in cmd or "CCH" in cmd for cmd in fake.commands)
+
+
+async def test_sim7000_sets_up_the_ip_stack_after_cipshut_as_tinygsm_does(
+    broker: Mosquitto, paho: PahoPeer
+) -> None:
+    """AT+CIPSHUT, then multi-IP, quick send and manual receive, then the APN and bearer."""
+    paho.subscribe("up/order", qos=1)
+    async with (
+        FakeModem(dialect="sim7000", registration_delay=0.05) as fake,
+        Bridge(config=config(fake, broker.port, credentials=creds(broker.port, "order"))) as b,
+    ):
+        commands = fake.commands
+        shut = commands.index("AT+CIPSHUT")
+        after = [cmd.partition("=")[0] for cmd in commands[shut:]]
+        expected = ["AT+CIPSHUT", "AT+CIPMUX", "AT+CIPQSEND", "AT+CIPRXGET", "AT+CSTT", "AT+CIICR"]
+        assert [cmd for cmd in after if cmd in expected][: len(expected)] == expected
+        await publish_and_check(b, paho, "up/order", b"in order")
