@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.fakes import FakeModem
+from tests.fakes.__main__ import spawn
 from tests.pty_client import Client
 
 OK = b"\r\nOK\r\n"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CELL = b'"0A1B","01234567"'
 
 
@@ -111,9 +110,9 @@ def test_unknown_rat_and_options_are_refused() -> None:
 async def test_a_reset_re_enumerates_the_device_under_the_same_by_id_name(
     tmp_path: Path,
 ) -> None:
-    """``AT+CFUN=1,1`` on a USB SIMCom: the by-id symlink goes, the old tty hangs up, and the
-    same name comes back on a new tty, where the module boots (``RDY``)."""
-    fake = FakeModem("sim7000", by_id=tmp_path)
+    """``AT#XRESET`` on an nRF91 DK on USB: the by-id symlink goes, the old tty hangs up, and
+    the same name comes back on a new tty, where the SLM boots (``Ready``)."""
+    fake = FakeModem("nrf91-slm", by_id=tmp_path)
     await fake.start()
     try:
         name = await fake.wait_for_device()
@@ -135,7 +134,8 @@ async def test_a_reset_re_enumerates_the_device_under_the_same_by_id_name(
                 hung_up.set()
 
         try:
-            client.write(b"AT+CFUN=1,1\r")
+            await client.read_until(b"Ready\r\n")
+            client.write(b"AT#XRESET\r\n")
             await client.read_until(OK)
             loop.remove_reader(client.fd)
             loop.add_reader(client.fd, readable)
@@ -149,10 +149,8 @@ async def test_a_reset_re_enumerates_the_device_under_the_same_by_id_name(
         assert fake.enumerations == 1
         client = Client(again)
         try:
-            await client.read_until(b"RDY\r\n")
-            client.write(b"ATE0\r")
-            await client.read_until(OK)
-            await client.ask(b"AT\r", OK)
+            await client.expect(b"Ready\r\n")
+            await client.ask(b"AT\r\n", OK)
         finally:
             client.close()
     finally:
@@ -161,21 +159,10 @@ async def test_a_reset_re_enumerates_the_device_under_the_same_by_id_name(
 
 
 async def test_command_line_serves_rat_and_by_id(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes",
-        "--dialect",
-        "generic",
-        "--rat",
-        "gsm",
-        "--by-id",
-        str(tmp_path),
-        "--no-echo",
-        cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn(
+        "--dialect", "generic", "--rat", "gsm", "--by-id", str(tmp_path), "--no-echo",
+        "--cfun", "0",
+    )  # fmt: skip
     try:
         assert proc.stdout is not None
         first = await asyncio.wait_for(proc.stdout.readline(), 20)
@@ -183,7 +170,9 @@ async def test_command_line_serves_rat_and_by_id(tmp_path: Path) -> None:
         assert Path(device).parent == tmp_path and link_target(device) is not None
         client = Client(device)
         try:
-            await client.ask(b"AT+CREG?\r", urc(b"+CREG: 0,1") + OK)
+            await client.ask(b"AT+CREG=1\r", OK)
+            await client.ask(b"AT+CFUN=1\r", OK + urc(b"+CREG: 2") + urc(b"+CREG: 1"))
+            await client.ask(b"AT+CREG?\r", urc(b"+CREG: 1,1") + OK)
             await client.ask(b"AT+CGREG?\r", urc(b"+CGREG: 0,0") + OK)
         finally:
             client.close()
@@ -194,18 +183,7 @@ async def test_command_line_serves_rat_and_by_id(tmp_path: Path) -> None:
 
 
 async def test_command_line_refuses_an_option_the_dialect_does_not_have() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes",
-        "--dialect",
-        "generic",
-        "--option",
-        "model=SIM800",
-        cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn("--dialect", "generic", "--option", "model=SIM800")
     _out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert b"generic has no option model" in err

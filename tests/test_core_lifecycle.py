@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from atbridge.bridge import Bridge
-from atbridge.config import BridgeConfig, Timeouts
+from atbridge.config import Timeouts
 from atbridge.dialects import DIALECTS, dialect_class
 from atbridge.dialects.base import Dialect
 from atbridge.errors import CloseReason
@@ -91,12 +91,12 @@ async def test_a_reset_that_re_enumerates_the_usb_device_is_reopened_by_name(
     topic = f"up/usb/{dialect}"
     paho.subscribe(topic, qos=1)
     async with FakeModem(dialect=dialect, registration_delay=3600, by_id=tmp_path) as fake:
-        cfg = BridgeConfig(
-            port=await fake.wait_for_device(),
+        cfg = config(
+            fake,
+            broker.port,
+            port=await fake.wait_for_device(),  # the by-id name, as a user gives it
             credentials=creds(broker.port, f"usb-{dialect}"),
             timeouts=Timeouts(attach=0.3, probe=10, configure=10),
-            backoff_initial=0.05,
-            backoff_max=0.2,
             attach_failures_before_restart=2,
             give_up_after=60.0,
         )

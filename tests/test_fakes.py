@@ -9,21 +9,19 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakes import DIALECTS, Command, Dialect, FakeModem, Identity, Kind, Response
+from tests.fakes.__main__ import spawn
 from tests.pty_client import Client
 
 READ_TIMEOUT = 2.0
 OK = b"\r\nOK\r\n"
 ERROR = b"\r\nERROR\r\n"
 REGISTERED_CELL = b'"0A1B","01234567",7'
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 Start = Callable[..., Awaitable[tuple[FakeModem, Client]]]
@@ -616,18 +614,7 @@ async def test_stop_is_idempotent_and_closes_the_pty() -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_python_m_tests_fakes_serves_until_signalled(signum: signal.Signals) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.fakes",
-        "--dialect",
-        "nrf91-slm",
-        "--registration-delay",
-        "0.01",
-        cwd=PROJECT_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn("--dialect", "nrf91-slm", "--registration-delay", "0.01")
     try:
         assert proc.stdout is not None
         first = await asyncio.wait_for(proc.stdout.readline(), 20)

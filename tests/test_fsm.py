@@ -46,7 +46,8 @@ def config(fake: FakeModem, broker_port: int, **kw: object) -> BridgeConfig:
     }
     options.update(kw)
     credentials = options.pop("credentials", None) or creds(broker_port)
-    return BridgeConfig(port=fake.port, credentials=credentials, **options)  # type: ignore[arg-type]
+    port = options.pop("port", None) or fake.port
+    return BridgeConfig(port=port, credentials=credentials, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=sorted(DIALECTS))

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from . import DIALECTS, FakeModem
@@ -115,6 +116,24 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         await fake.stop()
     return 0
+
+
+#: Where ``python -m tests.fakes`` runs from.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    """Start ``python -m tests.fakes *args`` from the project root, stdout and stderr piped
+    (for tests that need a fake in a process of its own)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes",
+        *args,
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

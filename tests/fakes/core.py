@@ -99,6 +99,9 @@ __all__ = [
 
 log = logging.getLogger("tests.fakes")
 
+#: Seconds from a USB modem's reset until its old line hangs up (``by_id``).
+_USB_DETACH_SECONDS = 0.05
+
 
 @dataclass
 class PdpContext:
@@ -262,6 +265,7 @@ class FakeModem(FaultControls):
         self.reenumerate_delay = reenumerate_delay
         #: How many times the device node went away and came back (``by_id``).
         self.enumerations = 0
+        self._resetting = False
         self._present = asyncio.Event()
         self.identity = identity or dialect.identity
         self.network = network or Network()
@@ -687,9 +691,17 @@ class FakeModem(FaultControls):
         if self._by_id is None:
             self._power_on(banner)
             return
-        # USB: the device node goes with the reset and a new one comes back later.
+        # USB: the device node goes with the reset and a new one comes back later. The old
+        # line hangs up a moment after the reset (as the USB device drops off the bus): what
+        # was written before it (the OK of the reset command) reaches the host first, since a
+        # hang-up flushes what the host has not read yet. Meanwhile input goes nowhere.
         self._unlink_by_id()
+        self._resetting = True
+        self.call_later(_USB_DETACH_SECONDS, self._detached, banner)
+
+    def _detached(self, banner: str | bytes | None) -> None:
         self._close_pty()
+        self._resetting = False
         self.call_later(self.reenumerate_delay, self._reenumerated, banner)
 
     def _reenumerated(self, banner: str | bytes | None) -> None:
@@ -817,6 +829,8 @@ class FakeModem(FaultControls):
     # ---- internals: input and command execution
 
     def _on_rx_bytes(self, data: bytes) -> None:
+        if self._resetting:
+            return  # a USB modem resetting (by_id): nobody reads the old line any more
         self._rx += data
         if self._raw_waiter is not None:
             self._feed_raw_waiter()
