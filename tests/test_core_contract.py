@@ -314,3 +314,24 @@ async def test_the_base_closes_nothing_it_cannot_list(
     fake.commands.clear()
     assert await dialect.close_leftover_sockets() == 0
     assert fake.commands == []
+
+
+async def test_a_detached_dialect_takes_its_escape_hook_with_it(
+    fakes: list[FakeModem], modems: list[Modem]
+) -> None:
+    class Hooked(Dialect):
+        name = "test-hooked"
+
+        async def escape_data_mode(self) -> None:
+            """Nothing to leave."""
+
+    fake = await start(fakes)
+    modem = await open_on(modems, fake, line_ending="\r")
+    first = Hooked(modem)
+    modem.escape_hook = first.escape_data_mode
+    first.detach_from_modem()
+    assert modem.escape_hook is None
+    second = Hooked(modem)
+    modem.escape_hook = second.escape_data_mode
+    Lte(modem).detach_from_modem()  # another dialect's detach leaves it
+    assert modem.escape_hook == second.escape_data_mode

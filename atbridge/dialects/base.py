@@ -323,10 +323,12 @@ class Dialect:
         self.install()
 
     def detach_from_modem(self) -> None:
-        """Stop listening to the modem (the dialect object is done)."""
+        """Stop listening to the modem (the dialect object is done); its escape hook goes too."""
         for unhook in self._unhook:
             unhook()
         self._unhook.clear()
+        if getattr(self.modem.escape_hook, "__self__", None) is self:
+            self.modem.escape_hook = None
         self.receivers.stop_all()
 
     async def aclose(self) -> None:
