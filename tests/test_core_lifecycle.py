@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from atbridge.bridge import Bridge
-from atbridge.config import Timeouts
 from atbridge.dialects import DIALECTS, dialect_class
 from atbridge.dialects.base import Dialect
 from atbridge.errors import CloseReason
@@ -27,7 +26,7 @@ from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import slm_build, start_in_data_mode
 from tests.test_commands_bridge import Cli, StartCli, atbridge  # noqa: F401  (the fixture)
-from tests.test_fsm import config, creds, states
+from tests.test_fsm import config, creds, online_after_a_restart, states
 
 KILLED_RUNS = 9
 
@@ -91,21 +90,13 @@ async def test_a_reset_that_re_enumerates_the_usb_device_is_reopened_by_name(
     topic = f"up/usb/{dialect}"
     paho.subscribe(topic, qos=1)
     async with FakeModem(dialect=dialect, registration_delay=3600, by_id=tmp_path) as fake:
-        cfg = config(
+        bridge = await online_after_a_restart(
             fake,
-            broker.port,
+            broker,
             port=await fake.wait_for_device(),  # the by-id name, as a user gives it
             credentials=creds(broker.port, f"usb-{dialect}"),
-            timeouts=Timeouts(attach=0.3, probe=10, configure=10),
-            attach_failures_before_restart=2,
-            give_up_after=60.0,
         )
-        bridge = Bridge(config=cfg)
-        await bridge.start()
         try:
-            await fake.wait_for_command(dialect_class(dialect).reset_command, timeout=30)
-            fake.registration_delay = 0.05  # after the reset the network is found
-            await bridge.wait_online(timeout=30)
             assert fake.enumerations >= 1
             await bridge.publish(topic, b"back on the same name", qos=1)
             assert [p for _t, p, _q in paho.wait_for(1)] == [b"back on the same name"]

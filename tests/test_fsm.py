@@ -341,22 +341,35 @@ async def test_repeated_socket_failures_escalate_to_reattach(fake: FakeModem) ->
             assert after.count("opening_socket") >= 3
 
 
+async def online_after_a_restart(fake: FakeModem, broker: Mosquitto, **kw: object) -> Bridge:
+    """A started bridge on ``fake`` (a network never found) whose attach fails until the
+    lifecycle restarts the modem with the dialect's reset command; then the network is found
+    and the bridge is online again. The caller closes it."""
+    cfg = config(
+        fake,
+        broker.port,
+        timeouts=Timeouts(attach=0.3, probe=10, configure=10),
+        attach_failures_before_restart=2,
+        give_up_after=60.0,
+        **kw,
+    )
+    bridge = Bridge(config=cfg)
+    await bridge.start()
+    try:
+        await fake.wait_for_command(dialect_class(fake.dialect.name).reset_command, timeout=30)
+        fake.registration_delay = 0.05  # after the restart the network is found
+        await bridge.wait_online(timeout=30)
+    except BaseException:
+        await bridge.close()
+        raise
+    return bridge
+
+
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
 async def test_repeated_attach_failures_restart_the_modem(dialect: str, broker: Mosquitto) -> None:
     async with FakeModem(dialect=dialect, registration_delay=3600) as fake:
-        cfg = config(
-            fake,
-            broker.port,
-            timeouts=Timeouts(attach=0.3, probe=10, configure=10),
-            attach_failures_before_restart=2,
-            give_up_after=60.0,
-        )
-        bridge = Bridge(config=cfg)
-        await bridge.start()
+        bridge = await online_after_a_restart(fake, broker)
         try:
-            await fake.wait_for_command(dialect_class(dialect).reset_command, timeout=30)
-            fake.registration_delay = 0.05  # after the restart the network is found
-            await bridge.wait_online(timeout=30)
             after_reset = states(bridge)
             assert after_reset.count("attaching") >= 3
             assert "probing" in after_reset[after_reset.index("backing_off") :]
