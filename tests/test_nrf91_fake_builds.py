@@ -128,6 +128,17 @@ async def test_slm_left_in_data_mode_takes_at_commands_as_payload(open_modem: Op
     await modem.ask("AT#XSOCKET?", nrf(b"#XSOCKET: 0,1,0,1,0"))  # the dead host's socket
 
 
+async def test_slm_left_with_a_lone_plus_ends_data_mode_early_on_the_next_plus_plus(
+    open_modem: OpenModem,
+) -> None:
+    modem = await open_modem("nrf91-slm")
+    await start_in_data_mode(modem.fake, b"+")  # a partial terminator, nothing buffered
+    modem.client = Client(modem.fake.port)
+    modem.client.write(b"+++")  # "++" completes the match; the last "+" is command input
+    await modem.expect(urc(b"#XDATAMODE: 0"))
+    await modem.ask("AT", OK)  # what precedes "AT" on a line is skipped
+
+
 async def test_slm_partial_terminator_is_data_after_the_inactivity_timer(
     open_modem: OpenModem, server: Server
 ) -> None:

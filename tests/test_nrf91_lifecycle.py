@@ -76,12 +76,13 @@ async def test_a_modem_core_fault_is_recovered_like_a_reboot(
             await publish_and_receive(bridge, paho, f"fault/{dialect}")
 
 
+@pytest.mark.parametrize("left", [b"half a messa", b"+", b"half a terminator ++"])
 async def test_an_slm_left_in_data_mode_by_a_dead_host_gets_online(
-    broker: Mosquitto, paho: PahoPeer
+    left: bytes, broker: Mosquitto, paho: PahoPeer
 ) -> None:
     paho.subscribe("datamode", qos=1)
     async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
-        await start_in_data_mode(fake, b"half a messa")
+        await start_in_data_mode(fake, left)
         cfg = config(fake, broker.port, credentials=creds(broker.port, "datamode"))
         async with Bridge(config=cfg) as bridge:
             assert sockets_of(fake).data_mode is None
