@@ -18,7 +18,16 @@ from tests.fakes.nrf91_sockets import MAX_SOCKETS, modem_fault
 from tests.fakes.registry import Dialect
 from tests.pty_client import Client
 from tests.test_fakes import ERROR, OK
-from tests.test_fakes_nrf91 import Modem, OpenModem, Server, nrf, open_modem, server, urc
+from tests.test_fakes_nrf91 import (
+    Modem,
+    OpenModem,
+    Server,
+    nrf,
+    open_modem,
+    server,
+    slm_connect,
+    urc,
+)
 
 __all__ = ["open_modem", "server"]
 
@@ -36,9 +45,7 @@ async def test_slm_sockets_stay_open_when_the_host_goes(
     open_modem: OpenModem, server: Server
 ) -> None:
     modem = await open_modem("nrf91-slm")
-    await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
-    await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
-    peer = await server.accept()
+    peer = await slm_connect(modem, server)
     for handle in range(1, MAX_SOCKETS):
         await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: %d,1,6" % handle))
     reconnect(modem)
@@ -143,9 +150,7 @@ async def test_slm_partial_terminator_is_data_after_the_inactivity_timer(
     open_modem: OpenModem, server: Server
 ) -> None:
     modem = await open_modem("nrf91-slm")
-    await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
-    await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
-    peer = await server.accept()
+    peer = await slm_connect(modem, server)
     await modem.ask("AT#XSEND", OK)
     modem.client.write(b"abc+")
     # Silence: the timer sends the buffered data, the partial "+" with it.
@@ -169,9 +174,7 @@ async def test_slm_before_pr_7951_sends_no_ok_in_data_mode(
 ) -> None:
     modem = await open_modem(slm_build(ncs_version=LEGACY_NCS_VERSION, legacy_datamode=True))
     await modem.ask("AT#XSLMVER", nrf(b'#XSLMVER: "2.0.2","2.5.0-lte-5ccd2d4dd54c"'))
-    await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
-    await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
-    peer = await server.accept()
+    peer = await slm_connect(modem, server)
     modem.send("AT#XSEND")
     modem.client.write(b"payload+++")
     await modem.expect(OK)  # the answer to AT#XSEND comes when data mode ends
@@ -185,9 +188,7 @@ async def test_slm_cr_build_takes_the_lf_after_xsend_as_payload(
     modem = await open_modem(slm_build(terminator="CR"))
     modem.client.write(b"AT\r\n")  # the LF is skipped before the next AT
     await modem.expect(OK)
-    await modem.ask("AT#XSOCKET=1,1,0", nrf(b"#XSOCKET: 0,1,6"))
-    await modem.ask(f'AT#XCONNECT="127.0.0.1",{server.port}', nrf(b"#XCONNECT: 1"))
-    peer = await server.accept()
+    peer = await slm_connect(modem, server)
     modem.client.write(b"AT#XSEND\r\n")
     await modem.expect(OK)
     modem.client.write(b"xyz+++")
