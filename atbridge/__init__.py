@@ -39,6 +39,7 @@ from atbridge.errors import (
     SocketError,
     StepTimeout,
     SubscribeRefused,
+    UnsupportedFirmware,
     describe_error,
 )
 
@@ -95,6 +96,7 @@ __all__ = [
     "SocketError",
     "StepTimeout",
     "SubscribeRefused",
+    "UnsupportedFirmware",
     "__version__",
     "describe_error",
 ]

@@ -70,6 +70,23 @@ class ConfigurationError(AtBridgeError, ValueError):
     default_hint = "check the arguments or the configuration file"
 
 
+class UnsupportedFirmware(ConfigurationError):
+    """The modem runs firmware atbridge cannot drive correctly (too old, or a build it refuses).
+
+    ``version`` is what the modem reported and ``minimum`` the oldest version that works.
+    Retrying cannot help: flash newer firmware or choose another dialect.
+    """
+
+    default_hint = "flash newer firmware (the message names the minimum)"
+
+    def __init__(
+        self, message: str, *, version: str, minimum: str, hint: str | None = None
+    ) -> None:
+        self.version = version
+        self.minimum = minimum
+        super().__init__(message, hint=hint)
+
+
 class PortNotFound(ConfigurationError):
     """The serial port (device node, ser2net host) is not there.
 

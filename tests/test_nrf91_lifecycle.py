@@ -14,7 +14,7 @@ import inspect
 import pytest
 
 from atbridge.bridge import Bridge
-from atbridge.errors import Failed
+from atbridge.errors import Failed, UnsupportedFirmware
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 from tests.fakes.grammar import Command, HandlerResult
@@ -156,6 +156,9 @@ async def test_an_slm_older_than_ncs_2_1_is_refused_with_the_version_and_the_min
                 pass
     message = str(caught.value)
     assert "2.0.2" in message and "2.1.0 or later" in message
+    refusal = caught.value.cause
+    assert isinstance(refusal, UnsupportedFirmware)
+    assert (refusal.version, refusal.minimum) == ("2.0.2", "2.1.0")
     assert bridge.state == "failed"
     assert states(bridge).count("probing") == 1  # refused once, not retried
 

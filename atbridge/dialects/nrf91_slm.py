@@ -58,7 +58,13 @@ from atbridge.at_parser import header_ints
 from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult, response_int
-from atbridge.errors import CloseReason, ConfigurationError, ModemError, SocketError
+from atbridge.errors import (
+    CloseReason,
+    ConfigurationError,
+    ModemError,
+    SocketError,
+    UnsupportedFirmware,
+)
 from atbridge.modem import Modem
 
 log = logging.getLogger(__name__)
@@ -164,12 +170,14 @@ class Nrf91Slm(NordicDialect):
             return
         if version < MINIMUM_NCS_VERSION:
             minimum = ".".join(map(str, MINIMUM_NCS_VERSION))
-            raise ConfigurationError(
+            raise UnsupportedFirmware(
                 f"this Serial LTE Modem is version {'.'.join(map(str, version))} "
                 f"(AT#XSLMVER: {answer.strip()}); atbridge needs {minimum} or later: older "
                 "builds send no OK on entering data mode (sdk-nrf PR #7951)",
                 hint=f"flash the Serial LTE Modem of nRF Connect SDK {minimum} or later, "
                 "or the Serial Modem (nrf91-sm)",
+                version=".".join(map(str, version)),
+                minimum=minimum,
             )
 
     async def close_leftover_sockets(self) -> int:
