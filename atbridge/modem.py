@@ -8,7 +8,7 @@ through :mod:`atbridge.transport`'s thread-backed adapter) and an
 :class:`~atbridge.at_parser.AtParser`. Bytes from the modem go through the parser;
 each event is routed:
 
-- **Boot banners** (``Ready``, ``RDY``, ``APP RDY``, ``SMS Ready``, ``INIT ERROR``,
+- **Boot banners** (``Ready``, ``RDY``, ``APP RDY``, ``INIT ERROR``,
   plus a dialect's own, :meth:`Modem.add_boot_banners`) mean the modem restarted.
   The command in flight fails with :class:`~atbridge.errors.ModemRebooted`, reboot
   listeners are called once per boot, and the next command first re-runs the
@@ -16,8 +16,10 @@ each event is routed:
   both. A restart the modem reports otherwise (the nRF91's ``#XMODEM: FAULT``)
   is handed in by its dialect (:meth:`Modem.report_restart`) and handled the same.
 - **Late boot lines** (SIMCom's ``SMS DONE``, ``PB DONE``, ``Call Ready``,
-  ``DST: 0``: :data:`LATE_BOOT_LINES`) are unsolicited, even while a command that
-  answers with bare lines waits: they are never part of an answer.
+  ``SMS Ready``, ``DST: 0``: :data:`LATE_BOOT_LINES`; the SIM800 manual lists
+  ``Call Ready``/``SMS Ready`` as URCs, printed seconds after ``RDY``) are
+  unsolicited, even while a command that answers with bare lines waits: they are
+  never part of an answer, and never a reboot.
 - **Lines** while a command waits belong to it when they carry its own prefix
   (``+CGSN:`` for ``AT+CGSN=1``, or any prefix passed in ``claims``) or no prefix
   at all (``AT+CGSN`` answers with a bare IMEI). A line with any other prefix is
@@ -89,9 +91,9 @@ from atbridge.transcript import Sink, Transcript
 log = logging.getLogger(__name__)
 
 #: Lines a modem prints when it (re)starts: SLM/SM, SIMCom, Quectel.
-BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "SMS Ready", "INIT ERROR"})
+BOOT_BANNERS = frozenset({"Ready", "RDY", "APP RDY", "INIT ERROR"})
 #: Lines SIMCom modules print late in their start (after ``RDY``), always unsolicited.
-LATE_BOOT_LINES = re.compile(r"(?:SMS DONE|PB DONE|Call Ready|DST: ?\d+)\Z")
+LATE_BOOT_LINES = re.compile(r"(?:SMS DONE|PB DONE|Call Ready|SMS Ready|DST: ?\d+)\Z")
 #: Seconds of silence before and after the generic ``+++`` escape (V.250 S12 default;
 #: the Nordic SLM's ``CONFIG_SLM_DATAMODE_SILENCE`` default), with a margin.
 ESCAPE_GUARD = 1.1
@@ -749,9 +751,9 @@ class Modem:
     async def _setup(self) -> None:
         """Wake the modem, then echo off and numeric errors on. Holds the lock.
 
-        A modem still booting may print more banners (SIMCom: ``RDY``, later
-        ``SMS Ready``); a banner during the setup starts it over, a bounded
-        number of times.
+        A modem that restarts again while the setup runs prints another banner (its
+        late boot lines, SIMCom's ``SMS Ready``, are not banners); a banner during
+        the setup starts it over, a bounded number of times.
         """
         for _restart in range(_SETUP_RESTARTS):
             try:

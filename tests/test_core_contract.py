@@ -178,7 +178,7 @@ async def test_a_dialects_boot_banner_is_a_reboot_once_bound(
     assert heard == ["*ATREADY: 1"]
 
 
-@pytest.mark.parametrize("late", ["SMS DONE", "PB DONE", "Call Ready", "DST: 0"])
+@pytest.mark.parametrize("late", ["SMS DONE", "PB DONE", "Call Ready", "SMS Ready", "DST: 0"])
 async def test_late_simcom_boot_lines_are_never_part_of_an_answer(
     fakes: list[FakeModem], modems: list[Modem], late: str
 ) -> None:

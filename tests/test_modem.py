@@ -8,7 +8,7 @@ import inspect
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from atbridge.errors import (
 from atbridge.modem import RESYNC_PROBES, Modem, Urc
 from tests.fakes import Command, FakeModem
 from tests.fakes import Response as FakeResponse
+from tests.fakes.grammar import HandlerResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -520,15 +521,31 @@ async def test_cli_bad_port_is_a_usage_error() -> None:
 async def test_banners_while_the_modem_finishes_booting_do_not_fail_the_open(
     fake: FakeModem,
 ) -> None:
-    # SIMCom prints RDY, then SMS Ready a little later; the second lands in the setup.
+    # The modem restarts again while the setup runs: its RDY lands in the setup.
     def late_banner(fake: FakeModem, command: Command) -> None:
-        fake.reboot("SMS Ready")
+        fake.reboot("RDY")
 
     fake.on_command("ATE", late_banner, times=1)
     async with await Modem.open(fake.port, line_ending="\r\n") as modem:
         assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
     # The setup started over after the banner and finished.
     assert fake.commands == ["AT", "ATE0", "AT", "ATE0", "AT+CMEE=1", "AT+CGMI"]
+
+
+async def test_a_late_sms_ready_during_the_setup_is_not_a_reboot(fake: FakeModem) -> None:
+    # SIMCom prints RDY, then SMS Ready seconds later (a URC in the SIM800 manual): the
+    # setup goes on, and nobody is told of a reboot.
+    def late_line(fake: FakeModem, command: Command) -> HandlerResult | Awaitable[HandlerResult]:
+        fake.send_urc("SMS Ready")
+        return fake.run_default(command)
+
+    fake.on_command("ATE", late_line, times=1)
+    async with await Modem.open(fake.port, line_ending="\r\n") as modem:
+        rebooted: list[str] = []
+        modem.on_reboot(rebooted.append)
+        assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
+        assert rebooted == []
+    assert fake.commands == ["AT", "ATE0", "AT+CMEE=1", "AT+CGMI"]
 
 
 async def test_exclusive_keeps_other_tasks_out_until_the_block_ends(
