@@ -258,7 +258,14 @@ async def closed_reason(sock: ModemSocket) -> CloseReason:
 
 @pytest.fixture(params=NAMES)
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Rig]:
-    name: str = request.param
+    async with build_rig(request.param, tmp_path) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def build_rig(name: str, tmp_path: Path) -> AsyncIterator[Rig]:
+    """A fake of dialect ``name``, its channel (transcript in ``tmp_path``) and an attached
+    dialect, with a TCP peer to connect to; all stopped on exit."""
     cls = CLASSES[name]
     peer = Peer()
     await peer.start()

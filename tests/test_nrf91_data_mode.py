@@ -10,6 +10,8 @@ the dialect escapes and the same dialect object opens, sends and receives again.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -19,24 +21,30 @@ from tests.fakes import FakeModem
 from tests.fakes.grammar import Command, HandlerResult
 from tests.fakes.nrf91_sockets import sockets_of
 from tests.pty_client import Client
-from tests.test_dialect_nrf91 import WAIT, Rig, rig
+from tests.test_dialect_nrf91 import WAIT, Rig, build_rig, rig
 
 __all__ = ["rig"]
 
 
-async def test_a_lost_ok_to_xsend_is_escaped_and_the_dialect_works_again(rig: Rig) -> None:
-    if rig.name != "nrf91-slm":
-        pytest.skip("the SM counts <data_len> bytes: no terminator to escape with")
-    sock, far = await rig.connect()
+@pytest.fixture
+async def slm_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """The SLM only: its data mode ends with a terminator. The SM counts ``<data_len>``
+    bytes (no terminator to escape with) and its data mode command names the socket."""
+    async with build_rig("nrf91-slm", tmp_path) as built:
+        yield built
+
+
+async def test_a_lost_ok_to_xsend_is_escaped_and_the_dialect_works_again(slm_rig: Rig) -> None:
+    sock, far = await slm_rig.connect()
     await sock.send(b"first")
     assert await far.read_exactly(5) == b"first"
-    rig.fake.drop_next_response()  # the OK that says the modem entered data mode
+    slm_rig.fake.drop_next_response()  # the OK that says the modem entered data mode
     with pytest.raises(SocketClosed, match="no answer to 'AT#XSEND'") as raised:
         async with asyncio.timeout(WAIT + 10):
             await sock.send(b"lost")
     assert raised.value.reason is CloseReason.ERROR
-    assert sockets_of(rig.fake).data_mode is None  # the escape took the modem out
-    again, far2 = await rig.connect()
+    assert sockets_of(slm_rig.fake).data_mode is None  # the escape took the modem out
+    again, far2 = await slm_rig.connect()
     await again.send(b"back")
     assert await far2.read_exactly(4) == b"back"
     await far2.write(b"reply")
@@ -53,41 +61,37 @@ def rebooted_just_before(fake: FakeModem, cmd: Command) -> HandlerResult:
     return result  # type: ignore[return-value]
 
 
-async def test_back_to_back_sends_across_a_reboot_do_not_wedge_the_channel(rig: Rig) -> None:
-    if rig.name != "nrf91-slm":
-        pytest.skip("the SM's data mode command names the socket: a fresh SM refuses it")
-    sock, far = await rig.connect()
+async def test_back_to_back_sends_across_a_reboot_do_not_wedge_the_channel(slm_rig: Rig) -> None:
+    sock, far = await slm_rig.connect()
     await sock.send(b"one")
     assert await far.read_exactly(3) == b"one"
-    rig.fake.on_command("#XSEND", rebooted_just_before, times=1)
+    slm_rig.fake.on_command("#XSEND", rebooted_just_before, times=1)
     sends = [asyncio.ensure_future(sock.send(b"two")), asyncio.ensure_future(sock.send(b"x"))]
     async with asyncio.timeout(WAIT):
         results = await asyncio.gather(*sends, return_exceptions=True)
     assert all(isinstance(r, SocketClosed) for r in results), results
     assert sock.closed is not None and sock.closed.reason is CloseReason.REBOOT
-    assert sockets_of(rig.fake).data_mode is None
-    await rig.dialect.initialise()
-    await rig.dialect.attach(timeout=WAIT)
-    again, far2 = await rig.connect()
+    assert sockets_of(slm_rig.fake).data_mode is None
+    await slm_rig.dialect.initialise()
+    await slm_rig.dialect.attach(timeout=WAIT)
+    again, far2 = await slm_rig.connect()
     await again.send(b"three")
     assert await far2.read_exactly(5) == b"three"
 
 
 async def test_a_cancelled_data_mode_command_is_escaped_before_the_next_command(
-    rig: Rig,
+    slm_rig: Rig,
 ) -> None:
-    if rig.name != "nrf91-slm":
-        pytest.skip("the SM counts <data_len> bytes: no terminator to escape with")
-    sock, _far = await rig.connect()
-    rig.fake.drop_next_response()  # the OK is slow to come: the caller gives up first
-    sending = asyncio.ensure_future(rig.dialect._send(sock, b"never"))
-    await rig.fake.wait_for_command("AT#XSEND", timeout=WAIT)
+    sock, _far = await slm_rig.connect()
+    slm_rig.fake.drop_next_response()  # the OK is slow to come: the caller gives up first
+    sending = asyncio.ensure_future(slm_rig.dialect._send(sock, b"never"))
+    await slm_rig.fake.wait_for_command("AT#XSEND", timeout=WAIT)
     sending.cancel()
     with pytest.raises(asyncio.CancelledError):
         await sending
     # The modem is in data mode; the next command resynchronises, escaping first.
-    again, far2 = await rig.connect()
-    assert sockets_of(rig.fake).data_mode is None
+    again, far2 = await slm_rig.connect()
+    assert sockets_of(slm_rig.fake).data_mode is None
     await again.send(b"after")
     assert await far2.read_exactly(5) == b"after"
 
