@@ -61,7 +61,10 @@ Options every dialect takes: ``rat="lte"|"gprs"|"wcdma"|"gsm"`` (which of ``+CER
 a ``/dev/serial/by-id/``-like symlink, ``fake.device``, that vanishes on every reset and comes
 back naming a new pty), and the dialect's own keywords (``Dialect.options``, in
 ``fake.options``); ``python -m tests.fakes`` takes them as ``--rat``, ``--by-id`` and
-``--option NAME=VALUE``.
+``--option NAME=VALUE``. The builds and models made in Python (``nrf91_slm.slm_build``,
+``nrf91_sm.sm_build``, the SIMCom ``model()``s) and ``nrf91_slm.start_in_data_mode`` are its
+``--terminator``, ``--ncs-version``, ``--legacy-datamode``, ``--autobaud``, ``--late-boot`` and
+``--start-in-data-mode``; SIGUSR1 to it is ``nrf91_sockets.modem_fault``.
 
 Line faults are the same everywhere: ``send_urc``, ``hold_urcs``, ``urc_during_next_response``,
 ``send_garbage``, ``drop_next_response``, ``delay_next_response``. The generic dialect has no

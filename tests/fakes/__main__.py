@@ -2,12 +2,23 @@
 
     python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N [--hot-line]]
                           [--echo | --no-echo] [--cfun N] [--no-sim] [--rat RAT]
-                          [--by-id DIR] [--option NAME=VALUE ...] [-v]
+                          [--by-id DIR] [--option NAME=VALUE ...]
+                          [--terminator CR|LF|CRLF] [--ncs-version V] [--legacy-datamode]
+                          [--start-in-data-mode PAYLOAD]
+                          [--autobaud | --no-autobaud] [--late-boot S] [-v]
 
 The first line of standard output is the path to open: the pty (``/dev/pts/N``), or with
 ``--by-id`` the stable symlink to it, which vanishes and comes back on every reset as a USB
 modem's ``/dev/serial/by-id/...`` name does. ``--option`` passes a dialect's own option
 (``--option model=SIM800``).
+
+The firmware builds and models of the Python API are flags here: ``--terminator`` (nRF91
+SLM/SM: ``slm_build``/``sm_build``), ``--ncs-version`` and ``--legacy-datamode`` (SLM),
+``--autobaud``/``--late-boot`` (SIMCom: each family's ``model``). ``--start-in-data-mode``
+leaves the SLM in data mode before the path is printed (``start_in_data_mode``), as a host
+that died mid-send does. SIGUSR1 makes a running nRF91 fake's modem core fault
+(``modem_fault``: ``#XMODEM: FAULT``, no ``Ready``); other dialects log that they have none.
+A flag the dialect does not have exits with status 2.
 """
 
 from __future__ import annotations
@@ -17,11 +28,28 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import DIALECTS, FakeModem
+from . import DIALECTS, FakeModem, nrf91_slm, nrf91_sm, sim7000, sim7080, sim7600
 from .core import RATS
+from .nrf91_sockets import modem_fault
+from .registry import Dialect
+
+#: The SIMCom dialects by name: the family's ``model()`` and its model name.
+_SIMCOM_MODELS: dict[str, Callable[..., Dialect]] = {
+    "sim7000": lambda **kw: sim7000.model("SIM7000", **kw),
+    "sim800": lambda **kw: sim7000.model("SIM800", **kw),
+    "sim7080": lambda **kw: sim7080.model(**kw),
+    "sim7600": lambda **kw: sim7600.model("SIM7600", **kw),
+    "a7672": lambda **kw: sim7600.model("A7672", **kw),
+}
+#: The dialects with a modem core fault (SIGUSR1).
+_FAULTS: dict[str, Callable[[FakeModem], None]] = {
+    "nrf91-slm": modem_fault,
+    "nrf91-sm": modem_fault,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,9 +104,93 @@ def _parser() -> argparse.ArgumentParser:
         help="an option of the dialect (repeatable), e.g. model=SIM800",
     )
     parser.add_argument(
+        "--terminator",
+        choices=("CR", "LF", "CRLF"),
+        default=None,
+        help="nrf91-slm/nrf91-sm: the command line ending the firmware was built with "
+        "(default: the build's, SLM CRLF, SM CR)",
+    )
+    parser.add_argument(
+        "--ncs-version",
+        default=None,
+        metavar="V",
+        help=f"nrf91-slm: the NCS version AT#XSLMVER reports (default {nrf91_slm.SLM_NCS_VERSION})",
+    )
+    parser.add_argument(
+        "--legacy-datamode",
+        action="store_true",
+        help="nrf91-slm: a build from before sdk-nrf PR #7951 (no OK on entering data mode, OK "
+        "instead of #XDATAMODE on leaving it); give it --ncs-version "
+        f"{nrf91_slm.LEGACY_NCS_VERSION}",
+    )
+    parser.add_argument(
+        "--start-in-data-mode",
+        default=None,
+        metavar="PAYLOAD",
+        help="nrf91-slm: left in data mode with a socket open and PAYLOAD sent (may be empty), "
+        "as by a host that died mid-send",
+    )
+    parser.add_argument(
+        "--autobaud",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SIMCom: auto-bauding (no RDY at power-on or reset; default: the model's)",
+    )
+    parser.add_argument(
+        "--late-boot",
+        type=float,
+        default=None,
+        metavar="S",
+        help="SIMCom: the late boot lines (SMS Ready, SMS DONE...) S seconds after power-on "
+        "(default: with the banner)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every byte to standard error"
     )
+    parser.epilog = (
+        "SIGUSR1: the modem core of a running nrf91-slm/nrf91-sm faults (#XMODEM: FAULT, "
+        "SHUTDOWN, INIT; no Ready; sockets, CFUN and registration lost). SIGINT/SIGTERM: stop."
+    )
     return parser
+
+
+def _dialect(args: argparse.Namespace) -> str | Dialect:
+    """The dialect the flags ask for: the registered one, or a build/model of it. A flag
+    the dialect does not have is a ValueError."""
+    name: str = args.dialect
+    given = {
+        flag: value
+        for flag, value in (
+            ("--terminator", args.terminator),
+            ("--ncs-version", args.ncs_version),
+            ("--legacy-datamode", args.legacy_datamode or None),
+            ("--start-in-data-mode", args.start_in_data_mode),
+            ("--autobaud", args.autobaud),
+            ("--late-boot", args.late_boot),
+        )
+        if value is not None
+    }
+    allowed = {
+        "nrf91-slm": {"--terminator", "--ncs-version", "--legacy-datamode", "--start-in-data-mode"},
+        "nrf91-sm": {"--terminator"},
+    }.get(name, {"--autobaud", "--late-boot"} if name in _SIMCOM_MODELS else set())
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(f"{name} has no {', '.join(unknown)}")
+    if name == "nrf91-slm" and given.keys() - {"--start-in-data-mode"}:
+        return nrf91_slm.slm_build(
+            terminator=args.terminator or "CRLF",
+            ncs_version=args.ncs_version or nrf91_slm.SLM_NCS_VERSION,
+            legacy_datamode=args.legacy_datamode,
+        )
+    if name == "nrf91-sm" and given:
+        return nrf91_sm.sm_build(terminator=args.terminator)
+    if name in _SIMCOM_MODELS and given:
+        model: dict[str, Any] = {"late_boot": args.late_boot}
+        if args.autobaud is not None:
+            model["autobaud"] = args.autobaud
+        return _SIMCOM_MODELS[name](**model)
+    return name
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
@@ -94,7 +206,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 async def _serve(args: argparse.Namespace) -> int:
     fake = FakeModem(
-        args.dialect,
+        _dialect(args),
         registration_delay=args.registration_delay,
         baud=args.baud,
         hot_line=args.hot_line,
@@ -110,12 +222,24 @@ async def _serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await fake.start()
+    loop.add_signal_handler(signal.SIGUSR1, _fault, fake)
     try:
+        if args.start_in_data_mode is not None:
+            await nrf91_slm.start_in_data_mode(fake, args.start_in_data_mode.encode())
         print(fake.device, flush=True)
         await stop.wait()
     finally:
         await fake.stop()
     return 0
+
+
+def _fault(fake: FakeModem) -> None:
+    """SIGUSR1: the dialect's modem core fault, if it has one."""
+    fault = _FAULTS.get(fake.dialect.name)
+    if fault is None:
+        print(f"{fake.dialect.name} has no modem fault: SIGUSR1 ignored", file=sys.stderr)
+    else:
+        fault(fake)
 
 
 #: Where ``python -m tests.fakes`` runs from.
