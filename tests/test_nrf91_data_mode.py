@@ -25,12 +25,21 @@ from tests.test_dialect_nrf91 import WAIT, Rig, build_rig, rig
 
 __all__ = ["rig"]
 
+#: Seconds of silence around the escape on a fake (which needs none).
+SHORT_GUARD = 0.05
+#: Seconds to wait for an OK that is never coming (an answer takes milliseconds).
+LOST_OK_WAIT = 1.0
+
 
 @pytest.fixture
 async def slm_rig(tmp_path: Path) -> AsyncIterator[Rig]:
     """The SLM only: its data mode ends with a terminator. The SM counts ``<data_len>``
-    bytes (no terminator to escape with) and its data mode command names the socket."""
+    bytes (no terminator to escape with) and its data mode command names the socket.
+
+    The fake matches the terminator with no guard time, so the escape's silence (the
+    channel's ``escape_guard``, 1.1 s by default) is short here."""
     async with build_rig("nrf91-slm", tmp_path) as built:
+        built.modem.escape_guard = SHORT_GUARD
         yield built
 
 
@@ -39,9 +48,12 @@ async def test_a_lost_ok_to_xsend_is_escaped_and_the_dialect_works_again(slm_rig
     await sock.send(b"first")
     assert await far.read_exactly(5) == b"first"
     slm_rig.fake.drop_next_response()  # the OK that says the modem entered data mode
+    default_wait = slm_rig.dialect.data_mode_entry_timeout
+    slm_rig.dialect.data_mode_entry_timeout = LOST_OK_WAIT
     with pytest.raises(SocketClosed, match="no answer to 'AT#XSEND'") as raised:
         async with asyncio.timeout(WAIT + 10):
             await sock.send(b"lost")
+    slm_rig.dialect.data_mode_entry_timeout = default_wait
     assert raised.value.reason is CloseReason.ERROR
     assert sockets_of(slm_rig.fake).data_mode is None  # the escape took the modem out
     again, far2 = await slm_rig.connect()
