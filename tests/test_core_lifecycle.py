@@ -27,6 +27,7 @@ from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import slm_build, start_in_data_mode
 from tests.test_commands_bridge import Cli, StartCli, atbridge  # noqa: F401  (the fixture)
 from tests.test_fsm import config, creds, online_after_a_restart, states
+from tests.test_nrf91_lifecycle import short_escape_guard  # noqa: F401  (the fixture)
 
 KILLED_RUNS = 9
 
@@ -122,6 +123,7 @@ async def test_the_cli_says_which_command_registered(
     assert [p for t, p, _q in got if t == topic] == [b"via the CLI"]
 
 
+@pytest.mark.usefixtures("short_escape_guard")
 @pytest.mark.parametrize("terminator", ["CR", "LF", "CRLF"])
 async def test_an_slm_left_in_data_mode_is_escaped_and_its_line_ending_found(
     terminator: str, broker: Mosquitto, paho: PahoPeer

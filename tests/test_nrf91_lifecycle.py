@@ -13,7 +13,9 @@ import inspect
 
 import pytest
 
+import atbridge.modem as modem_module
 from atbridge.bridge import Bridge
+from atbridge.dialects.nrf91 import NordicDialect
 from atbridge.errors import Failed, UnsupportedFirmware
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
@@ -27,6 +29,16 @@ from tests.test_fsm import config, creds, states
 
 NORDIC = ("nrf91-slm", "nrf91-sm")
 WAIT = 30.0
+#: Seconds of silence around an escape from data mode on a fake (which needs none).
+SHORT_GUARD = 0.05
+
+
+@pytest.fixture
+def short_escape_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels opened in the test keep a short silence around the escape from data mode
+    (``Modem.escape_guard``, 1.1 s by default): the fakes match the terminator with no guard
+    time, so the test checks the same thing, faster."""
+    monkeypatch.setattr(modem_module, "ESCAPE_GUARD", SHORT_GUARD)
 
 
 async def publish_and_receive(bridge: Bridge, paho: PahoPeer, topic: str) -> None:
@@ -76,6 +88,7 @@ async def test_a_modem_core_fault_is_recovered_like_a_reboot(
             await publish_and_receive(bridge, paho, f"fault/{dialect}")
 
 
+@pytest.mark.usefixtures("short_escape_guard")
 @pytest.mark.parametrize("left", [b"half a messa", b"+", b"half a terminator ++"])
 async def test_an_slm_left_in_data_mode_by_a_dead_host_gets_online(
     left: bytes, broker: Mosquitto, paho: PahoPeer
@@ -101,6 +114,7 @@ async def enter_data_mode_without_ok(fake: FakeModem, cmd: Command) -> HandlerRe
         state.legacy_datamode = False
 
 
+@pytest.mark.usefixtures("short_escape_guard")
 async def test_a_lost_ok_to_xsend_while_online_is_escaped_and_the_message_arrives(
     broker: Mosquitto, paho: PahoPeer
 ) -> None:
@@ -109,6 +123,9 @@ async def test_a_lost_ok_to_xsend_while_online_is_escaped_and_the_message_arrive
         cfg = config(fake, broker.port, credentials=creds(broker.port, "lost-ok"))
         async with Bridge(config=cfg) as bridge:
             before = len(states(bridge))
+            dialect = bridge.lifecycle.dialect
+            assert isinstance(dialect, NordicDialect)
+            dialect.data_mode_entry_timeout = 1.0  # the OK is lost: no need to wait 10 s
             fake.on_command("#XSEND", enter_data_mode_without_ok, times=1)
             await bridge.publish("lost-ok", b"\x00+++ through\r\nOK", qos=1)
             received = await asyncio.to_thread(paho.wait_for, 1, 60.0)
