@@ -1,4 +1,5 @@
-"""Fixtures shared by the test modules: a real mosquitto and a paho-mqtt peer on it."""
+"""Fixtures shared by the test modules: a real mosquitto and a paho-mqtt peer on it, and a
+short escape guard for tests whose fakes need none."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ from collections.abc import Iterator
 
 import pytest
 
+import atbridge.modem as modem_module
 from tests.brokers import Mosquitto, PahoPeer
+
+#: Seconds of silence around an escape from data mode on a fake (which needs none).
+SHORT_GUARD = 0.05
+
+
+@pytest.fixture
+def short_escape_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channels opened in the test keep a short silence around the escape from data mode
+    (``Modem.escape_guard``, 1.1 s by default): the fakes match the terminator with no guard
+    time, so a test that is not about the guard checks the same thing, faster."""
+    monkeypatch.setattr(modem_module, "ESCAPE_GUARD", SHORT_GUARD)
 
 
 @pytest.fixture(scope="module")

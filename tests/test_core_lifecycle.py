@@ -27,7 +27,6 @@ from tests.fakes import FakeModem
 from tests.fakes.nrf91_slm import slm_build, start_in_data_mode
 from tests.test_commands_bridge import Cli, StartCli, atbridge  # noqa: F401  (the fixture)
 from tests.test_fsm import config, creds, online_after_a_restart, states
-from tests.test_nrf91_lifecycle import short_escape_guard  # noqa: F401  (the fixture)
 
 KILLED_RUNS = 9
 

@@ -314,6 +314,7 @@ async def test_transcript_records_both_directions_and_masks_secrets(
     assert "hunter2" not in text and "***" in text
 
 
+@pytest.mark.usefixtures("short_escape_guard")  # the escape is not the point
 async def test_sync_gives_up_after_bounded_tries(fake: FakeModem) -> None:
     fake.drop_next_response(count=100)
     with pytest.raises(AtTimeout) as caught:
@@ -321,6 +322,7 @@ async def test_sync_gives_up_after_bounded_tries(fake: FakeModem) -> None:
     assert "3 tries" in str(caught.value)
 
 
+@pytest.mark.usefixtures("short_escape_guard")  # the escape is not the point
 async def test_sync_survives_a_lost_first_answer(fake: FakeModem) -> None:
     fake.drop_next_response()
     async with await Modem.open(fake.port, sync_timeout=0.2) as modem:

@@ -17,6 +17,7 @@ import pytest
 
 from atbridge.dialects.nrf91_slm import ncs_version
 from atbridge.errors import CloseReason, SocketClosed
+from tests.conftest import SHORT_GUARD
 from tests.fakes import FakeModem
 from tests.fakes.grammar import Command, HandlerResult
 from tests.fakes.nrf91_sockets import sockets_of
@@ -25,8 +26,6 @@ from tests.test_dialect_nrf91 import WAIT, Rig, build_rig, rig
 
 __all__ = ["rig"]
 
-#: Seconds of silence around the escape on a fake (which needs none).
-SHORT_GUARD = 0.05
 #: Seconds to wait for an OK that is never coming (an answer takes milliseconds).
 LOST_OK_WAIT = 1.0
 

@@ -13,7 +13,6 @@ import inspect
 
 import pytest
 
-import atbridge.modem as modem_module
 from atbridge.bridge import Bridge
 from atbridge.dialects.nrf91 import NordicDialect
 from atbridge.errors import Failed, UnsupportedFirmware
@@ -29,16 +28,6 @@ from tests.test_fsm import config, creds, states
 
 NORDIC = ("nrf91-slm", "nrf91-sm")
 WAIT = 30.0
-#: Seconds of silence around an escape from data mode on a fake (which needs none).
-SHORT_GUARD = 0.05
-
-
-@pytest.fixture
-def short_escape_guard(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Channels opened in the test keep a short silence around the escape from data mode
-    (``Modem.escape_guard``, 1.1 s by default): the fakes match the terminator with no guard
-    time, so the test checks the same thing, faster."""
-    monkeypatch.setattr(modem_module, "ESCAPE_GUARD", SHORT_GUARD)
 
 
 async def publish_and_receive(bridge: Bridge, paho: PahoPeer, topic: str) -> None:
