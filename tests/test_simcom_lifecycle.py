@@ -9,6 +9,7 @@ send size, left-over sockets closed by a new process, TLS offload refused.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from atbridge.bridge import Bridge
 from atbridge.credentials import MqttCredentials
 from atbridge.dialects import open_dialect
 from atbridge.dialects.simcom import SimcomDialect
-from atbridge.errors import ConfigurationError, Failed
+from atbridge.errors import ConfigurationError, Failed, LinkLost
 from atbridge.modem import Modem
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import Dialect, FakeModem
@@ -143,6 +144,25 @@ async def test_restart_of_an_auto_bauding_module_polls_at_instead_of_waiting_for
             response = await modem.command("AT+CGMM")
             assert response.final == "OK"
             assert not fake.state.echo
+        finally:
+            await modem.close()
+
+
+@pytest.mark.parametrize("dialect", SIMCOM)
+async def test_a_restart_that_re_enumerates_the_usb_device_ends_with_link_lost_at_once(
+    dialect: str, tmp_path: Path
+) -> None:
+    """On USB the reset takes the device node away: the wait for the banner (never coming on
+    the old node) ends with LinkLost, so the lifecycle reopens the name without waiting."""
+    async with FakeModem(dialect=dialect, by_id=tmp_path) as fake:
+        modem = await Modem.open(await fake.wait_for_device())
+        try:
+            bound, _identity = await open_dialect(modem)
+            assert isinstance(bound, SimcomDialect)
+            bound.boot_quiet = 3600  # only the link loss can end the wait in time
+            with pytest.raises(LinkLost, match="lost after the reset"):
+                async with asyncio.timeout(30):
+                    await bound.restart(timeout=3600)
         finally:
             await modem.close()
 

@@ -73,6 +73,7 @@ from atbridge.errors import (
     AtTimeout,
     CloseReason,
     ConfigurationError,
+    LinkLost,
     ModemError,
     ModemRebooted,
     SocketClosed,
@@ -232,7 +233,9 @@ class SimcomDialect(Dialect):
 
         An auto-bauding module prints no banner (see the module docstring): after
         :attr:`boot_quiet` seconds without one, ``AT`` is polled until it answers,
-        and that answer is reported to the channel as the restart.
+        and that answer is reported to the channel as the restart. A link that goes
+        away meanwhile (a USB modem re-enumerating on its reset) ends the wait at once
+        with :class:`~atbridge.errors.LinkLost`: the banner comes on the new device.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -242,7 +245,14 @@ class SimcomDialect(Dialect):
             if not booted.done():
                 booted.set_result(banner)
 
+        def on_lost(reason: str) -> None:
+            if not booted.done():
+                booted.set_exception(
+                    LinkLost(f"the link to {self.modem.port} was lost after the reset: {reason}")
+                )
+
         unhook = self.modem.on_reboot(on_boot)
+        unhook_lost = self.modem.on_link_lost(on_lost)
         try:
             with contextlib.suppress(ModemError, AtTimeout):
                 await self.modem.command(self.reset_command, timeout=10)
@@ -264,8 +274,12 @@ class SimcomDialect(Dialect):
                 if not booted.done():
                     self.modem.report_restart("no boot banner after the reset (auto-bauding)")
                 return
+            booted.result()  # LinkLost if that is what ended the wait
         finally:
             unhook()
+            unhook_lost()
+            if booted.done() and not booted.cancelled():
+                booted.exception()  # retrieved: a loss after the wait is raised by AT
 
     async def _send_in_parts(
         self, sock: ModemSocket, chunk: bytes, send_part: Callable[[bytes], Awaitable[int]]
