@@ -422,6 +422,7 @@ def ser2net(device: str, workdir: Path, *, rfc2217: bool = False) -> Iterator[in
             proc.wait()
 
 
+@pytest.mark.usefixtures("short_escape_guard")  # a first AT lost while ser2net opens
 async def test_rfc2217_url_through_ser2net(fake: FakeModem, tmp_path: Path) -> None:
     with ser2net(fake.port, tmp_path, rfc2217=True) as port:
         modem = await connect_when_listening(f"rfc2217://127.0.0.1:{port}?ign_set_control")
@@ -469,6 +470,7 @@ async def connect_when_listening(url: str, attempts: int = 100) -> Modem:
     raise AssertionError(f"ser2net never accepted on {url}")
 
 
+@pytest.mark.usefixtures("short_escape_guard")  # a first AT lost while ser2net opens
 async def test_socket_url_through_ser2net(fake: FakeModem, tmp_path: Path) -> None:
     with ser2net(fake.port, tmp_path) as port:
         modem = await connect_when_listening(f"socket://127.0.0.1:{port}")
