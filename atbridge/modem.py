@@ -59,6 +59,13 @@ An ``OK`` without the information line a caller reads with :meth:`Response.value
 not there raises :class:`~atbridge.errors.PortNotFound`; a bad setting (baud rate,
 line ending, transcript path) a :class:`~atbridge.errors.ConfigurationError` before
 the port is touched.
+
+This module is above 800 lines because the AT channel is one job: matching each byte
+the modem sends to the command in flight, a URC subscriber or a reboot, and bringing
+the channel back in step (first sync, line-ending detection, escape, resync) are one
+state machine over one parser and one lock; split, each half would need the other's
+private state. The pure parts live beside it (:mod:`atbridge.at_parser`,
+:mod:`atbridge.at_syntax`, :mod:`atbridge.transport`).
 """
 
 from __future__ import annotations
