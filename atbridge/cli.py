@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from atbridge import __version__
 
-COMMANDS = ("at", "info", "creds", "publish", "subscribe", "run", "fsm")
+COMMANDS = ("at", "info", "creds", "publish", "subscribe", "run", "fsm", "explain")
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

@@ -243,3 +243,72 @@ def describe_cfun(value: str) -> str:
     if mode is None:
         return value
     return f"{FUNCTIONAL_MODE.get(mode, 'mode')} (CFUN={mode})"
+
+
+#: Unit of each GPRS timer coding (3 high bits -> seconds; ``None``: deactivated).
+#: TS 24.008 §10.5.7.3 (GPRS Timer, legacy T3412), Table 10.5.172 (GPRS Timer 2,
+#: T3324 active time) and Table 10.5.163a (GPRS Timer 3, T3412 extended).
+TIMER_UNITS: dict[str, dict[int, int | None]] = {
+    "timer": {0: 2, 1: 60, 2: 360, 7: None},
+    "timer2": {0: 2, 1: 60, 2: 360, 7: None},
+    "timer3": {0: 600, 1: 3600, 2: 36000, 3: 2, 4: 30, 5: 60, 6: 1152000, 7: None},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GprsTimer:
+    """A decoded GPRS timer octet: as printed, in seconds, and whether deactivated."""
+
+    raw: str
+    seconds: int | None
+    deactivated: bool
+
+
+def parse_gprs_timer(raw: str | None, coding: str) -> GprsTimer | None:
+    """Decode an 8-bit string (``"00100001"``) with ``coding`` (``timer``/``timer2``/``timer3``).
+
+    The 3 high bits choose the unit, the 5 low bits count it. A unit the
+    coding does not define is "1 minute" for ``timer``/``timer2`` (24.008 says
+    so); ``None`` for a string that is not 8 binary digits.
+    """
+    if raw is None:
+        return None
+    raw = raw.strip().strip('"').strip()
+    if len(raw) != 8 or set(raw) - {"0", "1"}:
+        return None
+    unit_bits, value = int(raw[:3], 2), int(raw[3:], 2)
+    units = TIMER_UNITS[coding]
+    if unit_bits in units and units[unit_bits] is None:
+        return GprsTimer(raw, None, True)
+    unit = units.get(unit_bits) or 60
+    return GprsTimer(raw, value * unit, False)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationExtras:
+    """What a :class:`Registration` leaves out: ``<n>`` and the PSM timers of levels 4/5."""
+
+    n: int | None = None
+    active_time: GprsTimer | None = None
+    periodic_tau: GprsTimer | None = None
+
+
+def parse_registration_extras(
+    value: str, *, is_read: bool, source: str | None = None
+) -> RegistrationExtras:
+    """The ``<n>`` of a read form and ``+CEREG``'s ``<Active-Time>,<Periodic-TAU-ext>``.
+
+    The timers follow the cause fields (``stat,tac,ci,AcT,cause_type,reject_cause,
+    Active-Time,Periodic-TAU-ext``); ``+CGREG``/``+CREG`` carry none decoded here.
+    """
+    params = split_params(value)
+    n = int_param(params, 0) if is_read else None
+    if is_read:
+        params = params[1:]
+    if source not in (None, "+CEREG"):
+        return RegistrationExtras(n)
+    return RegistrationExtras(
+        n,
+        parse_gprs_timer(str_param(params, 6), "timer2"),
+        parse_gprs_timer(str_param(params, 7), "timer3"),
+    )

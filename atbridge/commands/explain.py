@@ -1,0 +1,95 @@
+"""``atbridge explain``: decode a pasted modem answer or URC into named fields.
+
+The text (several lines allowed; ``-`` reads standard input) goes to
+:func:`atbridge.diagnostics.explain_text`; ``--json`` prints ONE JSON object
+with the field names of the diagnostics vocabulary (several commands in the
+text: one object keyed by their prefix), otherwise a table of each value, its
+meaning and its rating. ``--command`` names the command that was sent, which
+tells a read response (``AT+CEREG?`` -> ``+CEREG: 1,5``, ``<n>,<stat>``) from a
+notification where both shapes fit. Text that is not a known answer: one line on
+stderr and exit 2. Only the standard library is imported until the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+HELP = "decode a pasted AT response or URC (+CEREG, +CESQ, +COPS, +CGDCONT...) into fields"
+
+_EPILOG = """examples:
+  atbridge explain -- '+CEREG: 5,"0A0B","01020304",7,0,15'
+  atbridge explain --command 'AT+CEREG?' --json -- '+CEREG: 1,5'
+  atbridge at --port /dev/ttyACM0 AT+CGDCONT? | atbridge explain -
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``--command``, ``--json`` and the TEXT words."""
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--command",
+        metavar="CMD",
+        help="the command that was sent (AT+CEREG? means a read response, else a URC)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "text",
+        nargs="*",
+        metavar="TEXT",
+        help="the modem's answer (words are joined by spaces; '-' reads standard input)",
+    )
+
+
+def _text(words: list[str]) -> str:
+    if words == ["-"]:
+        from atbridge.commands.stdin import read_all
+
+        return read_all().decode("utf-8", errors="replace")
+    return " ".join(words)
+
+
+def render(decoded: dict[str, dict[str, Any]]) -> str:
+    """The table: one block per command, ``field  value  meaning`` rows."""
+    from atbridge.diagnostics import describe_field
+
+    lines: list[str] = []
+    for prefix, fields in decoded.items():
+        lines.append(prefix)
+        rows: list[tuple[str, str]] = []
+        for name, value in fields.items():
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    rows.append((f"{name}[{index}]", ""))
+                    rows.extend((f"  {k}", describe_field(k, v, item)) for k, v in item.items())
+            else:
+                rows.append((name, describe_field(name, value, fields)))
+        width = max((len(name) for name, _ in rows), default=0)
+        lines.extend(f"  {name.ljust(width)}  {text}".rstrip() for name, text in rows)
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decode the text; exit 2 with one line on stderr when it is not a known answer."""
+    import json
+
+    from atbridge.diagnostics import ExplainError, explain_text, flatten
+
+    text = _text(list(args.text))
+    try:
+        decoded = explain_text(text, command=args.command)
+    except ExplainError as exc:
+        print(f"atbridge: cannot explain this text: {exc}", file=sys.stderr)
+        print(
+            "  what to try: paste the modem's answer lines (e.g. '+CEREG: 1,\"0A0B\",...'), "
+            "and --command for the command that was sent",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json:
+        print(json.dumps(flatten(decoded)))
+    else:
+        print(render(decoded))
+    return 0
