@@ -10,10 +10,21 @@ leading blank lines) and aggregates the lines of one command (``contexts``,
 ``available``). Unknown values are ``None``, never a sentinel number.
 
 Ratings (human output only, never JSON fields) come from one table,
-:data:`RATINGS`. RSRP uses the thresholds already in :func:`atbridge.decode.rate_rsrp`
-(stated there as nRF Connect Cellular Monitor's; not re-verified in this
-slice). RSRQ, SNR and RSSI thresholds are a *convention* (common field-engineering
-bands, not taken from a cited vendor table).
+:data:`RATINGS` (lower bound of each rating, dBm / dB):
+
+=========  =========  ======  ======  =====
+quantity   excellent  good    fair    poor
+=========  =========  ======  ======  =====
+RSRP dBm   >= -84     >= -102 >= -111 below
+RSRQ dB    >= -10     >= -15  >= -20  below
+SNR dB     >= 20      >= 13   >= 0    below
+RSSI dBm   >= -65     >= -75  >= -85  below
+=========  =========  ======  ======  =====
+
+Source, honestly: RSRP is :func:`atbridge.decode.rate_rsrp`, whose docstring
+attributes it to nRF Connect Cellular Monitor; that was not re-verified here.
+The same RSRP and RSSI bands are the common field-engineering table found in
+many public tools, so read all four rows as a *convention*, not a vendor spec.
 
 Reject causes (:data:`EMM_CAUSES`) are TS 24.301 Annex A EMM causes with a short
 "what to try" each.
@@ -85,9 +96,9 @@ EMM_CAUSES: dict[int, tuple[str, str]] = {
 
 #: The ratings table: per quantity, (lowest value, rating) from best to worst.
 RATINGS: dict[str, tuple[tuple[float, str], ...]] = {
-    # the thresholds of atbridge.decode.rate_rsrp (Cellular Monitor's, as stated there)
+    # atbridge.decode.rate_rsrp's bands (see the module docstring for the source)
     "rsrp_dbm": ((-84, "excellent"), (-102, "good"), (-111, "fair"), (float("-inf"), "poor")),
-    # convention
+    # convention (module docstring)
     "rsrq_db": ((-10, "excellent"), (-15, "good"), (-20, "fair"), (float("-inf"), "poor")),
     "snr_db": ((20, "excellent"), (13, "good"), (0, "fair"), (float("-inf"), "poor")),
     "rssi_dbm": ((-65, "excellent"), (-75, "good"), (-85, "fair"), (float("-inf"), "poor")),

@@ -59,3 +59,29 @@ def test_cops() -> None:
 
 def test_cfun() -> None:
     assert describe_cfun("4") == "flight mode (radio off, SIM on) (CFUN=4)"
+
+
+def test_gprs_timer_codings_of_ts_24_008() -> None:
+    from atbridge.decode import parse_gprs_timer
+
+    # GPRS Timer 2 (T3324, Table 10.5.172): 001 = 1 min, 111 = deactivated
+    active = parse_gprs_timer('"00100101"', "timer2")
+    assert active is not None
+    assert (active.raw, active.seconds, active.deactivated) == ("00100101", 300, False)
+    # GPRS Timer 3 (T3412 ext, Table 10.5.163a): 010 = 10 h, 110 = 320 h
+    assert parse_gprs_timer("01000001", "timer3").seconds == 36000  # type: ignore[union-attr]
+    assert parse_gprs_timer("11100000", "timer3").deactivated is True  # type: ignore[union-attr]
+    assert parse_gprs_timer("12345678", "timer3") is None
+
+
+def test_registration_extras_n_and_psm_timers() -> None:
+    from atbridge.decode import parse_registration_extras
+
+    read = parse_registration_extras(
+        '5,1,"0A0B","01020304",7,,,"00100001","00000110"', is_read=True
+    )
+    assert read.n == 5
+    assert read.active_time is not None and read.active_time.seconds == 60
+    assert read.periodic_tau is not None and read.periodic_tau.seconds == 3600
+    assert parse_registration_extras("1", is_read=False).n is None
+    assert parse_registration_extras("2,1", is_read=True, source="+CGREG").active_time is None
