@@ -137,9 +137,17 @@ def _timer(prefix: str, timer: GprsTimer | None) -> Fields:
 
 
 def looks_like_read(value: str) -> bool:
-    """Whether a ``+CxREG:`` value is a read form: a second unquoted 1-2 digit number (``1,5``)."""
+    """Whether a ``+CxREG:`` value is a read form (``<n>,<stat>,...``) rather than a URC.
+
+    The second parameter of a read form is ``<stat>`` (an unquoted number up to
+    10, or 90); of a URC it is the quoted (or bare hex) area code. Shapes both
+    fit (``1,5``, a bare area code ``05``) are taken as a read form: ``--command``
+    says otherwise.
+    """
     params = split_params(value)
-    return len(params) >= 2 and re.fullmatch(r"\d{1,2}", params[1]) is not None
+    if len(params) < 2 or re.fullmatch(r"\d{1,2}", params[1]) is None:
+        return False
+    return int(params[1]) <= 10 or int(params[1]) == 90
 
 
 def registration(value: str, *, source: str, is_read: bool | None = None) -> Fields:
@@ -365,7 +373,7 @@ def decode_line(prefix: str, value: str, *, is_read: bool | None = None) -> Fiel
 
 
 _LINE = re.compile(r"^\s*([+%][A-Z]+)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-_FINAL = re.compile(r"^\s*(OK|AT\S*)\s*$", re.IGNORECASE)
+_FINAL = re.compile(r"^\s*(OK|AT.*)$", re.IGNORECASE)
 
 
 def explain_text(text: str, *, command: str | None = None) -> dict[str, Fields]:
@@ -418,7 +426,7 @@ def cause_text(cause_type: int | None, cause: int | None) -> str | None:
         return None
     if cause_type == 1:
         return f"{cause} (manufacturer-specific cause)"
-    text, hint = EMM_CAUSES.get(cause, ("EMM cause (TS 24.301 Annex A)", "look it up"))
+    text, hint = EMM_CAUSES.get(cause, ("EMM cause", "see TS 24.301 Annex A for this value"))
     return f"{cause}  {text} — {hint}"
 
 

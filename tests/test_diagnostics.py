@@ -233,3 +233,10 @@ def test_explain_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["explain", "--help"])
     assert exited.value.code == 0
     assert "usage: atbridge explain" in capsys.readouterr().out
+
+
+def test_urc_with_a_bare_hex_area_code_and_an_echoed_command() -> None:
+    got = fields("AT+CEREG?\r\n+CEREG: 1,2F,0012BEEF,7\r\nOK")
+    assert "n" not in got
+    assert (got["stat"], got["tac_int"], got["cell_id"]) == (1, 0x2F, "0012BEEF")
+    assert fields("+CGREG: 1,12,0012BEEF,0")["tac"] == "12"
