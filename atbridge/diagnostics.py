@@ -465,6 +465,10 @@ def describe_field(name: str, value: Any, fields: Fields) -> str:
         meaning = {0: "EMM cause (TS 24.301 Annex A)", 1: "manufacturer-specific"}.get(value)
     elif name == "rrc_state":
         meaning = {0: "idle", 1: "connected"}.get(value)
+    elif (name in ("rxlev", "ber") and value == 99) or (
+        name in ("rscp", "ecno", "rsrp_index", "rsrq_index") and value == 255
+    ):
+        meaning = "unknown / not measured"
     elif name == "cell_id_valid" and value is False:
         meaning = "no cell (FFFFFFFF)"
     else:

@@ -240,3 +240,12 @@ def test_urc_with_a_bare_hex_area_code_and_an_echoed_command() -> None:
     assert "n" not in got
     assert (got["stat"], got["tac_int"], got["cell_id"]) == (1, 0x2F, "0012BEEF")
     assert fields("+CGREG: 1,12,0012BEEF,0")["tac"] == "12"
+
+
+def test_table_says_unknown_for_the_not_measured_indices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["explain", "--", "+CESQ: 99,99,255,255,255,255"]) == 0
+    out = capsys.readouterr().out
+    assert "rxlev       99  unknown / not measured" in out
+    assert "rsrp_dbm    unknown" in out
