@@ -31,7 +31,9 @@ def test_help_imports_no_asyncio_serial_or_transitions() -> None:
     assert "LOADED []" in out
 
 
-@pytest.mark.parametrize("command", ["at", "info", "creds", "publish", "subscribe", "run", "fsm"])
+@pytest.mark.parametrize(
+    "command", ["at", "info", "creds", "publish", "subscribe", "run", "fsm", "explain"]
+)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([command, "--help"])
