@@ -533,34 +533,53 @@ class Dialect:
         banner coming. That is :class:`~atbridge.errors.LinkLost`, at once, so the
         lifecycle reopens the port by the name the user gave until it is back.
         """
-        loop = asyncio.get_running_loop()
-        booted: asyncio.Future[str] = loop.create_future()
+        with self._awaiting_boot() as booted:
+            await self._send_reset(booted)
+            async with asyncio.timeout(timeout):
+                await booted
+
+    @contextlib.contextmanager
+    def _awaiting_boot(self) -> Iterator[asyncio.Future[str]]:
+        """A future for a restart being waited for: the boot banner, or the link lost.
+
+        A modem on USB re-enumerates with its reset, so the port going away ends the
+        wait with :class:`~atbridge.errors.LinkLost` instead of a banner. Every family's
+        :meth:`restart` waits through this one future.
+        """
+        booted: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         def on_boot(banner: str) -> None:
             if not booted.done():
                 booted.set_result(banner)
 
-        def on_lost(reason: str) -> None:
-            if not booted.done():
-                booted.set_exception(
-                    LinkLost(
-                        f"the port went away with the reset ({reason})",
-                        hint="a USB modem re-enumerates on reset: it is reopened by the same "
-                        "name (use /dev/serial/by-id/...) once it is back",
-                    )
-                )
-
-        unhooks = [self.modem.on_reboot(on_boot), self.modem.on_link_lost(on_lost)]
+        unhooks = [
+            self.modem.on_reboot(on_boot),
+            self.modem.on_link_lost(lambda reason: self._lost_with_reset(booted, reason)),
+        ]
         try:
-            with contextlib.suppress(ModemError, AtTimeout, LinkLost):
-                await self.modem.command(self.reset_command, timeout=10)
-            if not self.modem.is_open:
-                on_lost("the port is closed")
-            async with asyncio.timeout(timeout):
-                await booted
+            yield booted
         finally:
             for unhook in unhooks:
                 unhook()
+            if booted.done() and not booted.cancelled():
+                booted.exception()  # retrieved: a loss after the wait is raised by the next use
+
+    def _lost_with_reset(self, booted: asyncio.Future[str], reason: str) -> None:
+        if not booted.done():
+            booted.set_exception(
+                LinkLost(
+                    f"the link to {self.modem.port} was lost after the reset ({reason})",
+                    hint="a USB modem re-enumerates on reset: it is reopened by the same "
+                    "name (use /dev/serial/by-id/...) once it is back",
+                )
+            )
+
+    async def _send_reset(self, booted: asyncio.Future[str]) -> None:
+        """Send :attr:`reset_command`; a port it takes away ends ``booted`` with LinkLost."""
+        with contextlib.suppress(ModemError, AtTimeout, LinkLost):
+            await self.modem.command(self.reset_command, timeout=10)
+        if not self.modem.is_open:
+            self._lost_with_reset(booted, "the port is closed")
 
     async def detach(self) -> None:
         """Radio off, SIM on (``AT+CFUN=4``)."""

@@ -73,7 +73,6 @@ from atbridge.errors import (
     AtTimeout,
     CloseReason,
     ConfigurationError,
-    LinkLost,
     ModemError,
     ModemRebooted,
     SocketClosed,
@@ -239,23 +238,8 @@ class SimcomDialect(Dialect):
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        booted: asyncio.Future[str] = loop.create_future()
-
-        def on_boot(banner: str) -> None:
-            if not booted.done():
-                booted.set_result(banner)
-
-        def on_lost(reason: str) -> None:
-            if not booted.done():
-                booted.set_exception(
-                    LinkLost(f"the link to {self.modem.port} was lost after the reset: {reason}")
-                )
-
-        unhook = self.modem.on_reboot(on_boot)
-        unhook_lost = self.modem.on_link_lost(on_lost)
-        try:
-            with contextlib.suppress(ModemError, AtTimeout):
-                await self.modem.command(self.reset_command, timeout=10)
+        with self._awaiting_boot() as booted:
+            await self._send_reset(booted)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(booted), min(self.boot_quiet, timeout))
             while not booted.done():
@@ -275,11 +259,6 @@ class SimcomDialect(Dialect):
                     self.modem.report_restart("no boot banner after the reset (auto-bauding)")
                 return
             booted.result()  # LinkLost if that is what ended the wait
-        finally:
-            unhook()
-            unhook_lost()
-            if booted.done() and not booted.cancelled():
-                booted.exception()  # retrieved: a loss after the wait is raised by AT
 
     async def _send_in_parts(
         self, sock: ModemSocket, chunk: bytes, send_part: Callable[[bytes], Awaitable[int]]
