@@ -199,15 +199,19 @@ def parse_cesq(value: str) -> Signal | None:
     return Signal(rsrp, rsrq)
 
 
+#: RSRP ratings, (lowest dBm, rating) from best to worst: the usual field bands (a
+#: convention, not a vendor specification; :mod:`atbridge.diagnostics` says more).
+RSRP_RATINGS: tuple[tuple[float, str], ...] = (
+    (-84, "excellent"),
+    (-102, "good"),
+    (-111, "fair"),
+    (float("-inf"), "poor"),
+)
+
+
 def rate_rsrp(dbm: int) -> str:
-    """Excellent / Good / Fair / Poor, by nRF Connect Cellular Monitor's thresholds."""
-    if dbm >= -84:
-        return "excellent"
-    if dbm >= -102:
-        return "good"
-    if dbm >= -111:
-        return "fair"
-    return "poor"
+    """Excellent / good / fair / poor, by :data:`RSRP_RATINGS`."""
+    return next(rating for floor, rating in RSRP_RATINGS if dbm >= floor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,10 +21,11 @@ SNR dB     >= 20      >= 13   >= 0    below
 RSSI dBm   >= -65     >= -75  >= -85  below
 =========  =========  ======  ======  =====
 
-Source, honestly: RSRP is :func:`atbridge.decode.rate_rsrp`, whose docstring
-attributes it to nRF Connect Cellular Monitor; that was not re-verified here.
-The same RSRP and RSSI bands are the common field-engineering table found in
-many public tools, so read all four rows as a *convention*, not a vendor spec.
+Source, honestly: the RSRP row is :data:`atbridge.decode.RSRP_RATINGS` (the bands
+``info`` rates with; an earlier docstring attributed them to nRF Connect Cellular
+Monitor, which was not verified). The same RSRP and RSSI bands are the common
+field-engineering table found in many public tools, so read all four rows as a
+*convention*, not a vendor spec.
 
 Reject causes (:data:`EMM_CAUSES`) are TS 24.301 Annex A EMM causes with a short
 "what to try" each.
@@ -37,12 +38,13 @@ from typing import Any
 
 from atbridge.at_syntax import int_param, parse_int, split_params, str_param, unquote
 from atbridge.decode import (
+    RSRP_RATINGS,
     GprsTimer,
     parse_cesq,
+    parse_cops,
     parse_gprs_timer,
     parse_registration,
     parse_registration_extras,
-    rate_rsrp,
 )
 
 Fields = dict[str, Any]
@@ -96,8 +98,7 @@ EMM_CAUSES: dict[int, tuple[str, str]] = {
 
 #: The ratings table: per quantity, (lowest value, rating) from best to worst.
 RATINGS: dict[str, tuple[tuple[float, str], ...]] = {
-    # atbridge.decode.rate_rsrp's bands (see the module docstring for the source)
-    "rsrp_dbm": ((-84, "excellent"), (-102, "good"), (-111, "fair"), (float("-inf"), "poor")),
+    "rsrp_dbm": RSRP_RATINGS,  # the bands `info` rates with (see the module docstring)
     # convention (module docstring)
     "rsrq_db": ((-10, "excellent"), (-15, "good"), (-20, "fair"), (float("-inf"), "poor")),
     "snr_db": ((20, "excellent"), (13, "good"), (0, "fair"), (float("-inf"), "poor")),
@@ -110,8 +111,6 @@ def rate(field: str, value: float | None) -> str | None:
     table = RATINGS.get(field)
     if table is None or value is None:
         return None
-    if field == "rsrp_dbm":
-        return rate_rsrp(int(value))
     return next(rating for floor, rating in table if value >= floor)
 
 
@@ -213,16 +212,15 @@ def csq(value: str) -> Fields:
 
 def cops(value: str) -> Fields:
     """``+COPS?``: ``mode``, ``format``, ``operator`` (format 0/1) or ``plmn`` (2), ``act``."""
-    params = split_params(value)
-    mode = int_param(params, 0)
-    if mode is None:
+    operator = parse_cops(value)
+    if operator is None:
         raise ExplainError(f"+COPS: no <mode> in {value!r}")
-    fields: Fields = {"mode": mode}
-    fmt = int_param(params, 1)
+    fields: Fields = {"mode": operator.mode}
+    fmt = int_param(split_params(value), 1)
     if fmt is not None:
         fields["format"] = fmt
-        fields["plmn" if fmt == 2 else "operator"] = str_param(params, 2)
-        fields["act"] = int_param(params, 3)
+        fields["plmn" if fmt == 2 else "operator"] = operator.name
+        fields["act"] = operator.act
     return fields
 
 
