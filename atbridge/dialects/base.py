@@ -19,7 +19,10 @@ family:
   that counts (the first registered source, else the first that reported, with
   its reject cause) is :attr:`Dialect.registration`, reported to ``progress``.
   A reboot while waiting ends the wait with
-  :class:`~atbridge.errors.ModemRebooted`.
+  :class:`~atbridge.errors.ModemRebooted`. Sources: 3GPP TS 27.007 §7.2
+  (``+CREG``), §10.1.20 (``+CGREG``), §10.1.22 (``+CEREG``); the order a family
+  asks them in follows TinyGSM (``TinyGsmClientSIM70xx.h``: CEREG then CGREG;
+  ``TinyGsmClientSIM800.h``: CREG; ``TinyGsmClientSIM7600.h``: CGREG).
 - :meth:`Dialect.close_leftover_sockets` — close every socket an earlier process
   (or the run before a link drop) left open on the modem; the lifecycle calls it
   after binding and before every open. Each family overrides it.
