@@ -34,6 +34,7 @@ Reject causes (:data:`EMM_CAUSES`) are TS 24.301 Annex A EMM causes with a short
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from atbridge.at_syntax import int_param, parse_int, split_params, str_param, unquote
@@ -409,6 +410,17 @@ def explain_text(text: str, *, command: str | None = None) -> dict[str, Fields]:
     if not seen:
         raise ExplainError("nothing to explain: the text is empty")
     return result
+
+
+def decode_answer(command: str, lines: Sequence[str]) -> Fields:
+    """The fields of the information lines a modem gave to ``command`` (``AT+CEREG?``).
+
+    The lines of a :class:`~atbridge.modem.Response` (no final result code); the
+    same rules as :func:`explain_text` with ``command`` as ``--command``, so
+    ``diag`` and ``watch`` decode exactly what ``explain`` decodes. Raises
+    :class:`ExplainError` when the lines are not an answer this module knows.
+    """
+    return flatten(explain_text("\n".join(lines), command=command))
 
 
 def flatten(decoded: dict[str, Fields]) -> Fields:

@@ -72,8 +72,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_syntax import format_command
@@ -280,6 +281,26 @@ class Dialect:
     registration_sources: tuple[str, ...] = ("+CEREG",)
     #: Lines this family prints when it (re)starts, besides the channel's own set.
     boot_banners: ClassVar[frozenset[str]] = frozenset()
+
+    # -- field diagnostics (read-only queries, asked through atbridge.survey) -------------
+    #: What ``diag`` asks, by layer: ``"device"`` (identity, SIM, supply), ``"radio"``
+    #: (functional mode, RAT, band, signal, serving cell) and ``"network"`` (operator,
+    #: PSM/eDRX, PDP contexts, addresses, DNS). Registration is read on
+    #: :attr:`registration_sources` besides these. Read-only: none changes the modem.
+    #: The plain 3GPP TS 27.007 set; each family replaces it with what it answers.
+    diagnostic_queries: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+        {
+            "device": ("AT+CGMI", "AT+CGMM", "AT+CGMR", "AT+CGSN", "AT+CIMI", "AT+CPIN?"),
+            "radio": ("AT+CFUN?", "AT+CESQ", "AT+CSQ"),
+            "network": ("AT+COPS?", "AT+CPSMS?", "AT+CEDRXRDP", "AT+CGDCONT?", "AT+CGPADDR"),
+        }
+    )
+    #: What ``watch`` asks every sample (signal and serving cell), besides registration.
+    sample_queries: ClassVar[tuple[str, ...]] = ("AT+CESQ", "AT+COPS?")
+    #: Commands that turn on the notifications ``watch`` records (they change the
+    #: modem's reporting settings; ``watch`` says so). Registration reports are
+    #: turned on the way :meth:`attach` does it.
+    watch_notifications: ClassVar[tuple[str, ...]] = ("AT+CSCON=1",)
 
     # -- identification (data walked by atbridge.dialects.identify) ---------------------
     #: Substrings of the ``AT+CGMI`` answer (manufacturer) that name this family.

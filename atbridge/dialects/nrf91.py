@@ -90,6 +90,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule
@@ -183,6 +184,46 @@ class NordicDialect(Dialect):
     notification_command: ClassVar[str] = ""
     #: Registration is reported on ``+CEREG`` only (LTE-M and NB-IoT).
     registration_sources: tuple[str, ...] = ("+CEREG",)
+    #: nRF91 AT Commands Reference: %XICCID, %XTEMP, %XVBAT (device); %XSYSTEMMODE,
+    #: %XCBAND, %XMONITOR, %CONEVAL, %NBRGRSRP (radio: mode, band, serving cell,
+    #: connection evaluation, neighbours); +CGCONTRDP (DNS servers), %XPTW, +CSCON.
+    diagnostic_queries = MappingProxyType(
+        {
+            "device": (
+                "AT+CGMI",
+                "AT+CGMM",
+                "AT+CGMR",
+                "AT+CGSN=1",
+                "AT+CIMI",
+                "AT%XICCID",
+                "AT+CPIN?",
+                "AT%XTEMP?",
+                "AT%XVBAT",
+            ),
+            "radio": (
+                "AT+CFUN?",
+                "AT%XSYSTEMMODE?",
+                "AT%XCBAND",
+                "AT+CESQ",
+                "AT%XMONITOR",
+                "AT%CONEVAL",
+                "AT%NBRGRSRP",
+            ),
+            "network": (
+                "AT+COPS?",
+                "AT+CPSMS?",
+                "AT+CEDRXRDP",
+                "AT%XPTW?",
+                "AT+CGDCONT?",
+                "AT+CGPADDR",
+                "AT+CGCONTRDP=0",
+                "AT+CSCON?",
+            ),
+        }
+    )
+    sample_queries = ("AT%XMONITOR", "AT+CESQ")
+    #: %CESQ signal notifications, %MDMEV modem events, +CSCON RRC state.
+    watch_notifications = ("AT%CESQ=1", "AT%MDMEV=1", "AT+CSCON=1")
 
     def __init__(self, modem: Modem) -> None:
         #: Seconds a socket's receiver waits without a notification before it reads anyway.

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from types import MappingProxyType
 
 from atbridge.at_syntax import format_command, int_param, split_params, unquote
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
@@ -86,6 +87,24 @@ class Sim7000(CipRxgetDialect):
     network_lost_urcs = (*Dialect.network_lost_urcs, "+PDP: DEACT")
     #: The SIM800 is a 2G module: no ``+CEREG``.
     sim800_registration_sources = ("+CGREG", "+CREG")
+    #: SIM7000 / SIM800 AT manuals: ``AT+CMNB?`` (CAT-M / NB-IoT preference; the
+    #: SIM800 refuses it), ``AT+CIPSTATUS`` (``STATE: ...`` and one ``C: ...`` line per
+    #: connection in multi-IP mode), ``AT+CDNSCFG?`` (``PrimaryDns:``/``SecondaryDns:``).
+    diagnostic_queries = MappingProxyType(
+        {
+            **CipRxgetDialect.diagnostic_queries,
+            "radio": ("AT+CFUN?", "AT+CNMP?", "AT+CMNB?", "AT+CSQ", "AT+CPSI?"),
+            "network": (
+                "AT+COPS?",
+                "AT+CPSMS?",
+                "AT+CEDRXRDP",
+                "AT+CGDCONT?",
+                "AT+CGPADDR",
+                "AT+CIPSTATUS",
+                "AT+CDNSCFG?",
+            ),
+        }
+    )
 
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
     _apn: str | None = None

@@ -33,6 +33,7 @@ Sources: reference §5.1 (TinyGSM ``TinyGsmClientSIM7080.h``, Zephyr
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, header_ints
@@ -96,6 +97,30 @@ class Sim7080(SimcomDialect):
     #: Unverified (reference §8): the manual says ``+CARECV: <cid>,<len>,<data>``,
     #: TinyGSM observed ``+CARECV: <len>,<data>``. The one switch.
     carecv_has_cid: ClassVar[bool] = False
+    #: SIM7070/SIM7080/SIM7090 AT manual: ``AT+CMNB?`` (CAT-M / NB-IoT preference),
+    #: ``AT+CBANDCFG?`` (band lock per RAT), ``AT+CEDRXRDP``, ``AT+CNACT?`` (the
+    #: application PDP contexts and their addresses).
+    diagnostic_queries = MappingProxyType(
+        {
+            **SimcomDialect.diagnostic_queries,
+            "radio": (
+                "AT+CFUN?",
+                "AT+CNMP?",
+                "AT+CMNB?",
+                "AT+CBANDCFG?",
+                "AT+CSQ",
+                "AT+CPSI?",
+            ),
+            "network": (
+                "AT+COPS?",
+                "AT+CPSMS?",
+                "AT+CEDRXRDP",
+                "AT+CGDCONT?",
+                "AT+CGPADDR",
+                "AT+CNACT?",
+            ),
+        }
+    )
     tls_unsupported = (
         'only AT+CASSLCFG=<cid>,"SSL",1 would be sent; the TLS version, the CA '
         "certificate and SNI (AT+CSSLCFG) are not configured yet"

@@ -37,6 +37,7 @@ sources, reference §8: unverified, easy to change below).
 from __future__ import annotations
 
 import contextlib
+from types import MappingProxyType
 
 from atbridge.at_syntax import format_command, int_param
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
@@ -95,6 +96,25 @@ class Sim7600(CipRxgetDialect):
     links = range(10)
     tls_unsupported = "its AT+CCH* SSL commands are not driven by atbridge yet"
     boot_banners = frozenset({"*ATREADY: 1"})
+    #: SIM7500/SIM7600 AT manual: ``AT+CICCID`` (``+ICCID:``), ``AT+CPMUTEMP`` (the
+    #: module's temperature), ``AT+NETOPEN?`` (the socket network open or not).
+    diagnostic_queries = MappingProxyType(
+        {
+            "device": (
+                "AT+CGMI",
+                "AT+CGMM",
+                "AT+CGMR",
+                "AT+CGSN",
+                "AT+CIMI",
+                "AT+CICCID",
+                "AT+CPIN?",
+                "AT+CBC",
+                "AT+CPMUTEMP",
+            ),
+            "radio": ("AT+CFUN?", "AT+CNMP?", "AT+CSQ", "AT+CPSI?"),
+            "network": ("AT+COPS?", "AT+CPSMS?", "AT+CGDCONT?", "AT+CGPADDR", "AT+NETOPEN?"),
+        }
+    )
     network_lost_urcs = (*Dialect.network_lost_urcs, "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
     #: The network went away since the last activation (AT+NETCLOSE first).
     _network_dropped: bool = False

@@ -62,6 +62,7 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
+from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
@@ -122,6 +123,27 @@ class SimcomDialect(Dialect):
     #: Registration on LTE (``+CEREG``), else on GPRS/EDGE (``+CGREG``): TinyGSM's
     #: SIM70xx order; a module camped on 2G reports only on ``+CGREG``.
     registration_sources = ("+CEREG", "+CGREG")
+    #: SIMCom AT manuals (SIM7000/SIM7080/SIM7600 series): ``AT+CCID`` (bare ICCID),
+    #: ``AT+CBC`` (supply), ``AT+CNMP?`` (RAT preference), ``AT+CPSI?`` (serving cell
+    #: and signal); each family adds its own bearer status.
+    diagnostic_queries = MappingProxyType(
+        {
+            "device": (
+                "AT+CGMI",
+                "AT+CGMM",
+                "AT+CGMR",
+                "AT+CGSN",
+                "AT+CIMI",
+                "AT+CCID",
+                "AT+CPIN?",
+                "AT+CBC",
+            ),
+            "radio": ("AT+CFUN?", "AT+CNMP?", "AT+CSQ", "AT+CPSI?"),
+            "network": ("AT+COPS?", "AT+CPSMS?", "AT+CGDCONT?", "AT+CGPADDR"),
+        }
+    )
+    sample_queries = ("AT+CPSI?", "AT+CSQ")
+    watch_notifications = ()
     #: Seconds :meth:`restart` waits for a boot banner before polling with ``AT``
     #: (SIM800 manual V1.09 §2.2.41: wait 3 to 5 s before the first ``AT`` when
     #: auto-bauding). Per dialect object; tests lower it.

@@ -1,0 +1,132 @@
+"""Asking a modem what it knows, one read-only query at a time, keeping every raw answer.
+
+Theory of operation
+-------------------
+Field diagnostics (``atbridge diag``) and sampling (``atbridge watch``) send
+many small queries (``AT+CESQ``, ``AT%XMONITOR``, ``AT+CPSI?``...), and a
+modem that refuses one of them (an older firmware, a command the family lacks,
+the SIM off in ``CFUN=0``) must not end the report: the refusal *is* the
+finding. :func:`ask` sends one query and always returns an :class:`Answer`:
+the command, when it started (seconds from the caller's origin) and how long it
+took, the raw information lines and final result code exactly as the modem
+sent them, and the decoded fields of the diagnostics vocabulary
+(:func:`atbridge.diagnostics.decode_answer`) when the answer decodes. What
+went wrong is :attr:`Answer.error` (``"+CME ERROR: 10 (SIM not inserted)"``,
+``"no answer within 5 s"``, ``"not decoded: ..."``). Only a lost link
+(:class:`~atbridge.errors.LinkLost`) or a cancellation ends the caller's work:
+the modem is gone, there is nothing more to ask.
+
+Which queries a modem family answers is the dialect's data
+(:attr:`atbridge.dialects.base.Dialect.diagnostic_queries`,
+:attr:`~atbridge.dialects.base.Dialect.sample_queries`); a few answers come
+on lines without the command's own prefix, named in :data:`ANSWER_PREFIXES`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from atbridge.diagnostics import ExplainError, decode_answer
+from atbridge.errors import AtTimeout, ModemError
+
+if TYPE_CHECKING:
+    from atbridge.modem import Modem
+
+#: Answer lines whose prefix is not the command's own (the channel would take them for
+#: notifications otherwise): SIM7600 ``AT+CICCID`` -> ``+ICCID: 8949...``.
+ANSWER_PREFIXES: dict[str, tuple[str, ...]] = {
+    "AT+CICCID": ("+ICCID:",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One query and what came back (``fields`` is ``None`` when nothing decoded).
+
+    ``started`` is seconds from the caller's origin (``time.monotonic()`` when none
+    was given), ``seconds`` how long the exchange took. ``lines`` and ``final`` are
+    the modem's own text; ``final`` is ``""`` when no final result code came.
+    """
+
+    command: str
+    started: float
+    seconds: float
+    lines: tuple[str, ...]
+    final: str
+    fields: dict[str, Any] | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """The modem answered ``OK`` and the answer decoded (or needed no decoding)."""
+        return self.error is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form: every attribute, times rounded to the millisecond."""
+        return {
+            "command": self.command,
+            "started_s": round(self.started, 3),
+            "duration_s": round(self.seconds, 3),
+            "raw": list(self.lines),
+            "final": self.final,
+            "fields": self.fields,
+            "error": self.error,
+        }
+
+
+async def ask(
+    modem: Modem,
+    command: str,
+    *,
+    timeout: float | None = None,
+    origin: float | None = None,
+    decode: bool = True,
+) -> Answer:
+    """Send ``command`` once and return its :class:`Answer`; never raises for the modem's no.
+
+    ``decode=False`` keeps the raw lines only (identity answers such as ``AT+CGMI``
+    are text, not fields). :class:`~atbridge.errors.LinkLost` and cancellation
+    propagate.
+    """
+    base = time.monotonic() if origin is None else origin
+    start = time.monotonic()
+    claims = ANSWER_PREFIXES.get(command.upper(), ())
+    try:
+        response = await modem.command(command, timeout=timeout, claims=claims)
+    except ModemError as exc:
+        reason = f"{exc.final}{f' ({exc.text})' if exc.text else ''}"
+        return Answer(command, start - base, time.monotonic() - start, (), exc.final, None, reason)
+    except AtTimeout as exc:
+        return Answer(
+            command,
+            start - base,
+            time.monotonic() - start,
+            (),
+            "",
+            None,
+            f"no answer within {exc.timeout:g} s" if exc.timeout else "no answer",
+        )
+    seconds = time.monotonic() - start
+    lines = tuple(response.lines)
+    fields: dict[str, Any] | None = None
+    error: str | None = None
+    if decode and lines:
+        try:
+            fields = decode_answer(command, lines)
+        except ExplainError as exc:
+            error = f"not decoded: {exc}"
+    return Answer(command, start - base, seconds, lines, response.final, fields, error)
+
+
+async def ask_all(
+    modem: Modem,
+    commands: Iterable[str],
+    *,
+    timeout: float | None = None,
+    origin: float | None = None,
+) -> list[Answer]:
+    """:func:`ask` each command in order (one at a time: a modem answers one command)."""
+    return [await ask(modem, command, timeout=timeout, origin=origin) for command in commands]
