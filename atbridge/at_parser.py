@@ -32,10 +32,31 @@ unsolicited is the AT channel's job (``modem.py``), not the parser's.
 Nothing is decoded strictly: events keep the raw bytes, and ``.text`` decodes
 with ``backslashreplace``. The parser never raises on any input, and the same
 events come out however the input is split into chunks.
+
+**Bounds.** What a broken or hostile modem sends cannot grow memory or crash the
+parser; each excess is a *protocol error of the modem*: counted
+(:attr:`AtParser.protocol_errors`), reported to :attr:`AtParser.on_protocol_error`,
+never raised.
+
+- A line longer than :data:`MAX_LINE` (8 KiB) is discarded up to its line end, not
+  stored and not delivered: no modem documents lines near that (the nRF91 Serial
+  Modem's longest response is 2100 bytes, its command buffer 4096: reference §3.2;
+  SIMCom's longest line is an inline ``+CARECV`` header, whose data is a block).
+  Whether a line is too long depends only on the line, so chunking never changes it.
+  An inline block header counts only within those 8 KiB.
+- A block header announcing more than :data:`MAX_BLOCK` (1 MiB) bytes, or a length
+  function that fails, is not believed: the line is delivered as a text line. The
+  largest documented block is 2048 bytes (4096 hex characters; nRF91 ``#XRECV``,
+  reference §3.3) and SIMCom's 1460 (``+CIPRXGET``/``+CARECV``, reference §5).
+- Numbers are read from at most :data:`~atbridge.at_syntax.MAX_INT_DIGITS` digits
+  (:func:`~atbridge.at_syntax.parse_int`); a ``+CME ERROR`` code longer than
+  :data:`MAX_CODE_DIGITS` digits is kept as text (``detail``). Python's
+  int-from-string limit (4300 digits) is never reached.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,12 +71,17 @@ GT = 0x3E
 SPACE = 0x20
 COMMA = 0x2C
 
+log = logging.getLogger(__name__)
+
 _LINE_END = re.compile(rb"[\r\n]")
 
-#: A line longer than this is cut and delivered in pieces rather than growing forever.
+#: A line longer than this is a protocol error of the modem: discarded, never stored.
 MAX_LINE = 8192
 #: A block header announcing more than this many bytes is not believed (treated as a line).
 MAX_BLOCK = 1 << 20
+#: The most digits a ``+CME``/``+CMS ERROR`` code has (TS 27.007 §9.2 codes are below
+#: 1000, vendor codes below 100000); a longer "code" is kept as text.
+MAX_CODE_DIGITS = 6
 
 
 class FinalKind(Enum):
@@ -169,7 +195,7 @@ def classify_final(line: bytes, extra: tuple[_FinalRule, ...] = ()) -> Final | N
         if match:
             kind = FinalKind.CME if match.group(1) == b"CME" else FinalKind.CMS
             value = match.group(2).strip()
-            if value.isdigit():
+            if value.isdigit() and len(value) <= MAX_CODE_DIGITS:
                 return Final(line, kind, False, code=int(value))
             return Final(line, kind, False, detail=decode_text(value))
     for rule in extra:
@@ -183,10 +209,16 @@ class AtParser:
     """Incremental AT response parser. Feed bytes, get events.
 
     ``expect_prompt`` lets a bare ``">"`` count as the send prompt (set it while a
-    command that answers with a prompt is in flight).
+    command that answers with a prompt is in flight). ``on_protocol_error`` (when
+    set) is called with a description of each protocol error of the modem (module
+    doc, *Bounds*); :attr:`protocol_errors` counts them.
     """
 
     expect_prompt: bool = False
+    on_protocol_error: Callable[[str], None] | None = None
+    #: How many protocol errors of the modem (overlong lines, unbelievable blocks) so far.
+    protocol_errors: int = 0
+    _discarding: int = 0
     _line: bytearray = field(default_factory=bytearray)
     _skip_lf: bool = False
     _skip_space: bool = False
@@ -218,6 +250,7 @@ class AtParser:
     def reset(self) -> None:
         """Forget any partial line or block (after a reboot or a reconnect)."""
         self._line.clear()
+        self._discarding = 0
         self._skip_lf = self._skip_space = False
         self._block_header = None
         self._block_data.clear()
@@ -227,7 +260,7 @@ class AtParser:
     @property
     def in_line(self) -> bool:
         """True while part of a text line has arrived and its end has not."""
-        return bool(self._line) and self._block_header is None
+        return (bool(self._line) or self._discarding > 0) and self._block_header is None
 
     @property
     def pending(self) -> bytes:
@@ -256,6 +289,16 @@ class AtParser:
                 pos += take
                 if self._block_remaining == 0:
                     self._finish_block(events)
+                continue
+            if self._discarding:
+                match = _LINE_END.search(data, pos)
+                end = match.start() if match else size
+                self._discarding += end - pos
+                if match is None:
+                    break
+                self._skip_lf = data[end] == CR
+                pos = end + 1
+                self._end_discard()
                 continue
             if self._skip_space:
                 self._skip_space = False
@@ -289,16 +332,53 @@ class AtParser:
                     # An inline block header ended at a comma; the data follows it.
                     pos += consumed
                     continue
+            if len(self._line) + end - pos > MAX_LINE:
+                # Too long for any modem: dropped up to its end (module doc, Bounds).
+                self._discarding = len(self._line) + end - pos
+                self._line.clear()
+                if match is None:
+                    break
+                self._skip_lf = data[end] == CR
+                pos = end + 1
+                self._end_discard()
+                continue
             self._line += data[pos:end]
             if match is None:
-                pos = size
-                if len(self._line) > MAX_LINE:
-                    self._complete_line(events)
-                continue
+                break
             self._skip_lf = data[end] == CR
             pos = end + 1
             self._complete_line(events)
         return events
+
+    def _end_discard(self) -> None:
+        size, self._discarding = self._discarding, 0
+        self._protocol_error(f"a line of {size} bytes (more than {MAX_LINE}) was discarded")
+
+    def _protocol_error(self, description: str) -> None:
+        self.protocol_errors += 1
+        report = self.on_protocol_error
+        if report is not None:
+            try:
+                report(description)
+            except Exception:
+                log.exception("protocol error report %r failed", report)
+
+    def _block_length(self, rule: BlockRule, header: bytes) -> int | None:
+        """``rule``'s length for ``header`` when it is believable; a failure is ``None``."""
+        try:
+            length = rule.length(header)
+        except Exception as exc:
+            self._protocol_error(f"block rule {rule.prefix!r} failed on its header: {exc!r}")
+            return None
+        if length is None:
+            return None
+        if not isinstance(length, int) or not 0 <= length <= MAX_BLOCK:
+            self._protocol_error(
+                f"a {rule.prefix.decode('ascii', 'replace').strip()} header announced "
+                f"{length!r} bytes (more than {MAX_BLOCK} is not believed): kept as a line"
+            )
+            return None
+        return length
 
     def _scan_inline(self, data: bytes, start: int, end: int, events: list[Event]) -> int:
         """Start a block if an inline header ends at a comma in ``data[start:end]``.
@@ -307,12 +387,18 @@ class AtParser:
         """
         segment = data[start:end]
         comma = segment.find(b",")
-        while comma >= 0:
-            candidate = bytes(self._line) + segment[: comma + 1]
-            for rule in self._inline_rules:
+        if comma < 0:
+            return 0
+        held = bytes(self._line)
+        # Only rules whose prefix this line can start with; and only within MAX_LINE.
+        head = held + segment[:_LONGEST_PREFIX]
+        rules = [rule for rule in self._inline_rules if _may_start(head, rule.prefix)]
+        while rules and comma >= 0 and len(held) + comma + 1 <= MAX_LINE:
+            candidate = held + segment[: comma + 1]
+            for rule in rules:
                 if candidate.startswith(rule.prefix):
-                    length = rule.length(candidate)
-                    if length is not None and 0 <= length <= MAX_BLOCK:
+                    length = self._block_length(rule, candidate)
+                    if length is not None:
                         self._line.clear()
                         self._start_block(candidate, length, events)
                         return comma + 1
@@ -330,8 +416,8 @@ class AtParser:
             return
         for rule in self._line_rules:
             if line.startswith(rule.prefix):
-                length = rule.length(line)
-                if length is not None and 0 <= length <= MAX_BLOCK:
+                length = self._block_length(rule, line)
+                if length is not None:
                     self._start_block(line, length, events)
                     return
         final = classify_final(line, self._finals)
@@ -352,6 +438,16 @@ class AtParser:
         events.append(Block(self._block_header, bytes(self._block_data)))
         self._block_header = None
         self._block_data.clear()
+
+
+#: Prefixes are compared on this many leading bytes at most (no dialect's is longer).
+_LONGEST_PREFIX = 64
+
+
+def _may_start(head: bytes, prefix: bytes) -> bool:
+    """Whether a line beginning ``head`` (possibly cut short) can start with ``prefix``."""
+    size = min(len(head), len(prefix))
+    return head[:size] == prefix[:size]
 
 
 def field_int(header: bytes, prefix: bytes, index: int) -> int | None:

@@ -22,7 +22,11 @@ decoded strictly):
   and may be quoted (``"5"``); ``+5``, ``5.0`` or ``0x5`` are not integers;
 - an unterminated quote runs to the end of the line (one parameter, its opening
   quote kept, so :func:`unquote` leaves it alone);
-- a missing parameter (past the end, or empty) is ``None`` from the accessors.
+- a missing parameter (past the end, or empty) is ``None`` from the accessors;
+- a number of more than :data:`MAX_INT_DIGITS` digits is not an integer (``None``):
+  no AT parameter is that long (the longest numeric identities, an ICCID and a
+  64-bit counter, have 20 digits), and reading it would meet Python's int-string
+  limit (4300 digits) and raise.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import re
 
 from atbridge.errors import ConfigurationError
 
+#: The most digits :func:`parse_int` reads (an ICCID, 2**64 - 1: 20 digits).
+MAX_INT_DIGITS = 20
 #: Bytes that must never appear inside a quoted AT string parameter.
 _FORBIDDEN_IN_STRING = re.compile(r'[\x00-\x1f\x7f"\\]|[^\x00-\x7f]')
 #: Bytes that must never appear anywhere in a command line we write.
@@ -164,7 +170,9 @@ def parse_int(param: str) -> int | None:
     """A decimal integer parameter (optionally ``-`` and quoted), or ``None``."""
     value = unquote(param.strip())
     digits = value[1:] if value[:1] == "-" else value
-    return int(value) if digits.isascii() and digits.isdigit() else None
+    if len(digits) > MAX_INT_DIGITS or not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(value)
 
 
 def int_param(params: list[str] | str, index: int) -> int | None:

@@ -34,7 +34,10 @@ each event is routed:
   URC subscribers when none waits (auto-received socket data).
 
 Exactly one command is in flight; callers queue in order on a lock. A timeout
-raises :class:`~atbridge.errors.AtTimeout` with every byte received meanwhile, and
+raises :class:`~atbridge.errors.AtTimeout` with the bytes received meanwhile (at
+most the first and the last :data:`KEEP_RECEIVED` bytes, with how many were elided
+between them: a modem streaming garbage cannot grow memory while a command waits;
+the parser bounds its partial line the same way, see :mod:`atbridge.at_parser`), and
 the next command first resynchronises: it sends ``AT+CMEE?`` and ignores finals
 until the ``+CMEE:`` line proves the replies are its own, so a late ``OK`` of the
 timed-out command is never taken as the next command's answer. A probe left
@@ -104,10 +107,15 @@ LATE_BOOT_LINES = re.compile(r"(?:SMS DONE|PB DONE|Call Ready|SMS Ready|DST: ?\d
 #: Seconds of silence before and after the generic ``+++`` escape (V.250 S12 default;
 #: the Nordic SLM's ``CONFIG_SLM_DATAMODE_SILENCE`` default), with a margin.
 ESCAPE_GUARD = 1.1
+#: Protocol errors of the modem logged as warnings per channel (the rest only counted).
+_PROTOCOL_ERRORS_LOGGED = 10
 #: Seconds to wait for each ``AT`` while finding the line ending (a modem answers in ms).
 _DETECT_TIMEOUT = 0.5
 
 DEFAULT_TIMEOUT = 5.0
+#: Bytes kept from the start and from the end of what arrives while a command waits,
+#: for its timeout report (:class:`_Received`): far more than any answer is long.
+KEEP_RECEIVED = 2048
 _SETUP_RESTARTS = 3
 #: The probes that resynchronise the channel, tried in turn (see :meth:`Modem._resync`),
 #: each with the information line that proves a reply is its own. They differ, so the
@@ -289,6 +297,44 @@ def _command_line(line: str) -> tuple[bytes, str | None]:
     return known
 
 
+class _Received:
+    """What arrived while a command waited: its first and last ``keep`` bytes only.
+
+    ``bytes(received)`` is the head and the tail, with a marker naming how many bytes
+    were elided between them.
+    """
+
+    __slots__ = ("elided", "head", "keep", "tail")
+
+    def __init__(self, keep: int = KEEP_RECEIVED) -> None:
+        self.keep = keep
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.elided = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.keep - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        excess = len(self.tail) - self.keep
+        if excess > 0:
+            del self.tail[:excess]
+            self.elided += excess
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.tail) + self.elided
+
+    def __bytes__(self) -> bytes:
+        if not self.elided:
+            return bytes(self.head + self.tail)
+        marker = b"...[%d bytes elided]..." % self.elided
+        return bytes(self.head) + marker + bytes(self.tail)
+
+
 @dataclass(slots=True)
 class _Pending:
     command: str
@@ -300,7 +346,7 @@ class _Pending:
     after_ok: bytes | None = None
     lines: list[str] = field(default_factory=list)
     data: bytes | None = None
-    received: bytearray = field(default_factory=bytearray)
+    received: _Received = field(default_factory=_Received)
     line_in_flight: bool = False
 
 
@@ -364,6 +410,8 @@ class Modem:
         self.transcript = transcript
         self.default_timeout = default_timeout
         self.parser = AtParser()
+        self.parser.on_protocol_error = self._on_protocol_error
+        self._protocol_errors_logged = 0
         self.port: str = ""
         self._transport: asyncio.Transport | None = None
         #: Bytes written to and read from the port since it was opened.
@@ -749,7 +797,16 @@ class Modem:
             self._needs_resync = True
             if self.transcript is not None:
                 self.transcript.note(f"timeout after {timeout:g} s waiting for {line!r}")
-            raise AtTimeout(line, timeout, bytes(pending.received)) from None
+            received = pending.received
+            hint = None
+            if received.elided:
+                hint = (
+                    f"the modem sent {len(received)} bytes meanwhile; the report keeps the "
+                    f"first and last {received.keep} ({received.elided} bytes elided) and "
+                    f"{self.parser.protocol_errors} protocol errors were counted: check "
+                    "the baud rate and the line ending, and whether the modem is streaming data"
+                )
+            raise AtTimeout(line, timeout, bytes(received), hint=hint) from None
         response, final = outcome
         if check and not final.success:
             raise _modem_error(line, final)
@@ -897,9 +954,27 @@ class Modem:
             self.transcript.rx(data)
         pending = self._pending
         if pending is not None:
-            pending.received += data
-        for event in self.parser.feed(data):
-            self._route(event)
+            pending.received.add(data)
+        try:
+            events = self.parser.feed(data)
+        except Exception:  # pragma: no cover - the parser promises not to raise
+            log.exception("the AT parser failed on %d bytes; resynchronising", len(data))
+            self.parser.reset()
+            self._needs_resync = True
+            return
+        for event in events:
+            try:
+                self._route(event)
+            except Exception:  # pragma: no cover - routing runs only guarded callbacks
+                log.exception("routing %r failed", event)
+
+    def _on_protocol_error(self, description: str) -> None:
+        """The parser met output no modem documents (an overlong line, a huge block)."""
+        if self._protocol_errors_logged < _PROTOCOL_ERRORS_LOGGED:
+            self._protocol_errors_logged += 1
+            log.warning("protocol error of the modem on %s: %s", self.port, description)
+        if self.transcript is not None:
+            self.transcript.note(f"protocol error of the modem: {description}")
 
     def _route(self, event: Event) -> None:
         pending = self._pending

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atbridge.at_parser import (
+    MAX_LINE,
     AtParser,
     Block,
     BlockRule,
@@ -97,12 +98,48 @@ def test_invalid_utf8_never_raises_and_is_kept_raw() -> None:
     assert events[1] == OK
 
 
-def test_overlong_line_is_cut_not_grown_forever() -> None:
+def test_overlong_line_is_discarded_not_grown_forever() -> None:
+    """A line over MAX_LINE is a protocol error of the modem: dropped to its end, counted."""
+    errors: list[str] = []
+    parser = AtParser(on_protocol_error=errors.append)
+    assert parser.feed(b"x" * 10_000) == []
+    assert parser.pending == b"" and parser.in_line
+    assert parser.feed(b"y" * 10_000 + b"\r\nOK\r\n") == [OK]
+    assert parser.protocol_errors == 1 and "20000 bytes" in errors[0]
+    # A line of exactly MAX_LINE bytes is still a line.
+    assert parser.feed(b"z" * MAX_LINE + b"\r\n") == [Line(b"z" * MAX_LINE)]
+
+
+def test_a_failing_block_rule_is_a_protocol_error_not_an_exception() -> None:
+    def broken(header: bytes) -> int | None:
+        raise ValueError("boom")
+
     parser = AtParser()
-    events = parser.feed(b"x" * 10_000)
-    assert len(events) == 1 and isinstance(events[0], Line)
-    assert len(events[0].raw) == 10_000
-    assert parser.pending == b""
+    parser.add_block(BlockRule(b"#XRECV: ", broken))
+    assert parser.feed(b"#XRECV: 1\r\nOK\r\n") == [Line(b"#XRECV: 1"), OK]
+    assert parser.protocol_errors == 1
+
+
+def test_huge_numbers_never_raise() -> None:
+    huge = b"7" * 5000
+    events = socket_parser().feed(b"+CME ERROR: " + huge + b"\r\n#XRECV: 0,0," + huge + b"\r\n")
+    assert events[0] == Final(b"+CME ERROR: " + huge, FinalKind.CME, False, detail=huge.decode())
+    assert events[1] == Line(b"#XRECV: 0,0," + huge)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    size=st.integers(MAX_LINE - 2, MAX_LINE + 2),
+    cut_fractions=st.lists(st.floats(0, 1), max_size=8),
+)
+def test_lines_around_the_bound_give_the_same_events_however_chunked(
+    size: int, cut_fractions: list[float]
+) -> None:
+    data = b"\r\n+CARECV: 3,abc" + b"," * size + b"\r\nOK\r\n" + b"q" * size + b"\rOK\r"
+    cuts = [int(f * len(data)) for f in cut_fractions]
+    whole, split = socket_parser(), socket_parser()
+    assert feed_split(split, data, cuts) == feed_all(whole, data)
+    assert split.protocol_errors == whole.protocol_errors
 
 
 # -- final result codes -----------------------------------------------------------------
