@@ -316,3 +316,62 @@ def parse_registration_extras(
         parse_gprs_timer(str_param(params, 6), "timer2"),
         parse_gprs_timer(str_param(params, 7), "timer3"),
     )
+
+
+#: eDRX AcT-types of TS 27.007 §7.40 (``+CEDRXS``/``+CEDRXRDP``/``%XPTW``): they are NOT
+#: the ``<AcT>`` numbers of ``+CEREG`` (7 LTE-M, 9 NB-IoT).
+EDRX_ACT_TYPES = {
+    0: "not using eDRX",
+    1: "EC-GSM-IoT (A/Gb mode)",
+    2: "GSM (A/Gb mode)",
+    3: "UTRAN (Iu mode)",
+    4: "E-UTRAN WB-S1 (LTE-M)",
+    5: "E-UTRAN NB-S1 (NB-IoT)",
+}
+
+#: eDRX cycle of TS 24.008 Table 10.5.5.32 in S1 mode, as multiples of 10.24 s per
+#: 4-bit value (0 means 5.12 s). WB-S1 (LTE-M) reads 1110/1111 as 1101; NB-S1 (NB-IoT)
+#: reads the values it does not define as 0010 (20.48 s) -- the table's notes, as
+#: sdk-nrf ``lib/lte_link_control/modules/edrx.c`` applies them.
+_EDRX_MULTIPLES = {
+    "wb-s1": (0, 1, 2, 4, 6, 8, 10, 12, 14, 16, 32, 64, 128, 256, 256, 256),
+    "nb-s1": (2, 2, 2, 4, 2, 8, 2, 2, 2, 16, 32, 64, 128, 256, 512, 1024),
+}
+
+#: Paging time window unit per mode (TS 24.008 §10.5.5.32: (value + 1) × unit).
+_PTW_UNITS = {"wb-s1": 1.28, "nb-s1": 2.56}
+
+
+def edrx_mode(act_type: int | None = None, *, act: int | None = None) -> str | None:
+    """``"wb-s1"`` (LTE-M) or ``"nb-s1"`` (NB-IoT) from an eDRX AcT-type (4/5) or an AcT (7/9)."""
+    if act_type == 4 or act == 7:
+        return "wb-s1"
+    if act_type == 5 or act == 9:
+        return "nb-s1"
+    return None
+
+
+def _nibble(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    raw = raw.strip().strip('"').strip()
+    if len(raw) != 4 or set(raw) - {"0", "1"}:
+        return None
+    return int(raw, 2)
+
+
+def edrx_seconds(raw: str | None, mode: str | None) -> float | None:
+    """The eDRX cycle of a 4-bit string (``"0101"`` -> 81.92 s) in ``mode``; ``None`` if unknown."""
+    value = _nibble(raw)
+    if value is None or mode not in _EDRX_MULTIPLES:
+        return None
+    multiple = _EDRX_MULTIPLES[mode][value]
+    return 5.12 if multiple == 0 else round(multiple * 10.24, 2)
+
+
+def ptw_seconds(raw: str | None, mode: str | None) -> float | None:
+    """The paging time window of a 4-bit string (``"0011"`` -> 5.12 s on LTE-M), or ``None``."""
+    value = _nibble(raw)
+    if value is None or mode not in _PTW_UNITS:
+        return None
+    return round((value + 1) * _PTW_UNITS[mode], 2)

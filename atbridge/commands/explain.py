@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-HELP = "decode a pasted AT response or URC (+CEREG, +CESQ, +COPS, +CGDCONT...) into fields"
+HELP = "decode a pasted AT response or URC (+CEREG, %XMONITOR, +CPSI, +CME ERROR...) into fields"
 
 _EPILOG = """examples:
   atbridge explain -- '+CEREG: 5,"0A0B","01020304",7,0,15'
@@ -51,21 +51,42 @@ def _text(words: list[str]) -> str:
     return " ".join(words)
 
 
-def render(decoded: dict[str, dict[str, Any]]) -> str:
-    """The table: one block per command, ``field  value  meaning`` rows."""
+def _rows(fields: dict[str, Any], indent: str = "") -> list[tuple[str, str]]:
+    """``(name, text)`` rows of ``fields``: lists of records and mappings get nested rows."""
     from atbridge.diagnostics import describe_field
 
+    rows: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            if not value:
+                rows.append((indent + name, "none"))
+            for index, item in enumerate(value):
+                rows.append((f"{indent}{name}[{index}]", ""))
+                rows.extend(_rows(item, indent + "  "))
+        elif isinstance(value, list):
+            rows.append((indent + name, ", ".join(str(item) for item in value) or "none"))
+        elif isinstance(value, dict):
+            rows.append((indent + name, ""))
+            rows.extend(
+                (
+                    f"{indent}  {key}",
+                    ", ".join(map(str, item))
+                    if isinstance(item, list)
+                    else describe_field(key, item, value),
+                )
+                for key, item in value.items()
+            )
+        else:
+            rows.append((indent + name, describe_field(name, value, fields)))
+    return rows
+
+
+def render(decoded: dict[str, dict[str, Any]]) -> str:
+    """The table: one block per command, ``field  value  meaning`` rows."""
     lines: list[str] = []
     for prefix, fields in decoded.items():
         lines.append(prefix)
-        rows: list[tuple[str, str]] = []
-        for name, value in fields.items():
-            if isinstance(value, list):
-                for index, item in enumerate(value):
-                    rows.append((f"{name}[{index}]", ""))
-                    rows.extend((f"  {k}", describe_field(k, v, item)) for k, v in item.items())
-            else:
-                rows.append((name, describe_field(name, value, fields)))
+        rows = _rows(fields)
         width = max((len(name) for name, _ in rows), default=0)
         lines.extend(f"  {name.ljust(width)}  {text}".rstrip() for name, text in rows)
     return "\n".join(lines)
