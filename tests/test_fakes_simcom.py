@@ -524,7 +524,7 @@ async def test_sim7080_identity_echo_and_info(start: Start) -> None:
         "AT+CPSI?",
         info(
             "+CPSI: LTE CAT-M1,Online,262-01,0x0A1B,19088743,94,EUTRAN-BAND20,"
-            "6300,3,3,-5,-78,-58,12"
+            "6300,3,3,-4,-78,-58,15"
         ),
     )
     host.client.write(b"ATE0\r\n")  # CR ends the line, the LF is ignored
@@ -591,7 +591,7 @@ async def test_sim7600_identity_network_and_cpsi(start: Start) -> None:
     await host.at("AT+CGMR", info("+CGMR: LE20B04SIM7600G22"))
     await host.at(
         "AT+CPSI?",
-        info("+CPSI: LTE,Online,262-01,0x0A1B,19088743,94,EUTRAN-BAND3,1300,3,3,-45,-780,-580,12"),
+        info("+CPSI: LTE,Online,262-01,0x0A1B,19088743,94,EUTRAN-BAND20,6300,3,3,-40,-780,-580,15"),
     )
     await host.at('AT+CIPOPEN=0,"TCP","127.0.0.1",1', line("+IP ERROR: Network not opened") + ERROR)
     await host.at("AT+NETOPEN?", info("+NETOPEN: 0"))

@@ -16,6 +16,12 @@ Layout (each module says more in its docstring):
                 per-family ``NetworkFaults`` it forwards to.
 - ``loopback``  the fake network: sockets bridged to real TCP on 127.0.0.1, name resolution.
 - ``generic``   the plain 3GPP TS 27.007 commands every dialect inherits.
+- ``radio``     the cell and signal model (serving/neighbour cells, SNR, RSSI, %CONEVAL
+                figures derived from RSRP) and the radio settings a power cycle resets.
+- ``scenarios`` ``RadioControls`` (inherited by ``FakeModem``): RRC state (+CSCON), PSM grants,
+                the dialect's radio notifications.
+- ``nrf91_diag``, ``simcom_diag``  each family's field-diagnostics commands (%XMONITOR,
+                %CONEVAL, +CBC, +CENG...), with their sources.
 - one module per dialect (``nrf91_slm``, ``nrf91_sm``, ``sim7080``, ``sim7600``, ``sim7000``)
   with what a family shares beside them (``nrf91_sockets``, ``simcom_common``). Add a dialect by
   adding its module and one import line below.

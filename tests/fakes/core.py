@@ -85,7 +85,9 @@ from .grammar import (
     frame_line,
     parse_command,
 )
+from .radio import RadioSettings
 from .registry import DIALECTS, GENERIC_COMMANDS, Dialect, Identity, Network
+from .scenarios import RadioControls
 from .wire import HotLine, LineReader, Pacer, Pty
 
 __all__ = [
@@ -132,6 +134,7 @@ class ModemState:
     cops_mode: int = 0
     cops_format: int = 2
     contexts: dict[int, PdpContext] = field(default_factory=dict)
+    radio: RadioSettings = field(default_factory=RadioSettings)
 
     @property
     def registered(self) -> bool:
@@ -197,7 +200,7 @@ def _command_key(name: str) -> str:
     return key
 
 
-class FakeModem(FaultControls):
+class FakeModem(FaultControls, RadioControls):
     """A fake cellular modem on a real pty. See the module docstring for how it works.
 
     ``dialect`` is a registered dialect name or a ``Dialect``. ``registration_delay`` is the
@@ -440,6 +443,7 @@ class FakeModem(FaultControls):
         s.cause_type = None if reject_cause is None else 0
         s.reject_cause = reject_cause
         self._send_cereg_urc()
+        self.radio_event("registration")
 
     def set_signal(self, rsrp_index: int, rsrq_index: int) -> None:
         """Signal reported by +CESQ while registered: RSRP index 0..97 (dBm = index - 140) and
@@ -449,6 +453,7 @@ class FakeModem(FaultControls):
         if not (0 <= rsrq_index <= 34 or rsrq_index == 255):
             raise ValueError("rsrq_index must be 0..34 or 255")
         self.rsrp_index, self.rsrq_index = rsrp_index, rsrq_index
+        self.radio_event("signal")
 
     def set_sim(self, inserted: bool) -> None:
         """Insert or remove the SIM card (takes effect for the next SIM access)."""
@@ -813,6 +818,7 @@ class FakeModem(FaultControls):
         s.cause_type = s.reject_cause = None
         if stat_changed or changed:
             self._send_cereg_urc(location_changed=not stat_changed)
+            self.radio_event("registration")
 
     def _send_cereg_urc(self, *, location_changed: bool = False) -> None:
         """The registration URC of each command with notifications on (+CEREG, +CGREG,

@@ -238,6 +238,150 @@ def _cgdcont(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
+_BITS8: Final = re.compile(r"[01]{8}")
+_BITS4: Final = re.compile(r"[01]{4}")
+
+
+def _timer_arg(cmd: Command, index: int, pattern: re.Pattern[str]) -> str | None:
+    """An optional quoted bit-string timer parameter (CME 50 when malformed)."""
+    if not cmd.has(index):
+        return None
+    value = cmd.str_arg(index)
+    if not pattern.fullmatch(value):
+        raise CommandError(50)
+    return value
+
+
+@_generic("+CPIN")
+def _cpin(fake: FakeModem, cmd: Command) -> Response:
+    # TS 27.007 §8.3: the read form names the code the SIM waits for; READY: none.
+    cmd.require_kind(Kind.READ, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok()
+    fake.check_sim()
+    return Response.ok("+CPIN: READY")
+
+
+@_generic("+CPSMS")
+def _cpsms(fake: FakeModem, cmd: Command) -> Response:
+    """TS 27.007 §7.38: ``AT+CPSMS=[<mode>[,<RAU>[,<GPRS-READY>[,<TAU>[,<Active-Time>]]]]]``;
+    the read form gives the *requested* values (``+CPSMS: 1,,,"00000110","00100001"``, the
+    nRF91 reference's example shape); what the network granted shows in +CEREG levels 4/5."""
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    radio = fake.state.radio
+    if cmd.kind is Kind.TEST:
+        return Response.ok('+CPSMS: (0,1),,,("00000000"-"11111111"),("00000000"-"11111111")')
+    if cmd.kind is Kind.READ:
+        tau_text = f'"{radio.requested_tau}"' if radio.requested_tau else ""
+        active_text = f'"{radio.requested_active_time}"' if radio.requested_active_time else ""
+        return Response.ok(f"+CPSMS: {radio.psm_mode},,,{tau_text},{active_text}")
+    if len(cmd.params) > 5:
+        raise CommandError(50)
+    mode = cmd.int_arg(0, valid=(0, 1), default=0)
+    tau = _timer_arg(cmd, 3, _BITS8)
+    active = _timer_arg(cmd, 4, _BITS8)
+    radio.psm_mode = mode
+    if not cmd.has(0):  # "AT+CPSMS=": PSM off, requested values back to the defaults
+        radio.requested_tau = radio.requested_active_time = None
+    if tau is not None:
+        radio.requested_tau = tau
+    if active is not None:
+        radio.requested_active_time = active
+    fake.after_response(fake.psm_changed)
+    return Response.ok()
+
+
+@_generic("+CEDRXS")
+def _cedrxs(fake: FakeModem, cmd: Command) -> Response:
+    """TS 27.007 §7.40: ``AT+CEDRXS=<mode>,<AcT-type>,<Requested_eDRX_value>`` (mode 0 off,
+    1 on, 2 on with +CEDRXP notifications (not sent by the fake), 3 off and defaults)."""
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    radio = fake.state.radio
+    if cmd.kind is Kind.TEST:
+        return Response.ok('+CEDRXS: (0-3),(4,5),("0000"-"1111")')
+    if cmd.kind is Kind.READ:
+        lines = [f'+CEDRXS: {act},"{value}"' for act, value in sorted(radio.edrx.items())]
+        return Response.ok(*lines)
+    mode = cmd.int_arg(0, valid=range(4), default=0)
+    act = cmd.int_arg(1, valid=(4, 5), default=4)
+    value = _timer_arg(cmd, 2, _BITS4)
+    radio.edrx_mode = mode
+    if mode in (0, 3):
+        radio.edrx.pop(act, None)
+    elif value is not None:
+        radio.edrx[act] = value
+    return Response.ok()
+
+
+def edrx_act_type(fake: FakeModem) -> int:
+    """The +CEDRX ``<AcT-type>`` of the RAT the fake camps on: 5 NB-S1 (NB-IoT), else 4
+    (E-UTRAN WB-S1, LTE-M)."""
+    return 5 if fake.act == 9 else 4
+
+
+#: The paging time window the fake network grants with eDRX when none was requested.
+DEFAULT_PTW: Final = "0011"
+
+
+@_generic("+CEDRXRDP")
+def _cedrxrdp(fake: FakeModem, cmd: Command) -> Response:
+    """TS 27.007 §7.41: ``+CEDRXRDP: <AcT-type>[,<Requested_eDRX_value>[,<NW-provided_eDRX_
+    value>[,<Paging_time_window>]]]``; ``+CEDRXRDP: 0`` when eDRX is not in use. The fake
+    network grants what was requested (with the %XPTW window, or ``DEFAULT_PTW``)."""
+    cmd.require_kind(Kind.EXEC, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok()
+    radio, act = fake.state.radio, edrx_act_type(fake)
+    value = radio.edrx.get(act)
+    if not fake.state.registered or value is None or radio.edrx_mode not in (1, 2):
+        return Response.ok("+CEDRXRDP: 0")
+    ptw = radio.ptw.get(act, DEFAULT_PTW)
+    return Response.ok(f'+CEDRXRDP: {act},"{value}","{value}","{ptw}"')
+
+
+def context_active(fake: FakeModem, cid: int) -> bool:
+    """Whether context ``cid`` is active: the default context while registered (an EPS
+    attach activates the default bearer, TS 23.401 §5.3.2)."""
+    low = fake.dialect.cid_range[0]
+    default_cid = min(fake.dialect.default_contexts, default=low)
+    return fake.state.registered and cid == default_cid
+
+
+@_generic("+CGPADDR")
+def _cgpaddr(fake: FakeModem, cmd: Command) -> Response:
+    """TS 27.007 §10.1.14: ``+CGPADDR: <cid>[,<PDP_addr>]`` for every defined context (the
+    given ones with ``AT+CGPADDR=<cid>[,...]``); the address only while active."""
+    cmd.require_kind(Kind.EXEC, Kind.SET, Kind.TEST)
+    contexts = fake.state.contexts
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CGPADDR: (" + ",".join(str(c) for c in sorted(contexts)) + ")")
+    if cmd.kind is Kind.SET:
+        cids = [cmd.int_arg(i) for i in range(len(cmd.params))]
+        if any(cid not in contexts for cid in cids):
+            raise CommandError(50)
+    else:
+        cids = sorted(contexts)
+    lines = [
+        f'+CGPADDR: {cid},"{fake.network.ip}"' if context_active(fake, cid) else f"+CGPADDR: {cid}"
+        for cid in cids
+    ]
+    return Response.ok(*lines)
+
+
+@_generic("+CSCON")
+def _cscon(fake: FakeModem, cmd: Command) -> Response:
+    """TS 27.007 §10.1.30: ``AT+CSCON=<n>`` (1: ``+CSCON: <mode>`` on every RRC change),
+    read ``+CSCON: <n>,<mode>`` (0 idle, 1 connected)."""
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    radio = fake.state.radio
+    if cmd.kind is Kind.TEST:
+        return Response.ok("+CSCON: (0,1)")
+    if cmd.kind is Kind.READ:
+        return Response.ok(f"+CSCON: {radio.cscon_n},{radio.rrc}")
+    radio.cscon_n = cmd.int_arg(0, valid=(0, 1), default=0)
+    return Response.ok()
+
+
 #: The plain 3GPP modem: CR terminator, echo on at power-on (V.250 default), CFUN=1 at
 #: power-on, no boot banner, lines without an AT prefix ignored.
 GENERIC: Final = register_dialect(

@@ -58,6 +58,7 @@ import asyncio
 import dataclasses
 from typing import Final, Literal
 
+from . import nrf91_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
 from .nrf91_sockets import (
@@ -514,6 +515,7 @@ NRF91_SLM: Final = register_dialect(
             "%XICCID": _xiccid,
             "#XRESET": _xreset,
             **COMMON_HANDLERS,
+            **nrf91_diag.DIAG_HANDLERS,
             "#XSOCKET": _xsocket,
             "#XSSOCKET": _xssocket,
             "#XSOCKETSELECT": _xsocketselect,
@@ -530,6 +532,7 @@ NRF91_SLM: Final = register_dialect(
         faults=NRF_FAULTS,
         on_reboot=on_reboot,
         on_stop=on_stop,
+        on_radio=nrf91_diag.on_radio,
     )
 )
 

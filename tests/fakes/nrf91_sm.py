@@ -50,6 +50,7 @@ import binascii
 import dataclasses
 from typing import Final, Literal
 
+from . import nrf91_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
 from .nrf91_sockets import (
@@ -549,6 +550,7 @@ NRF91_SM: Final = register_dialect(
             "%XICCID": _xiccid,
             "#XRESET": _xreset,
             **COMMON_HANDLERS,
+            **nrf91_diag.DIAG_HANDLERS,
             "#XSOCKET": _xsocket,
             "#XSSOCKET": _xssocket,
             "#XCLOSE": _xclose,
@@ -565,6 +567,7 @@ NRF91_SM: Final = register_dialect(
         faults=NRF_FAULTS,
         on_reboot=on_reboot,
         on_stop=on_stop,
+        on_radio=nrf91_diag.on_radio,
     )
 )
 

@@ -45,7 +45,9 @@ class Identity:
 
 @dataclass(frozen=True)
 class Network:
-    """The network the fake registers on."""
+    """The network the fake registers on: its operator, serving cell (``tac``, ``ci``, ``pci``,
+    ``earfcn``, ``band``; see ``radio``), access technology, APN, the address it gives the
+    default context and its DNS servers."""
 
     plmn: str = "26201"
     long_name: str = "Fake Network"
@@ -55,6 +57,10 @@ class Network:
     act: int = 7
     apn: str = "internet"
     ip: str = "10.0.1.1"
+    pci: int = 94
+    earfcn: int = 6300
+    band: int = 20
+    dns: tuple[str, str] = ("10.0.0.53", "10.0.0.54")
 
 
 def _no_state() -> object:
@@ -89,6 +95,9 @@ class Dialect:
       dropped, detach, peer close, refused send/open...); the default has no sockets.
     - ``options``: the names of the family's own ``FakeModem(...)`` keywords (``model``); the
       values are in ``fake.options`` (``python -m tests.fakes --option model=SIM800``).
+    - ``on_radio``: called with ``"registration"``, ``"signal"``, ``"search"`` (a network
+      search ended without a cell) when they change, for the family's own notifications
+      (nRF91 ``%CESQ``, ``%MDMEV``).
     """
 
     name: str
@@ -118,6 +127,7 @@ class Dialect:
     on_reboot: Callable[[FakeModem], None] | None = None
     on_stop: Callable[[FakeModem], Awaitable[None]] | None = None
     options: frozenset[str] = frozenset()
+    on_radio: Callable[[FakeModem, str], None] | None = None
 
 
 #: Every registered dialect by name. Dialect modules add themselves with ``register_dialect``.

@@ -60,6 +60,7 @@ from collections.abc import Callable
 from typing import Final, Literal
 
 from . import simcom_common as sc
+from . import simcom_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
 from .registry import Dialect, Identity, register_dialect
@@ -105,6 +106,7 @@ class Sim7000State(sc.SimcomState):
         self.qsend = 0
         self.rxget_mode = 0
         self.apn = ("CMNET", "", "")
+        self.dns: tuple[str, str] | None = None
 
     def drop_pdp(self, fake: FakeModem) -> None:
         if self.ip_state not in BEARER_UP:
@@ -382,8 +384,27 @@ def _cipstatus(fake: FakeModem, cmd: Command) -> Response:
     return Response(lines=(text.encode(),), final=None)
 
 
+def _cdnscfg(fake: FakeModem, cmd: Command) -> Response:
+    """``AT+CDNSCFG="<pri>"[,"<sec>"]``; read ``PrimaryDns: <pri>`` / ``SecondaryDns: <sec>``
+    (SIM800 manual V1.09 §8.2.13): the servers set, else the network's once the bearer is up,
+    else ``0.0.0.0``."""
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    st = _state(fake)
+    if cmd.kind is Kind.TEST:
+        return Response.ok('+CDNSCFG: ("pri_dns"),("sec_dns")')
+    if cmd.kind is Kind.READ:
+        servers = st.dns or (fake.network.dns if st.ip_state in BEARER_UP else None)
+        primary, secondary = servers or ("0.0.0.0", "0.0.0.0")
+        return Response.ok(f"PrimaryDns: {primary}", f"SecondaryDns: {secondary}")
+    if len(cmd.params) > 2:
+        raise CommandError(None)
+    primary = cmd.str_arg(0)
+    st.dns = (primary, cmd.str_arg(1, default="0.0.0.0"))
+    return Response.ok()
+
+
 def _accept(fake: FakeModem, cmd: Command) -> Response:
-    """A setting the fake accepts and ignores (AT+CDNSCFG, AT+CIPHEAD, AT+CIPSRIP)."""
+    """A setting the fake accepts and ignores (AT+CIPHEAD, AT+CIPSRIP)."""
     cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
     return Response.ok()
 
@@ -417,8 +438,9 @@ SIM7000: Final = register_dialect(
         default_contexts={1: ("IP", "")},
         handlers={
             **sc.common_handlers(),
+            **simcom_diag.SIM70X0_HANDLERS,
             "+CGMR": sc.cgmr_handler("Revision:"),
-            "+CPSI": sc.cpsi_handler("LTE CAT-M1", "EUTRAN-BAND20", 6300, tenths=False),
+            "+CPSI": sc.cpsi_handler(sc.sim70x0_system_mode, tenths=False),
             "+CIPMUX": _cipmux,
             "+CIPQSEND": _cipqsend,
             "+CIPRXGET": _ciprxget,
@@ -430,7 +452,7 @@ SIM7000: Final = register_dialect(
             "+CIPCLOSE": _cipclose,
             "+CIPSHUT": _cipshut,
             "+CIPSTATUS": _cipstatus,
-            "+CDNSCFG": _accept,
+            "+CDNSCFG": _cdnscfg,
             "+CIPHEAD": _accept,
             "+CIPSRIP": _accept,
             "+CDNSGIP": sc.cdnsgip_handler(
@@ -451,6 +473,21 @@ _SIM800_IDENTITY: Final = Identity(
     imei="865067021234569",
     imsi="262011234567893",
     iccid="89490200001234567893",
+)
+
+
+#: What the 2G SIM800 lacks (SIM800 Series AT Command Manual V1.09 has none of these LTE/UMTS
+#: or SIM7000-only commands): they answer ERROR there.
+_SIM800_LACKS: Final = (
+    "+CEREG",
+    "+CPSI",
+    "+CNMP",
+    "+CMNB",
+    "+CPSMS",
+    "+CEDRXS",
+    "+CEDRXRDP",
+    "+CESQ",
+    "+CSCON",
 )
 
 
@@ -475,7 +512,10 @@ def model(
         late_boot=late_boot,
         name="sim800",
         identity=_SIM800_IDENTITY,
-        handlers={"+CEREG": None, "+CPSI": None, "+CIPSEND": _cipsend_handler(SIM800_SEND_SIZE)},
+        handlers={
+            "+CIPSEND": _cipsend_handler(SIM800_SEND_SIZE),
+            **dict.fromkeys(_SIM800_LACKS),
+        },
     )
 
 

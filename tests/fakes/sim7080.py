@@ -41,6 +41,7 @@ from __future__ import annotations
 from typing import Final
 
 from . import simcom_common as sc
+from . import simcom_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
 from .registry import Dialect, Identity, register_dialect
@@ -299,8 +300,9 @@ SIM7080: Final = register_dialect(
         default_contexts={1: ("IP", "")},
         handlers={
             **sc.common_handlers(),
+            **simcom_diag.SIM7080_HANDLERS,
             "+CGMR": sc.cgmr_handler("Revision:"),
-            "+CPSI": sc.cpsi_handler("LTE CAT-M1", "EUTRAN-BAND20", 6300, tenths=False),
+            "+CPSI": sc.cpsi_handler(sc.sim70x0_system_mode, tenths=False),
             "+CNACT": _cnact,
             "+CNCFG": _cncfg,
             "+CACID": _cacid,

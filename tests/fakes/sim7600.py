@@ -56,6 +56,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 from . import simcom_common as sc
+from . import simcom_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
 from .registry import Dialect, Identity, register_dialect
@@ -369,9 +370,10 @@ SIM7600: Final = register_dialect(
         default_contexts={1: ("IP", "")},
         handlers={
             **sc.common_handlers(),
+            **simcom_diag.SIM7600_HANDLERS,
             "+CICCID": _ciccid,
             "+CGMR": sc.cgmr_handler("+CGMR: "),
-            "+CPSI": sc.cpsi_handler("LTE", "EUTRAN-BAND3", 1300, tenths=True),
+            "+CPSI": sc.cpsi_handler(lambda fake: "LTE", tenths=True),
             "+NETOPEN": _netopen,
             "+NETCLOSE": _netclose,
             "+IPADDR": _ipaddr,

@@ -37,6 +37,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Literal
 
+from . import radio as rf
 from .core import FakeModem
 from .faults import ArmedFaults, Initiator, SocketFaults
 from .generic import identity_command
@@ -70,6 +71,7 @@ __all__ = [
     "reboot_during_next_send",
     "resolve",
     "send_notice",
+    "sim70x0_system_mode",
     "simcom_state",
     "socket_of",
     "take_payload",
@@ -496,10 +498,7 @@ def _cpin(fake: FakeModem, cmd: Command) -> Response:
 
 
 def _csq_index(fake: FakeModem) -> int:
-    if not fake.state.registered or fake.rsrp_index == 255:
-        return 99
-    rssi_dbm = fake.rsrp_index - 140 + 20  # RSSI is roughly RSRP + 20 dB on a 6-RB cell
-    return max(0, min(31, (rssi_dbm + 113) // 2))
+    return rf.csq_index(fake.rsrp_index) if fake.state.registered else 99
 
 
 def _csq(fake: FakeModem, cmd: Command) -> Response:
@@ -550,11 +549,19 @@ def cgmr_handler(prefix: str) -> Handler:
     return identity_command(lambda fake: prefix + fake.identity.revision)
 
 
-def cpsi_handler(system_mode: str, band: str, earfcn: int, *, tenths: bool) -> Handler:
+def sim70x0_system_mode(fake: FakeModem) -> str:
+    """``<System Mode>`` of a SIM70x0 on LTE: ``LTE NB-IOT`` on NB-IoT (AcT 9), else
+    ``LTE CAT-M1`` (SIM7080 manual +CPSI; Zephyr ``simcom-sim7080`` parses both)."""
+    return "LTE NB-IOT" if fake.act == 9 else "LTE CAT-M1"
+
+
+def cpsi_handler(system_mode: Callable[[FakeModem], str], *, tenths: bool) -> Handler:
     """``AT+CPSI?``: ``+CPSI: <System Mode>,<Operation Mode>,<MCC>-<MNC>,<TAC>,<SCellID>,
     <PCellID>,<Frequency Band>,<earfcn>,<dlbw>,<ulbw>,<RSRQ>,<RSRP>,<RSSI>,<RSSNR>`` from
-    the fake's network and signal; ``+CPSI: NO SERVICE,Online`` unregistered. ``tenths``:
-    RSRQ, RSRP and RSSI in 0.1 dB units (SIM7600)."""
+    the fake's network (serving cell) and signal (``radio``); ``+CPSI: NO SERVICE,Online``
+    when not registered. ``tenths``: RSRQ, RSRP and RSSI in 0.1 dB units (SIM7600:
+    ``-1143`` is −114.3 dBm). ``<RSSNR>`` is (SINR + 20) / 2 (the Zephyr sim7080 driver
+    reads SINR = 2 × RSSNR − 20)."""
 
     def cpsi(fake: FakeModem, cmd: Command) -> Response:
         cmd.require_kind(Kind.READ, Kind.TEST)
@@ -564,24 +571,26 @@ def cpsi_handler(system_mode: str, band: str, earfcn: int, *, tenths: bool) -> H
         if not state.registered or state.tac is None or state.ci is None:
             return Response.ok("+CPSI: NO SERVICE,Online")
         scale = 10 if tenths else 1
-        rsrq = (fake.rsrq_index * 5 - 200) * scale // 10  # index / 2 - 20 dB
-        rsrp = (fake.rsrp_index - 140) * scale
-        rssi = (fake.rsrp_index - 140 + 20) * scale
+        rsrq = rf.rsrq_tenths(fake.rsrq_index) * scale // 10
+        rsrp = rf.rsrp_dbm(fake.rsrp_index) * scale
+        rssi = rf.rssi_dbm(fake.rsrp_index) * scale
+        rssnr = (rf.snr_db(fake.rsrp_index) + 20) // 2
+        bandwidth = "0" if fake.act == 9 else "3"  # NB-IoT: 200 kHz (index 0), LTE-M 1.4 MHz
         fields = [
-            system_mode,
+            system_mode(fake),
             "Online",
             f"{net.plmn[:3]}-{net.plmn[3:]}",
             f"0x{state.tac}",
             str(int(state.ci, 16)),
-            "94",
-            band,
-            str(earfcn),
-            "3",
-            "3",
+            str(net.pci),
+            f"EUTRAN-BAND{net.band}",
+            str(net.earfcn),
+            bandwidth,
+            bandwidth,
             str(rsrq),
             str(rsrp),
             str(rssi),
-            "12",
+            str(rssnr),
         ]
         return Response.ok("+CPSI: " + ",".join(fields))
 
