@@ -43,6 +43,7 @@ from tests.fakes import FakeModem
 DIALECTS = ("nrf91-slm", "nrf91-sm", "sim7000", "sim7080", "sim7600")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 WAIT = 30.0  # the bound on any one wait
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def answer(command: str, *lines: str, final: str = "OK", decode: bool = True) -> Answer:
@@ -358,3 +359,111 @@ def test_mqtt_rtt_needs_a_broker_and_an_interval_below_the_keep_alive(
     too_slow = parse_args("--port", "/dev/null", "--mqtt-rtt", *slow)
     with pytest.raises(ConfigurationError, match="keep alive"):
         asyncio.run(watch_command._main(too_slow))
+
+
+async def test_the_nrf91_notifications_are_urc_records() -> None:
+    """With the nRF91's notifications on (AT%CESQ=1, AT%MDMEV=1, AT+CSCON=1 and +CEREG=5),
+    the radio coming up and the signal changing arrive as decoded ``urc`` records."""
+    from atbridge.dialects import dialect_class
+
+    nrf91 = dialect_class("nrf91-slm")
+    async with FakeModem(dialect="nrf91-slm") as fake, await Modem.open(fake.port) as modem:
+        changes = await enable_notifications(
+            modem, sources=("+CEREG",), commands=nrf91.watch_notifications
+        )
+        assert [c.command for c in changes] == [
+            "AT+CEREG=5",
+            "AT%CESQ=1",
+            "AT%MDMEV=1",
+            "AT+CSCON=1",
+        ]
+        records: list[dict[str, Any]] = []
+        samples = 0
+
+        def emit(record: dict[str, Any]) -> None:
+            nonlocal samples
+            records.append(record)
+            if record["kind"] == "sample":
+                samples += 1
+                if samples == 2:
+                    fake.set_signal(40, 10)  # -100 dBm: a %CESQ notification
+
+        prefixes = notification_prefixes(nrf91.watch_notifications, ("+CEREG",))
+        plan = Plan(nrf91.sample_queries, ("+CEREG",), prefixes, interval=0.01, count=3)
+        await modem.command("AT+CFUN=1")  # the radio on: +CEREG, %MDMEV, +CSCON follow
+        await watch(modem, plan, emit)
+        await restore_notifications(modem, changes)
+    check_header(records)
+    urcs = {r["urc"]: r for r in records if r["kind"] == "urc"}
+    assert {"+CEREG", "%CESQ", "%MDMEV", "+CSCON"} <= set(urcs)
+    assert urcs["+CEREG"]["stat"] == 1 and urcs["+CSCON"]["rrc_state"] == 1
+    assert all("error" not in r for r in urcs.values())
+    last = [r for r in records if r["kind"] == "urc" and r["urc"] == "%CESQ"][-1]
+    assert last["rsrp_dbm"] == -100
+    final = [r for r in records if r["kind"] == "sample"][-1]
+    assert final["rsrp_dbm"] == -100 and final["band"] == fake.network.band
+    assert final["pci"] == fake.network.pci and final["earfcn"] == fake.network.earfcn
+
+
+async def test_duration_ends_the_watch(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    async with FakeModem(dialect="sim7600") as fake:
+        args = parse_args(
+            "--port", fake.port, "--interval", "0.02", "--duration", "0.1", "-o", str(out)
+        )
+        assert await watch_command._main(args) == 0
+    assert [r for r in read_lines(out) if r["kind"] == "sample"]
+
+
+async def test_sigterm_ends_it_cleanly_with_the_settings_set_back() -> None:
+    """``python -m atbridge watch`` as a process: SIGTERM after two lines, exit 0, every
+    line whole JSON, +CEREG reporting set back to the level it had."""
+    import signal
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATBRIDGE_")}
+    async with FakeModem(dialect="nrf91-sm") as fake:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "atbridge", "watch", "--port", fake.port,
+            "--interval", "0.05",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=ROOT,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            async with asyncio.timeout(WAIT):
+                first = [await proc.stdout.readline() for _ in range(2)]
+                assert await fake.wait_for_command("AT+CEREG=5")
+                proc.send_signal(signal.SIGTERM)
+                rest, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        level = fake.state.level("+CEREG")
+    assert proc.returncode == 0, err.decode()
+    lines = b"".join(first).decode().splitlines() + rest.decode().splitlines()
+    assert all(json.loads(line)["kind"] in ("sample", "urc") for line in lines)
+    assert "watch stopped by SIGTERM" in err.decode()
+    assert level == 0
+
+
+def test_the_live_summary_is_one_rewritten_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    sink = watch_command.Sink(None, tee=False, live=True)
+    record = sample_record(
+        [answer("AT+CESQ", "+CESQ: 99,99,255,255,31,62")],
+        [answer("AT+CEREG?", '+CEREG: 2,5,"0A1B","01A2B3C4",7')],
+        t_s=1.0,
+        wall=0.0,
+    )
+    sink(CellTracker().mark(record))
+    sink.close()
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rsrp_dbm"] == -78
+    assert captured.err.startswith("\r\x1b[K")
+    assert "RSRP -78 dBm excellent" in captured.err
+    assert "cell 01A2B3C4" in captured.err and "registered (roaming)" in captured.err
+    assert captured.err.endswith("\n")
