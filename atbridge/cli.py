@@ -20,12 +20,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from atbridge import __version__
 
-COMMANDS = ("at", "info", "creds", "publish", "subscribe", "run", "fsm", "explain")
+COMMANDS = (
+    "at",
+    "info",
+    "ports",
+    "creds",
+    "publish",
+    "subscribe",
+    "run",
+    "fsm",
+    "explain",
+    "watch",
+    "plot",
+    "diag",
+    "completion",
+)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -51,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(
             name,
             parents=parents,
-            help=getattr(module, "HELP", None),
+            # argparse %-formats a subcommand's help (not its description): %XMONITOR is text.
+            help=getattr(module, "HELP", "").replace("%", "%%") or None,
             description=getattr(module, "HELP", None),
         )
         module.configure(command)
@@ -61,7 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``atbridge`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (atbridge completion)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     from atbridge.errors import (
         AtBridgeError,
         BrokerRefused,

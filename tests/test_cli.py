@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from atbridge.cli import build_parser
+from atbridge.cli import COMMANDS, build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ("asyncio", "serial", "serial_asyncio_fast", "transitions")
+HEAVY = (
+    "asyncio",
+    "serial",
+    "serial_asyncio_fast",
+    "transitions",
+    "rich",
+    "matplotlib",
+    "argcomplete",
+)
 
 
 def test_help_imports_no_asyncio_serial_or_transitions() -> None:
@@ -31,9 +39,7 @@ def test_help_imports_no_asyncio_serial_or_transitions() -> None:
     assert "LOADED []" in out
 
 
-@pytest.mark.parametrize(
-    "command", ["at", "info", "creds", "publish", "subscribe", "run", "fsm", "explain"]
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([command, "--help"])
