@@ -467,3 +467,27 @@ def test_the_live_summary_is_one_rewritten_line(
     assert "RSRP -78 dBm excellent" in captured.err
     assert "cell 01A2B3C4" in captured.err and "registered (roaming)" in captured.err
     assert captured.err.endswith("\n")
+
+
+async def test_a_signal_while_attaching_stops_it_and_turns_the_radio_back_off(
+    mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--mqtt-rtt on a network that never registers: SIGTERM during the attach ends the
+    watch (exit 0) and the radio it turned on is off again."""
+    import signal
+
+    async with FakeModem(dialect="nrf91-slm", registration_delay=3600) as fake:
+        args = parse_args(
+            "--port", fake.port, "--dialect", "nrf91-slm", "--mqtt-rtt",
+            "--broker", f"127.0.0.1:{mosquitto.port}", "--interval", "0.01",
+        )  # fmt: skip
+        watching = asyncio.ensure_future(watch_command._main(args))
+        try:
+            async with asyncio.timeout(WAIT):
+                await fake.wait_for_command("AT+CFUN=1")
+                os.kill(os.getpid(), signal.SIGTERM)  # the watch's handler takes it
+                assert await watching == 0
+        finally:
+            watching.cancel()
+        assert fake.state.cfun == fake.dialect.boot_cfun == 0
+    assert "watch stopped by SIGTERM before it was online" in capsys.readouterr().err

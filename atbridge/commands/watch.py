@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import IO, TYPE_CHECKING, Any
 
 from atbridge.commands.options import (
     EXIT_CODES_EPILOG,
@@ -198,8 +198,9 @@ async def _main(args: argparse.Namespace) -> int:
             modem, dialect = await _open_read_only(args)
         if not args.no_notifications:
             changes += await _notifications_on(modem, dialect, args.timeout, sink)
-        if online is not None:
-            await online.go_online(changes, sink)
+        if online is not None and not await _unless_stopped(stop, online.go_online(changes, sink)):
+            sink.note(f"watch stopped by {reason[0]} before it was online")
+            return 0
         plan = Plan(
             sample_queries=tuple(dialect.sample_queries),
             registration_sources=tuple(dialect.registration_sources),
@@ -223,8 +224,31 @@ async def _main(args: argparse.Namespace) -> int:
         return 0
     finally:
         unhook()
+        if online is not None:  # a bring-up that failed half-way still holds the port
+            modem, dialect = modem or online.modem, dialect or online.dialect
         await _close(modem, dialect, online, changes, args.timeout, sink)
         sink.close()
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Await ``work`` unless ``stop`` is set first (then cancel it); whether it finished."""
+    import asyncio
+
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in (task, stopped):
+            if not future.done():
+                future.cancel()
+        await asyncio.gather(stopped, return_exceptions=True)
+    if not task.done() or task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()  # its error, if it failed
+    return True
 
 
 def _prefixes(dialect: Dialect, quiet: bool) -> tuple[str, ...]:
