@@ -63,6 +63,7 @@ PREFIXES = (
     "+NETOPEN",
     "+CIPSTATUS",
     "+CDNSCFG",
+    "+CENG",
 )
 
 _DECODERS: dict[str, Callable[[str], Fields]] = {
@@ -185,6 +186,9 @@ class _Reader:
         prefix, value = " ".join(match.group(1).upper().split()), match.group(2)
         if prefix not in PREFIXES:
             raise ExplainError(f"{prefix}: not a command atbridge explain knows yet")
+        if prefix == "+CENG":
+            self.ceng(value)
+            return
         if prefix in ("+CGMI", "+CGMM", "+CGMR"):
             self.identity.append(value)
             self.result[prefix] = standard.identity(prefix, self.identity)
@@ -235,6 +239,23 @@ class _Reader:
             self.result["+CCID"] = standard.iccid(line)
             return
         raise ExplainError(f"not a modem answer line: {line.strip()!r}")
+
+    def ceng(self, value: str) -> None:
+        header = simcom.ceng_header(value)
+        if header is not None:
+            self.result["+CENG"] = header
+            return
+        entry = self.result.get("+CENG")
+        if entry is None or not str(entry["system_mode"]).upper().startswith("LTE"):
+            raise ExplainError(
+                f"+CENG: {value!r} without a SIM7080 LTE header (+CENG: <mode>,<Ncell>,<num>,"
+                "LTE CAT-M1|LTE NB-IOT); other +CENG layouts are not decoded"
+            )
+        cell, fields = simcom.ceng_cell(value)
+        if cell == 0:
+            entry["serving"] = fields
+        else:
+            entry["neighbours"].append(fields)
 
     def cipstatus(self) -> Fields:
         return self.result.setdefault("+CIPSTATUS", {"state": None, "connections": []})

@@ -116,25 +116,38 @@ def cpsi(value: str) -> Fields:
     fields.update(_tac(str_param(params, 3)))
     fields.update(_decimal_cell(str_param(params, 4)))
     if upper.startswith("LTE"):
-        tenths = upper == "LTE"  # SIM7500/SIM7600; SIM70x0 name CAT-M1 / NB-IOT
-        earfcn = int_param(params, 7)
-        rssnr = int_param(params, 13)
-        fields.update(
-            pci=int_param(params, 5),
-            band=_band(str_param(params, 6)),
-            earfcn=earfcn if earfcn is not None and 0 <= earfcn <= _MAX_EARFCN else None,
-            dl_bw_raw=int_param(params, 8),
-            ul_bw_raw=int_param(params, 9),
-            rsrq_db=_tenths(str_param(params, 10), tenths),
-            rsrp_dbm=_tenths(str_param(params, 11), tenths),
-            rssi_dbm=_tenths(str_param(params, 12), tenths),
-            rssnr_raw=rssnr,
-            sinr_db=None if tenths or rssnr is None else 2 * rssnr - 20,
-            act=9 if "NB" in upper else 7,
-        )
+        fields.update(_cpsi_lte(params, tenths=upper == "LTE"))
+        fields["act"] = 9 if "NB" in upper else 7
     elif upper == "GSM":
-        fields["act"] = 0
+        arfcn = re.match(r"\d+", str_param(params, 5) or "")
+        fields.update(act=0, arfcn=int(arfcn.group()) if arfcn else None)
         fields["rxlev_dbm"] = int_param(params, 6)
+    return fields
+
+
+def _cpsi_lte(params: list[str], *, tenths: bool) -> Fields:
+    """The LTE part of +CPSI (``tenths``: the SIM7600 layout). A line the modem prints
+    while it changes cell (``EUTRAN-BAND0`` or an EARFCN no band has, zeros for the
+    measurements) keeps its identity but no band, EARFCN or measurement."""
+    band = _band(str_param(params, 6))
+    earfcn = int_param(params, 7)
+    if earfcn is not None and not 0 <= earfcn <= _MAX_EARFCN:
+        earfcn = None
+    rssnr = int_param(params, 13)
+    fields: Fields = {
+        "pci": int_param(params, 5),
+        "band": band,
+        "earfcn": earfcn,
+        "dl_bw_raw": int_param(params, 8),
+        "ul_bw_raw": int_param(params, 9),
+        "rsrq_db": _tenths(str_param(params, 10), tenths),
+        "rsrp_dbm": _tenths(str_param(params, 11), tenths),
+        "rssi_dbm": _tenths(str_param(params, 12), tenths),
+        "rssnr_raw": rssnr,
+        "sinr_db": None if tenths or rssnr is None else 2 * rssnr - 20,
+    }
+    if band is None or earfcn is None:  # transitional: the numbers are not a measurement
+        fields.update(dict.fromkeys(("rsrq_db", "rsrp_dbm", "rssi_dbm", "rssnr_raw", "sinr_db")))
     return fields
 
 
@@ -250,3 +263,46 @@ def cipstatus_connection(value: str) -> Fields:
 
 #: ``PrimaryDns: 8.8.8.8`` / ``SecondaryDns: 8.8.4.4`` of ``AT+CDNSCFG?`` (SIM800/SIM7000).
 DNS_LINE = re.compile(r"^\s*(Primary|Secondary)\s*Dns\s*:\s*(\S*)\s*$", re.IGNORECASE)
+
+
+#: The ``+CENG`` fields of a SIM7080 LTE cell line: the serving cell (``<cell>`` 0) has
+#: all eleven, a neighbour the first six (SIM7070/SIM7080/SIM7090 manual, AT+CENG).
+_CENG_LTE = ("earfcn", "pci", "rsrp_dbm", "rssi_dbm", "rsrq_db", "sinr_db")
+_CENG_SERVING = ("tac_raw", "cell_id_raw", "mcc", "mnc", "tx_power_raw")
+
+
+def ceng_header(value: str) -> Fields | None:
+    """``+CENG: <mode>,<Ncell>,<num>,<system mode>`` (SIM7080), ``None`` for another shape."""
+    params = split_params(value)
+    numbers = [int_param(params, i) for i in range(3)]
+    mode = str_param(params, 3)
+    if len(params) != 4 or any(n is None for n in numbers) or mode is None:
+        return None
+    return {
+        "mode": numbers[0],
+        "ncell": numbers[1],
+        "cell_count": numbers[2],
+        "system_mode": mode,
+        "serving": None,
+        "neighbours": [],
+    }
+
+
+def ceng_cell(value: str) -> tuple[int, Fields]:
+    """``+CENG: <cell>,"<earfcn>,<pci>,<rsrp>,<rssi>,<rsrq>,<sinr>[,<tac>,<cellid>,<mcc>,<mnc>,
+    <tx power>]"`` (SIM7080 LTE): the cell number and its fields.
+
+    RSRP/RSSI in dBm and RSRQ/SINR in dB, whole numbers. The TAC and cell id are
+    kept as printed (``tac_raw``, ``cell_id_raw``): the manual does not say their
+    base, so no ``_int`` twin is guessed.
+    """
+    params = split_params(value)
+    cell = int_param(params, 0)
+    inner = split_params(str_param(params, 1) or "")
+    if cell is None or len(params) != 2 or len(inner) not in (6, 11):
+        raise ExplainError(f"+CENG: not a SIM7080 LTE cell line: {value!r}")
+    fields: Fields = {name: parse_int(inner[i]) for i, name in enumerate(_CENG_LTE)}
+    if len(inner) == 11:
+        fields.update({name: inner[6 + i] or None for i, name in enumerate(_CENG_SERVING)})
+        fields["plmn"] = (fields["mcc"] or "") + (fields["mnc"] or "") or None
+    return cell, fields
