@@ -372,18 +372,25 @@ def judge_functional_mode(mode: int | None, *, read_only: bool, turned_on: bool)
     return WARN, f"the radio is off (CFUN={mode}): diag did not turn it on (no attach)", ""
 
 
-def judge_signal(fields: Mapping[str, Any], *, radio_on: bool) -> Judgement:
-    """No measurement with the radio on is no signal; a poor RSRP/RSSI is a warning."""
+def judge_signal(fields: Mapping[str, Any], *, radio_on: bool, denied: bool = False) -> Judgement:
+    """No measurement with the radio on is no signal; a poor RSRP/RSSI is a warning.
+
+    ``denied``: the network denied the registration, so a cell was found (a modem that is
+    not camped may measure nothing): the network layer says why, not the radio.
+    """
     values = {name: fields.get(name) for name in ("rsrp_dbm", "rssi_dbm", "rsrq_db", "snr_db")}
-    if fields.get("service") is False:
-        return (
-            FAIL,
-            "no service: the modem finds no cell",
-            "check the antenna, the coverage here and the band lock",
-        )
-    if values["rsrp_dbm"] is None and values["rssi_dbm"] is None:
+    no_service = fields.get("service") is False
+    if no_service or (values["rsrp_dbm"] is None and values["rssi_dbm"] is None):
         if not radio_on:
             return SKIPPED, "not measured: the radio is off", ""
+        if denied:
+            return WARN, "not measured: not camped on a cell (the registration was denied)", ""
+        if no_service:
+            return (
+                FAIL,
+                "no service: the modem finds no cell",
+                "check the antenna, the coverage here and the band lock",
+            )
         return (
             FAIL,
             "no signal: the modem measures no cell",
@@ -453,6 +460,19 @@ def judge_registration(reads: Mapping[str, Mapping[str, Any]]) -> Judgement:
         "not registered, not searching (stat 0)",
         "the modem is not trying: turn the radio on (AT+CFUN=1), check AT+COPS (automatic)",
     )
+
+
+#: CONNACK codes that are about the credentials (3.1.1: 4 bad user name or password, 5 not
+#: authorised; 5.0: 0x86, 0x87). Brokers differ in which they send for a wrong password
+#: (mosquitto 3.1.1 sends 5), so both say to check the user name and password.
+CREDENTIAL_REFUSALS = frozenset({4, 5, 0x86, 0x87})
+
+
+def refusal_hint(code: int, hint: str) -> str:
+    """What to try after a refused CONNACK: the credentials first when the code is about them."""
+    if code in CREDENTIAL_REFUSALS:
+        return f"check the username/password ({hint})" if hint else "check the username/password"
+    return hint or "check the broker's log for why it refused the connection"
 
 
 def psm_summary(requested: Mapping[str, Any], granted: Mapping[str, Any]) -> dict[str, Any]:
@@ -607,8 +627,13 @@ class Runner:
         if name == "signal" or name == "serving_cell":
             if name == "serving_cell" and fields.get("service") is not False:
                 return judge_answers(answers)
-            return judge_signal(fields, radio_on=self.radio_on())
+            return judge_signal(fields, radio_on=self.radio_on(), denied=self.denied())
         return judge_answers(answers)
+
+    def denied(self) -> bool:
+        """The last registration report (attach, notifications) is a denial (stat 3)."""
+        registrations = self.dialect.registrations.values() if self.dialect else ()
+        return any(registration.stat == 3 for registration in registrations)
 
     def radio_on(self) -> bool:
         return self.found_cfun == 1 or self.radio_turned_on
@@ -1006,7 +1031,7 @@ class Runner:
                 started,
                 error,
                 describe_error(error),
-                error.hint or "check the username/password",
+                refusal_hint(error.code, error.hint),
             )
             self.session = None
             return
@@ -1168,5 +1193,6 @@ __all__ = [
     "merged_fields",
     "pin_state",
     "psm_summary",
+    "refusal_hint",
     "verdict",
 ]

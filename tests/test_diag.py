@@ -35,6 +35,7 @@ from atbridge.diag import (
     merged_fields,
     pin_state,
     psm_summary,
+    refusal_hint,
     verdict,
 )
 from atbridge.diagnostics import EMM_CAUSES
@@ -417,3 +418,19 @@ def test_steps_names_layers_and_refuses_others() -> None:
     assert parse_layers("radio, network") == ("radio", "network")
     with pytest.raises(ConfigurationError, match="bogus is not a layer"):
         parse_layers("radio,bogus")
+
+
+def test_no_measurement_after_a_denial_is_the_network_layers_finding() -> None:
+    """A denial came from a network: a cell was found, the network layer says why."""
+    for fields in ({"rsrp_dbm": None}, {"service": False}):
+        assert judge_signal(fields, radio_on=True, denied=True)[0] == WARN
+
+
+@pytest.mark.parametrize("code", [4, 5, 0x86, 0x87])
+def test_a_credentials_refusal_says_to_check_the_username_and_password(code: int) -> None:
+    assert refusal_hint(code, "the broker's hint").startswith("check the username/password")
+
+
+def test_other_refusals_keep_the_brokers_hint() -> None:
+    assert refusal_hint(3, "retry with backoff") == "retry with backoff"
+    assert "broker's log" in refusal_hint(0x99, "")
