@@ -31,6 +31,19 @@ it. The session
   (MQTT 5.0 §3.3.2.3.4). Aliases belong to one network connection
   [MQTT-3.3.2-7]: they are forgotten when it ends, and a PUBLISH re-sent with DUP
   after a reconnect carries its full topic;
+- takes a QoS 1/2 message out of the queue when the broker drops the connection
+  ``poison_after`` times in a row right after it went out, with nothing heard
+  from the broker since: mosquitto, for one, closes the connection over a PUBLISH
+  it will not take (a topic with a control character, a packet above its
+  ``max_packet_size``), and resending that message first after every reconnect
+  would block every later one for ever. The caller gets
+  :class:`PublishAbandoned` instead of an acknowledgement;
+- with a ``receive_window``, applies back-pressure to the broker: once that many
+  QoS 1/2 deliveries are out and not yet released by the owner
+  (:meth:`~MqttSession.release_message`), it stops decoding what arrives, so
+  those messages stay unacknowledged in the broker's hands (the broker stops
+  sending at its in-flight limit), and :attr:`~MqttSession.receive_held` tells
+  the owner to stop reading the socket. QoS 0 deliveries are not held back;
 - keeps the keep-alive books from the caller's clock:
   :meth:`~MqttSession.next_ping_due` says when a PINGREQ must go out (Keep Alive
   seconds after the last packet sent [MQTT-3.1.2-23]) and
@@ -90,6 +103,7 @@ from atbridge.mqtt.packets import (
     Unsubscribe,
     Will,
     connack_reason,
+    refused_code_point_problem,
     validate_topic_filter,
     validate_topic_name,
 )
@@ -134,6 +148,7 @@ __all__ = [
     "PubRec",
     "PubRel",
     "Publish",
+    "PublishAbandoned",
     "PublishAcknowledged",
     "SessionState",
     "SubAck",
@@ -263,6 +278,16 @@ class BrokerDisconnected:
         return reason_name(self.reason_code, PacketType.DISCONNECT)
 
 
+@dataclass(frozen=True, slots=True)
+class PublishAbandoned:
+    """A QoS 1/2 message taken out of the queue: the broker dropped the connection
+    ``disconnects`` times in a row right after it went out (see the module comment)."""
+
+    packet_id: int
+    topic: str
+    disconnects: int
+
+
 Event = (
     Connected
     | MessageReceived
@@ -271,6 +296,7 @@ Event = (
     | Unsubscribed
     | PongReceived
     | BrokerDisconnected
+    | PublishAbandoned
 )
 
 
@@ -278,6 +304,12 @@ Event = (
 class _Outgoing:
     publish: Publish
     awaiting: PacketType  # PUBACK, PUBREC or PUBCOMP
+    #: The connection on which its bytes last went to data_to_send(), and how many
+    #: packets had been received by then (see MqttSession._judge_disconnect).
+    sent_on: int = -1
+    heard_mark: int = 0
+    #: Disconnects in a row right after it went out, with nothing heard since.
+    strikes: int = 0
 
 
 def _with_alias(publish: Publish, alias: int) -> Properties:
@@ -309,7 +341,8 @@ class MqttSession:
     allows them: the first Topic-Alias-Maximum distinct topics of each connection
     (those longer than 3 bytes) get one, for the life of that connection (see the
     module comment); with it on, the session owns the Topic Alias property and a
-    publish() that sets one is refused.
+    publish() that sets one is refused. ``poison_after`` (``None``: never) and
+    ``receive_window`` (``None``: no bound) are described in the module comment.
     """
 
     def __init__(
@@ -320,9 +353,15 @@ class MqttSession:
         ping_grace: float | None = None,
         max_packet_size: int = DEFAULT_MAX_PACKET_SIZE,
         topic_aliases: bool = True,
+        poison_after: int | None = 3,
+        receive_window: int | None = None,
     ) -> None:
         if max_inflight < 1:
             raise LocalProtocolError("max_inflight must be at least 1")
+        if poison_after is not None and poison_after < 1:
+            raise LocalProtocolError("poison_after must be at least 1 (or None: never)")
+        if receive_window is not None and receive_window < 1:
+            raise LocalProtocolError("receive_window must be at least 1 (or None: no bound)")
         if ping_grace is not None and ping_grace <= 0:
             raise LocalProtocolError("ping_grace must be positive seconds")
         encode(connect)  # validate now, before the first connection attempt
@@ -351,6 +390,13 @@ class MqttSession:
         self._last_sent: float | None = None
         self._ping_queued = False
         self._ping_sent_at: float | None = None
+        self.poison_after = poison_after
+        self.receive_window = receive_window
+        self._connection = 0  # counts connect() calls
+        self._heard = 0  # packets received on this connection, but a DISCONNECT
+        self._unsent: list[_Outgoing] = []  # in flight, their bytes in _out
+        self._undelivered = 0  # QoS 1/2 deliveries not yet released by the owner
+        self._session_present = False
 
     # -- introspection --
 
@@ -375,6 +421,17 @@ class MqttSession:
         return len(self._pending)
 
     @property
+    def session_present(self) -> bool:
+        """The last CONNACK's Session Present flag: the broker kept our session."""
+        return self._session_present
+
+    @property
+    def receive_held(self) -> bool:
+        """True while ``receive_window`` QoS 1/2 deliveries await :meth:`release_message`:
+        received bytes stay undecoded (and unacknowledged); stop reading the socket."""
+        return self.receive_window is not None and self._undelivered >= self.receive_window
+
+    @property
     def window(self) -> int:
         """How many QoS 1/2 publishes may be in flight at once."""
         return min(self.max_inflight, self._receive_maximum)
@@ -390,6 +447,9 @@ class MqttSession:
             )
         self._decoder = PacketDecoder(self.protocol, self._decoder.max_packet_size)
         self._out.clear()
+        self._unsent.clear()
+        self._connection += 1
+        self._heard = 0
         self._topic_aliases.clear()
         self._forget_outgoing_aliases()
         self._ping_queued = False
@@ -450,13 +510,19 @@ class MqttSession:
 
         QoS 1/2 messages are queued if the window is full or the session is
         offline and sent in order later; QoS 0 needs a connected session.
-        Raises LocalProtocolError before queueing anything invalid.
+        Raises LocalProtocolError before queueing anything invalid, or anything
+        brokers refuse by dropping the connection: a topic with a control character
+        or a non-character (U+0001..U+001F, U+007F..U+009F, U+FDD0..U+FDEF,
+        U+nFFFE/U+nFFFF), a packet above the broker's Maximum Packet Size (5.0).
         """
         if self.topic_aliases and properties.get(PropertyId.TOPIC_ALIAS) is not None:
             raise LocalProtocolError(
                 "(MQTT 5.0 §3.3.2.3.4) this session assigns topic aliases itself",
                 hint="create the MqttSession with topic_aliases=False to set Topic Alias",
             )
+        problem = refused_code_point_problem(topic, "the topic name")
+        if problem:
+            raise LocalProtocolError(problem, hint="publish to a topic of printable characters")
         probe = Publish(topic, payload, qos, retain, False, 1 if qos else None, properties)
         size = len(encode(probe, self.protocol))
         if self._broker_max_packet is not None and size > self._broker_max_packet:
@@ -526,11 +592,16 @@ class MqttSession:
         """The network connection is gone (or was closed after an error).
 
         Unsent bytes are dropped; unacknowledged publishes stay and are re-sent
-        with DUP after the next CONNACK. Pending SUBSCRIBE / UNSUBSCRIBE calls
+        with DUP after the next CONNACK, except one that the broker has now
+        dropped ``poison_after`` connections over in a row (a
+        :class:`PublishAbandoned` event). Pending SUBSCRIBE / UNSUBSCRIBE calls
         are forgotten: subscribe again after reconnecting.
         """
+        if self._state in (SessionState.CONNECTED, SessionState.ERROR):
+            self._judge_disconnect()
         self._state = SessionState.DISCONNECTED
         self._out.clear()
+        self._unsent.clear()
         self._forget_outgoing_aliases()
         for packet_id in (*self._subscribing, *self._unsubscribing):
             self._release_id(packet_id)
@@ -545,6 +616,10 @@ class MqttSession:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        for item in self._unsent:
+            item.sent_on = self._connection
+            item.heard_mark = self._heard
+        self._unsent.clear()
         self._last_sent = now
         if self._ping_queued:
             self._ping_queued = False
@@ -563,7 +638,27 @@ class MqttSession:
         if self._state in (SessionState.DISCONNECTED, SessionState.ERROR):
             return
         self._decoder.receive_data(data)
+        self._process(now)
+
+    def release_message(self, now: float) -> bool:
+        """The owner handed one QoS 1/2 delivery on (``receive_window``, module comment).
+
+        Returns True when this lifted the hold: buffered packets were handled, so
+        read next_event() and send data_to_send() (their acknowledgements) again.
+        """
+        held = self.receive_held
+        self._undelivered = max(0, self._undelivered - 1)
+        if not held or self.receive_held:
+            return False
+        if self._ping_sent_at is not None:
+            self._ping_sent_at = now  # a PINGRESP may wait behind what was held
+        self._process(now)
+        return True
+
+    def _process(self, now: float) -> None:
         while self._state in (SessionState.CONNECTING, SessionState.CONNECTED):
+            if self.receive_held:
+                return
             try:
                 packet = self._decoder.next_packet()
                 if packet is None:
@@ -610,8 +705,8 @@ class MqttSession:
         or nothing was sent for 1.5 x Keep Alive, so the broker has already
         closed the session [MQTT-3.1.2-24].
         """
-        if self._state != SessionState.CONNECTED:
-            return False
+        if self._state != SessionState.CONNECTED or self.receive_held:
+            return False  # held: the owner is the bottleneck, the books resume on release
         if self._ping_sent_at is not None and now - self._ping_sent_at >= self.ping_grace:
             return True
         return bool(
@@ -666,6 +761,7 @@ class MqttSession:
             assert pid is not None
             self._inflight[pid] = item
             self._out.append(self._first_send(item.publish))
+            self._unsent.append(item)
 
     def _send(self, packet: Packet) -> None:
         self._out.append(encode(packet, self.protocol))
@@ -693,6 +789,8 @@ class MqttSession:
         self._outgoing_aliases.clear()
 
     def _handle(self, packet: Packet, now: float) -> None:
+        if not isinstance(packet, Disconnect):  # a broker's DISCONNECT is no sign of life
+            self._heard += 1
         if self._state == SessionState.CONNECTING:
             if not isinstance(packet, ConnAck):
                 raise RemoteProtocolError(
@@ -728,6 +826,7 @@ class MqttSession:
         assigned = props.get(PropertyId.ASSIGNED_CLIENT_IDENTIFIER)
         if isinstance(assigned, str) and not self._connect.client_id:
             self._connect = replace(self._connect, client_id=assigned)
+        self._session_present = packet.session_present
         if not packet.session_present:
             self._incoming_qos2.clear()
         self._events.append(Connected(packet.session_present, self._keepalive, props))
@@ -744,6 +843,7 @@ class MqttSession:
             else:
                 item.publish = item.publish.replace(dup=True)
                 self._send(item.publish)
+                self._unsent.append(item)
         self._pump()
 
     def _handle_publish(self, packet: Publish, _now: float) -> None:
@@ -770,13 +870,40 @@ class MqttSession:
         if pid is None:
             self._events.append(event)
         elif packet.qos == 1:
-            self._events.append(event)
+            self._deliver(event)
             self._send(PubAck(pid))
         else:
             if pid not in self._incoming_qos2:
                 self._incoming_qos2.add(pid)
-                self._events.append(event)
+                self._deliver(event)
             self._send(PubRec(pid))
+
+    def _deliver(self, event: MessageReceived) -> None:
+        """A QoS 1/2 delivery: counted against ``receive_window`` until released."""
+        if self.receive_window is not None:
+            self._undelivered += 1
+        self._events.append(event)
+
+    def _judge_disconnect(self) -> None:
+        """The connection ended: count it against the oldest message in flight if that
+        went out on it and nothing was heard from the broker since; abandon it once
+        that has happened ``poison_after`` times in a row."""
+        head = next(iter(self._inflight.values()), None)
+        if head is None or head.awaiting == PacketType.PUBCOMP or self.poison_after is None:
+            return  # a PUBREL stage: the broker has already taken the message
+        if head.sent_on != self._connection:
+            return
+        if self._heard > head.heard_mark:
+            head.strikes = 0  # the broker spoke after reading it: not this message's fault
+            return
+        head.strikes += 1
+        if head.strikes < self.poison_after:
+            return
+        pid = head.publish.packet_id
+        assert pid is not None
+        del self._inflight[pid]
+        self._release_id(pid)
+        self._events.append(PublishAbandoned(pid, head.publish.topic, head.strikes))
 
     def _handle_puback(self, packet: PubAck, _now: float) -> None:
         item = self._inflight.get(packet.packet_id)

@@ -21,7 +21,8 @@ Observer API (all read-only views of the lifecycle):
 - ``steps`` — the last result of every bring-up step, by name
   (:mod:`atbridge.steps`: timings and what each step learnt);
 - ``counters`` — a :class:`~atbridge.fsm.Counters` snapshot (dropped QoS 0,
-  failures in a row, QoS 1 messages waiting);
+  failures in a row, QoS 1 messages waiting, received messages dropped or waiting,
+  QoS 1 messages abandoned as ones the broker refuses);
 - ``dialect`` / ``modem`` — the bound dialect and AT channel while there is one
   (for actions on the modem itself, e.g. a HIL test restarting it, and byte
   counters); ``None`` between attempts.
@@ -194,7 +195,12 @@ class Bridge:
         return await self.lifecycle.link.subscribe(topic_filter, qos)
 
     async def messages(self) -> AsyncIterator[Message]:
-        """Messages on the subscriptions, as they arrive."""
+        """Messages on the subscriptions, as they arrive.
+
+        At most ``receive_queue`` wait for you: beyond that QoS 0 messages are
+        dropped (oldest first, counted) and QoS 1/2 ones held back at the broker
+        until you read (see :mod:`atbridge.online`).
+        """
         while True:
             yield await self.lifecycle.link.messages.get()
 

@@ -138,6 +138,22 @@ class PortSettings:
         return LINE_ENDINGS[self.line_ending].encode("ascii") if self.line_ending else None
 
 
+#: The real range of every count of :class:`BridgeConfig` (inclusive).
+_COUNT_RANGES: Mapping[str, tuple[int, int]] = {
+    # Every QoS 1/2 message waiting holds a packet identifier, and there are 65,535.
+    "queue_size": (1, 0xFFFF),
+    "max_inflight": (1, 0xFFFF),
+    "receive_queue": (1, 1_000_000),
+    "poison_after": (1, 1000),
+    "socket_failures_before_reattach": (1, 1000),
+    "attach_failures_before_restart": (0, 1000),
+}
+_COUNT_HINTS: Mapping[str, str] = {
+    "queue_size": "each waiting QoS 1 message holds one of MQTT's 65,535 packet identifiers",
+    "max_inflight": "MQTT's Receive Maximum is at most 65,535",
+}
+
+
 @dataclass(frozen=True)
 class BridgeConfig:
     """Everything the lifecycle needs, validated when it is built."""
@@ -160,6 +176,14 @@ class BridgeConfig:
     qos0_offline: Literal["raise", "drop"] = "raise"
     max_inflight: int = 10
     ping_grace: float | None = None
+    #: Received messages kept until the application reads them (see OnlineSession).
+    receive_queue: int = 1000
+    #: Disconnects in a row right after the same QoS 1/2 message went out before that
+    #: message is taken out of the queue as one the broker refuses (PublishRefused).
+    poison_after: int = 3
+    #: Seconds a session must stay up (unless a PUBACK, SUBACK or PINGRESP proves it
+    #: sooner) before it counts as good: the backoff resets, give_up_after restarts.
+    healthy_after: float = 30.0
     transcript: str | None = None
     #: MQTT protocol of the session: "3.1.1" or "5" (5.0: reason strings, session expiry,
     #: topic aliases for repeated topics, the broker's Receive Maximum honoured).
@@ -196,19 +220,18 @@ class BridgeConfig:
                     f"dialect={self.dialect!r} is not a modem family",
                     hint=f"use one of: auto, {', '.join(DIALECTS)}",
                 )
-        for name in ("queue_size", "max_inflight", "socket_failures_before_reattach"):
-            if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name}={getattr(self, name)!r} must be 1 or more")
-        if self.attach_failures_before_restart < 0:
-            raise ConfigurationError(
-                f"attach_failures_before_restart={self.attach_failures_before_restart} "
-                "must be 0 or more"
-            )
+        for name, (low, high) in _COUNT_RANGES.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ConfigurationError(
+                    f"{name}={value!r} must be {low}..{high:,}",
+                    hint=_COUNT_HINTS.get(name, f"give {name} a whole number in {low}..{high}"),
+                )
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigurationError(
                 f"backoff {self.backoff_initial}..{self.backoff_max} s is not a valid range"
             )
-        for name in ("give_up_after", "ping_grace"):
+        for name in ("give_up_after", "ping_grace", "healthy_after"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigurationError(f"{name}={value!r} must be more than 0 seconds")
@@ -275,6 +298,10 @@ def convert(hint: Any, value: object, *, text: bool = False) -> object:
         if Secret in members:
             return convert(Secret, value, text=text)
         (hint,) = members
+    if isinstance(value, str) and not _is_utf8(value):
+        # From the environment or the command line: bytes that were not UTF-8
+        # (Python keeps them as lone surrogates), which no MQTT string can carry.
+        raise Unconvertible("UTF-8 text")
     if isinstance(value, str) and text and hint is not Secret:
         value = value.strip()
     if get_origin(hint) is Literal:
@@ -329,6 +356,14 @@ def convert(hint: Any, value: object, *, text: bool = False) -> object:
             return str(value)  # timestamp = 789
         raise Unconvertible("a string")
     raise TypeError(f"no conversion to {hint!r}")  # a field type this loader does not know
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_secret(hint: Any) -> bool:
@@ -443,6 +478,12 @@ def _read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigurationError(f"cannot read the {what} {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 (tomllib decodes before parsing)
+        raise ConfigurationError(
+            f"the {what} {path} is not UTF-8 text "
+            f"(byte {exc.start} is 0x{exc.object[exc.start]:02X})",
+            hint="save it as UTF-8 (TOML files are UTF-8)",
+        ) from None
 
 
 def _check_known(document: Mapping[str, Any], where: str, known: Iterable[str]) -> None:

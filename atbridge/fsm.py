@@ -35,7 +35,10 @@ results are in :attr:`Lifecycle.steps`) as a task of their own (so ``close()``
 can stop a long step), then fires the state's trigger. Online, a reader and a
 pinger serve the session until something breaks. A failure is looked up in the
 policy before anything is fired: a :class:`Recovery` fires ``lost``, waits in
-``backing_off`` (exponential backoff with jitter and a cap, reset by a CONNACK)
+``backing_off`` (exponential backoff with jitter and a cap, reset once a session
+proves itself: a PUBACK, SUBACK or PINGRESP, or ``healthy_after`` seconds up; a
+CONNACK alone does not, so a broker that drops every connection over its first
+message is not hammered)
 and fires ``retry``; ``FAIL`` (a refusal retrying cannot fix, a bad local
 setting, or a bug — any exception the policy does not know, kept with its
 traceback as :attr:`Lifecycle.failure`), or ``give_up_after`` seconds without
@@ -91,6 +94,7 @@ from atbridge.errors import (
     LinkLost,
     LocalProtocolError,
     ModemRebooted,
+    NotConnected,
     PortNotFound,
     RegistrationLost,
     SocketClosed,
@@ -222,6 +226,9 @@ POLICY: tuple[Rule, ...] = (
         lambda _error, port_was_open: port_was_open,
     ),
     Rule(ConfigurationError, Recovery.FAIL, "ConfigurationError"),
+    # The session ended under an operation of the lifecycle's own (the peer broke it):
+    # a connection problem, not a bad local setting.
+    Rule(NotConnected, Recovery.SOCKET, "NotConnected"),
     Rule(LocalProtocolError, Recovery.FAIL, "LocalProtocolError"),
     Rule(
         BrokerRefused,
@@ -239,7 +246,11 @@ POLICY: tuple[Rule, ...] = (
     Rule(LinkLost, Recovery.REOPEN, "LinkLost"),
     Rule((ModemRebooted, AtTimeout), Recovery.PROBE, "ModemRebooted, AtTimeout"),
     Rule(RegistrationLost, Recovery.ATTACH, "RegistrationLost"),
-    Rule(AtBridgeError, Recovery.SOCKET, "PingTimeout, StepTimeout, other AtBridgeError"),
+    Rule(
+        AtBridgeError,
+        Recovery.SOCKET,
+        "PingTimeout, StepTimeout, RemoteProtocolError (MalformedPacket...), other AtBridgeError",
+    ),
     Rule(OSError, Recovery.REOPEN, "OSError of the port"),
     Rule(BaseException, Recovery.FAIL, "any other exception (a bug, kept with its traceback)"),
 )
@@ -423,6 +434,15 @@ class Counters:
     attach_failures: int
     #: QoS 1 messages waiting for their PUBACK (in flight or queued while offline).
     waiting_qos1: int
+    #: QoS 0 messages received and dropped because the receive queue was full.
+    dropped_received: int = 0
+    #: Messages received on topics that match none of the subscriptions, dropped.
+    dropped_unsubscribed: int = 0
+    #: QoS 1 messages the broker dropped the connection over ``poison_after`` times,
+    #: taken out of the queue (their publish() raised PublishRefused).
+    abandoned_qos1: int = 0
+    #: Received messages waiting for the application.
+    received_waiting: int = 0
 
 
 # -- the lifecycle -------------------------------------------------------------------------
@@ -496,6 +516,8 @@ class Lifecycle:
             max_inflight=config.max_inflight,
             ping_grace=config.ping_grace,
             topic_aliases=config.topic_aliases,
+            poison_after=config.poison_after,
+            receive_window=config.receive_queue,
         )
         #: The MQTT session and its waiters, served on the socket while online.
         self.link = OnlineSession(
@@ -505,6 +527,7 @@ class Lifecycle:
             state=lambda: self.state,
             failure=lambda: self.failure,
             on_pong=lambda pong: self._done(steps.Pinged("ping", pong.round_trip, pong.round_trip)),
+            on_healthy=self._healthy,
         )
         self._port_was_open = False
         self._cause = "start"
@@ -748,10 +771,13 @@ class Lifecycle:
             )
         self._done(connected)
         self.escalation.socket_failures = 0
-        self.backoff.reset()
-        self._last_good = self.clock()
         await link.restore()
         return "CONNACK accepted"
+
+    def _healthy(self) -> None:
+        """The session proved itself (a PUBACK, SUBACK, PINGRESP, or ``healthy_after`` up)."""
+        self.backoff.reset()
+        self._last_good = self.clock()
 
     _STATE_WORK: ClassVar[dict[State, Callable[[Lifecycle], Coroutine[Any, Any, str]]]] = {
         S.probing: _probing,
@@ -789,6 +815,10 @@ class Lifecycle:
             socket_failures=self.escalation.socket_failures,
             attach_failures=self.escalation.attach_failures,
             waiting_qos1=self.link.waiting_qos1,
+            dropped_received=self.link.dropped_received,
+            dropped_unsubscribed=self.link.dropped_unsubscribed,
+            abandoned_qos1=self.link.abandoned,
+            received_waiting=self.link.messages.qsize(),
         )
 
     def on_registration(self, callback: Callable[[Registration], None]) -> Callable[[], None]:

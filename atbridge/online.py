@@ -21,6 +21,29 @@ operations. :func:`connect_packet` builds the session's CONNECT through the
 credentials (:meth:`~atbridge.credentials.MqttCredentials.connect_packet`) from
 the config: MQTT 3.1.1 or 5.0, the Will, the 5.0 Session Expiry Interval.
 
+A session counts as *healthy* once the broker has answered something we sent on
+it (a PUBACK, SUBACK or PINGRESP) or it has stayed up ``healthy_after`` seconds:
+then ``on_healthy`` is called, and the lifecycle resets its backoff. A CONNACK
+alone proves nothing: a broker that accepts the connection and drops it over the
+first message would otherwise be reconnected to as fast as the network allows.
+
+Received messages wait in :attr:`OnlineSession.messages`, a
+:class:`ReceiveQueue` of ``receive_queue`` messages. When it is full:
+
+- a QoS 0 message pushes out the oldest QoS 0 message waiting (or is dropped
+  itself when none waits); each is counted in ``dropped_received`` and logged
+  once per burst;
+- QoS 1 and 2 get back-pressure, never loss: the MQTT session stops decoding
+  (``receive_window``), so the messages behind stay unacknowledged, and the reader
+  stops reading the socket until the application takes a message. The broker
+  holds what it cannot send (its in-flight limit per client), nothing is dropped,
+  and the order is kept.
+
+A message that matches none of our subscriptions is dropped, counted in
+``dropped_unsubscribed`` and logged once per topic (for the first 100 topics),
+unless the broker resumed a stored session (Session Present), whose subscriptions
+may be older than this process.
+
 Offline, QoS 1 messages wait in the session's queue (bounded by ``queue_size``:
 raise or wait) and go out after the next CONNACK, those in flight again with
 DUP; QoS 0 raises :class:`~atbridge.errors.Offline` or is counted as dropped. A
@@ -32,6 +55,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,7 +69,9 @@ from atbridge.at_mqtt import (
     Properties,
     PropertyId,
     ProtocolVersion,
+    PublishAbandoned,
     PublishAcknowledged,
+    SessionState,
     Subscribed,
     Will,
     validate_topic_filter,
@@ -59,9 +86,16 @@ from atbridge.errors import (
     PublishRefused,
     QueueFull,
     RegistrationLost,
+    RemoteProtocolError,
     SubscribeRefused,
 )
+from atbridge.mqtt.packets import topic_matches
 from atbridge.steps import DialectLink, SocketLink
+
+log = logging.getLogger(__name__)
+
+#: Topics whose unsubscribed messages are logged (each once); later ones are only counted.
+_LOGGED_TOPICS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +106,66 @@ class Message:
     payload: bytes
     qos: int
     retain: bool
+
+
+class ReceiveQueue:
+    """The received messages, at most ``capacity`` of them (see the module comment).
+
+    ``on_taken`` is called with every message :meth:`get` hands out.
+    """
+
+    def __init__(self, capacity: int, on_taken: Callable[[Message], None]) -> None:
+        self.capacity = capacity
+        self._items: deque[Message] = deque()
+        self._on_taken = on_taken
+        self._nonempty = asyncio.Event()
+        #: The most messages that ever waited at once.
+        self.high_water = 0
+
+    def qsize(self) -> int:
+        """How many messages wait."""
+        return len(self._items)
+
+    def full(self) -> bool:
+        """True when a QoS 0 message would push another out."""
+        return len(self._items) >= self.capacity
+
+    def put(self, message: Message) -> Message | None:
+        """Queue ``message``; the QoS 0 message dropped to make room, if one was.
+
+        When full, the oldest QoS 0 message waiting makes room; with none waiting a
+        QoS 0 ``message`` is dropped itself. A QoS 1/2 message is always kept: the
+        session's ``receive_window`` (the same capacity) holds the next ones back,
+        so the queue never holds more than ``capacity``.
+        """
+        dropped = None
+        if self.full():
+            oldest = next((m for m in self._items if m.qos == 0), None)
+            if oldest is None and message.qos == 0:
+                return message
+            if oldest is not None:
+                self._items.remove(oldest)
+                dropped = oldest
+        self._items.append(message)
+        self.high_water = max(self.high_water, len(self._items))
+        self._nonempty.set()
+        return dropped
+
+    def get_nowait(self) -> Message:
+        """The oldest message; raises :class:`asyncio.QueueEmpty` when none waits."""
+        if not self._items:
+            raise asyncio.QueueEmpty
+        message = self._items.popleft()
+        if not self._items:
+            self._nonempty.clear()
+        self._on_taken(message)
+        return message
+
+    async def get(self) -> Message:
+        """The oldest message, waiting for one."""
+        while not self._items:
+            await self._nonempty.wait()
+        return self.get_nowait()
 
 
 def connect_packet(config: BridgeConfig) -> Connect:
@@ -102,7 +196,8 @@ def connect_packet(config: BridgeConfig) -> Connect:
 
 class OnlineSession:
     """The session and its waiters; ``state()`` is the lifecycle's state, ``failure()``
-    why it gave up (``None`` until then); ``on_pong`` sees every PINGRESP."""
+    why it gave up (``None`` until then); ``on_pong`` sees every PINGRESP; ``on_healthy``
+    is called once per connection when it proves itself (module comment)."""
 
     def __init__(
         self,
@@ -113,6 +208,7 @@ class OnlineSession:
         state: Callable[[], str],
         failure: Callable[[], BaseException | None],
         on_pong: Callable[[PongReceived], None],
+        on_healthy: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self.session = session
@@ -121,9 +217,22 @@ class OnlineSession:
         self._failure = failure
         self._on_pong = on_pong
         self.socket: SocketLink | None = None
-        self.messages: asyncio.Queue[Message] = asyncio.Queue()
+        self._on_healthy = on_healthy
+        self.messages = ReceiveQueue(config.receive_queue, self._taken)
         self.subscriptions: dict[str, int] = {}
         self.dropped_qos0 = 0
+        #: QoS 0 messages received and dropped because the receive queue was full.
+        self.dropped_received = 0
+        #: Messages received on topics that match none of our subscriptions.
+        self.dropped_unsubscribed = 0
+        #: QoS 1/2 messages taken out of the queue as ones the broker refuses.
+        self.abandoned = 0
+        self._dropping = False
+        self._logged_topics: set[str] = set()
+        self._healthy = True  # until restore(): nothing to prove
+        self._room = asyncio.Event()
+        #: Set whenever a message arrives (queued or dropped): clear it, then wait.
+        self.received = asyncio.Event()
         self.send_lock = asyncio.Lock()
         self._acks: dict[int, asyncio.Future[PublishAcknowledged]] = {}
         self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
@@ -139,7 +248,17 @@ class OnlineSession:
     # -- serving -------------------------------------------------------------------------
 
     async def restore(self) -> None:
-        """After a CONNACK: subscribe again, and release what queued while offline."""
+        """After a CONNACK: subscribe again, and release what queued while offline.
+
+        What arrived with the CONNACK may already have ended the session (a
+        malformed packet): that error is raised here, a reason to reconnect.
+        """
+        self._healthy = False
+        self._drain_events()  # raises what broke the session, if anything did
+        if self.session.state != SessionState.CONNECTED:
+            raise RemoteProtocolError(
+                f"the MQTT session ended right after its CONNACK ({self.session.state.value})"
+            )
         for topic_filter, qos in self.subscriptions.items():
             packet_id = self.session.subscribe(topic_filter, qos=qos)
             self._subacks[packet_id] = asyncio.get_running_loop().create_future()
@@ -159,10 +278,12 @@ class OnlineSession:
         unhook = dialect.on_registration(on_registration)
         reader = loop.create_task(self._read_loop(self.socket))
         pinger = loop.create_task(self._ping_loop())
-        self._drain_events()  # what came with the CONNACK (SUBACKs, messages)
+        proof = loop.call_later(self.config.healthy_after, self._proven)
         try:
+            self._drain_events()  # what came with the CONNACK (SUBACKs, messages)
             return await problem
         finally:
+            proof.cancel()
             unhook()
             self._problem = None
             for task in (reader, pinger):
@@ -179,6 +300,9 @@ class OnlineSession:
     async def _read_loop(self, sock: SocketLink) -> None:
         try:
             while True:
+                while self.session.receive_held:  # back-pressure: see the module comment
+                    self._room.clear()
+                    await self._room.wait()
                 data = await sock.receive()
                 self.session.receive_data(data, self.clock())
                 self._drain_events()
@@ -208,20 +332,87 @@ class OnlineSession:
         except Exception as error:
             self.stop(error)
 
+    def _proven(self) -> None:
+        """The session proved itself (module comment): tell the lifecycle, once."""
+        if not self._healthy:
+            self._healthy = True
+            self._on_healthy()
+
+    def _taken(self, message: Message) -> None:
+        """The application took ``message`` from the queue: release its hold, if any."""
+        if not self.messages.full():
+            self._dropping = False
+        if message.qos == 0 or not self.session.release_message(self.clock()):
+            return
+        self._room.set()
+        try:
+            self._drain_events()
+        except Exception as error:  # what the released bytes held broke the session
+            self.stop(error)
+            return
+        asyncio.get_running_loop().create_task(self._flush_or_report())  # the acknowledgements
+
+    def _subscribed_to(self, topic: str) -> bool:
+        return self.session.session_present or any(
+            topic_matches(topic_filter, topic) for topic_filter in self.subscriptions
+        )
+
+    def _received(self, event: MessageReceived) -> None:
+        self.received.set()
+        if not self._subscribed_to(event.topic):
+            self.dropped_unsubscribed += 1
+            if event.qos:
+                self.session.release_message(self.clock())
+            topics = self._logged_topics
+            if event.topic not in topics and len(topics) < _LOGGED_TOPICS:
+                topics.add(event.topic)
+                log.warning("dropped a message on %r: it matches no subscription", event.topic)
+            return
+        dropped = self.messages.put(Message(event.topic, event.payload, event.qos, event.retain))
+        if dropped is not None:
+            self.dropped_received += 1
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "the receive queue is full (%d messages): dropping the oldest QoS 0 "
+                    "messages until the application reads (counted in dropped_received)",
+                    self.messages.capacity,
+                )
+
     def _drain_events(self) -> None:
         while (event := self.session.next_event()) is not None:
             if isinstance(event, MessageReceived):
-                self.messages.put_nowait(
-                    Message(event.topic, event.payload, event.qos, event.retain)
-                )
+                self._received(event)
             elif isinstance(event, PublishAcknowledged):
                 future = self._acks.pop(event.packet_id, None)
                 if future is not None and not future.done():
                     future.set_result(event)
                 self._notify_queue_space()
+                self._proven()
+            elif isinstance(event, PublishAbandoned):
+                self.abandoned += 1
+                log.warning(
+                    "gave up on a QoS 1 message to %r: the broker dropped the connection "
+                    "%d times in a row right after it went out",
+                    event.topic,
+                    event.disconnects,
+                )
+                future = self._acks.pop(event.packet_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(
+                        PublishRefused(
+                            0x80,
+                            f"{event.topic!r}: the broker dropped the connection "
+                            f"{event.disconnects} times in a row right after this message "
+                            "went out; it was taken out of the queue",
+                        )
+                    )
+                self._notify_queue_space()
             elif isinstance(event, PongReceived):
                 self._on_pong(event)
+                self._proven()
             elif isinstance(event, Subscribed):
+                self._proven()
                 future_sub = self._subacks.pop(event.packet_id, None)
                 if future_sub is not None and not future_sub.done():
                     future_sub.set_result(event)
@@ -256,7 +447,14 @@ class OnlineSession:
                         if data:
                             await sock.send(data)
                     await sock.close()
+        self._healthy = True  # nothing more to prove on this connection
         self.session.connection_lost()
+        while True:  # PublishAbandoned, and what came before the end
+            try:
+                self._drain_events()
+                break
+            except AtBridgeError:  # an old error: this connection is over anyway
+                continue
         for future in self._subacks.values():
             if not future.done():
                 future.cancel()
@@ -350,4 +548,4 @@ class OnlineSession:
         return granted
 
 
-__all__ = ["Message", "OnlineSession", "connect_packet"]
+__all__ = ["Message", "OnlineSession", "ReceiveQueue", "connect_packet"]

@@ -30,8 +30,10 @@ from atbridge.errors import (
     Failed,
     LinkLost,
     LocalProtocolError,
+    MalformedPacket,
     ModemError,
     ModemRebooted,
+    NotConnected,
     PingTimeout,
     PortNotFound,
     RegistrationLost,
@@ -301,6 +303,9 @@ EXPECTED: dict[str, tuple[Callable[[], BaseException], tuple[State, ...], bool]]
     "not authorized": (lambda: ConnectRefused(5, "not authorized"), (F,) * 6, False),
     "configuration": (lambda: ConfigurationError("bad APN"), (F,) * 6, False),
     "our own protocol error": (lambda: LocalProtocolError("bad topic"), (F,) * 6, False),
+    # The peer broke the protocol: reconnect, never give up (issue 12, defect 2).
+    "malformed packet": (lambda: MalformedPacket("garbage"), (P, P, A, C, C, C), False),
+    "session ended under us": (lambda: NotConnected("ended"), (P, P, A, C, C, C), False),
     "a bug": (lambda: RuntimeError("a bug"), (F,) * 6, False),
 }
 

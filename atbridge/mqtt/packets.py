@@ -12,6 +12,7 @@ are checked by the same function, one raising a local error, the other a remote 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -329,6 +330,36 @@ def topic_name_problem(topic: str) -> str | None:
     return None
 
 
+#: What MQTT 3.1.1 §1.5.3 / 5.0 §1.5.4 say a string SHOULD NOT hold, and mosquitto
+#: (``mosquitto_validate_utf8``) refuses by dropping the connection: the control
+#: characters U+0001..U+001F and U+007F..U+009F, and the non-characters U+FDD0..U+FDEF
+#: and U+nFFFE / U+nFFFF of every plane.
+_REFUSED_CODE_POINTS = re.compile(
+    "[\x01-\x1f\x7f-\x9f\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
+
+
+def refused_code_point_problem(text: str, what: str) -> str | None:
+    """Why a broker would drop the connection over ``text`` (a control or non-character)."""
+    found = _REFUSED_CODE_POINTS.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    kind = "a control character" if code < 0xA0 else "a Unicode non-character"
+    return (
+        f"(MQTT 3.1.1 §1.5.3) {what} contains {kind}, U+{code:04X} at index {found.start()}: "
+        "brokers such as mosquitto close the connection over it"
+    )
+
+
+def publish_topic_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or ``None``: :func:`topic_name_problem`,
+    then what brokers refuse (:func:`refused_code_point_problem`)."""
+    return topic_name_problem(topic) or refused_code_point_problem(topic, "the topic name")
+
+
 def topic_filter_problem(topic_filter: str) -> str | None:
     if not topic_filter:
         return "[MQTT-4.7.3-1] a topic filter must be at least one character long"
@@ -347,9 +378,31 @@ def topic_filter_problem(topic_filter: str) -> str | None:
     return None
 
 
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """Whether a PUBLISH on ``topic`` matches ``topic_filter`` (MQTT 3.1.1 §4.7).
+
+    ``+`` matches one level, a final ``#`` the parent level and every level below
+    [MQTT-4.7.1-2]; a filter that starts with a wildcard matches no topic that
+    starts with ``$`` [MQTT-4.7.2-1]. A shared subscription
+    (``$share/<group>/<filter>``, MQTT 5.0 §4.8.2) matches as its filter.
+    """
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    wanted = topic_filter.split("/")
+    levels = topic.split("/")
+    for index, level in enumerate(wanted):
+        if level == "#":
+            return True
+        if index >= len(levels) or (level != "+" and level != levels[index]):
+            return False
+    return len(wanted) == len(levels)
+
+
 def validate_topic_name(topic: str) -> None:
-    """Raise LocalProtocolError unless ``topic`` can be published to (3.1.1 §4.7)."""
-    problem = topic_name_problem(topic)
+    """Raise LocalProtocolError unless ``topic`` can be published to (3.1.1 §4.7, §1.5.3)."""
+    problem = publish_topic_problem(topic)
     if problem:
         raise LocalProtocolError(problem)
     encode_string(topic, "topic name")
