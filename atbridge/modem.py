@@ -78,6 +78,7 @@ import contextlib
 import errno
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -96,7 +97,7 @@ from atbridge.errors import (
     PortNotFound,
     ResyncFailed,
 )
-from atbridge.transcript import Sink, Transcript
+from atbridge.transcript import OutgoingSecrets, Sink, Spans, Transcript, mask_spans
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +345,8 @@ class _Pending:
     payload: bytes | None
     require_line: str | None
     after_ok: bytes | None = None
+    #: Secret byte ranges of ``payload`` / ``after_ok`` (masked in the transcript).
+    payload_spans: Spans = ()
     lines: list[str] = field(default_factory=list)
     data: bytes | None = None
     received: _Received = field(default_factory=_Received)
@@ -412,6 +415,9 @@ class Modem:
         self.parser = AtParser()
         self.parser.on_protocol_error = self._on_protocol_error
         self._protocol_errors_logged = 0
+        self._outgoing: weakref.WeakKeyDictionary[object, OutgoingSecrets] = (
+            weakref.WeakKeyDictionary()
+        )
         self.port: str = ""
         self._transport: asyncio.Transport | None = None
         #: Bytes written to and read from the port since it was opened.
@@ -572,6 +578,8 @@ class Modem:
         payload: bytes | None = None,
         check: bool = True,
         after_ok: bytes | None = None,
+        secret_spans: Spans = (),
+        payload_secret_spans: Spans = (),
     ) -> Response:
         """Send one command line and return its :class:`Response`.
 
@@ -583,16 +591,26 @@ class Modem:
         mode (``AT#XSEND``). With ``check`` (the default) an error result raises
         :class:`~atbridge.errors.ModemError`; without it the error comes back as
         the response's ``final``.
+
+        ``secret_spans`` are byte ranges of ``line`` that hold a secret (a payload sent
+        in the command line), ``payload_secret_spans`` those of ``payload`` or
+        ``after_ok``: the transcript shows them as ``***`` and errors name the line
+        masked the same way (:meth:`payload_secrets` finds them in socket payloads).
         """
         _command_line(line)  # a bad line raises before it waits for its turn
+        secrets = (secret_spans, payload_secret_spans)
         task = asyncio.current_task()
         if task is not None and self._owner is task:
-            return await self._command(line, timeout, tuple(claims), payload, check, after_ok)
+            return await self._command(
+                line, timeout, tuple(claims), payload, check, after_ok, secrets
+            )
         lock = self._lock
         await lock.acquire()
         self._owner = task
         try:
-            return await self._command(line, timeout, tuple(claims), payload, check, after_ok)
+            return await self._command(
+                line, timeout, tuple(claims), payload, check, after_ok, secrets
+            )
         finally:
             self._owner = None
             lock.release()
@@ -605,13 +623,17 @@ class Modem:
         payload: bytes | None,
         check: bool,
         after_ok: bytes | None,
+        secrets: tuple[Spans, Spans] = ((), ()),
     ) -> Response:
         """:meth:`command` once this task holds the channel."""
         self._ensure_open()
         if self._needs_setup:
             await self._setup()
         elif self._needs_resync:
-            await self._resync(timeout, before=line)
+            shown = line
+            if secrets[0]:
+                shown = mask_spans(line.encode("ascii"), secrets[0]).decode("ascii")
+            await self._resync(timeout, before=shown)
         return await self._exchange(
             line,
             timeout=self.default_timeout if timeout is None else timeout,
@@ -619,22 +641,44 @@ class Modem:
             payload=payload,
             check=check,
             after_ok=after_ok,
+            secret_spans=secrets[0],
+            payload_secret_spans=secrets[1],
         )
 
-    async def write(self, data: bytes) -> None:
-        """Write raw bytes (data mode payloads). Never lands inside another command."""
+    async def write(self, data: bytes, *, secret_spans: Spans = ()) -> None:
+        """Write raw bytes (data mode payloads). Never lands inside another command.
+
+        ``secret_spans``: byte ranges of ``data`` masked in the transcript.
+        """
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             self._ensure_open()
-            self._write(data)
+            self._write(data, secret_spans)
             return
         async with self._lock:
             self._owner = task
             try:
                 self._ensure_open()
-                self._write(data)
+                self._write(data, secret_spans)
             finally:
                 self._owner = None
+
+    def payload_secrets(self, stream: object, chunk: bytes) -> Spans:
+        """The secret byte ranges of ``chunk``, the next bytes sent on socket ``stream``.
+
+        Call it with every chunk of a socket's payload, in order (a dialect's send
+        does): it follows the stream's MQTT framing and finds each CONNECT's password
+        by its offsets (:class:`~atbridge.transcript.OutgoingSecrets`). Without a
+        transcript there is nothing to mask: ``()``.
+        """
+        transcript = self.transcript
+        if transcript is None:
+            return ()
+        tracker = self._outgoing.get(stream)
+        if tracker is None:
+            tracker = self._outgoing[stream] = OutgoingSecrets()
+        tracker.secrets = transcript.secrets()
+        return tracker.feed(chunk)
 
     def exclusive(self) -> _Turn:
         """Hold the channel across several steps (command, raw payload, notification).
@@ -744,10 +788,10 @@ class Modem:
         if self._lost.is_set():
             raise LinkLost(f"the link to {self.port} was lost: {self._lost_reason}")
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, secret_spans: Spans = ()) -> None:
         assert self._transport is not None
         if self.transcript is not None:
-            self.transcript.tx(data)
+            self.transcript.tx(data, secret_spans=secret_spans)
         self.bytes_written += len(data)
         self._transport.write(data)
 
@@ -762,9 +806,14 @@ class Modem:
         require_line: str | None = None,
         after_ok: bytes | None = None,
         wire: bytes | None = None,
+        secret_spans: Spans = (),
+        payload_secret_spans: Spans = (),
     ) -> Response:
         """Send ``line`` (or the bytes ``wire`` in its place) and wait for its final."""
         encoded, own = _command_line(line)
+        if secret_spans:
+            # Notes and errors name the command as the transcript shows it.
+            line = mask_spans(encoded, secret_spans).decode("ascii", "replace")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Response, Final] | None] = loop.create_future()
         pending = _Pending(
@@ -774,13 +823,14 @@ class Modem:
             payload=payload,
             require_line=require_line,
             after_ok=after_ok,
+            payload_spans=payload_secret_spans,
         )
         # A line already arriving was sent before this command: not its answer.
         pending.line_in_flight = self.parser.in_line
         self._pending = pending
         self.parser.command_sent(encoded)
         self.parser.expect_prompt = payload is not None
-        self._write(encoded + self.line_ending if wire is None else wire)
+        self._write(encoded + self.line_ending if wire is None else wire, secret_spans)
         # One timer on the future (None: the time is up) rather than a timeout scope.
         timer = loop.call_at(loop.time() + timeout, _expire, future)
         try:
@@ -1025,7 +1075,7 @@ class Modem:
                 # The modem said OK to a command that enters data mode: its payload
                 # goes now, still inside the caller's turn on the channel.
                 after_ok, pending.after_ok = pending.after_ok, None
-                self._write(after_ok)
+                self._write(after_ok, pending.payload_spans)
         elif isinstance(event, Block):
             if pending is not None and self._claims(pending, event.header_text):
                 pending.data = event.data if pending.data is None else pending.data + event.data
@@ -1038,7 +1088,7 @@ class Modem:
             if pending is not None and pending.payload is not None:
                 payload, pending.payload = pending.payload, None
                 self.parser.expect_prompt = False
-                self._write(payload)
+                self._write(payload, pending.payload_spans)
 
     def _claims(self, pending: _Pending, text: str) -> bool:
         match = _PREFIX.match(text)

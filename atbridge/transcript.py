@@ -9,10 +9,27 @@ direction and the bytes with control and non-ASCII bytes escaped::
     04:51:12.002 +1.883 -- modem rebooted ("Ready")
 
 Received bytes are grouped per line (an entry ends at LF) so a response reads as
-it came, however the serial driver chunked it. Secrets registered with
-:meth:`Transcript.add_secret` are replaced by ``***`` before anything is
-written, in both directions; a secret split across two reads is still masked,
-because the tail that could start one is held back until the next read.
+it came, however the serial driver chunked it.
+
+**Secrets** are masked two ways, before anything is written:
+
+1. *By where they sit* (the reliable way). A writer that knows which bytes of what it
+   sends are secret says so: :meth:`Transcript.tx` takes ``secret_spans``, byte
+   ranges replaced by ``***`` whatever they hold. The MQTT CONNECT password is the
+   case that matters: a dialect may cut a socket payload into pieces the text of the
+   secret never appears whole in (the nRF91 SLM sends every ``+++`` of a payload as a
+   command of its own, ``AT#XSEND="+++"``, and the bytes around it in data mode).
+   :class:`OutgoingSecrets` follows the MQTT packet framing of one socket's outgoing
+   stream, chunk by chunk, and gives the spans of each CONNECT's password field (and
+   of its user name when that is a registered secret): known offsets of the frame
+   (MQTT 3.1.1 §3.1, MQTT 5.0 §3.1: fixed header, protocol name, level, flags, keep
+   alive, [properties], client id, [will properties, topic, payload], user name,
+   password), never a search for the text. The channel hands the spans of each
+   piece to the transcript (:meth:`atbridge.modem.Modem.payload_secrets`).
+2. *By their text* (a second net): every occurrence of a secret registered with
+   :meth:`Transcript.add_secret`, in both directions; a secret split across two reads
+   is still masked, because the tail that could start one is held back until the
+   next read.
 
 The sink is a file path, an open text stream, or a :class:`logging.Logger`
 (entries at DEBUG level).
@@ -33,6 +50,166 @@ MASK = b"***"
 _FLUSH_AT = 512
 
 Sink = str | Path | TextIO | logging.Logger
+#: Byte ranges ``(start, end)`` of a write that are secret.
+Spans = tuple[tuple[int, int], ...]
+
+_CONNECT = 0x10
+#: The longest CONNECT kept while its fields are found (a user name and a password of
+#: 65535 bytes each, with everything before them, fit well within this).
+_MAX_CONNECT = 1 << 18
+
+
+def mask_spans(data: bytes, spans: Spans) -> bytes:
+    """``data`` with each of ``spans`` (clipped to it, merged when they touch) as ``***``."""
+    if not spans:
+        return data
+    out = bytearray()
+    position = 0
+    for start, end in sorted(spans):
+        start, end = max(start, position), min(end, len(data))
+        if end <= start:
+            continue
+        out += data[position:start]
+        if not out.endswith(MASK) or position != start:
+            out += MASK
+        position = end
+    out += data[position:]
+    return bytes(out)
+
+
+def shift_spans(spans: Spans, offset: int, length: int) -> Spans:
+    """The part of ``spans`` inside ``[offset, offset + length)``, counted from ``offset``."""
+    shifted = []
+    for start, end in spans:
+        start, end = max(start - offset, 0), min(end - offset, length)
+        if start < end:
+            shifted.append((start, end))
+    return tuple(shifted)
+
+
+def _varint(data: bytes | bytearray, at: int) -> tuple[int, int] | None:
+    """An MQTT variable byte integer at ``data[at:]``: ``(value, size)``, or ``None`` (cut)."""
+    value = 0
+    for index in range(4):
+        if at + index >= len(data):
+            return None
+        byte = data[at + index]
+        value |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return value, index + 1
+    return value, 4  # malformed (a fifth byte): taken as it is, the framing says how far
+
+
+def connect_secret_spans(packet: bytes | bytearray, *, secrets: tuple[bytes, ...] = ()) -> Spans:
+    """Spans of the password (and of a user name in ``secrets``) in a CONNECT packet.
+
+    ``packet`` is the packet from its first byte, possibly cut short: a secret field cut
+    short runs to the end of what is given, so the rest of it, in the next chunk, is
+    known too (:class:`OutgoingSecrets`). Field layout: MQTT 3.1.1 §3.1 / 5.0 §3.1.
+    """
+    if not packet or packet[0] & 0xF0 != _CONNECT:
+        return ()
+    remaining = _varint(packet, 1)
+    if remaining is None:
+        return ()
+    at = 1 + remaining[1]
+
+    def field(at: int) -> tuple[int, int] | None:
+        if at + 2 > len(packet):
+            return None
+        return at + 2, at + 2 + (packet[at] << 8 | packet[at + 1])
+
+    name = field(at)  # protocol name, "MQTT" (or "MQIsdp")
+    if name is None or name[1] + 4 > len(packet):
+        return ()
+    level, flags = packet[name[1]], packet[name[1] + 1]
+    at = name[1] + 4  # level, flags, keep alive
+    spans: list[tuple[int, int]] = []
+    if level == 5:  # CONNECT properties
+        props = _varint(packet, at)
+        if props is None:
+            return ()
+        at += props[1] + props[0]
+    fields = ["client_id"]
+    if flags & 0x04:
+        fields += ["will_properties"] if level == 5 else []
+        fields += ["will_topic", "will_payload"]
+    if flags & 0x80:
+        fields.append("username")
+    if flags & 0x40:
+        fields.append("password")
+    for kind in fields:
+        if kind == "will_properties":
+            props = _varint(packet, at)
+            if props is None:
+                return tuple(spans)
+            at += props[1] + props[0]
+            continue
+        found = field(at)
+        if found is None:
+            if kind == "password" and at < len(packet):
+                spans.append((at, len(packet)))  # even its length bytes, cut short
+            return tuple(spans)
+        start, end = found
+        secret = kind == "password" or (kind == "username" and bytes(packet[start:end]) in secrets)
+        if secret and end > start:
+            spans.append((start, min(end, len(packet))))
+        at = end
+    return tuple(spans)
+
+
+class OutgoingSecrets:
+    """Where the secrets sit in one socket's outgoing MQTT stream, chunk by chunk.
+
+    :meth:`feed` takes each chunk in order and returns the spans of that chunk which
+    hold a CONNECT password (see :func:`connect_secret_spans`). It follows the packet
+    framing (fixed header, remaining length) so it knows where each packet starts;
+    only a CONNECT is kept while it is read, and at most :data:`_MAX_CONNECT` bytes.
+    """
+
+    def __init__(self, secrets: tuple[bytes, ...] = ()) -> None:
+        self.secrets = secrets
+        self._header = bytearray()  # a fixed header still arriving
+        self._skip = 0  # bytes of a packet that is not a CONNECT still to come
+        self._connect = bytearray()  # the CONNECT being read
+        self._connect_left = 0
+
+    def feed(self, chunk: bytes) -> Spans:
+        spans: list[tuple[int, int]] = []
+        at = 0
+        size = len(chunk)
+        while at < size:
+            if self._skip:
+                take = min(self._skip, size - at)
+                self._skip -= take
+                at += take
+                continue
+            if self._connect_left:
+                take = min(self._connect_left, size - at)
+                before = len(self._connect)
+                if before < _MAX_CONNECT:
+                    self._connect += chunk[at : at + take]
+                found = connect_secret_spans(self._connect, secrets=self.secrets)
+                spans += [(start + at, end + at) for start, end in shift_spans(found, before, take)]
+                if before >= _MAX_CONNECT:
+                    spans.append((at, at + take))  # too long to follow: all of it
+                self._connect_left -= take
+                at += take
+                if not self._connect_left:
+                    self._connect.clear()
+                continue
+            self._header.append(chunk[at])
+            at += 1
+            remaining = _varint(self._header, 1)
+            if remaining is None:
+                continue
+            header, self._header = bytes(self._header), bytearray()
+            if header[0] & 0xF0 == _CONNECT and remaining[0]:
+                self._connect = bytearray(header)
+                self._connect_left = remaining[0]
+            else:
+                self._skip = remaining[0]
+        return tuple(spans)
 
 
 class Transcript:
@@ -77,10 +254,14 @@ class Transcript:
             self._secrets.append(value)
             self._secrets.sort(key=len, reverse=True)
 
-    def tx(self, data: bytes) -> None:
-        """Record bytes written to the modem."""
+    def tx(self, data: bytes, *, secret_spans: Spans = ()) -> None:
+        """Record bytes written to the modem; ``secret_spans`` of them are masked."""
         self._flush_rx()
-        self._emit("TX", self._mask(data))
+        self._emit("TX", self._mask(mask_spans(data, secret_spans)))
+
+    def secrets(self) -> tuple[bytes, ...]:
+        """The secrets registered with :meth:`add_secret`."""
+        return tuple(self._secrets)
 
     def rx(self, data: bytes) -> None:
         """Record bytes received from the modem (grouped per line)."""

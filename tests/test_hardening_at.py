@@ -186,3 +186,73 @@ async def test_a_huge_xrecv_length_through_the_slm_dialect_is_survived(
             assert (await marker).text == "+MARK: 3"
     finally:
         dialect.detach_from_modem()
+
+
+# -- defect 7: secrets masked by where they sit -----------------------------------------
+
+#: Fragments no transcript holds by chance; joined by what the SLM must send apart.
+FRAGMENTS = ("ZqW8k", 'Xv"Kw9,Jr', "YpT4m")
+
+
+def leaks(text: str, password: str) -> list[str]:
+    """Every form of ``password`` or its fragments that ``text`` (a transcript) holds."""
+    from atbridge.text import escape_bytes
+
+    forms = {password, escape_bytes(password.encode())}
+    for fragment in FRAGMENTS:
+        forms |= {fragment, escape_bytes(fragment.encode())}
+    return sorted(form for form in forms if form in text)
+
+
+def bridge_config(fake: FakeModem, port: int, password: str, transcript: Path) -> object:
+    from atbridge.config import BridgeConfig, Timeouts
+    from atbridge.credentials import MqttCredentials
+
+    credentials = MqttCredentials.plain(
+        client_id="hardening", host="127.0.0.1", port=port, username="device", password=password
+    )
+    timeouts = Timeouts(
+        probe=10, configure=10, attach=10, activate=10, open_socket=10, connack=10, close=5
+    )
+    return BridgeConfig(
+        port=fake.port,
+        credentials=credentials,
+        timeouts=timeouts,
+        give_up_after=30.0,
+        transcript=str(transcript),
+    )
+
+
+@pytest.mark.parametrize("dialect", ["nrf91-slm", "sim7080", "sim7600"])
+async def test_a_password_with_plus_quotes_and_commas_is_masked_and_accepted(
+    dialect: str, tmp_path: Path
+) -> None:
+    from atbridge.bridge import Bridge
+    from tests.brokers import Mosquitto
+
+    password = f"{FRAGMENTS[0]}+++{FRAGMENTS[1]}'+{FRAGMENTS[2]}"
+    transcript = tmp_path / "transcript.log"
+    with Mosquitto(users={"device": password}) as broker:
+        async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+            config = bridge_config(fake, broker.port, password, transcript)
+            async with Bridge(config=config) as bridge:  # type: ignore[arg-type]
+                await bridge.publish("hardening/masked", b"accepted", qos=1)
+    text = transcript.read_text()
+    assert "AT" in text and leaks(text, password) == []
+
+
+@pytest.mark.parametrize("dialect", ["nrf91-slm", "nrf91-sm", "sim7080"])
+async def test_a_password_with_cr_lf_and_plus_runs_is_masked(dialect: str, tmp_path: Path) -> None:
+    """A password file cannot hold CR or LF: an anonymous broker accepts the CONNECT."""
+    from atbridge.bridge import Bridge
+    from tests.brokers import Mosquitto
+
+    password = f'{FRAGMENTS[0]}\r\n+++{FRAGMENTS[1]}"\r{FRAGMENTS[2]}\n++'
+    transcript = tmp_path / "transcript.log"
+    with Mosquitto() as broker:
+        async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+            config = bridge_config(fake, broker.port, password, transcript)
+            async with Bridge(config=config) as bridge:  # type: ignore[arg-type]
+                await bridge.publish("hardening/masked", b"accepted", qos=1)
+    text = transcript.read_text()
+    assert "AT" in text and leaks(text, password) == []

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from atbridge.transcript import Transcript
 
@@ -92,3 +94,67 @@ def test_logger_sink(caplog: pytest.LogCaptureFixture) -> None:
         transcript.rx(b"\r\nOK\r\n")
         transcript.flush()
     assert any('RX "\\r\\nOK\\r\\n"' in record.getMessage() for record in caplog.records)
+
+
+# -- masking by position (issue 12, defect 7) -------------------------------------------
+
+
+def _connect(password: str, **kw: object) -> bytes:
+    from atbridge.credentials import MqttCredentials
+    from atbridge.mqtt.codec import encode
+
+    credentials = MqttCredentials.plain(
+        client_id="cid", host="h", port=1, username="device", password=password
+    )
+    return encode(credentials.connect_packet(**kw))  # type: ignore[arg-type]
+
+
+def test_mask_spans_replaces_each_range_and_merges_touching_ones() -> None:
+    from atbridge.transcript import mask_spans
+
+    assert mask_spans(b"abcdefgh", ((1, 3), (3, 5), (7, 20))) == b"a***fg***"
+    assert mask_spans(b"abc", ()) == b"abc"
+
+
+def test_connect_spans_cover_exactly_the_password_in_3_1_1_and_5() -> None:
+    from atbridge.mqtt.wire import ProtocolVersion
+    from atbridge.transcript import connect_secret_spans
+
+    secret = 'p+++w"\r\n,'
+    for protocol in (ProtocolVersion.MQTT_3_1_1, ProtocolVersion.MQTT_5_0):
+        packet = _connect(secret, protocol=protocol)
+        ((start, end),) = connect_secret_spans(packet)
+        assert packet[start:end] == secret.encode() and end == len(packet)
+    # The user name too, when it is a registered secret.
+    packet = _connect(secret)
+    assert len(connect_secret_spans(packet, secrets=(b"device",))) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    password=st.text(min_size=1, max_size=300).filter(lambda p: "\x00" not in p),
+    cuts=st.lists(st.integers(0, 400), max_size=12),
+)
+def test_outgoing_secrets_mask_the_password_however_the_stream_is_chunked(
+    password: str, cuts: list[int]
+) -> None:
+    from atbridge.transcript import OutgoingSecrets, mask_spans
+
+    before, after = b"\xc0\x00", b"\x30\x05\x00\x01tab\xe0\x00"  # PINGREQ, PUBLISH, DISCONNECT
+    stream = before + _connect(password) + after
+    tracker = OutgoingSecrets()
+    shown = b""
+    start = 0
+    for cut in [*sorted({c for c in cuts if c < len(stream)}), len(stream)]:
+        chunk = stream[start:cut]
+        shown += mask_spans(chunk, tracker.feed(chunk))
+        start = cut
+    secret = password.encode()
+    end = len(before) + len(_connect(password))
+    start = end - len(secret)  # the password is the CONNECT's last field
+    assert shown.startswith(stream[: start - 2]) and shown.endswith(stream[end:])
+    middle = shown[start - 2 : len(shown) - len(stream) + end]
+    # Only masks and the field's length bytes (masked too when a cut fell between them).
+    length = stream[start - 2 : start]
+    assert b"***" in middle
+    assert middle.replace(b"***", b"") in (length, length[:1], length[1:], b"")

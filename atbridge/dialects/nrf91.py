@@ -108,6 +108,7 @@ from atbridge.errors import (
     SocketError,
 )
 from atbridge.modem import Modem, Response, Urc, UrcWaiter
+from atbridge.transcript import Spans
 
 log = logging.getLogger(__name__)
 
@@ -550,18 +551,23 @@ class NordicDialect(Dialect):
         size: int,
         *,
         write_terminator_late: bool,
+        secret_spans: Spans = (),
     ) -> None:
         """Send ``line``, then ``payload`` (``size`` data bytes) in data mode; in ``exclusive()``.
 
         The payload goes the moment the ``OK`` says the modem is in data mode, never
         before it and never without it; then ``#XDATAMODE`` says whether it was sent.
+        ``secret_spans`` of ``payload`` are masked in the transcript.
         """
         with self.modem.expect_urc("#XDATAMODE:", predicate=data_mode_ended) as done:
             # Until its end is seen, the modem may be in data mode (module doc).
             self._data_mode_possible = True
             try:
                 await self.modem.command(
-                    line, timeout=self.data_mode_entry_timeout, after_ok=payload
+                    line,
+                    timeout=self.data_mode_entry_timeout,
+                    after_ok=payload,
+                    payload_secret_spans=secret_spans,
                 )
             except ModemError as exc:
                 self._data_mode_possible = False

@@ -66,6 +66,7 @@ from atbridge.errors import (
     UnsupportedFirmware,
 )
 from atbridge.modem import Modem
+from atbridge.transcript import Spans, shift_spans
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,8 @@ MINIMUM_NCS_VERSION = (2, 1, 0)
 def ncs_version(answer: str) -> tuple[int, ...] | None:
     """The version ``AT#XSLMVER`` names first (``"2.5.0","2.5.0-lte-..."`` -> (2, 5, 0))."""
     first = str_param(answer, 0) or ""
-    found = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", first)
+    # At most 9 digits a part: a longer "version" is no version (and no int() to raise).
+    found = re.match(r"v?(\d{1,9})\.(\d{1,9})(?:\.(\d{1,9}))?", first)
     if found is None:
         return None
     return tuple(int(part) for part in found.groups("0"))
@@ -269,24 +271,37 @@ class Nrf91Slm(NordicDialect):
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         plan = plan_slm_send(chunk, self.datamode_terminator, self.max_string_send)
+        # Where the chunk's secrets sit, mapped onto each piece (transcript module doc).
+        secrets = self.modem.payload_secrets(sock, chunk)
         async with self._socket_errors(sock), self.modem.exclusive():
             await self._select(sock.handle)
+            offset = 0
             for in_data_mode, piece in plan:
                 if sock.closed is not None:
                     raise sock.closed
+                spans = shift_spans(secrets, offset, len(piece))
+                offset += len(piece)
                 if in_data_mode:
                     # The terminator goes right after the piece, in the same write.
                     payload = piece + self.datamode_terminator
                     await self._send_in_data_mode(
-                        sock, "AT#XSEND", payload, len(piece), write_terminator_late=False
+                        sock,
+                        "AT#XSEND",
+                        payload,
+                        len(piece),
+                        write_terminator_late=False,
+                        secret_spans=spans,
                     )
                 else:
-                    await self._send_string(sock, piece)
+                    await self._send_string(sock, piece, spans)
 
-    async def _send_string(self, sock: ModemSocket, piece: bytes) -> None:
+    async def _send_string(self, sock: ModemSocket, piece: bytes, secrets: Spans = ()) -> None:
         line = format_command("AT#XSEND", piece.decode("ascii"))
+        # The piece sits in the quotes: AT#XSEND="<piece>".
+        start = len('AT#XSEND="')
+        spans = tuple((start + begin, start + end) for begin, end in secrets)
         try:
-            response = await self.modem.command(line, timeout=self.send_timeout)
+            response = await self.modem.command(line, timeout=self.send_timeout, secret_spans=spans)
         except ModemError as exc:
             raise self._send_refused(sock, exc) from exc
         sent = response_int(response, "#XSEND:")

@@ -127,7 +127,14 @@ class Nrf91Sm(NordicDialect):
         line = format_command("AT#XSEND", sock.handle, 2, 0, len(chunk))
         async with self._socket_errors(sock), self.modem.exclusive():
             # The modem counts <data_len> bytes and leaves data mode by itself.
-            await self._send_in_data_mode(sock, line, chunk, len(chunk), write_terminator_late=True)
+            await self._send_in_data_mode(
+                sock,
+                line,
+                chunk,
+                len(chunk),
+                write_terminator_late=True,
+                secret_spans=self.modem.payload_secrets(sock, chunk),
+            )
 
     def _on_auto_received(self, urc: Urc) -> None:
         if urc.data is None:
