@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from atbridge.cli import main
 from atbridge.decode import parse_gprs_timer, parse_registration_extras
-from atbridge.diagnostics import ExplainError, explain_text, flatten, rate
+from atbridge.diagnostics import PREFIXES, ExplainError, explain_text, flatten, rate
 
 
 def fields(text: str, command: str | None = None) -> dict[str, object]:
@@ -201,7 +201,26 @@ def test_explain_reads_stdin() -> None:
     assert [c["apn"] for c in json.loads(done.stdout)["contexts"]] == ["a", "b"]
 
 
-@pytest.mark.parametrize("text", ["hello", "", "+CEREG: x", "+CXYZ: 1", "+CSQ: 1", "+CGSN: 12"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello",
+        "",
+        "+CEREG: x",
+        "+CXYZ: 1",
+        "+CSQ: 1",
+        "+CGSN: 12",
+        "%XMONITOR: x",
+        "%CONEVAL: 0,1,5",
+        "%NBRGRSRP: 1,2",
+        "+CPSI: ",
+        "+CBC: abc",
+        "%XSYSTEMMODE: 1,0",
+        "%MDMEV: ?!",
+        '+CENG: 0,"1,2"',
+        "C: x",
+    ],
+)
 def test_garbled_input_is_a_clear_error_exit_2(
     text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -211,19 +230,28 @@ def test_garbled_input_is_a_clear_error_exit_2(
     assert "Traceback" not in err
 
 
-@settings(max_examples=300, deadline=None)
+#: Every prefix explain decodes, and the bare-line shapes it takes, for the fuzz test.
+_FUZZ_PREFIXES = sorted(
+    {f"{prefix}: " for prefix in PREFIXES}
+    | {"+CME ERROR: ", "+CMS ERROR: ", "STATE: ", "C: ", "PrimaryDns: ", "%CONEVAL: 0,"}
+)
+
+
+@settings(max_examples=600, deadline=None)
 @given(
     st.text()
     | st.builds(
         lambda p, rest: p + rest,
-        st.sampled_from(["+CEREG: ", "+CGREG:", "+CESQ: ", "+COPS: ", "+CPSMS: ", "+CSCON: "]),
-        st.text(alphabet='0123456789,"ABCDEF() x-', max_size=40),
-    )
+        st.sampled_from(_FUZZ_PREFIXES),
+        st.text(alphabet='0123456789,"ABCDEF() x-.V\u201d', max_size=60),
+    ),
+    st.sampled_from(
+        [None, "AT+CEREG?", "AT+CIMI", "AT+CCID", "AT+CGMR", "AT+NETOPEN", "AT+CSCON?", "+CENG"]
+    ),
 )
-def test_random_text_raises_only_the_clear_error(text: str) -> None:
-    for command in (None, "AT+CEREG?"):
-        with contextlib.suppress(ExplainError):
-            explain_text(text, command=command)
+def test_random_text_raises_only_the_clear_error(text: str, command: str | None) -> None:
+    with contextlib.suppress(ExplainError):
+        explain_text(text, command=command)
 
 
 def test_explain_has_help(capsys: pytest.CaptureFixture[str]) -> None:
