@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -237,3 +241,130 @@ def test_the_readme_lists_every_key_and_variable() -> None:
         for key in table.keys:
             assert f"`{key}`" in section, key
             assert f"`{table.variable(key)}`" in section, table.variable(key)
+
+
+# -- issue 12, defect 8: every field in its real range, from every source --------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKER = '[mqtt]\nhost = "h"\nclient_id = "c"\n'
+
+
+def load_from(tmp_path: Path, bridge: str = "", timeouts: str = "", **env: str) -> BridgeConfig:
+    text = f'[bridge]\nport = "/dev/x"\n{bridge}\n[bridge.timeouts]\n{timeouts}\n{BROKER}'
+    return load_config(write(tmp_path, text), env=env)
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error(tmp_path: Path) -> None:
+    path = tmp_path / "creds.toml"
+    path.write_bytes(b'[mqtt]\nhost = "h"\nclient_id = "c"\npassword = "\xff\xfe"\n')
+    with pytest.raises(ConfigurationError, match=r"creds.toml is not UTF-8 text \(byte \d+"):
+        load_credentials(path, env={})
+    with pytest.raises(ConfigurationError, match=r"credentials file .* is not UTF-8"):
+        load_config(env={"ATBRIDGE_PORT": "/dev/x"}, credentials_path=path)
+    with pytest.raises(ConfigurationError, match=r"config file .* is not UTF-8"):
+        load_config(path, env={})
+
+
+def test_a_secret_from_the_environment_that_is_not_utf8_is_refused_unseen() -> None:
+    secret = b"s3cr\xffet".decode("utf-8", "surrogateescape")  # how Python hands it over
+    env = {"ATBRIDGE_MQTT_HOST": "h", "ATBRIDGE_MQTT_CLIENT_ID": "c"}
+    with pytest.raises(ConfigurationError) as raised:
+        load_credentials(table="mqtt", env={**env, "ATBRIDGE_MQTT_PASSWORD": secret})
+    assert "$ATBRIDGE_MQTT_PASSWORD is not UTF-8 text" in str(raised.value)
+    assert "s3cr" not in str(raised.value)
+    with pytest.raises(ConfigurationError, match=r"\$ATBRIDGE_MQTT_CLIENT_ID is not UTF-8"):
+        load_credentials(table="mqtt", env={**env, "ATBRIDGE_MQTT_CLIENT_ID": secret})
+
+
+@pytest.mark.parametrize("given", ["credentials file", "environment secret"])
+def test_the_cli_exits_2_on_text_that_is_not_utf8(tmp_path: Path, given: str) -> None:
+    env = {k: v for k, v in os.environb.items() if not k.startswith(b"ATBRIDGE_")}
+    args = [sys.executable, "-m", "atbridge", "publish", "--port", "/dev/null", "--topic", "t"]
+    if given == "credentials file":
+        path = tmp_path / "creds.toml"
+        path.write_bytes(b'[mqtt]\nhost = "h"\nclient_id = "c"\npassword = "\xff"\n')
+        args += ["--credentials", str(path)]
+    else:
+        env[b"ATBRIDGE_MQTT_PASSWORD"] = b"s3cr\xffet"
+        args += ["--broker", "127.0.0.1:1", "--client-id", "c"]
+    done = subprocess.run(
+        [*args, "-m", "x"], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 2, done.stderr
+    assert "not UTF-8 text" in done.stderr and "Traceback" not in done.stderr
+    assert "s3cr" not in done.stderr
+
+
+SECONDS = ["backoff_initial", "backoff_max", "give_up_after", "ping_grace", "healthy_after"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize("key", SECONDS + [f"timeouts.{t.name}" for t in fields(Timeouts)])
+def test_seconds_must_be_finite_from_the_file_and_the_environment(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    table, _, name = key.rpartition(".")
+    line = f"{name} = {value}"
+    with pytest.raises(ConfigurationError, match=rf"{name}={value}.* in .*atbridge.toml"):
+        if table:
+            load_from(tmp_path, timeouts=line)
+        else:
+            load_from(tmp_path, bridge=line)
+    variable = f"ATBRIDGE_TIMEOUT_{name.upper()}" if table else f"ATBRIDGE_{name.upper()}"
+    with pytest.raises(ConfigurationError, match=rf"\${variable} is not a number"):
+        load_from(tmp_path, **{variable: value})
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan", "2.5"])
+def test_a_count_that_is_not_a_whole_number_is_a_clear_error(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"queue_size=.* is not a whole number"):
+        load_from(tmp_path, bridge=f"queue_size = {value}")
+    with pytest.raises(ConfigurationError, match=r"\$ATBRIDGE_QUEUE_SIZE is not a whole number"):
+        load_from(tmp_path, ATBRIDGE_QUEUE_SIZE=value)
+
+
+COUNTS = {
+    "queue_size": (1, 65535),
+    "max_inflight": (1, 65535),
+    "receive_queue": (1, 1_000_000),
+    "poison_after": (1, 1000),
+    "socket_failures_before_reattach": (1, 1000),
+    "attach_failures_before_restart": (0, 1000),
+}
+
+
+@pytest.mark.parametrize("key", sorted(COUNTS))
+def test_every_count_is_checked_for_its_real_range_with_its_source(
+    tmp_path: Path, key: str
+) -> None:
+    low, high = COUNTS[key]
+    assert getattr(load_from(tmp_path, bridge=f"{key} = {low}"), key) == low
+    assert getattr(load_from(tmp_path, bridge=f"{key} = {high}"), key) == high
+    for wrong in (low - 1, high + 1, -(10**30)):
+        with pytest.raises(ConfigurationError, match=rf"{key}={wrong} must be .*atbridge.toml"):
+            load_from(tmp_path, bridge=f"{key} = {wrong}")
+    variable = f"ATBRIDGE_{key.upper()}"
+    with pytest.raises(ConfigurationError, match=rf"{key}=-1 must be .*\${variable}"):
+        load_from(tmp_path, **{variable: "-1"})
+    with pytest.raises(ConfigurationError, match=rf"{key}={high + 1} must be .*--option"):
+        load_config(
+            write(tmp_path, f'[bridge]\nport = "/dev/x"\n{BROKER}'),
+            env={},
+            arguments={key: Setting(high + 1, "--option")},
+        )
+
+
+@pytest.mark.parametrize("key", ["give_up_after", "ping_grace", "healthy_after"])
+def test_seconds_must_be_positive(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"{key}=-1.0 must be more than 0 .*toml"):
+        load_from(tmp_path, bridge=f"{key} = -1")
+
+
+def test_fields_built_directly_refuse_non_finite_numbers_too() -> None:
+    for key in SECONDS:
+        with pytest.raises(ConfigurationError, match=f"{key}=nan must be a number"):
+            BridgeConfig(port="p", credentials=CREDS, **{key: float("nan")})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="probe=inf must be a number"):
+        Timeouts(probe=float("inf"))
+    with pytest.raises(ConfigurationError, match="queue_size=inf must be a whole number"):
+        BridgeConfig(port="p", credentials=CREDS, queue_size=float("inf"))  # type: ignore[arg-type]
