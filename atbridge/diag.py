@@ -77,7 +77,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -907,6 +907,16 @@ class Runner:
         )
         for name, commands in group(queries):
             await self.ask_step("network", name, commands)
+        operator = next((s for s in self.steps["network"] if s.name == "operator"), None)
+        plmn = operator.fields.get("plmn") if operator is not None else None
+        if plmn is not None and "plmn" not in fields:  # the network's name for the verdict
+            fields["plmn"] = plmn
+            reads = {s: {**f, "plmn": f.get("plmn") or plmn} for s, f in reads.items()}
+            status, text, hint = judge_registration(reads)
+            index = next(i for i, s in enumerate(self.steps["network"]) if s.name == "registration")
+            self.steps["network"][index] = replace(
+                self.steps["network"][index], fields=fields, verdict=text, hint=hint
+            )
 
     async def internet(self) -> None:
         from atbridge import steps

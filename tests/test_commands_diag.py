@@ -325,3 +325,119 @@ def test_bad_options_are_a_clear_usage_error(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+# -- the fakes' field scenarios (tests/fakes/scenarios.py) --------------------------------------
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_deny_names_the_network_layer_and_the_cause(
+    dialect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, cfun=0, deny=15) as fake:
+        code, report = await run_diag(capsys, fake)
+        assert fake.state.cfun == 0
+    assert code == 3
+    assert report["verdict"]["text"] == (
+        "network: registration denied (EMM cause 15: No suitable cells in tracking area)"
+    )
+    assert "band lock" in report["verdict"]["hint"]
+    assert step(report, "network", "registration")["fields"]["reject_cause"] == 15
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_no_service_is_the_radio_layer(
+    dialect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, no_service=True) as fake:
+        code, report = await run_diag(capsys, fake, "--attach-timeout", "0.3")
+    assert code == 3
+    verdict = report["verdict"]
+    assert verdict["layer"] == "radio"
+    assert verdict["text"] in (
+        "radio: no signal: the modem measures no cell",
+        "radio: no service: the modem finds no cell",
+    )
+    assert "antenna" in verdict["hint"]
+    assert step(report, "network", "attach")["error"] == "StepTimeout"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_roaming_is_online_with_a_warning(
+    dialect: str, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, roaming=True) as fake:
+        code, report = await run_diag(capsys, fake, "--broker", f"127.0.0.1:{broker.port}")
+    assert code == 0
+    verdict = report["verdict"]
+    assert verdict["status"] == "online"
+    assert "(warnings: network: registered, roaming" in verdict["text"]
+    registration = step(report, "network", "registration")
+    assert registration["status"] == "warn"
+    assert registration["fields"]["roaming"] is True
+    assert registration["fields"]["plmn"] != "26201"  # the visited network, not the home one
+
+
+@pytest.mark.parametrize("dialect", ["nrf91-slm", "nrf91-sm", "sim7000", "sim7080"])
+async def test_scenario_nbiot_reports_act_9(
+    dialect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, cfun=0, rat="nbiot") as fake:
+        code, report = await run_diag(capsys, fake, "--steps", "network")
+    assert code == 0, report["verdict"]
+    assert step(report, "network", "registration")["fields"]["act"] == 9
+
+
+@pytest.mark.parametrize("dialect", ["nrf91-slm", "sim7080"])
+async def test_scenario_psm_granted_differs_from_requested(
+    dialect: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The device asked for PSM (T3412 ext 1 h, T3324 1 min); the network grants 20 s / 1 h."""
+    from atbridge.modem import Modem
+
+    grant = ("00001010", "00100001")  # T3324 10 x 2 s, T3412 ext 1 x 1 h
+    async with FakeModem(dialect=dialect, registration_delay=0.05, cfun=0, psm_grant=grant) as fake:
+        async with await Modem.open(fake.port) as modem:
+            await modem.command('AT+CPSMS=1,,,"00100001","00100001"')
+        code, report = await run_diag(capsys, fake, "--steps", "network")
+    assert code == 0, report["verdict"]
+    psm = step(report, "network", "psm")["fields"]
+    assert psm["requested_active_time_s"] == 60
+    assert psm["granted_active_time_s"] == 20
+    assert psm["requested_periodic_tau_s"] == psm["granted_periodic_tau_s"] == 3600
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_dns_fail_is_the_internet_layer(
+    dialect: str, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, dns_fail=True) as fake:
+        add_host(fake, "broker.test")
+        code, report = await run_diag(capsys, fake, "--broker", f"broker.test:{broker.port}")
+    assert code == 3
+    assert report["verdict"]["text"].startswith("internet: DNS lookup of broker.test failed")
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_broker_unreachable_is_the_internet_layer(
+    dialect: str, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, broker_unreachable=True) as fake:
+        code, report = await run_diag(capsys, fake, "--broker", f"127.0.0.1:{broker.port}")
+    assert code == 3
+    assert report["verdict"]["text"].startswith(
+        f"internet: TCP connect to 127.0.0.1:{broker.port} failed"
+    )
+    assert step(report, "internet", "resolve")["status"] == "ok"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_scenario_connack_refused_is_the_mqtt_layer(
+    dialect: str, broker: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeModem(dialect=dialect, registration_delay=0.05, connack_refused=5) as fake:
+        code, report = await run_diag(capsys, fake, "--broker", f"127.0.0.1:{broker.port}")
+    assert code == 4
+    verdict = report["verdict"]
+    assert verdict["text"] == "mqtt: the broker refused the connection: not authorized (code 5)"
+    assert verdict["hint"].startswith("check the username/password")
