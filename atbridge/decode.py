@@ -7,6 +7,8 @@ the words for them. Conventions (one chosen, documented):
   TS 36.133 table 9.1.4-1; nRF Connect Cellular Monitor and Zephyr use the same).
 - RSRQ from a ``+CESQ`` index: ``index / 2 - 19.5`` dB (the top of its 0.5 dB range).
 - 255 (RSRP/RSRQ) and 99 (RSSI) mean "not known or not detectable".
+- eDRX values (``+CEDRXRDP``, ``%XPTW``) decode per TS 24.008 Table 10.5.5.32 for
+  their AcT-type (:func:`edrx_seconds`, :func:`ptw_seconds`).
 - Registration comes from three commands (TS 27.007 §7.2 ``+CREG``, §10.1.20
   ``+CGREG``, §10.1.22 ``+CEREG``): circuit-switched, GPRS/EDGE/UMTS packet and
   LTE (EPS) service. Their forms share ``<stat>,<lac|tac>,<ci>,<AcT>`` and differ

@@ -435,6 +435,18 @@ CASES: list[tuple[str, str, list[str], dict[str, Any]]] = [
         },
     ),
     (
+        # several AcT-types on one line (lenient: the reference prints one line each); built
+        "built",
+        "AT%XPTW?",
+        ['%XPTW: 4,"0001",5,"0011"'],
+        {
+            "ptw": [
+                {"act_type": 4, "requested_ptw_raw": "0001", "requested_ptw_s": 2.56},
+                {"act_type": 5, "requested_ptw_raw": "0011", "requested_ptw_s": 10.24},
+            ]
+        },
+    ),
+    (
         # 1NCE blueprint: AT+COPS? -> '+COPS: 1,2,"26201",9'
         "1NCE blueprint",
         "AT+COPS?",

@@ -6,8 +6,11 @@ with the field names of the diagnostics vocabulary (several commands in the
 text: one object keyed by their prefix), otherwise a table of each value, its
 meaning and its rating. ``--command`` names the command that was sent, which
 tells a read response (``AT+CEREG?`` -> ``+CEREG: 1,5``, ``<n>,<stat>``) from a
-notification where both shapes fit. Text that is not a known answer: one line on
-stderr and exit 2. Only the standard library is imported until the command runs.
+notification where both shapes fit, and which field a bare line fills
+(``--command AT+CIMI`` -> ``imsi``, ``AT+CGMM`` -> ``model``). ``+CME ERROR``,
+``+CMS ERROR`` and ``ERROR`` lines are explained (code and TS 27.007/27.005 text).
+Text that is not a known answer: one line on stderr and exit 2. Only the standard
+library is imported until the command runs.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ HELP = "decode a pasted AT response or URC (+CEREG, %XMONITOR, +CPSI, +CME ERROR
 _EPILOG = """examples:
   atbridge explain -- '+CEREG: 5,"0A0B","01020304",7,0,15'
   atbridge explain --command 'AT+CEREG?' --json -- '+CEREG: 1,5'
+  atbridge explain -- '%CONEVAL: 0,1,7,95,30,49,"000AE520","23003",135,6447,20,0,0,-8,2,1,73'
+  atbridge explain --command AT+CIMI -- 001010123456789
   atbridge at --port /dev/ttyACM0 AT+CGDCONT? | atbridge explain -
 """
 

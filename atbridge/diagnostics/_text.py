@@ -110,8 +110,10 @@ _LISTS = {
     "+CGDCONT": "contexts",
     "+CGPADDR": "addresses",
     "+CNACT": "contexts",
-    "%XPTW": "ptw",
 }
+
+#: Commands whose decoder returns a list field that several lines extend.
+_EXTENDS = {"%XPTW": "ptw", "%NBRGRSRP": "neighbours"}
 
 
 def command_name(command: str | None) -> str | None:
@@ -201,6 +203,9 @@ class _Reader:
             self.cipstatus()["connections"].append(fields)
         elif prefix in _LISTS:
             self.result.setdefault(prefix, {_LISTS[prefix]: []})[_LISTS[prefix]].append(fields)
+        elif prefix in _EXTENDS:
+            entry = self.result.setdefault(prefix, {_EXTENDS[prefix]: []})
+            entry[_EXTENDS[prefix]].extend(fields[_EXTENDS[prefix]])
         elif prefix == "+CGCONTRDP":
             self.contrdp.append(fields)
             self.result[prefix] = standard.cgcontrdp_summary(self.contrdp)

@@ -177,17 +177,27 @@ def xvbat(value: str) -> Fields:
 
 
 def xptw(value: str) -> Fields:
-    """One ``%XPTW: <AcT-type>,"<requested PTW>"`` line (4 LTE-M, 5 NB-IoT)."""
+    """``%XPTW: <AcT-type>,"<requested PTW>"`` (4 LTE-M, 5 NB-IoT) -> ``ptw`` entries.
+
+    The reference prints one line per AcT-type; pairs on one line are read too.
+    """
     params = split_params(value)
-    act_type = int_param(params, 0)
-    if act_type is None:
+    entries: list[Fields] = []
+    for index in range(0, len(params), 2):
+        act_type = int_param(params, index)
+        if act_type is None:
+            raise ExplainError(f"%XPTW: expected <AcT-type>,<PTW> pairs, got {value!r}")
+        raw = str_param(params, index + 1)
+        entries.append(
+            {
+                "act_type": act_type,
+                "requested_ptw_raw": raw,
+                "requested_ptw_s": ptw_seconds(raw, edrx_mode(act_type)),
+            }
+        )
+    if not entries:
         raise ExplainError(f"%XPTW: no <AcT-type> in {value!r}")
-    raw = str_param(params, 1)
-    return {
-        "act_type": act_type,
-        "requested_ptw_raw": raw,
-        "requested_ptw_s": ptw_seconds(raw, edrx_mode(act_type)),
-    }
+    return {"ptw": entries}
 
 
 def cesq_notification(value: str) -> Fields:
