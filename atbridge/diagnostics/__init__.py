@@ -73,6 +73,12 @@ Sources
   ``drivers/modem/simcom-sim7080`` (+CPSI RSSNR -> SINR = 2 × RSSNR − 20).
 - TinyGSM (SIM7000/SIM800 ``STATE:``/``C:`` lines of AT+CIPSTATUS, ``+CBC`` forms).
 
+Verified and not: ``+CENG?`` is decoded for the SIM7080 layout only (a header
+``+CENG: <mode>,<Ncell>,<num>,LTE CAT-M1|LTE NB-IOT`` and quoted cell lines, as a
+public SIM7080 driver quotes the manual); the SIM7600's and the 2G layouts are
+refused with a message. ``AT+CDNSCFG?`` is decoded in the SIM800/SIM7000
+``PrimaryDns:``/``SecondaryDns:`` form; a SIM7080 form was not found documented.
+
 Fields not in the reference vocabulary
 --------------------------------------
 Chosen here where ``diagnostics.md`` is silent (for the lead to document):
@@ -114,7 +120,12 @@ AT+CMNB?                                ``lte_mode_preference``,
                                         ``lte_mode_preference_name``
 AT+CBANDCFG?                            ``bands``: ``{"CAT-M": [..], "NB-IOT": [..]}``
 AT+CPSI?                                ``service`` (false for NO SERVICE); GSM layout:
-                                        ``rxlev_dbm``
+                                        ``arfcn``, ``rxlev_dbm``
+AT+CENG? (SIM7080 only)                 ``mode``, ``ncell``, ``cell_count``,
+                                        ``system_mode``, ``serving``: ``{earfcn, pci,
+                                        rsrp_dbm, rssi_dbm, rsrq_db, sinr_db, tac_raw,
+                                        cell_id_raw, mcc, mnc, plmn, tx_power_raw}``,
+                                        ``neighbours``: the first six of those
 AT+CNACT?                               ``contexts``: ``{pdpidx, status, address}``
 +APP PDP                                ``pdpidx``, ``state``
 AT+NETOPEN? / +NETOPEN URC              ``network_open``; URC: ``netopen_error``
