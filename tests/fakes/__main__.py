@@ -5,7 +5,11 @@
                           [--by-id DIR] [--option NAME=VALUE ...]
                           [--terminator CR|LF|CRLF] [--ncs-version V] [--legacy-datamode]
                           [--start-in-data-mode PAYLOAD]
-                          [--autobaud | --no-autobaud] [--late-boot S] [-v]
+                          [--autobaud | --no-autobaud] [--late-boot S]
+                          [--deny CAUSE | --no-service] [--roaming]
+                          [--rsrp-series DBM,DBM,... [--series-period S]]
+                          [--handover-after S] [--psm-grant T3324,T3412]
+                          [--dns-fail] [--broker-unreachable] [--connack-refused RC] [-v]
 
 The first line of standard output is the path to open: the pty (``/dev/pts/N``), or with
 ``--by-id`` the stable symlink to it, which vanishes and comes back on every reset as a USB
@@ -19,6 +23,16 @@ leaves the SLM in data mode before the path is printed (``start_in_data_mode``),
 that died mid-send does. SIGUSR1 makes a running nRF91 fake's modem core fault
 (``modem_fault``: ``#XMODEM: FAULT``, no ``Ready``); other dialects log that they have none.
 A flag the dialect does not have exits with status 2.
+
+The field scenarios (``scenarios.Scenario``, the ``FakeModem`` keywords of the same names):
+``--deny CAUSE`` (registration denied with that EMM cause), ``--no-service`` (searches for
+ever), ``--roaming`` (registers roaming on a visited PLMN), ``--rat nbiot`` (an NB-IoT cell),
+``--rsrp-series -85,-97,-112`` (the RSRP steps through these dBm values every
+``--series-period`` seconds), ``--handover-after S`` (a cell change S seconds after
+registering), ``--psm-grant T3324,T3412`` (the network grants these PSM timers),
+``--dns-fail``, ``--broker-unreachable`` (every TCP connect refused) and
+``--connack-refused RC`` (every connection reaches a stand-in broker that refuses the MQTT
+CONNECT with return code RC).
 """
 
 from __future__ import annotations
@@ -88,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
         "--rat",
         choices=sorted(RATS),
         default="lte",
-        help="the radio it camps on: lte (+CEREG), gprs/wcdma (+CGREG, +CREG), gsm (+CREG)",
+        help="the radio it camps on: lte (LTE-M) or nbiot (NB-IoT) on +CEREG, gprs/wcdma "
+        "(+CGREG, +CREG), gsm (+CREG)",
     )
     parser.add_argument(
         "--by-id",
@@ -144,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
         help="SIMCom: the late boot lines (SMS Ready, SMS DONE...) S seconds after power-on "
         "(default: with the banner)",
     )
+    _scenario_arguments(parser)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every byte to standard error"
     )
@@ -152,6 +168,87 @@ def _parser() -> argparse.ArgumentParser:
         "SHUTDOWN, INIT; no Ready; sockets, CFUN and registration lost). SIGINT/SIGTERM: stop."
     )
     return parser
+
+
+def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "field scenarios", "what the network does (every dialect; see tests/fakes/scenarios.py)"
+    )
+    group.add_argument(
+        "--deny", type=int, default=None, metavar="CAUSE", help="registration denied (EMM cause)"
+    )
+    group.add_argument("--no-service", action="store_true", help="no cell: searches for ever")
+    group.add_argument("--roaming", action="store_true", help="registers roaming (stat 5)")
+    group.add_argument(
+        "--rsrp-series",
+        default=None,
+        metavar="DBM,...",
+        help="scripted RSRP in dBm, one step every --series-period, e.g. -85,-97,-112",
+    )
+    group.add_argument(
+        "--series-period",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per --rsrp-series step (default 1)",
+    )
+    group.add_argument(
+        "--handover-after",
+        type=float,
+        default=None,
+        metavar="S",
+        help="the serving cell changes S seconds after registering",
+    )
+    group.add_argument(
+        "--psm-grant",
+        default=None,
+        metavar="T3324,T3412",
+        help="PSM timers the network grants (8-bit strings), e.g. 00100001,00000110",
+    )
+    group.add_argument("--dns-fail", action="store_true", help="every DNS lookup fails")
+    group.add_argument(
+        "--broker-unreachable", action="store_true", help="every TCP connect is refused"
+    )
+    group.add_argument(
+        "--connack-refused",
+        type=int,
+        default=None,
+        metavar="RC",
+        help="a stand-in broker refuses every MQTT CONNECT with return code RC (1-5)",
+    )
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r} is not a comma-separated list of integers") from None
+
+
+def _scenario(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario flags as ``FakeModem`` keywords (only those given)."""
+    options: dict[str, Any] = {}
+    if args.deny is not None:
+        options["deny"] = args.deny
+    for flag in ("no_service", "roaming", "dns_fail", "broker_unreachable"):
+        if getattr(args, flag):
+            options[flag] = True
+    if args.rsrp_series is not None:
+        options["rsrp_series"] = _int_list(args.rsrp_series, "--rsrp-series")
+    if args.series_period is not None:
+        if args.rsrp_series is None:
+            raise ValueError("--series-period needs --rsrp-series")
+        options["series_period"] = args.series_period
+    if args.handover_after is not None:
+        options["handover_after"] = args.handover_after
+    if args.psm_grant is not None:
+        timers = args.psm_grant.split(",")
+        if len(timers) != 2:
+            raise ValueError(f"--psm-grant {args.psm_grant!r} is not T3324,T3412")
+        options["psm_grant"] = tuple(timers)
+    if args.connack_refused is not None:
+        options["connack_refused"] = args.connack_refused
+    return options
 
 
 def _dialect(args: argparse.Namespace) -> str | Dialect:
@@ -215,6 +312,7 @@ async def _serve(args: argparse.Namespace) -> int:
         sim=not args.no_sim,
         rat=args.rat,
         by_id=args.by_id,
+        **_scenario(args),
         **_options(args.option),
     )
     stop = asyncio.Event()
@@ -260,9 +358,24 @@ async def spawn(*args: str) -> asyncio.subprocess.Process:
     )
 
 
+def _joined_negative_values(argv: list[str]) -> list[str]:
+    """``--rsrp-series -85,-97`` as ``--rsrp-series=-85,-97`` (argparse would take a value
+    starting with ``-`` for an option)."""
+    out: list[str] = []
+    pending = False
+    for token in argv:
+        if pending:
+            out[-1] += "=" + token
+            pending = False
+        else:
+            out.append(token)
+            pending = token == "--rsrp-series"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_joined_negative_values(sys.argv[1:] if argv is None else argv))
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(message)s")
     try:

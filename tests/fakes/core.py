@@ -87,7 +87,7 @@ from .grammar import (
 )
 from .radio import RadioSettings
 from .registry import DIALECTS, GENERIC_COMMANDS, Dialect, Identity, Network
-from .scenarios import RadioControls
+from .scenarios import RadioControls, Scenario, check_scenario, scenario_network
 from .wire import HotLine, LineReader, Pacer, Pty
 
 __all__ = [
@@ -151,6 +151,7 @@ class ModemState:
 #: and the ``<AcT>`` they give (None: the network's, 7 LTE-M or 9 NB-IoT).
 RATS: dict[str, tuple[frozenset[str], int | None]] = {
     "lte": (frozenset({"+CEREG"}), None),
+    "nbiot": (frozenset({"+CEREG"}), None),
     "gprs": (frozenset({"+CGREG", "+CREG"}), 0),
     "gsm": (frozenset({"+CREG"}), 0),
     "wcdma": (frozenset({"+CGREG", "+CREG"}), 2),
@@ -212,10 +213,12 @@ class FakeModem(FaultControls, RadioControls):
     benchmarks) keeps polling the pty for a few milliseconds after each byte instead of
     sleeping, so the fake's own wake-up latency is not charged to the paced line.
 
-    ``rat`` is the radio the fake camps on (:data:`RATS`): ``lte`` (the default) registers on
-    +CEREG only; ``gprs`` and ``wcdma`` on +CGREG and +CREG (AcT 0 and 2), ``gsm`` on +CREG
-    alone; the other commands say "not registered" (stat 0) once it is registered, as a
-    SIM7000 on GPRS answers +CEREG. Any other keyword is an option of the dialect
+    ``rat`` is the radio the fake camps on (:data:`RATS`): ``lte`` (the default, LTE-M, AcT 7)
+    and ``nbiot`` (an NB-IoT cell, AcT 9) register on +CEREG only; ``gprs`` and ``wcdma`` on
+    +CGREG and +CREG (AcT 0 and 2), ``gsm`` on +CREG alone; the other commands say "not
+    registered" (stat 0) once it is registered, as a SIM7000 on GPRS answers +CEREG. The
+    field-scenario keywords (``deny``, ``no_service``, ``roaming``, ``rsrp_series``, ...) are
+    a ``scenarios.Scenario``. Any other keyword is an option of the dialect
     (``model="SIM800"``): it must be one the dialect declares (``Dialect.options``) and is
     kept in :attr:`options` for the dialect's handlers.
 
@@ -251,6 +254,12 @@ class FakeModem(FaultControls, RadioControls):
             raise ValueError(f"cfun {cfun} is not one of {dialect.cfun_modes}")
         if rat not in RATS:
             raise ValueError(f"unknown rat {rat!r}; known: {', '.join(RATS)}")
+        if dialect.rats is not None and rat not in dialect.rats:
+            rats = ", ".join(sorted(dialect.rats))
+            raise ValueError(f"{dialect.name} has no {rat} radio; it has: {rats}")
+        #: The field scenario it plays (``scenarios.Scenario``: deny, no_service, roaming...).
+        self.scenario = Scenario.take(options)
+        check_scenario(self.scenario, dialect)
         unknown = sorted(set(options) - set(dialect.options))
         if unknown:
             known = ", ".join(sorted(dialect.options)) or "none"
@@ -271,7 +280,7 @@ class FakeModem(FaultControls, RadioControls):
         self._resetting = False
         self._present = asyncio.Event()
         self.identity = identity or dialect.identity
-        self.network = network or Network()
+        self.network = scenario_network(network, rat, self.scenario, self.identity)
         self.registration_delay = registration_delay
         self.sim_inserted = sim
         self.boot_echo = dialect.default_echo if echo is None else echo
@@ -359,6 +368,7 @@ class FakeModem(FaultControls, RadioControls):
             future.cancel()
         if self.dialect.on_stop is not None:
             await self.dialect.on_stop(self)
+        await self.scenario_stop()
 
     async def __aenter__(self) -> FakeModem:
         await self.start()
@@ -755,6 +765,7 @@ class FakeModem(FaultControls, RadioControls):
             for cid, (pdp_type, apn) in self.dialect.default_contexts.items()
         }
         self.dialect_state = self.dialect.new_state()
+        self.scenario_power_on()
         if banner is None:
             for delay, text in self.dialect.boot_banner:
                 if delay <= 0:
@@ -805,7 +816,7 @@ class FakeModem(FaultControls, RadioControls):
 
     def _complete_registration(self) -> None:
         self._registration_timer = None
-        self._update_registration(1, located=True)
+        self.complete_registration()
 
     def _update_registration(self, stat: int, *, located: bool) -> None:
         s = self.state

@@ -13,7 +13,13 @@ detached while it is still being made is aborted as soon as it is made.
 
 Only loopback is reachable. ``resolve`` knows IPv4 literals, ``localhost`` and the names a test
 adds with ``add_host`` (a hosts table per fake, kept across reboots, always loopback
-addresses); any other name resolves to nothing, like a DNS lookup that found nothing.
+addresses); any other name resolves to nothing, like a DNS lookup that found nothing. With the
+``dns_fail`` scenario no name resolves at all (address literals still work), so each family's
+DNS command reports its failed lookup.
+
+With the ``connack_refused`` scenario the dialects send every connection to the fake's
+``refusing_broker.RefusingBroker`` (``FakeModem.route``) instead: a stand-in for a broker that
+refuses the login.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ def resolve(fake: FakeModem, host: str) -> str | None:
     """The IPv4 address the fake's network gives ``host``, None if it cannot resolve it."""
     if is_ipv4(host):
         return str(ipaddress.IPv4Address(host))
+    if fake.scenario.dns_fail:
+        return None  # the network's DNS server does not answer (``dns_fail``)
     name = host.lower()
     if name == "localhost":
         return LOOPBACK

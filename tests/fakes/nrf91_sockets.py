@@ -487,10 +487,12 @@ class NrfSockets:
         address = self.resolve(host, sock.family)
         if address is None or not self.network_up():
             raise CommandError(None)
-        if self.faults.take_failed_open():
+        fake = self.require_fake()
+        if self.faults.take_failed_open() or fake.scenario.broker_unreachable:
             raise CommandError(None)  # as connect() refused: the SLM/SM answer ERROR
         conn = LoopbackConnection(sock)
         sock.conn = conn
+        address, port = await fake.route(address, port)
         if not await conn.connect(address, port, timeout=CONNECT_TIMEOUT):
             if sock.conn is conn:
                 sock.conn = None
@@ -887,7 +889,8 @@ def xgetaddrinfo(fake: FakeModem, cmd: Command) -> Response:
     A failed lookup answers ``#XGETADDRINFO: "<gai_strerror>"`` then ``ERROR``
     (``slm_at_socket.c``/``sm_at_socket.c``; zsock_gai_strerror prints the EAI_* name):
     ``EAI_NONAME`` for a name the fake network does not know, ``EAI_AGAIN`` while there is no
-    network (that code is the fake's choice).
+    network or its DNS server does not answer (the ``dns_fail`` scenario; that code is the
+    fake's choice: a temporary failure in name resolution).
     """
     if cmd.kind is not Kind.SET or len(cmd.params) > 2:
         raise CommandError(None)
@@ -898,7 +901,7 @@ def xgetaddrinfo(fake: FakeModem, cmd: Command) -> Response:
     family = int_param(cmd, 1, default=0)
     if not 0 <= family <= 2:
         raise CommandError(None)
-    if not is_ipv4(host) and not state.network_up():
+    if not is_ipv4(host) and (not state.network_up() or fake.scenario.dns_fail):
         return error_with('#XGETADDRINFO: "EAI_AGAIN"')
     address = state.resolve(host, family)
     if address is None:

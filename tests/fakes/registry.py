@@ -98,6 +98,7 @@ class Dialect:
     - ``on_radio``: called with ``"registration"``, ``"signal"``, ``"search"`` (a network
       search ended without a cell) when they change, for the family's own notifications
       (nRF91 ``%CESQ``, ``%MDMEV``).
+    - ``rats``: the ``FakeModem(rat=...)`` values the family's radio has (None: all).
     """
 
     name: str
@@ -128,6 +129,7 @@ class Dialect:
     on_stop: Callable[[FakeModem], Awaitable[None]] | None = None
     options: frozenset[str] = frozenset()
     on_radio: Callable[[FakeModem, str], None] | None = None
+    rats: frozenset[str] | None = None
 
 
 #: Every registered dialect by name. Dialect modules add themselves with ``register_dialect``.

@@ -18,16 +18,125 @@ mixin keeps what follows from it consistent on every dialect:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from . import radio as rf
+from .refusing_broker import MQTT5_REASONS, RefusingBroker
+from .registry import Identity, Network
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable
 
     from .core import ModemState
-    from .registry import Dialect, Network
+    from .registry import Dialect
 
-__all__ = ["RadioControls"]
+__all__ = ["SCENARIO_OPTIONS", "RadioControls", "Scenario", "check_scenario", "scenario_network"]
+
+_BITS8: Final = re.compile(r"[01]{8}")
+#: The visited network of ``roaming=True`` (and another one if the SIM's home is that one).
+VISITED_PLMNS: Final = ("23410", "20801")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The field scenario a fake plays (``FakeModem`` keywords of the same names; see the
+    module docstring). The defaults are a healthy home network."""
+
+    deny: int | None = None
+    no_service: bool = False
+    roaming: bool = False
+    rsrp_series: tuple[int, ...] = ()
+    series_period: float = 1.0
+    handover_after: float | None = None
+    psm_grant: tuple[str, str] | None = None
+    dns_fail: bool = False
+    broker_unreachable: bool = False
+    connack_refused: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.deny is not None and not 0 <= self.deny <= 255:
+            raise ValueError(f"deny={self.deny}: an EMM cause is 0..255 (TS 24.301 Annex A)")
+        if self.deny is not None and self.no_service:
+            raise ValueError("deny and no_service exclude each other: pick one")
+        for dbm in self.rsrp_series:
+            if not -140 <= dbm <= -44:
+                raise ValueError(f"rsrp_series value {dbm} dBm is outside -140..-44")
+        if self.series_period < 0:
+            raise ValueError("series_period must not be negative")
+        if self.handover_after is not None and self.handover_after < 0:
+            raise ValueError("handover_after must not be negative")
+        if self.psm_grant is not None and (
+            len(self.psm_grant) != 2 or not all(_BITS8.fullmatch(t) for t in self.psm_grant)
+        ):
+            raise ValueError(
+                f"psm_grant={self.psm_grant!r}: give (T3324, T3412-ext) as two 8-bit strings, "
+                'e.g. ("00100001", "00000110")'
+            )
+        if self.connack_refused is not None and self.connack_refused not in MQTT5_REASONS:
+            raise ValueError(
+                f"connack_refused={self.connack_refused}: an MQTT 3.1.1 return code 1..5"
+            )
+
+    @classmethod
+    def take(cls, options: dict[str, object]) -> Scenario:
+        """The scenario keywords of ``options`` (removed from it) as a ``Scenario``."""
+        given = {name: options.pop(name) for name in SCENARIO_OPTIONS if name in options}
+        series = given.get("rsrp_series")
+        if series is not None:
+            if not isinstance(series, Sequence) or not all(isinstance(v, int) for v in series):
+                raise ValueError("rsrp_series must be a list of integers (dBm)")
+            given["rsrp_series"] = tuple(series)
+        grant = given.get("psm_grant")
+        if grant is not None:
+            if not isinstance(grant, Sequence) or isinstance(grant, str):
+                raise ValueError("psm_grant must be a (T3324, T3412-ext) pair")
+            given["psm_grant"] = tuple(grant)
+        return cls(**given)  # type: ignore[arg-type]
+
+
+def check_scenario(scenario: Scenario, dialect: Dialect) -> None:
+    """ValueError if ``dialect`` cannot play ``scenario`` (the socket scenarios need a
+    family with sockets)."""
+    from .faults import SocketFaults
+
+    needs_sockets = [
+        name
+        for name, on in (
+            ("dns_fail", scenario.dns_fail),
+            ("broker_unreachable", scenario.broker_unreachable),
+            ("connack_refused", scenario.connack_refused is not None),
+        )
+        if on
+    ]
+    if needs_sockets and not isinstance(dialect.faults, SocketFaults):
+        raise ValueError(f"{dialect.name} has no sockets or DNS: no {', '.join(needs_sockets)}")
+
+
+#: The ``FakeModem`` keywords a ``Scenario`` takes.
+SCENARIO_OPTIONS: Final = tuple(f.name for f in dataclasses.fields(Scenario))
+
+
+def scenario_network(
+    network: Network | None, rat: str, scenario: Scenario, identity: Identity
+) -> Network:
+    """The network the fake camps on: the given one, else the default (an NB-IoT cell with
+    ``rat="nbiot"``); a visited PLMN (not the IMSI's home) with ``roaming``."""
+    if network is None:
+        network = Network()
+        if rat == "nbiot":
+            network = rf.on_cell(dataclasses.replace(network, act=9), rf.NB_IOT_CELLS[0])
+    if scenario.roaming:
+        home = identity.imsi[:5]
+        plmn = next(p for p in VISITED_PLMNS if p != home and p != network.plmn[:5])
+        network = dataclasses.replace(
+            network, plmn=plmn, long_name="Fake Roaming Partner", short_name="FakeRoam"
+        )
+    return network
 
 
 class RadioControls:
@@ -46,9 +155,96 @@ class RadioControls:
         ) -> asyncio.TimerHandle: ...
         def cereg_fields(self, n: int) -> str: ...
 
+    if TYPE_CHECKING:
+        scenario: Scenario
+        registration_delay: float
+
+        def set_registration(
+            self,
+            stat: int,
+            reject_cause: int | None = None,
+            *,
+            tac: str | None = None,
+            ci: str | None = None,
+            act: int | None = None,
+        ) -> None: ...
+        def _update_registration(self, stat: int, *, located: bool) -> None: ...
+
     #: Seconds without traffic until the network releases the RRC connection.
     rrc_inactivity: float = 10.0
     _rrc_timer: asyncio.TimerHandle | None = None
+    _series_position: int = 0
+    _refuser: RefusingBroker | None = None
+
+    # ---- the scenario's course
+
+    def scenario_power_on(self) -> None:
+        """At power-on: the scripted signal restarts its steps (``rsrp_series``)."""
+        series = self.scenario.rsrp_series
+        if series:
+            self.rsrp_index = rf.rsrp_index_of(series[self._series_position % len(series)])
+            if self.scenario.series_period > 0:
+                self.call_later(self.scenario.series_period, self._series_tick)
+
+    def _series_tick(self) -> None:
+        self.step_signal()
+        self.call_later(self.scenario.series_period, self._series_tick)
+
+    def complete_registration(self) -> None:
+        """The search after ``registration_delay`` ends as the scenario says: registered
+        (stat 1, or 5 ``roaming``), denied (stat 3 with the cause on the cell it tried),
+        or no cell at all (``no_service``: a light search, later a full one, stat 2 stays)."""
+        scenario = self.scenario
+        if scenario.no_service:
+            self.radio_event("light_search")
+            self.call_later(self.registration_delay, self.radio_event, "search_done")
+            return
+        if scenario.deny is not None:
+            self._notify("search_done")
+            self.set_registration(3, scenario.deny, tac=self.network.tac, ci=self.network.ci)
+            return
+        self._update_registration(5 if scenario.roaming else 1, located=True)
+        if scenario.handover_after is not None:
+            self.call_later(scenario.handover_after, self.handover)
+
+    def step_signal(self) -> None:
+        """The scripted signal (``rsrp_series``) takes its next value (after the last, the
+        first again); every signal answer follows, with ``%CESQ`` if enabled."""
+        series = self.scenario.rsrp_series
+        if not series:
+            raise ValueError("no rsrp_series to step through")
+        self._series_position = (self._series_position + 1) % len(series)
+        self.rsrp_index = rf.rsrp_index_of(series[self._series_position])
+        self.radio_event("signal")
+
+    @property
+    def rsrp_dbm(self) -> int:
+        """The current RSRP in dBm."""
+        return rf.rsrp_dbm(self.rsrp_index)
+
+    def handover(self) -> None:
+        """The modem moves to the network's other cell (new cell id, PCI, EARFCN): +CEREG at
+        level 2 and above reports it, every cell answer shows it."""
+        self.network = rf.on_cell(self.network, rf.neighbour_cell(self.network))
+        if self.state.registered:
+            self._update_registration(self.state.stat, located=True)
+            self.rrc_activity()
+
+    async def route(self, address: str, port: int) -> tuple[str, int]:
+        """Where a socket's TCP connection really goes: the stand-in refusing broker with
+        ``connack_refused``, else where it was asked to."""
+        code = self.scenario.connack_refused
+        if code is None:
+            return address, port
+        if self._refuser is None:
+            self._refuser = RefusingBroker(code)
+        await self._refuser.start()
+        return "127.0.0.1", self._refuser.port
+
+    async def scenario_stop(self) -> None:
+        """``stop()``: the stand-in broker closes."""
+        if self._refuser is not None:
+            await self._refuser.close()
 
     def radio_event(self, kind: str) -> None:
         """Registration (``"registration"``) or the signal (``"signal"``) changed, or a
@@ -102,11 +298,14 @@ class RadioControls:
     # ---- PSM
 
     def granted_psm(self) -> tuple[str, str] | None:
-        """The (T3324, T3412-ext) the network grants now: the requested timers while
-        registered with PSM requested, None otherwise."""
+        """The (T3324, T3412-ext) the network grants now: while registered with PSM
+        requested, the scenario's ``psm_grant`` or else the requested timers; None
+        otherwise."""
         radio = self.state.radio
         if not self.state.registered or radio.psm_mode != 1:
             return None
+        if self.scenario.psm_grant is not None:
+            return self.scenario.psm_grant
         return (radio.requested_active_time or "00000000", radio.requested_tau or "00000110")
 
     def psm_changed(self) -> None:

@@ -516,6 +516,7 @@ def model(
             "+CIPSEND": _cipsend_handler(SIM800_SEND_SIZE),
             **dict.fromkeys(_SIM800_LACKS),
         },
+        rats=frozenset({"lte", "gprs", "gsm"}),  # a GSM/GPRS module: no NB-IoT, no UMTS
     )
 
 

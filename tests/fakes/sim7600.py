@@ -392,6 +392,7 @@ SIM7600: Final = register_dialect(
             ),
         },
         new_state=Sim7600State,
+        rats=frozenset({"lte", "gprs", "gsm", "wcdma"}),  # an LTE Cat-1/4 module: no NB-IoT
         faults=sc.SIMCOM_FAULTS,
         on_reboot=sc.on_reboot,
         on_stop=sc.on_stop,

@@ -118,11 +118,19 @@ def boot_variant(
     name: str | None = None,
     identity: Identity | None = None,
     handlers: Mapping[str, Handler | None] | None = None,
+    rats: frozenset[str] | None = None,
 ) -> Dialect:
     """``base`` as another model or boot behaviour (``FakeModem(dialect=<this>)``): its boot
     lines from ``boot_lines``, and its own name, identity and handlers replacing or removing
     (None) some of ``base``'s. ``base`` itself when nothing differs."""
-    if not autobaud and late_boot is None and name is None and identity is None and not handlers:
+    if (
+        not autobaud
+        and late_boot is None
+        and name is None
+        and identity is None
+        and not handlers
+        and rats is None
+    ):
         return base
     table = dict(base.handlers)
     table.update(handlers or {})
@@ -132,6 +140,7 @@ def boot_variant(
         identity=identity or base.identity,
         boot_banner=boot_lines(banner, late, autobaud=autobaud, late_boot=late_boot),
         handlers=table,
+        rats=base.rats if rats is None else rats,
     )
 
 
@@ -192,10 +201,12 @@ class SimSocket:
         """Open the TCP connection to ``address``:``port`` (loopback only); False on failure
         (the state stays ``connecting``: the dialect reports the failure and drops it)."""
         self.address = address
-        if simcom_state(self.fake).faults.take_failed_open():
+        fake = self.fake
+        if simcom_state(fake).faults.take_failed_open() or fake.scenario.broker_unreachable:
             return False  # as a refused connection
         self._conn = LoopbackConnection(self)
-        if not await self._conn.connect(address, self.port, timeout=CONNECT_TIMEOUT):
+        address, port = await fake.route(address, self.port)
+        if not await self._conn.connect(address, port, timeout=CONNECT_TIMEOUT):
             self._conn = None
             return False
         if self.state != "connecting":  # closed while the connection was being made
