@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from atbridge.credentials import AliyunDevice, MqttCredentials, PlainBroker, Secret
-from atbridge.errors import ConfigurationError
+from atbridge.errors import ConfigurationError, LocalProtocolError
 
 #: ``line_ending`` names and the bytes they stand for.
 LINE_ENDINGS: Mapping[str, str] = {"crlf": "\r\n", "cr": "\r", "lf": "\n"}
@@ -245,7 +245,13 @@ class BridgeConfig:
         if self.will_topic is not None:
             from atbridge.at_mqtt import validate_topic_name
 
-            validate_topic_name(self.will_topic)
+            try:
+                validate_topic_name(self.will_topic)
+            except LocalProtocolError as error:
+                raise ConfigurationError(
+                    f"will_topic={self.will_topic!r} cannot be published to: {error.message}",
+                    hint="give the Will a topic of printable characters, without + or #",
+                ) from None
         if self.session_expiry is not None:
             if self.mqtt_version != "5":
                 raise ConfigurationError(

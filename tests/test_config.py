@@ -368,3 +368,12 @@ def test_fields_built_directly_refuse_non_finite_numbers_too() -> None:
         Timeouts(probe=float("inf"))
     with pytest.raises(ConfigurationError, match="queue_size=inf must be a whole number"):
         BridgeConfig(port="p", credentials=CREDS, queue_size=float("inf"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("topic", ["", "up/+", "up/\x01"])
+def test_a_will_topic_that_cannot_be_published_to_is_a_configuration_error(
+    tmp_path: Path, topic: str
+) -> None:
+    """Found by tests/test_fuzz_mqtt.py: it raised LocalProtocolError, not naming its source."""
+    with pytest.raises(ConfigurationError, match=r"will_topic=.* \$ATBRIDGE_WILL_TOPIC"):
+        load_from(tmp_path, ATBRIDGE_WILL_TOPIC=topic)
