@@ -885,10 +885,8 @@ class Runner:
         for key in ("stat", "registered", "roaming", "act", "tac", "cell_id", "reject_cause"):
             if key in counting:
                 fields[key] = counting[key]
-        if counting.get("reject_cause") is not None:
-            fields["reject_cause_text"] = describe_cause(
-                counting.get("cause_type"), counting.get("reject_cause")
-            )[0]
+        if "cause_type" in counting:
+            fields["cause_type"] = counting["cause_type"]
         attach = next((s for s in self.steps["network"] if s.name == "attach"), None)
         if attach is not None and "registered_after_s" in attach.fields:
             fields["registered_after_s"] = attach.fields["registered_after_s"]

@@ -10,8 +10,9 @@ imported). Every wait is bounded by the fake's short registration delay and ``--
 
 from __future__ import annotations
 
-import asyncio
+import io
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -93,6 +94,7 @@ async def test_all_good_is_online_on_every_dialect(
             capsys, fake, "--broker", broker_at, "--echo-topic", f"diag/{dialect}"
         )
         assert fake.state.cfun == 0  # put back as found
+        assert fake.state.cereg_n == 0
     assert code == 0, report["verdict"]
     verdict = report["verdict"]
     assert verdict["status"] == "online" and verdict["layer"] is None
@@ -245,36 +247,6 @@ async def test_a_refused_connack_names_the_mqtt_layer_and_exits_4(
     assert "wrong-password" not in json.dumps(report)
 
 
-@pytest.mark.parametrize("dialect", ["nrf91-slm", "sim7080"])
-async def test_a_denied_registration_names_the_emm_cause(
-    dialect: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The network denies the attach (stat 3, EMM cause 15): diag stops waiting at once."""
-    async with FakeModem(dialect=dialect, registration_delay=30.0, cfun=0) as fake:
-
-        async def deny() -> None:
-            await fake.wait_for_command("AT+CFUN=1")
-            index = fake.commands.index("AT+CFUN=1")
-            await fake.wait_for_command(lambda c: c.startswith("AT+C"), start=index + 1)
-            fake.set_registration(3, 15)
-
-        denial = asyncio.ensure_future(deny())
-        try:
-            code, report = await run_diag(capsys, fake)
-        finally:
-            denial.cancel()
-        assert fake.state.cfun == 0
-    assert code == 3
-    verdict = report["verdict"]
-    assert verdict["text"] == (
-        "network: registration denied (EMM cause 15: No suitable cells in tracking area)"
-    )
-    assert "band lock" in verdict["hint"]
-    registration = step(report, "network", "registration")["fields"]
-    assert (registration["stat"], registration["reject_cause"]) == (3, 15)
-    assert registration["reject_cause_text"] == "EMM cause 15: No suitable cells in tracking area"
-
-
 @pytest.mark.parametrize("dialect", ["nrf91-sm", "sim7000"])
 async def test_no_sim_is_the_device_layer(dialect: str, capsys: pytest.CaptureFixture[str]) -> None:
     async with FakeModem(dialect=dialect, registration_delay=0.05, sim=False) as fake:
@@ -342,7 +314,9 @@ async def test_scenario_deny_names_the_network_layer_and_the_cause(
         "network: registration denied (EMM cause 15: No suitable cells in tracking area)"
     )
     assert "band lock" in report["verdict"]["hint"]
-    assert step(report, "network", "registration")["fields"]["reject_cause"] == 15
+    registration = step(report, "network", "registration")["fields"]
+    assert (registration["stat"], registration["reject_cause"]) == (3, 15)
+    assert registration["cause_type"] == 0
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
@@ -441,3 +415,42 @@ async def test_scenario_connack_refused_is_the_mqtt_layer(
     verdict = report["verdict"]
     assert verdict["text"] == "mqtt: the broker refused the connection: not authorized (code 5)"
     assert verdict["hint"].startswith("check the username/password")
+
+
+class Terminal(io.StringIO):
+    """A stdout that says it is a terminal: diag shows live progress and rich tables."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_on_a_terminal_the_report_is_rich_tables_under_the_verdict(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("COLUMNS", "200")
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+        args = build_parser().parse_args(
+            ["diag", "--port", fake.port, "--broker", f"127.0.0.1:{broker.port}"]
+        )
+        assert await diag_command._main(args) == 0
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())  # colours, cursor
+    first = next(line for line in out.splitlines() if line.startswith("verdict:"))
+    assert first.startswith("verdict: online: MQTT round trip ")
+    for name in LAYERS:
+        assert f"{name}: ok" in out or f"{name}: warn" in out
+    assert "rsrp_dbm -78 dBm  excellent" in out  # a value with its rating
+    assert "restored: AT+CFUN=0" in out
+
+
+async def test_not_a_terminal_the_report_is_plain_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with FakeModem(dialect="sim7080", registration_delay=0.0) as fake:
+        args = build_parser().parse_args(["diag", "--port", fake.port, "--steps", "network"])
+        assert await diag_command._main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("verdict: no problem found up to network")
+    assert any(line.startswith("network   ok") for line in lines)
+    assert "\x1b" not in "\n".join(lines)  # no live status, no colour

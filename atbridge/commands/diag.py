@@ -301,6 +301,9 @@ def _print_rich(report: Report) -> None:
         console.print(f"  what to try: {report.verdict.hint}")
     console.print(f"port {report.port}  dialect {report.dialect or 'unknown'}", style="dim")
     for layer in report.layers:
+        if not layer.steps:
+            console.print(f"{layer.name}: {layer.status} — {layer.verdict}", style="dim")
+            continue
         table = Table(
             title=f"{layer.name}: {layer.status}"
             + ("" if layer.verdict == "ok" else f" — {layer.verdict}"),
