@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(
             name,
             parents=parents,
+            add_help=getattr(module, "ADD_HELP", True),
             # argparse %-formats a subcommand's help (not its description): %XMONITOR is text.
             help=getattr(module, "HELP", "").replace("%", "%%") or None,
             description=getattr(module, "HELP", None),
@@ -83,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
+    if getattr(args, "format", None) == "json":
+        args.json = True
+    _log_setup(args)
     from atbridge.errors import (
         AtBridgeError,
         BrokerRefused,
@@ -95,19 +99,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except KeyboardInterrupt:
         print("atbridge: interrupted", file=sys.stderr)
-        return 130
+        return _failed(args, "interrupted", "KeyboardInterrupt", None, 130)
     except AtBridgeError as exc:
         print(f"atbridge: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"  what to try: {exc.hint}", file=sys.stderr)
         if isinstance(exc, ConfigurationError | LocalProtocolError):
-            return EXIT_USAGE
-        if isinstance(exc, BrokerRefused):
-            return EXIT_BROKER
-        if isinstance(exc, StepTimeout):
-            return EXIT_TIMEOUT
-        return EXIT_MODEM
-    except Exception:  # a bug: show where it happened, never retry it
+            code = EXIT_USAGE
+        elif isinstance(exc, BrokerRefused):
+            code = EXIT_BROKER
+        elif isinstance(exc, StepTimeout):
+            code = EXIT_TIMEOUT
+        else:
+            code = EXIT_MODEM
+        return _failed(args, exc.message, type(exc).__name__, exc.hint, code)
+    except Exception as exc:  # a bug: show where it happened, never retry it
         import traceback
 
         traceback.print_exc()
@@ -116,7 +122,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             "traceback above)",
             file=sys.stderr,
         )
-        return EXIT_INTERNAL
+        return _failed(args, f"internal error: {exc!r}", type(exc).__name__, None, EXIT_INTERNAL)
+
+
+def _failed(args: argparse.Namespace, message: str, kind: str, hint: str | None, code: int) -> int:
+    """With ``--json``, the failure as one JSON object on stdout too; returns ``code``."""
+    if getattr(args, "json", False):
+        import json
+
+        error = {"error": message, "kind": kind, "hint": hint, "exit_code": code}
+        print(json.dumps(error), flush=True)
+    return code
+
+
+def _log_setup(args: argparse.Namespace) -> None:
+    """``-v``: the lifecycle's decisions on stderr; ``-d``: those and the AT transcript."""
+    debug = bool(getattr(args, "debug", False))
+    if not (debug or getattr(args, "log_decisions", False)):
+        return
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    root = logging.getLogger("atbridge")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if debug and hasattr(args, "transcript") and args.transcript is None:
+        args.transcript = "/dev/stderr"  # the masked, timestamped record of every byte
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -260,7 +260,7 @@ async def test_publish_from_a_config_file(
     )
     await asyncio.to_thread(paho.subscribe, "cmd/config", 1)
     cli = await run_cli(
-        atbridge, "publish", "--config", str(config), "--topic", "cmd/config", "-m", "x", "-q"
+        atbridge, "publish", "--config", str(config), "--topic", "cmd/config", "-m", "x", "--quiet"
     )
     assert cli.proc.returncode == 0, cli.stderr
     assert cli.stderr == ""  # --quiet
@@ -418,7 +418,7 @@ async def test_subscribe_prints_text_and_hex_messages(
 ) -> None:
     cli = await atbridge(
         "subscribe", *bridge_args(fake, broker), "--topic", "cmd/sub/#", "--count", "3",
-        *(["--json"] if as_json else []),
+        *(["--json"] if as_json else ["-v"]),
     )  # fmt: skip
     await cli.wait_for("subscribed to cmd/sub/# (QoS 1)")
     for topic, payload in [
@@ -429,10 +429,10 @@ async def test_subscribe_prints_text_and_hex_messages(
         await asyncio.to_thread(paho.publish, topic, payload, 1)
     assert await cli.finish() == 0, cli.stderr
     if not as_json:
-        assert cli.out == [
-            "cmd/sub/text  héllo wörld",
-            "cmd/sub/bin  hex:0001feff",
-            "cmd/sub/lines  a\\tb\\nc",
+        assert cli.out == [  # -v: "<topic> <payload>", as mosquitto_sub -v prints them
+            "cmd/sub/text héllo wörld",
+            "cmd/sub/bin hex:0001feff",
+            "cmd/sub/lines a\\tb\\nc",
         ]
         return
     assert [json.loads(line) for line in cli.out] == [
@@ -458,14 +458,15 @@ async def test_subscribe_timeout_exits_5_when_count_is_not_reached(
     assert "] disconnected: closed" in cli.stderr
 
 
-async def test_subscribe_timeout_without_count_exits_0(
+async def test_subscribe_timeout_with_nothing_received_exits_5(
     fake: FakeModem, broker: Mosquitto, atbridge: StartCli
 ) -> None:
+    """Like mosquitto_sub -W: a timeout with nothing received is a failure (exit 5 here)."""
     cli = await run_cli(
-        atbridge, "subscribe", *bridge_args(fake, broker), "--topic", "cmd/silent",
-        "--timeout", "0.3",
+        atbridge, "subscribe", *bridge_args(fake, broker), "-t", "cmd/silent", "-W", "0.3",
     )  # fmt: skip
-    assert cli.proc.returncode == 0, cli.stderr
+    assert cli.proc.returncode == 5, cli.stderr
+    assert "received 0 messages on cmd/silent within 0.3 s" in cli.stderr
     assert cli.out == []
 
 
@@ -629,7 +630,16 @@ async def test_a_signal_while_reading_stdin_ends_cleanly(
         "--qos", "1",
     )  # fmt: skip
     stream = "stdout" if command == "run" else "stderr"
-    await cli.wait_for("online: CONNACK accepted", stream=stream)
+    if command == "publish" and not lines:
+        # publish reads its first line before going online: nothing to send spends nothing
+        await cli.wait_for("one message per line of stdin")
+        cli.proc.send_signal(signum)
+        assert await cli.finish(close_stdin=False) == 130, cli.stderr
+        assert "atbridge: interrupted after 0 messages" in cli.stderr
+        assert "online" not in cli.stderr
+        return
+    if command == "run":
+        await cli.wait_for("online: CONNACK accepted", stream=stream)
     if lines:  # stdin stays open either way: the reader is blocked in it
         await cli.send(b"before the signal\n")
         await cli.wait_for("1: 17 bytes to", stream="stdout")

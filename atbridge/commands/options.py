@@ -7,6 +7,11 @@
   broker and credentials, the MQTT session: ``--mqtt-version``, the Will,
   ``--session-expiry``, and the lifecycle): ``publish``, ``subscribe``, ``run``.
 
+``publish`` and ``subscribe`` also take the short options of ``mosquitto_pub`` /
+``mosquitto_sub`` (``bridge_options(mosquitto=True)``, :func:`qos_option`):
+``-h``/``-p`` host and port, ``-u``/``-P``, ``-i``, ``-k``, ``-V``, ``-q`` QoS;
+their ``--help`` has no ``-h`` (it is the host, as in mosquitto).
+
 No option has an argparse default: "not given" lets the ``--config`` file and
 the ``ATBRIDGE_*`` environment show through (:mod:`atbridge.config` layers
 them); the defaults are those of :class:`~atbridge.config.BridgeConfig` (baud
@@ -65,6 +70,59 @@ def whole_number(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
+
+
+#: ``-V``/``--mqtt-version`` spellings (mosquitto's ``mqttv311``/``mqttv5`` too) -> the setting.
+MQTT_VERSIONS = {"3.1.1": "3.1.1", "311": "3.1.1", "mqttv311": "3.1.1", "5": "5", "mqttv5": "5"}
+
+
+def mqtt_version(text: str) -> str:
+    """argparse type: an MQTT version as atbridge or mosquitto spell it."""
+    version = MQTT_VERSIONS.get(text.lower())
+    if version is None:
+        extra = " (MQTT 3.1 is not supported)" if text.lower() in ("31", "mqttv31") else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an MQTT version atbridge speaks{extra}: use 3.1.1 (mqttv311) "
+            "or 5 (mqttv5)"
+        )
+    return version
+
+
+def qos(text: str) -> int:
+    """argparse type: QoS 0 or 1 (QoS 2 is refused with what to use instead)."""
+    if text == "2":
+        raise argparse.ArgumentTypeError(
+            "QoS 2 is not supported by atbridge: use 1 (at least once; duplicates carry DUP)"
+        )
+    if text not in ("0", "1"):
+        raise argparse.ArgumentTypeError(f"QoS must be 0 or 1, got {text!r}")
+    return int(text)
+
+
+class Once(argparse.Action):
+    """An option that may be given once: a second one is an error, not "the last one wins"."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | object,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            names = "/".join(self.option_strings)
+            parser.error(f"{names} given twice: this command takes one (run it again for another)")
+        setattr(namespace, self.dest, values)
+
+
+def flags(mosquitto: bool, short: str, *long: str) -> tuple[str, ...]:
+    """The option strings: ``short`` (mosquitto's letter) only when ``mosquitto``."""
+    return (short, *long) if mosquitto else long
+
+
+def help_option(parser: argparse.ArgumentParser) -> None:
+    """``--help`` alone, for a command whose ``-h`` is the broker host (as in mosquitto)."""
+    parser.add_argument("--help", action="help", help="show this help message and exit")
 
 
 def port_options() -> argparse.ArgumentParser:
@@ -131,8 +189,13 @@ def command_timeout_option() -> argparse.ArgumentParser:
     return parent
 
 
-def bridge_options(*, give_up_default: float | None) -> argparse.ArgumentParser:
-    """Parent parser: the port options plus the dialect, broker, MQTT session and lifecycle."""
+def bridge_options(
+    *, give_up_default: float | None, mosquitto: bool = False
+) -> argparse.ArgumentParser:
+    """Parent parser: the port options plus the dialect, broker, MQTT session and lifecycle.
+
+    ``mosquitto``: the short options of ``mosquitto_pub``/``mosquitto_sub`` as well.
+    """
     parent = argparse.ArgumentParser(add_help=False, parents=[_modem_options(bridge=True)])
     parent.set_defaults(give_up_default=give_up_default)
 
@@ -150,28 +213,46 @@ def bridge_options(*, give_up_default: float | None) -> argparse.ArgumentParser:
         "password from $ATBRIDGE_MQTT_PASSWORD or --password-file",
     )
     broker.add_argument(
-        "--client-id", metavar="ID", help="MQTT client id (default atbridge-<pid>-<random>)"
+        *flags(mosquitto, "-h", "--host"),
+        metavar="HOST",
+        help="the MQTT broker's host (the same as --broker HOST; with --broker-port)",
     )
-    broker.add_argument("--username", metavar="U", help="MQTT user name")
+    broker.add_argument(
+        *flags(mosquitto, "-p", "--broker-port"),
+        type=positive_int,
+        metavar="N",
+        help="the MQTT broker's port (default 1883)",
+    )
+    broker.add_argument(
+        *flags(mosquitto, "-i", "--client-id"),
+        metavar="ID",
+        help="MQTT client id (default atbridge-<pid>-<random>)",
+    )
+    broker.add_argument(*flags(mosquitto, "-u", "--username"), metavar="U", help="MQTT user name")
     password = broker.add_mutually_exclusive_group()
     password.add_argument(
         "--password-file", metavar="F", help="read the MQTT password from the first line of F"
     )
     password.add_argument(
-        "--password",
+        *flags(mosquitto, "-P", "--password"),
         metavar="P",
         help="MQTT password; prefer $ATBRIDGE_MQTT_PASSWORD or --password-file, since "
         "options are visible in the process list and the shell history",
     )
     broker.add_argument(
-        "--keepalive", type=positive_int, metavar="S", help="MQTT Keep Alive in seconds"
+        *flags(mosquitto, "-k", "--keepalive"),
+        type=positive_int,
+        metavar="S",
+        help="MQTT Keep Alive in seconds",
     )
 
     session = parent.add_argument_group("MQTT session")
     session.add_argument(
-        "--mqtt-version",
-        choices=("3.1.1", "5"),
-        help="MQTT protocol: 3.1.1 (default) or 5 (reason strings, session expiry, topic aliases)",
+        *flags(mosquitto, "-V", "--mqtt-version"),
+        type=mqtt_version,
+        metavar="3.1.1|5",
+        help="MQTT protocol: 3.1.1 (default; also mqttv311) or 5 (mqttv5: reason strings, "
+        "session expiry, topic aliases)",
     )
     session.add_argument(
         "--will-topic",
@@ -213,11 +294,38 @@ def bridge_options(*, give_up_default: float | None) -> argparse.ArgumentParser:
     return parent
 
 
-def output_options(*, quiet: bool, what: str) -> argparse.ArgumentParser:
-    """Parent parser: ``--json`` (one JSON object per ``what``) and, with ``quiet``, ``-q``."""
+def output_options(
+    *, quiet: bool, what: str, short_quiet: bool = True, verbose: bool = True
+) -> argparse.ArgumentParser:
+    """Parent parser: ``--json``/``--format json`` (one JSON object per ``what``), ``-v``/``-d``
+    (the lifecycle's decisions, and the AT traffic, on stderr; ``verbose`` false leaves
+    ``-v`` to the command: ``subscribe -v`` prints topics, as ``mosquitto_sub -v`` does)
+    and, with ``quiet``, ``--quiet`` (``-q`` too unless ``short_quiet`` is false:
+    mosquitto's ``-q`` is the QoS)."""
     parent = argparse.ArgumentParser(add_help=False)
     out = parent.add_argument_group("output")
     out.add_argument("--json", action="store_true", help=f"one JSON object per {what}")
+    out.add_argument(
+        "--format",
+        choices=("text", "json"),
+        help="text (default) or json (the same as --json)",
+    )
+    if verbose:
+        out.add_argument(
+            "-v",
+            "--verbose",
+            dest="log_decisions",
+            action="store_true",
+            help="log the lifecycle's decisions (state changes, back-offs, retries) on stderr",
+        )
+    out.add_argument(
+        "-d",
+        "--debug",
+        action="store_true",
+        help="--verbose, and the AT traffic as a timestamped transcript (secrets masked) on "
+        "stderr unless --transcript names a file",
+    )
     if quiet:
-        out.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+        names = ("-q", "--quiet") if short_quiet else ("--quiet",)
+        out.add_argument(*names, action="store_true", help="no progress on stderr")
     return parent

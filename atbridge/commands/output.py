@@ -43,13 +43,17 @@ def message_object(message: Message) -> dict[str, Any]:
     }
 
 
-def message_text(message: Message) -> str:
-    """``<topic>  <payload>``: text with \\t, \\r, \\n escaped, or ``hex:<hex>``."""
-    payload, encoding = render_payload(message.payload)
+def payload_text(payload: bytes) -> str:
+    """The payload for a line: text with \\t, \\r, \\n escaped, or ``hex:<hex>``."""
+    text, encoding = render_payload(payload)
     if encoding == "hex":
-        return f"{message.topic}  hex:{payload}"
-    escaped = payload.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
-    return f"{message.topic}  {escaped}"
+        return f"hex:{text}"
+    return text.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n")
+
+
+def message_text(message: Message) -> str:
+    """``<topic>  <payload>`` (:func:`payload_text`), as ``run`` prints a message."""
+    return f"{message.topic}  {payload_text(message.payload)}"
 
 
 class Output:
@@ -96,6 +100,10 @@ class Output:
     def result(self, text: str, event: dict[str, Any]) -> None:
         """One result on stdout: ``event`` as JSON with --json, else ``text``."""
         self.line(json.dumps(event) if self.json_lines else text)
+
+    def text(self, text: str) -> None:
+        """Text on stdout with no newline (``subscribe -N``)."""
+        self._write(sys.stdout, text)
 
     def line(self, text: str) -> None:
         """A whole line on stdout (above the live status line, if one is shown)."""

@@ -6,7 +6,8 @@ the ``--config`` file and the ``ATBRIDGE_*`` environment and validates them, so
 an error names the option, the variable or the file. Only the few things the
 command line means by itself are decided here:
 
-- ``--broker HOST:PORT`` is ``[mqtt]`` host and port;
+- ``--broker HOST:PORT`` is ``[mqtt]`` host and port, and so are ``--host``
+  (``-h``) and ``--broker-port`` (``-p``), mosquitto's way; not both ways at once;
 - the password may come from ``--password-file``;
 - an ``[mqtt]`` client id defaults to ``atbridge-<pid>-<random>``;
 - ``--give-up-after 0`` means never; publish and subscribe give up after
@@ -111,11 +112,23 @@ def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
         arguments["credentials.password"] = Setting(
             _read_password(args.password_file), f"--password-file {args.password_file}"
         )
+    host_option, port_option = getattr(args, "host", None), getattr(args, "broker_port", None)
     if args.broker is not None:
+        if host_option is not None or port_option is not None:
+            from atbridge.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "--broker and -h/--host or -p/--broker-port both name the broker",
+                hint="give either --broker HOST:PORT or -h HOST -p PORT",
+            )
         host, port = parse_broker(args.broker)
         arguments["mqtt.host"] = Setting(host, "--broker")
         if port is not None:
             arguments["mqtt.port"] = Setting(port, "--broker")
+    if host_option is not None:
+        arguments["mqtt.host"] = Setting(host_option, "-h/--host")
+    if port_option is not None:
+        arguments["mqtt.port"] = Setting(port_option, "-p/--broker-port")
     defaults: dict[str, object] = {
         "mqtt.client_id": f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
     }
