@@ -24,6 +24,8 @@ on lines without the command's own prefix, named in :data:`ANSWER_PREFIXES`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,13 +35,24 @@ from atbridge.diagnostics import ExplainError, decode_answer
 from atbridge.errors import AtTimeout, ModemError
 
 if TYPE_CHECKING:
-    from atbridge.modem import Modem
+    from atbridge.modem import Modem, Urc
 
 #: Answer lines whose prefix is not the command's own (the channel would take them for
 #: notifications otherwise): SIM7600 ``AT+CICCID`` -> ``+ICCID: 8949...``.
 ANSWER_PREFIXES: dict[str, tuple[str, ...]] = {
     "AT+CICCID": ("+ICCID:",),
 }
+
+#: Answers that come AFTER the final ``OK`` (SIM800/SIM7000 ``AT+CIPSTATUS``: ``OK``, then
+#: ``STATE: IP STATUS`` and, in multi-IP mode, one ``C: <n>,...`` line per connection —
+#: SIM800 Series AT Command Manual §8.2.8). They are collected until the modem has been
+#: quiet for :data:`TRAILING_QUIET` seconds (at most :data:`TRAILING_MAX`): nothing
+#: marks their end.
+TRAILING_LINES: dict[str, tuple[str, ...]] = {
+    "AT+CIPSTATUS": ("STATE:", "C:"),
+}
+TRAILING_QUIET = 0.3
+TRAILING_MAX = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +107,20 @@ async def ask(
     base = time.monotonic() if origin is None else origin
     start = time.monotonic()
     claims = ANSWER_PREFIXES.get(command.upper(), ())
+    trailing = TRAILING_LINES.get(command.upper())
+    after: list[str] = []
+    arrived = asyncio.Event()
+
+    def collect(urc: Urc) -> None:
+        if trailing is not None and urc.text.startswith(trailing):
+            after.append(urc.text)
+            arrived.set()
+
+    unsubscribe = modem.subscribe(None, collect) if trailing is not None else None
     try:
         response = await modem.command(command, timeout=timeout, claims=claims)
+        if trailing is not None:
+            await _quiet(arrived)
     except ModemError as exc:
         reason = f"{exc.final}{f' ({exc.text})' if exc.text else ''}"
         return Answer(command, start - base, time.monotonic() - start, (), exc.final, None, reason)
@@ -109,8 +134,11 @@ async def ask(
             None,
             f"no answer within {exc.timeout:g} s" if exc.timeout else "no answer",
         )
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
     seconds = time.monotonic() - start
-    lines = tuple(response.lines)
+    lines = (*response.lines, *after)
     fields: dict[str, Any] | None = None
     error: str | None = None
     if decode and lines:
@@ -119,6 +147,19 @@ async def ask(
         except ExplainError as exc:
             error = f"not decoded: {exc}"
     return Answer(command, start - base, seconds, lines, response.final, fields, error)
+
+
+async def _quiet(arrived: asyncio.Event) -> None:
+    """Until no trailing line came for TRAILING_QUIET seconds (TRAILING_MAX at most)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(TRAILING_MAX):
+            while True:
+                arrived.clear()
+                try:
+                    async with asyncio.timeout(TRAILING_QUIET):
+                        await arrived.wait()
+                except TimeoutError:
+                    return
 
 
 async def ask_all(
