@@ -3,8 +3,9 @@
 Each test starts the fake as a process of its own, reads the path from its first line and
 drives it with raw bytes (no driver): the nRF91 build's terminator, NCS version and legacy data
 mode, a SLM left in data mode, the modem fault on SIGUSR1, SIMCom auto-bauding and late boot
-lines, and the refusal of a flag the dialect does not have. Every wait is bounded and the
-process is always stopped.
+lines, the field scenarios of issue 11 (one test per flag group: registration, signal, cell,
+PSM, network), and the refusal of a flag the dialect does not have or cannot honour. Every
+wait is bounded and the process is always stopped.
 """
 
 from __future__ import annotations
@@ -157,6 +158,12 @@ async def test_late_boot_sends_the_simcom_late_lines_after_the_first_answers() -
         (("--dialect", "nrf91-sm", "--legacy-datamode"), b"nrf91-sm has no --legacy-datamode"),
         (("--dialect", "nrf91-slm", "--autobaud"), b"nrf91-slm has no --autobaud"),
         (("--dialect", "sim7080", "--start-in-data-mode", "x"), b"has no --start-in-data-mode"),
+        (("--dialect", "sim7600", "--rat", "nbiot"), b"sim7600 has no nbiot radio"),
+        (("--dialect", "generic", "--dns-fail"), b"generic has no sockets or DNS: no dns_fail"),
+        (("--dialect", "sim7080", "--series-period", "1"), b"--series-period needs --rsrp-series"),
+        (("--dialect", "sim7080", "--psm-grant", "1,2"), b"psm_grant=('1', '2')"),
+        (("--dialect", "sim7080", "--connack-refused", "7"), b"connack_refused=7"),
+        (("--dialect", "sim7080", "--rsrp-series", "-85,x"), b"--rsrp-series '-85,x' is not"),
     ],
 )
 async def test_a_flag_the_dialect_does_not_have_is_refused(
@@ -171,3 +178,78 @@ async def test_a_flag_the_dialect_does_not_have_is_refused(
             await proc.wait()
     assert proc.returncode == 2
     assert said in err
+
+
+# ---- field scenarios (tests/fakes/scenarios.py); answers as in tests/test_fakes_scenarios.py
+
+
+def answer(*lines: str) -> bytes:
+    return b"\r\n" + b"".join(text.encode() + b"\r\n" for text in lines) + OK
+
+
+@pytest.mark.parametrize(
+    ("flags", "urcs", "read"),
+    [
+        (("--deny", "15"), ('+CEREG: 3,"0A1B","01234567",7,0,15',), '3,3,"0A1B","01234567",7,0,15'),
+        (("--no-service",), (), "3,2"),
+        (
+            ("--roaming", "--rat", "nbiot"),
+            ('+CEREG: 5,"0A1C","0123A001",9',),
+            '3,5,"0A1C","0123A001",9',
+        ),
+    ],
+)
+async def test_registration_scenario_flags(
+    flags: tuple[str, ...], urcs: tuple[str, ...], read: str
+) -> None:
+    args = ("--dialect", "sim7080", "--no-echo", "--cfun", "0", *flags)
+    async with served(*args) as (_proc, client):
+        await client.read_until(b"SMS Ready\r\n")
+        await ask(client, b"AT+CEREG=3\r", OK)
+        await ask(client, b"AT+CFUN=1\r", OK + line("+CEREG: 2") + b"".join(map(line, urcs)))
+        await ask(client, b"AT+CEREG?\r", answer(f"+CEREG: {read}"))
+
+
+async def attach(client: Client, ending: bytes) -> None:
+    """An nRF91 fake (CFUN=0 at power-on) registers: the URCs follow the OK of AT+CFUN=1."""
+    await ask(client, b"AT+CEREG=1" + ending, OK)
+    await ask(client, b"AT+CFUN=1" + ending, OK + line("+CEREG: 2") + line("+CEREG: 1"))
+
+
+async def test_signal_scenario_flags_take_negative_dbm() -> None:
+    args = ("--dialect", "nrf91-sm", "--rsrp-series", "-85,-97", "--series-period", "3600")
+    async with served(*args) as (_proc, client):
+        await client.read_until(b"Ready\r\n")
+        await attach(client, b"\r")
+        await ask(client, b"AT+CESQ\r", answer("+CESQ: 99,99,255,255,31,55"))
+
+
+async def test_cell_and_psm_scenario_flags() -> None:
+    args = ("--dialect", "sim7080", "--no-echo", "--cfun", "0", "--handover-after", "0")
+    async with served(*args, "--psm-grant", "00100001,00000110") as (_proc, client):
+        await client.read_until(b"SMS Ready\r\n")
+        await ask(client, b'AT+CPSMS=1,,,"00000111","00000001"\r', OK)
+        await ask(client, b"AT+CEREG=4\r", OK)
+        psm = ',,,"00100001","00000110"'
+        await ask(
+            client,
+            b"AT+CFUN=1\r",
+            OK
+            + line("+CEREG: 2")
+            + line('+CEREG: 1,"0A1B","01234567",7' + psm)
+            + line('+CEREG: 1,"0A1B","01234568",7' + psm),
+        )
+
+
+async def test_network_scenario_flags() -> None:
+    args = ("--dialect", "nrf91-slm", "--dns-fail", "--broker-unreachable")
+    async with served(*args, "--connack-refused", "5") as (_proc, client):
+        await client.read_until(b"Ready\r\n")
+        await attach(client, b"\r\n")
+        await ask(
+            client,
+            b'AT#XGETADDRINFO="localhost"\r\n',
+            b'\r\n#XGETADDRINFO: "EAI_AGAIN"\r\n\r\nERROR\r\n',
+        )
+        await ask(client, b"AT#XSOCKET=1,1,0\r\n", answer("#XSOCKET: 0,1,6"))
+        await ask(client, b'AT#XCONNECT="127.0.0.1",1\r\n', b"\r\nERROR\r\n")

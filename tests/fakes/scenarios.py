@@ -203,6 +203,7 @@ class RadioControls:
             self._notify("search_done")
             self.set_registration(3, scenario.deny, tac=self.network.tac, ci=self.network.ci)
             return
+        self._apply_psm(registered=True)  # the attach accept carries the timers
         self._update_registration(5 if scenario.roaming else 1, located=True)
         if scenario.handover_after is not None:
             self.call_later(scenario.handover_after, self.handover)
@@ -297,27 +298,33 @@ class RadioControls:
 
     # ---- PSM
 
-    def granted_psm(self) -> tuple[str, str] | None:
-        """The (T3324, T3412-ext) the network grants now: while registered with PSM
-        requested, the scenario's ``psm_grant`` or else the requested timers; None
-        otherwise."""
+    def granted_psm(self, registered: bool | None = None) -> tuple[str, str] | None:
+        """The (T3324, T3412-ext) the network grants now (or once ``registered``): while
+        registered with PSM requested, the scenario's ``psm_grant`` or else the requested
+        timers; None otherwise."""
         radio = self.state.radio
-        if not self.state.registered or radio.psm_mode != 1:
+        registered = self.state.registered if registered is None else registered
+        if not registered or radio.psm_mode != 1:
             return None
         if self.scenario.psm_grant is not None:
             return self.scenario.psm_grant
         return (radio.requested_active_time or "00000000", radio.requested_tau or "00000110")
 
-    def psm_changed(self) -> None:
-        """AT+CPSMS or registration changed: apply the grant, +CEREG (level 4/5) on a change."""
-        grant = self.granted_psm()
+    def _apply_psm(self, registered: bool | None = None) -> bool:
+        """Set the granted timers; whether they changed."""
+        grant = self.granted_psm(registered)
         s, radio = self.state, self.state.radio
         if grant is None and not radio.psm_applied:
-            return  # nothing granted by this logic (``set_psm`` may have set the timers)
+            return False  # nothing granted by this logic (``set_psm`` may have set the timers)
         radio.psm_applied = grant is not None
         timers = grant if grant is not None else (None, None)
         if (s.active_time, s.periodic_tau) == timers:
-            return
+            return False
         s.active_time, s.periodic_tau = timers
-        if s.registered and s.cereg_n >= 4:
+        return True
+
+    def psm_changed(self) -> None:
+        """AT+CPSMS or registration changed: apply the grant, +CEREG (level 4/5) on a change."""
+        s = self.state
+        if self._apply_psm() and s.registered and s.cereg_n >= 4:
             self.send_urc("+CEREG: " + self.cereg_fields(s.cereg_n))
