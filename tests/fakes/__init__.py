@@ -62,7 +62,14 @@ connection (None: every open)                                   ``<n>, CLOSED``
 ``drop_link()``                 the pty hangs up (USB unplugged): reads EOF, writes EIO
 ==============================  ==============================  ===============================
 
-Options every dialect takes: ``rat="lte"|"gprs"|"wcdma"|"gsm"`` (which of ``+CEREG``,
+Field scenarios (``scenarios``; every dialect, ``FakeModem`` keywords and CLI flags):
+``deny=N``, ``no_service``, ``roaming``, ``rsrp_series`` (+ ``series_period``,
+``fake.step_signal()``), ``handover_after`` (``fake.handover()``), ``psm_grant``, ``dns_fail``,
+``broker_unreachable``, ``connack_refused``; the table in ``scenarios`` says what each family
+answers. Every dialect also answers its family's field-diagnostics queries (``nrf91_diag``,
+``simcom_diag``, and +CPSMS/+CEDRXRDP/+CGPADDR/+CSCON in ``generic``).
+
+Options every dialect takes: ``rat="lte"|"nbiot"|"gprs"|"wcdma"|"gsm"`` (which of ``+CEREG``,
 ``+CGREG``, ``+CREG`` report the registration, with which AcT), ``by_id=<dir>`` (served through
 a ``/dev/serial/by-id/``-like symlink, ``fake.device``, that vanishes on every reset and comes
 back naming a new pty), and the dialect's own keywords (``Dialect.options``, in

@@ -50,6 +50,9 @@ the lowest free of 0..7 (8 sockets). Every failure of a ``#X`` command is a plai
   SLM has no unsolicited "closed" line (``#XSOCKET: 0,"closed"`` answers ``AT#XSOCKET=0``).
 - ``AT#XGETADDRINFO="<host>"[,<family>]`` -> ``#XGETADDRINFO: "<ip>"``.
 - ``AT+CGEREP=1`` enables ``+CGEV`` (``nrf91_sockets.network_detach``).
+
+Field diagnostics (%XMONITOR, %CONEVAL, %NBRGRSRP, %XCBAND, %XSYSTEMMODE, %XTEMP, %XVBAT,
++CGCONTRDP, %XPTW, %CESQ and %MDMEV notifications) are ``nrf91_diag``'s, shared with the SM.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ Sockets are handle based (up to 8, lowest free handle first); every ``#X`` failu
 - ``AT#XCLOSE[=<h>]`` -> ``#XCLOSE: <h>,0`` (one line per socket without a handle).
 - ``AT#XGETADDRINFO="<host>"[,<family>]`` -> ``#XGETADDRINFO: "<ip>"``.
 - ``AT+CGEREP=1`` enables ``+CGEV`` (``nrf91_sockets.network_detach``).
+
+Field diagnostics (%XMONITOR, %CONEVAL, ...) are ``nrf91_diag``'s, shared with the SLM.
 """
 
 from __future__ import annotations

@@ -2,6 +2,54 @@
 
 Theory of operation
 -------------------
+A ``Scenario`` is what the network around the fake does; its fields are ``FakeModem``
+keywords of the same names and ``python -m tests.fakes`` flags (``--deny``, ``--no-service``,
+...). The engine asks the mixin how a search ends (:meth:`RadioControls.complete_registration`,
+after ``registration_delay``), so every dialect plays a scenario the same way and reports it in
+its own words (the dialect modules' answers, ``nrf91_diag``, ``simcom_diag``):
+
+==========================  ======================================================================
+keyword                     what happens, and what the families answer
+==========================  ======================================================================
+``deny=N``                  the search ends in stat 3 on the cell it tried, ``<cause_type>`` 0 and
+                            ``<reject_cause>`` N (TS 27.007 §10.1.22 levels 3/5, EMM causes of
+                            TS 24.301 Annex A): ``+CEREG: 3,"0A1B","01234567",7,0,N``; nRF91
+                            ``%XMONITOR: 3`` (the optional part only for 1/5), ``%CONEVAL: 6``;
+                            SIMCom ``+CPSI: NO SERVICE,Online`` (the documented no-service form)
+``no_service=True``         searches for ever (stat 2), no cell: +CESQ ``255`` values, +CSQ
+                            ``99,99``, ``%XMONITOR: 2``, ``%CONEVAL: 1``, ``%XCBAND: 0``,
+                            ``+CPSI: NO SERVICE,Online``; ``%MDMEV: SEARCH STATUS 1`` (light
+                            search) then ``SEARCH STATUS 2`` (every frequency scanned),
+                            ``registration_delay`` apart (Cellular Monitor's event texts)
+``roaming=True``            registers with stat 5 on a visited PLMN (``VISITED_PLMNS``, never the
+                            IMSI's home): +COPS names it
+``rat="nbiot"``             (a ``FakeModem`` argument) an NB-IoT cell: AcT 9, band 8, EARFCN 3740,
+                            ``%XSYSTEMMODE: 0,1,1,0``, ``+CPSI: LTE NB-IOT,...``, ``+CMNB: 2``,
+                            +CEDRXRDP AcT-type 5; refused by the SIM7600/A7672 and the SIM800
+``rsrp_series=[dBm, ...]``  the RSRP takes the next value every ``series_period`` s (default 1; 0:
+                            only on :meth:`~RadioControls.step_signal`), the first again after the
+                            last; every signal answer follows (``radio``), ``%CESQ`` on a change
+``handover_after=S``        S s after registering the serving cell changes to the other cell of
+                            the RAT (new cell id, PCI, EARFCN; :meth:`~RadioControls.handover`
+                            does it now): +CEREG at level 2+ reports it, every cell answer shows it
+``psm_grant=(T3324,T3412)`` with AT+CPSMS=1 the network grants these (8-bit GPRS Timer 2 / 3
+                            strings) instead of the requested timers: +CEREG levels 4/5 and
+                            %XMONITOR show them, +CPSMS? the requested ones
+``dns_fail=True``           no name resolves (address literals still work): nRF91
+                            ``#XGETADDRINFO: "EAI_AGAIN"`` + ERROR, SIM7080 / SIM7000 ``+CDNSGIP:
+                            0,8`` after OK, SIM7600 ``+CDNSGIP: 0,10`` + ERROR; opening by name
+                            fails as unresolvable
+``broker_unreachable=True`` every TCP connect is refused, as ``fail_next_open`` reports it: nRF91
+                            ERROR, ``+CAOPEN: <cid>,23``, ``+CIPOPEN: <link>,1``,
+                            ``<n>, CONNECT FAIL``
+``connack_refused=RC``      every connection reaches the fake's stand-in broker
+                            (``refusing_broker``), which answers the first CONNECT with a CONNACK
+                            refusing with RC (1..5; MQTT 5 reason codes for an MQTT 5 client)
+==========================  ======================================================================
+
+A scenario a dialect cannot play is a ValueError (``check_scenario``: the generic modem has no
+sockets or DNS; ``Dialect.rats``).
+
 ``RadioControls`` is inherited by ``FakeModem`` (as ``faults.FaultControls`` is): the engine
 calls :meth:`RadioControls.radio_event` whenever registration or the signal changes, and the
 mixin keeps what follows from it consistent on every dialect:
@@ -12,7 +60,8 @@ mixin keeps what follows from it consistent on every dialect:
   AT+CSCON=1;
 - the PSM timers the network grants (TS 24.301 §5.3.11, carried by +CEREG levels 4/5 and
   %XMONITOR): while registered with AT+CPSMS=1 the requested timers, or the scenario's
-  ``psm_grant``; none with PSM off; a +CEREG URC at level 4/5 when they change;
+  ``psm_grant``; none with PSM off; a +CEREG URC at level 4/5 when they change after the
+  attach (the attach's own +CEREG carries them);
 - the dialect's own notifications (``Dialect.on_radio``: nRF91 ``%CESQ``, ``%MDMEV``).
 """
 

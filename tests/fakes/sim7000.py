@@ -30,6 +30,10 @@ single-connection forms (no ``<n>``) and the Ctrl-Z terminated ``AT+CIPSEND=<n>`
 - ``AT+CIPSTATUS`` -> ``OK``, ``STATE: <state>``, then ``C: <n>,<bearer>,"TCP","<ip>",
   "<port>","<client state>"`` for 0..7; ``AT+CIPSTATUS=<n>`` -> ``+CIPSTATUS: <n>,...`` + OK.
 - ``AT+CDNSGIP="<host>"`` -> ``OK`` then ``+CDNSGIP: 1,"<host>","<ip>"`` or ``+CDNSGIP: 0,8``.
+- ``AT+CDNSCFG="<pri>"[,"<sec>"]``; ``AT+CDNSCFG?`` -> ``PrimaryDns: <pri>`` and
+  ``SecondaryDns: <sec>`` (SIM800 manual V1.09 §8.2.13): the servers set, else the network's
+  once the bearer is up, else ``0.0.0.0``. Field diagnostics (+CBC, +CNMP, +CMNB) are
+  ``simcom_diag``'s; +CPSI is ``LTE CAT-M1`` (or ``LTE NB-IOT`` on ``rat="nbiot"``).
 - PDP drop fault: ``+PDP: DEACT``, every connection reset (no ``<n>, CLOSED``), state PDP DEACT
   until ``AT+CIPSHUT``.
 - Connections outlive the host: a host that goes away (killed, port closed) leaves them open;
@@ -43,7 +47,8 @@ Models (``model()``; ``FakeModem(dialect=model("SIM800"))`` or ``--dialect sim80
 
 - ``SIM7000`` (the registered ``sim7000``): as above.
 - ``SIM800``: identity ``SIMCOM_Ltd`` / ``SIMCOM_SIM800L`` / ``Revision:1418B05SIM800L24``; a
-  2G module, so ``AT+CEREG`` (and ``AT+CPSI``) answer ERROR and registration is on
+  2G module, so ``AT+CEREG``, ``AT+CPSI`` and the other LTE queries (+CESQ, +CNMP, +CMNB,
+  +CPSMS, +CEDRXS, +CEDRXRDP, +CSCON) answer ERROR and registration is on
   ``+CGREG``/``+CREG`` only (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``); boots as shipped,
   auto-bauding (``AT+IPR=0`` is the factory setting, SIM800 manual V1.09 §2.2.41): no ``RDY``,
   ``+CFUN: 1`` or ``+CPIN: READY`` at power-on, the host must sync with ``AT``; then

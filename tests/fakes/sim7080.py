@@ -31,7 +31,9 @@ and Zephyr ``drivers/modem/simcom-sim7080.c`` as evidence of what the module sen
   URC ``+CASTATE: <cid>,0`` when the peer closes. ``AT+CACLOSE=<cid>`` -> OK.
 - ``AT+CDNSGIP="<host>"[,<retries>,<timeout>]`` -> ``OK`` then ``+CDNSGIP: 1,"<host>","<ip>"``
   or ``+CDNSGIP: 0,8``.
-- ``AT+CPSI?`` -> ``+CPSI: LTE CAT-M1,Online,262-01,0x0A1B,...`` (dB units).
+- ``AT+CPSI?`` -> ``+CPSI: LTE CAT-M1,Online,262-01,0x0A1B,...`` (dB units; ``LTE NB-IOT`` on
+  ``rat="nbiot"``). Field diagnostics (+CBC, +CNMP, +CMNB, +CBANDCFG, +CENG) are
+  ``simcom_diag``'s.
 - PDP drop fault: ``+APP PDP: 0,DEACTIVE``, every socket reset (no per-socket URC).
 - ``late_boot=S`` (``model()``): ``SMS Ready`` comes ``S`` seconds after power-on.
 """

@@ -32,7 +32,8 @@ module sends (``+CIPOPEN:`` after OK, ``+CIPSEND: <link>,<req>,<cnf>``, ``+CIPRX
 - ``AT+CDNSGIP="<host>"`` -> ``+CDNSGIP: 1,"<host>","<ip>"`` + ``OK``, or
   ``+CDNSGIP: 0,10`` + ``ERROR``.
 - ``AT+CPSI?`` -> ``+CPSI: LTE,Online,...,<RSRQ>,<RSRP>,<RSSI>,<SNR>`` with RSRQ/RSRP/RSSI in
-  0.1 dB units.
+  0.1 dB units. Field diagnostics (+CBC ``3.900V``, +CPMUTEMP, +CNMP) are ``simcom_diag``'s.
+  An LTE Cat-1/4 module: no ``rat="nbiot"``.
 - Accepted and ignored: ``AT+CIPMODE=0``, ``AT+CIPSENDMODE``, ``AT+CIPTIMEOUT``, ``AT+CIPSRIP``,
   ``AT+CIPHEAD``; ``AT+CIPCCFG`` keeps only HeaderType (5th parameter).
 - Links outlive the host: a host that goes away leaves them open; ``AT+CIPCLOSE?`` shows them
