@@ -614,3 +614,41 @@ async def test_pings_are_recorded_as_the_ping_step(script: Script) -> None:
         assert isinstance(ping, Pinged) and ping.round_trip == 0.0
     finally:
         await lifecycle.close()
+
+
+# -- issue 12, defect 1c: only a session that proved itself resets the backoff ---------------
+
+
+async def test_a_connack_alone_does_not_reset_the_backoff_but_a_puback_does(
+    script: Script,
+) -> None:
+    lifecycle = lifecycle_on(script)
+    script.fail("open_socket", SocketClosed(CloseReason.PEER), SocketClosed(CloseReason.PEER))
+    lifecycle.start()
+    try:
+        await run_until(lifecycle, "online")
+        assert lifecycle.backoff.attempt == 2  # two CONNACK-less failures, one CONNACK since
+        await lifecycle.link.publish("up/proof", b"1", 1, False)  # the MemorySocket PUBACKs it
+        assert lifecycle.backoff.attempt == 0
+    finally:
+        await lifecycle.close()
+
+
+async def test_a_session_that_stays_up_healthy_after_resets_the_backoff(script: Script) -> None:
+    lifecycle = lifecycle_on(script, memory_config(healthy_after=0.05))
+    script.fail("open_socket", SocketClosed(CloseReason.PEER))
+    proven = asyncio.Event()
+    healthy = lifecycle.link._on_healthy
+
+    def observed() -> None:  # the lifecycle's own callback, watched
+        healthy()
+        proven.set()
+
+    lifecycle.link._on_healthy = observed
+    lifecycle.start()
+    try:
+        await run_until(lifecycle, "online")
+        await asyncio.wait_for(proven.wait(), 10)  # no packet from the broker: the timer
+        assert lifecycle.backoff.attempt == 0
+    finally:
+        await lifecycle.close()
