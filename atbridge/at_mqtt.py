@@ -59,7 +59,7 @@ the caller has closed the socket.
 Packets, the codec, properties and the stream decoder live in :mod:`atbridge.mqtt`
 (see its docstring for the layout); this module re-exports the names callers use,
 so ``from atbridge.at_mqtt import Publish, encode`` keeps working. What is left here
-is one job, the session with its events, a little over 800 lines: its handlers share
+is one job, the session with its events, about 1,000 lines: its handlers share
 the session's books (ids, in-flight window, aliases, keep-alive), so they stay together.
 """
 
@@ -343,6 +343,9 @@ class MqttSession:
     module comment); with it on, the session owns the Topic Alias property and a
     publish() that sets one is refused. ``poison_after`` (``None``: never) and
     ``receive_window`` (``None``: no bound) are described in the module comment.
+    ``max_publish_size`` is the broker's packet limit where it cannot announce one
+    (3.1.1): a larger PUBLISH is refused by :meth:`publish`, as one above the 5.0
+    Maximum Packet Size is.
     """
 
     def __init__(
@@ -355,6 +358,7 @@ class MqttSession:
         topic_aliases: bool = True,
         poison_after: int | None = 3,
         receive_window: int | None = None,
+        max_publish_size: int | None = None,
     ) -> None:
         if max_inflight < 1:
             raise LocalProtocolError("max_inflight must be at least 1")
@@ -391,6 +395,7 @@ class MqttSession:
         self._ping_queued = False
         self._ping_sent_at: float | None = None
         self.poison_after = poison_after
+        self.max_publish_size = max_publish_size
         self.receive_window = receive_window
         self._connection = 0  # counts connect() calls
         self._heard = 0  # packets received on this connection, but a DISCONNECT
@@ -513,7 +518,8 @@ class MqttSession:
         Raises LocalProtocolError before queueing anything invalid, or anything
         brokers refuse by dropping the connection: a topic with a control character
         or a non-character (U+0001..U+001F, U+007F..U+009F, U+FDD0..U+FDEF,
-        U+nFFFE/U+nFFFF), a packet above the broker's Maximum Packet Size (5.0).
+        U+nFFFE/U+nFFFF), a packet above the broker's Maximum Packet Size (5.0) or
+        ``max_publish_size``.
         """
         if self.topic_aliases and properties.get(PropertyId.TOPIC_ALIAS) is not None:
             raise LocalProtocolError(
@@ -529,6 +535,13 @@ class MqttSession:
             raise LocalProtocolError(
                 f"[MQTT-3.2.2-15] this PUBLISH is {size} bytes; the broker accepts at most "
                 f"{self._broker_max_packet} (its Maximum Packet Size)"
+            )
+        if self.max_publish_size is not None and size > self.max_publish_size:
+            raise LocalProtocolError(
+                f"this PUBLISH is {size:,} bytes; the broker takes at most "
+                f"{self.max_publish_size:,} (max_publish_size), and drops the connection "
+                "over a larger one",
+                hint="send a smaller payload, or raise max_publish_size with the broker's limit",
             )
         if qos == 0:
             self._require_connected("publish at QoS 0")

@@ -138,6 +138,10 @@ class PortSettings:
         return LINE_ENDINGS[self.line_ending].encode("ascii") if self.line_ending else None
 
 
+#: The smallest PUBLISH (a 2-byte fixed header, a 1-byte topic) and the largest MQTT
+#: packet (a 5-byte fixed header, then a Remaining Length of 268,435,455).
+_SMALLEST_PUBLISH = 5
+_LARGEST_PACKET = 268_435_460
 #: The real range of every count of :class:`BridgeConfig` (inclusive).
 _COUNT_RANGES: Mapping[str, tuple[int, int]] = {
     # Every QoS 1/2 message waiting holds a packet identifier, and there are 65,535.
@@ -184,6 +188,10 @@ class BridgeConfig:
     #: Seconds a session must stay up (unless a PUBACK, SUBACK or PINGRESP proves it
     #: sooner) before it counts as good: the backoff resets, give_up_after restarts.
     healthy_after: float = 30.0
+    #: The largest PUBLISH packet (bytes, fixed header included) the broker takes, for
+    #: brokers that cannot say so (MQTT 3.1.1; mosquitto's max_packet_size). None: the
+    #: MQTT limit, or the broker's Maximum Packet Size (5.0). Larger is refused at publish.
+    max_publish_size: int | None = None
     transcript: str | None = None
     #: MQTT protocol of the session: "3.1.1" or "5" (5.0: reason strings, session expiry,
     #: topic aliases for repeated topics, the broker's Receive Maximum honoured).
@@ -230,6 +238,14 @@ class BridgeConfig:
         if self.backoff_initial <= 0 or self.backoff_max < self.backoff_initial:
             raise ConfigurationError(
                 f"backoff {self.backoff_initial}..{self.backoff_max} s is not a valid range"
+            )
+        if self.max_publish_size is not None and not (
+            _SMALLEST_PUBLISH <= self.max_publish_size <= _LARGEST_PACKET
+        ):
+            raise ConfigurationError(
+                f"max_publish_size={self.max_publish_size!r} must be "
+                f"{_SMALLEST_PUBLISH}..{_LARGEST_PACKET:,} bytes",
+                hint="the broker's packet limit, e.g. mosquitto's max_packet_size",
             )
         for name in ("give_up_after", "ping_grace", "healthy_after"):
             value = getattr(self, name)

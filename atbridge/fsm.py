@@ -58,7 +58,7 @@ session on the socket: reader, keep-alive, acknowledgements, the offline QoS 1
 queue, publish and subscribe; what breaks it comes back here for the policy.
 
 Layout: :mod:`atbridge.steps` (the bring-up steps), this module (the table, the
-policy and the runner: one job, about 840 lines because the policy is written
+policy and the runner: one job, about 890 lines because the policy is written
 out as data next to the table it drives), :mod:`atbridge.online` (serving the
 session), :mod:`atbridge.bridge` (the public :class:`~atbridge.bridge.Bridge` and
 its observer API).
@@ -518,6 +518,7 @@ class Lifecycle:
             topic_aliases=config.topic_aliases,
             poison_after=config.poison_after,
             receive_window=config.receive_queue,
+            max_publish_size=config.max_publish_size,
         )
         #: The MQTT session and its waiters, served on the socket while online.
         self.link = OnlineSession(

@@ -57,8 +57,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from atbridge.at_mqtt import (
     NO_PROPERTIES,
@@ -231,6 +232,7 @@ class OnlineSession:
         self._logged_topics: set[str] = set()
         self._healthy = True  # until restore(): nothing to prove
         self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Set whenever a message arrives (queued or dropped): clear it, then wait.
         self.received = asyncio.Event()
         self.send_lock = asyncio.Lock()
@@ -350,7 +352,13 @@ class OnlineSession:
         except Exception as error:  # what the released bytes held broke the session
             self.stop(error)
             return
-        asyncio.get_running_loop().create_task(self._flush_or_report())  # the acknowledgements
+        self._background(self._flush_or_report())  # the acknowledgements of what was held
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task, kept referenced until it is done."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _subscribed_to(self, topic: str) -> bool:
         return self.session.session_present or any(
@@ -478,7 +486,7 @@ class OnlineSession:
             async with self._queue_space:
                 self._queue_space.notify_all()
 
-        asyncio.get_running_loop().create_task(notify())
+        self._background(notify())
 
     # -- the API's operations ------------------------------------------------------------------
 

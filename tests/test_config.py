@@ -377,3 +377,12 @@ def test_a_will_topic_that_cannot_be_published_to_is_a_configuration_error(
     """Found by tests/test_fuzz_mqtt.py: it raised LocalProtocolError, not naming its source."""
     with pytest.raises(ConfigurationError, match=r"will_topic=.* \$ATBRIDGE_WILL_TOPIC"):
         load_from(tmp_path, ATBRIDGE_WILL_TOPIC=topic)
+
+
+def test_max_publish_size_is_a_packet_size_or_none(tmp_path: Path) -> None:
+    assert load_from(tmp_path).max_publish_size is None
+    assert load_from(tmp_path, bridge="max_publish_size = 5").max_publish_size == 5
+    assert load_from(tmp_path, ATBRIDGE_MAX_PUBLISH_SIZE="268435460").max_publish_size
+    for wrong in ("4", "268435461", "-1"):
+        with pytest.raises(ConfigurationError, match=r"max_publish_size=.*MAX_PUBLISH_SIZE"):
+            load_from(tmp_path, ATBRIDGE_MAX_PUBLISH_SIZE=wrong)

@@ -403,3 +403,23 @@ async def test_a_flood_fills_at_most_the_receive_queue_and_loses_no_qos1(
                 assert bridge.failure is None and bridge.state == "online"
     finally:
         await asyncio.to_thread(paho.close)
+
+
+async def test_a_publish_above_max_publish_size_is_refused_before_it_is_queued(
+    small_broker: Mosquitto,
+) -> None:
+    """1a for the broker's packet limit: told it, the bridge refuses a larger PUBLISH at
+    once and stays online; the same message at the limit is delivered."""
+    async with FakeModem(dialect="sim7080", registration_delay=0.05) as fake:
+        cfg = config(
+            fake,
+            small_broker.port,
+            credentials=creds(small_broker.port, "limited"),
+            max_publish_size=512,
+        )
+        async with Bridge(config=cfg) as bridge:
+            with pytest.raises(LocalProtocolError, match=r"at most 512 \(max_publish_size\)"):
+                await bridge.publish("up/big", b"x" * 600, qos=1)
+            assert bridge.counters.waiting_qos1 == 0
+            await asyncio.wait_for(bridge.publish("up/fits", b"x" * 400, qos=1), WAIT)
+            assert "backing_off" not in [t.new for t in bridge.history]
