@@ -37,7 +37,9 @@ Received messages wait in :attr:`OnlineSession.messages`, a
   (``receive_window``), so the messages behind stay unacknowledged, and the reader
   stops reading the socket until the application takes a message. The broker
   holds what it cannot send (its in-flight limit per client), nothing is dropped,
-  and the order is kept.
+  and the order is kept. Read the messages: while the session holds them back,
+  what the broker sent after them (the PUBACKs of our own QoS 1 publishes, the
+  PINGRESP) waits too; the keep-alive does not count that time against the link.
 
 A message that matches none of our subscriptions is dropped, counted in
 ``dropped_unsubscribed`` and logged once per topic (for the first 100 topics),
