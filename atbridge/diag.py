@@ -470,7 +470,7 @@ CREDENTIAL_REFUSALS = frozenset({4, 5, 0x86, 0x87})
 
 def refusal_hint(code: int, hint: str) -> str:
     """What to try after a refused CONNACK: the credentials first when the code is about them."""
-    if code in CREDENTIAL_REFUSALS:
+    if code in CREDENTIAL_REFUSALS and "password" not in hint:
         return f"check the username/password ({hint})" if hint else "check the username/password"
     return hint or "check the broker's log for why it refused the connection"
 

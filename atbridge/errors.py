@@ -70,6 +70,10 @@ class ConfigurationError(AtBridgeError, ValueError):
     default_hint = "check the arguments or the configuration file"
 
 
+class PlotError(ConfigurationError):
+    """A watch file that cannot be plotted (what was wrong and what to do); exit 2."""
+
+
 class UnsupportedFirmware(ConfigurationError):
     """The modem runs firmware atbridge cannot drive correctly (too old, or a build it refuses).
 
@@ -226,8 +230,18 @@ _BAD_PASSWORD = Refusal(
     "DeviceSecret and the sign method; run `atbridge creds` to see what is sent",
     False,
 )
+#: 3.1.1 return code 5 (§3.2.2.3 "not authorized"): mosquitto and most brokers send it for a
+#: wrong or missing user name/password as well as for a client the broker's ACL refuses.
 _NOT_AUTHORISED = Refusal(
-    "the credentials are valid but not allowed: is the device disabled, or the region wrong?",
+    "the broker does not let this client connect: check the user name and password (a "
+    "wrong or missing password is answered with this code too), the client id, and that "
+    "the device is enabled; for Aliyun, the region and instance",
+    False,
+)
+#: 5.0 reason code 0x87 (§3.2.2.2 "Not authorized"): the client is not authorised to connect.
+_NOT_AUTHORISED_5 = Refusal(
+    "the broker does not authorise this client: check the user name and password, and the "
+    "broker's access rules for this client id",
     False,
 )
 
@@ -245,7 +259,7 @@ CONNACK_REFUSALS: dict[int, Refusal] = {
     4: _BAD_PASSWORD,
     0x86: _BAD_PASSWORD,
     5: _NOT_AUTHORISED,
-    0x87: _NOT_AUTHORISED,
+    0x87: _NOT_AUTHORISED_5,
     0x8A: Refusal("this client is banned by the broker; contact its operator", False),
     0x8C: Refusal(
         "the broker does not accept this authentication method; check the credentials", False

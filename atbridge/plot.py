@@ -34,7 +34,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atbridge.errors import ConfigurationError
+from atbridge.errors import PlotError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,10 +61,6 @@ _REGISTRATION_WORDS = {
     4: "unknown",
     5: "registered (roaming)",
 }
-
-
-class PlotError(ConfigurationError):
-    """The input cannot be plotted (what was wrong and what to do); exit 2."""
 
 
 def parse_records(text: str, *, source: str = "the input") -> list[Record]:
