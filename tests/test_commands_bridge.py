@@ -326,7 +326,8 @@ async def test_wrong_password_exits_4_with_the_reason_and_never_shows_the_secret
     assert "atbridge: the broker refused the connection: " in cli.stderr
     assert "not authori" in cli.stderr or "user name or password" in cli.stderr
     assert cli.stderr.count("] mqtt_connecting:") == 1  # no reconnect storm
-    assert cli.out == []  # nothing was published
+    (error,) = [json.loads(line) for line in cli.out]  # nothing published: only the error
+    assert error["exit_code"] == 4 and error["kind"] == "ConnectRefused"
     for text in (cli.stdout, cli.stderr, transcript.read_text(errors="replace")):
         assert SECRET not in text
 
