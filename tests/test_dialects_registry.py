@@ -105,3 +105,80 @@ async def test_an_unknown_modem_lists_the_dialects() -> None:
         await identify(cast(Modem, modem(cgmi="Quectel", cgmm="BG96", cgmr="BG96MAR02")))
     assert "no dialect for manufacturer 'Quectel', model 'BG96'" in str(caught.value)
     assert ", ".join(DIALECTS) in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        ("NRF91-SLM", "nrf91-slm"),
+        ("nrf91_sm", "nrf91-sm"),
+        (" Sim7080 ", "sim7080"),
+        ("AUTO", "auto"),
+    ],
+)
+def test_dialect_names_are_taken_in_any_case(spelling: str, name: str) -> None:
+    from atbridge.dialects import canonical_name
+
+    assert canonical_name(spelling) == name
+    if name != "auto":
+        assert dialect_class(spelling).name == name
+
+
+def test_a_name_that_is_no_family_is_none() -> None:
+    from atbridge.dialects import canonical_name
+
+    assert canonical_name("quectel") is None
+
+
+SLM_MODEM = {"cgmi": "Nordic Semiconductor ASA", "cgmm": "nRF9160-SICA", "cgmr": "mfw_1.3.5"}
+
+
+async def test_a_forced_family_that_is_not_the_modem_says_which_it_is() -> None:
+    from atbridge.dialects import identify_as
+
+    answers = modem(**SLM_MODEM)
+    answers.table["AT#XSLMVER"] = '#XSLMVER: "2.5.0","mfw_1.3.5"'
+    with pytest.raises(ConfigurationError) as caught:
+        await identify_as(cast(Modem, answers), "sim7080")
+    assert "the dialect sim7080" in caught.value.message
+    assert "this is a Nordic nRF9160/nRF91x1 with the Serial LTE Modem" in caught.value.message
+    assert "nRF9160-SICA" in caught.value.message
+    assert caught.value.hint.startswith("use --dialect nrf91-slm (or auto)")
+
+
+async def test_the_same_hardware_with_the_other_firmware_is_named() -> None:
+    """nRF91 hardware matches both Nordic families: the version command tells them apart."""
+    from atbridge.dialects import identify_as
+
+    answers = modem(**SLM_MODEM)
+    answers.table["AT#XSLMVER"] = '#XSLMVER: "2.5.0","mfw_1.3.5"'
+    with pytest.raises(ConfigurationError) as caught:
+        await identify_as(cast(Modem, answers), "NRF91-SM")
+    assert "Serial LTE Modem" in caught.value.message
+    assert "use --dialect nrf91-slm" in caught.value.hint
+
+
+async def test_a_forced_family_that_is_the_modem_is_identified() -> None:
+    from atbridge.dialects import identify_as
+
+    answers = modem(**SLM_MODEM)
+    answers.table["AT#XSLMVER"] = '#XSLMVER: "2.5.0","mfw_1.3.5"'
+    identity = await identify_as(cast(Modem, answers), "Nrf91-Slm")
+    assert identity == Identity(
+        "Nordic Semiconductor ASA", "nRF9160-SICA", "mfw_1.3.5", "nrf91-slm", '"2.5.0","mfw_1.3.5"'
+    )
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"cgmi": "Quectel", "cgmm": "BG96", "cgmr": "BG96MAR02"},  # names no family
+        {},  # says nothing at all
+        {**SLM_MODEM},  # nRF91 without either application: as told, SLM version unknown
+    ],
+)
+async def test_a_modem_that_names_no_family_is_used_as_told(answers: dict[str, str]) -> None:
+    from atbridge.dialects import identify_as
+
+    identity = await identify_as(cast(Modem, modem(**answers)), "nrf91-slm")
+    assert identity.dialect == "nrf91-slm" and identity.version == ""

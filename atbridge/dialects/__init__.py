@@ -16,11 +16,19 @@ families share (:data:`SHARED_MODULES`) are not families.
 firmware: the Nordic SLM and SM) is chosen only when the modem answers that command.
 :func:`identify` says what it found, and fails with the answers it got when nothing
 matches. Adding a family is adding its module here (and its fake in ``tests/fakes/``).
+
+A family given by name (``--dialect sim7080``, in any case: :func:`canonical_name`) is
+checked against the same answers before it is used (:func:`identify_as`): a modem whose
+answers name another family (an nRF9160 answering ``AT#XSLMVER`` told to be a SIM7080)
+fails at once with what it is and the ``--dialect`` that fits, instead of timing out
+on commands it does not have. A modem whose answers name no family is used as told
+(the user knows a clone or a rebranded module), with a warning.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from typing import TYPE_CHECKING
 
@@ -29,6 +37,8 @@ from atbridge.errors import ConfigurationError, ModemError
 if TYPE_CHECKING:
     from atbridge.dialects.base import Dialect, Identity
     from atbridge.modem import Modem
+
+log = logging.getLogger(__name__)
 
 #: Modules of this package that hold shared machinery, not a modem family.
 SHARED_MODULES = frozenset({"base", "receiver", "nrf91", "simcom"})
@@ -47,19 +57,31 @@ def _families() -> dict[str, str]:
 DIALECTS: dict[str, str] = _families()
 
 
+def canonical_name(name: str) -> str | None:
+    """The family (or ``auto``) that ``name`` spells in any case, ``_`` for ``-`` too.
+
+    ``canonical_name("NRF91_SLM") == "nrf91-slm"``; ``None`` when it names none. Light:
+    the command line and :mod:`atbridge.config` use it without importing a family.
+    """
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else ""
+    return key if key == "auto" or key in DIALECTS else None
+
+
 def dialect_class(name: str) -> type[Dialect]:
-    """The dialect class called ``name``, or a :class:`ConfigurationError` listing the names."""
-    module_name = DIALECTS.get(name)
-    if module_name is None:
+    """The dialect class ``name`` spells (any case), or a :class:`ConfigurationError`
+    listing the names."""
+    canonical = canonical_name(name)
+    module_name = DIALECTS.get(canonical) if canonical is not None else None
+    if canonical is None or module_name is None:
         raise ConfigurationError(
             f"unknown dialect {name!r}",
             hint=f"use one of: auto, {', '.join(DIALECTS)}",
         )
     module = importlib.import_module(module_name)
     cls: type[Dialect] = module.DIALECT
-    if cls.name != name:  # pragma: no cover - a family module named unlike its class
+    if cls.name != canonical:  # pragma: no cover - a family module named unlike its class
         raise ConfigurationError(
-            f"{module_name} defines the dialect {cls.name!r}, not {name!r}",
+            f"{module_name} defines the dialect {cls.name!r}, not {canonical!r}",
             hint="name the module after its dialect ('-' becomes '_')",
         )
     return cls
@@ -78,28 +100,53 @@ async def _ask(modem: Modem, command: str) -> str | None:
     return " ".join(response.lines).strip()
 
 
-async def identify(modem: Modem) -> Identity:
-    """Ask the modem who it is and pick its dialect (see the module docstring)."""
+async def _version(modem: Modem, cls: type[Dialect]) -> str | None:
+    """``cls``'s version command answered, without its prefix; ``None`` when refused."""
     from atbridge.at_syntax import response_prefix
-    from atbridge.dialects.base import Identity
 
+    command = cls.version_command
+    assert command is not None
+    answer = await _ask(modem, command)
+    if answer is None:
+        return None
+    return answer.removeprefix(response_prefix(command) or "").strip()
+
+
+async def _who(modem: Modem) -> tuple[str, str, str]:
+    """What ``AT+CGMI``, ``AT+CGMM`` and ``AT+CGMR`` say (``""`` for a refused one)."""
     manufacturer = await _ask(modem, "AT+CGMI") or ""
     model = await _ask(modem, "AT+CGMM") or ""
     revision = await _ask(modem, "AT+CGMR") or ""
+    return manufacturer, model, revision
+
+
+async def _match(
+    modem: Modem, manufacturer: str, model: str, revision: str
+) -> tuple[Identity | None, list[type[Dialect]]]:
+    """The first family the answers name (and whose version command answers, if it has
+    one), and the families whose hardware matched but whose version command did not."""
+    from atbridge.dialects.base import Identity
+
     unanswered: list[type[Dialect]] = []
     for cls in registry():
         if not cls.identifies(manufacturer, model):
             continue
         if cls.version_command is None:
-            return Identity(manufacturer, model, revision, cls.name)
-        version = await _ask(modem, cls.version_command)
+            return Identity(manufacturer, model, revision, cls.name), unanswered
+        version = await _version(modem, cls)
         if version is None:
             unanswered.append(cls)
             continue
-        prefix = response_prefix(cls.version_command) or ""
-        return Identity(
-            manufacturer, model, revision, cls.name, version.removeprefix(prefix).strip()
-        )
+        return Identity(manufacturer, model, revision, cls.name, version), unanswered
+    return None, unanswered
+
+
+async def identify(modem: Modem) -> Identity:
+    """Ask the modem who it is and pick its dialect (see the module docstring)."""
+    manufacturer, model, revision = await _who(modem)
+    identity, unanswered = await _match(modem, manufacturer, model, revision)
+    if identity is not None:
+        return identity
     if unanswered:
         asked = [cls.version_command or "" for cls in unanswered]
         if len(asked) > 1:
@@ -116,12 +163,55 @@ async def identify(modem: Modem) -> Identity:
     )
 
 
-async def open_dialect(modem: Modem, name: str = "auto") -> tuple[Dialect, Identity | None]:
-    """Bind ``modem`` to its dialect (``auto``: identify it first) and initialise it."""
-    identity = None
-    if name == "auto":
+async def identify_as(modem: Modem, name: str) -> Identity:
+    """Check that the modem is the family ``name`` forces (see the module docstring).
+
+    Returns who answered, bound to ``name``. Raises :class:`ConfigurationError` naming
+    the family the modem is when its answers name another one; a modem that names no
+    family (or does not say) is taken as ``name``, as the user said.
+    """
+    from atbridge.dialects.base import Identity
+
+    cls = dialect_class(name)
+    manufacturer, model, revision = await _who(modem)
+    if cls.identifies(manufacturer, model):
+        version = "" if cls.version_command is None else await _version(modem, cls)
+        if version is not None:
+            return Identity(manufacturer, model, revision, cls.name, version)
+    found, _ = await _match(modem, manufacturer, model, revision)
+    if found is not None and found.dialect != cls.name:
+        actual = dialect_class(found.dialect)
+        version = f", {found.version}" if found.version else ""
+        raise ConfigurationError(
+            f"the dialect {cls.name} ({cls.description}) does not match the modem: this is a "
+            f"{actual.description} ({manufacturer} {model}, {revision}{version})",
+            hint=f"use --dialect {found.dialect} (or auto), or set dialect in the "
+            "configuration file or ATBRIDGE_DIALECT the same way",
+        )
+    if manufacturer or model:
+        log.warning(
+            "%s %s (%s) is not a modem the dialect %s knows; using it as told",
+            manufacturer,
+            model,
+            revision,
+            cls.name,
+        )
+    return Identity(manufacturer, model, revision, cls.name)
+
+
+async def open_dialect(modem: Modem, name: str = "auto") -> tuple[Dialect, Identity]:
+    """Bind ``modem`` to its dialect and initialise it.
+
+    ``auto``: identified from its answers (:func:`identify`); a family given by name
+    (any case): checked against them first (:func:`identify_as`).
+    """
+    canonical = canonical_name(name)
+    if canonical is None:
+        dialect_class(name)  # raises, listing the names
+    if canonical == "auto":
         identity = await identify(modem)
-        name = identity.dialect
-    dialect = dialect_class(name)(modem)
+    else:
+        identity = await identify_as(modem, name)
+    dialect = dialect_class(identity.dialect)(modem)
     await dialect.initialise()
     return dialect, identity
