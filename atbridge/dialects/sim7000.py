@@ -63,11 +63,14 @@ from atbridge.errors import (
     StepTimeout,
 )
 from atbridge.modem import Modem, Urc
+from atbridge.transcript import Spans
 
 _IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+")
-_CONNECT = re.compile(r"(?:(\d+), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNECT)")
-_CLOSED = re.compile(r"(\d+), ?CLOSED")
-_ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d+), ?(\d+)")
+# Connection numbers are 0-7 and a send takes at most 1460 bytes: nine digits bound every
+# number (a longer one is the modem's protocol error, never an int() of thousands of digits).
+_CONNECT = re.compile(r"(?:(\d{1,9}), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNECT)")
+_CLOSED = re.compile(r"(\d{1,9}), ?CLOSED")
+_ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d{1,9}), ?(\d{1,9})")
 _STATUS = re.compile(r'"([A-Z ]+)"\s*$')
 
 
@@ -122,10 +125,10 @@ class Sim7000(CipRxgetDialect):
             modem.register_urc(f"{link},")
         for bare in ("CONNECT OK", "CONNECT FAIL", "ALREADY CONNECT"):
             modem.register_urc(bare)
-        modem.add_final(rb"DATA ACCEPT: ?\d+, ?\d+", success=True)
-        modem.add_final(rb"\d+, ?SEND OK", success=True)
-        modem.add_final(rb"\d+, ?SEND FAIL", success=False)
-        modem.add_final(rb"\d+, ?CLOSE OK", success=True)
+        modem.add_final(rb"DATA ACCEPT: ?\d{1,9}, ?\d{1,9}", success=True)
+        modem.add_final(rb"\d{1,9}, ?SEND OK", success=True)
+        modem.add_final(rb"\d{1,9}, ?SEND FAIL", success=False)
+        modem.add_final(rb"\d{1,9}, ?CLOSE OK", success=True)
         modem.add_final(rb"SHUT OK", success=True)
         self._unhook.append(modem.subscribe(None, self._on_bare_line))
 
@@ -275,12 +278,13 @@ class Sim7000(CipRxgetDialect):
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         size = self._send_sizes.get(sock.handle, self.max_send)
 
-        async def send_part(rest: bytes) -> int:
+        async def send_part(rest: bytes, spans: Spans) -> int:
             rest = rest[:size]
             response = await self.modem.command(
                 format_command("AT+CIPSEND", sock.handle, len(rest)),
                 payload=rest,
                 timeout=self.send_timeout,
+                payload_secret_spans=spans,
             )
             accepted = _ACCEPTED.fullmatch(response.final)  # DATA ACCEPT:<n>,<taken>
             return int(accepted.group(2)) if accepted else len(rest)

@@ -238,6 +238,7 @@ class Sim7080(SimcomDialect):
                 format_command("AT+CASEND", sock.handle, len(chunk)),
                 payload=chunk,
                 timeout=self.send_timeout,
+                payload_secret_spans=self.modem.payload_secrets(sock, chunk),
             )
         except AtBridgeError as exc:
             raise self._send_failed(sock, exc, len(chunk)) from exc

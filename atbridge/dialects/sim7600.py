@@ -49,6 +49,7 @@ from atbridge.errors import (
     StepTimeout,
 )
 from atbridge.modem import Urc
+from atbridge.transcript import Spans
 
 #: ``<err>`` of ``+NETOPEN``/``+CIPOPEN``/``+CIPCLOSE`` (SIM7500/SIM7600 TCP/IP notes).
 ERRORS: dict[int, str] = {
@@ -215,7 +216,7 @@ class Sim7600(CipRxgetDialect):
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         link = sock.handle
 
-        async def send_part(rest: bytes) -> int:
+        async def send_part(rest: bytes, spans: Spans) -> int:
             with self.modem.expect_urc(
                 "+CIPSEND:", predicate=lambda urc: _link_of(urc, "+CIPSEND:") == link
             ) as result:
@@ -223,6 +224,7 @@ class Sim7600(CipRxgetDialect):
                     format_command("AT+CIPSEND", link, len(rest)),
                     payload=rest,
                     timeout=self.send_timeout,
+                    payload_secret_spans=spans,
                 )
                 try:
                     urc = await result.wait(self.send_timeout)

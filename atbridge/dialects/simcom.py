@@ -81,6 +81,7 @@ from atbridge.errors import (
     StepTimeout,
 )
 from atbridge.modem import Modem, Response, Urc
+from atbridge.transcript import Spans, shift_spans
 
 log = logging.getLogger(__name__)
 
@@ -283,16 +284,24 @@ class SimcomDialect(Dialect):
             booted.result()  # LinkLost if that is what ended the wait
 
     async def _send_in_parts(
-        self, sock: ModemSocket, chunk: bytes, send_part: Callable[[bytes], Awaitable[int]]
+        self,
+        sock: ModemSocket,
+        chunk: bytes,
+        send_part: Callable[[bytes, Spans], Awaitable[int]],
     ) -> None:
-        """Send ``chunk``: ``send_part(rest)`` sends what is left and says how much was taken.
+        """Send ``chunk``: ``send_part(rest, spans)`` sends (a prefix of) what is left and says
+        how much was taken; ``spans`` are the secret byte ranges of ``rest`` (the password of a
+        CONNECT, :meth:`~atbridge.modem.Modem.payload_secrets`), for the transcript to mask.
 
         A part the modem takes none of, or any error, ends the socket (:meth:`_send_failed`).
         """
+        secrets = self.modem.payload_secrets(sock, chunk)
         remaining = memoryview(chunk)
         try:
             while remaining:
-                taken = await send_part(bytes(remaining))
+                offset = len(chunk) - len(remaining)
+                spans = shift_spans(secrets, offset, len(remaining))
+                taken = min(await send_part(bytes(remaining), spans), len(remaining))
                 if taken <= 0:
                     raise SocketError(
                         f"the modem took none of {len(remaining)} bytes on connection "
