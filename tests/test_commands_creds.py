@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,9 +160,50 @@ def test_plain_password_without_username_cannot_make_a_311_frame(
             run(["plain", "--client-id", "c", "--password", "pw", *extra], capsys)
 
 
-def test_plain_needs_a_client_id(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ConfigurationError, match="client_id is missing"):
-        run(["plain", "--host", "h"], capsys)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def atbridge(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI as a process, without the caller's ATBRIDGE_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATBRIDGE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "atbridge", *argv],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_plain_without_a_client_id_shows_the_one_publish_would_invent() -> None:
+    done = atbridge("creds", "plain", "--host", "h")
+    assert done.returncode == 0, done.stderr
+    client_id = dict(line.split(None, 1) for line in done.stdout.splitlines())["client_id"]
+    assert re.fullmatch(
+        r"atbridge-\d+-[0-9a-f]{6}  \(the default, atbridge-<pid>-<6 hex digits>: new each "
+        r"run; set --client-id\)",
+        client_id,
+    ), client_id
+    report = json.loads(atbridge("creds", "plain", "--host", "h", "--json").stdout)
+    assert re.fullmatch(r"atbridge-\d+-[0-9a-f]{6}", report["client_id"])
+    assert report["client_id_default"] is True
+    given = json.loads(atbridge("creds", "plain", "--client-id", "me", "--json").stdout)
+    assert given["client_id"] == "me" and "client_id_default" not in given
+
+
+@pytest.mark.parametrize(
+    ("kind", "table", "other"), [("plain", "aliyun", "aliyun"), ("aliyun", "mqtt", "plain")]
+)
+def test_a_credentials_file_of_the_other_kind_names_the_command_that_reads_it(
+    kind: str, table: str, other: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "creds.toml"
+    if table == "aliyun":
+        path.write_text('[aliyun]\nproduct_key = "pk"\ndevice_name = "dn"\ndevice_secret = "s"\n')
+    else:
+        path.write_text('[mqtt]\nhost = "h"\nclient_id = "c"\n')
+    done = atbridge("creds", kind, "--credentials", str(path))
+    assert done.returncode == 2
+    assert f"atbridge: {path} has an [{table}] table" in done.stderr
+    assert f"what to try: use `atbridge creds {other} --credentials {path}`" in done.stderr
+    assert "Traceback" not in done.stderr and "s\n" not in done.stdout
 
 
 def test_command_module_imports_only_stdlib_at_top_level() -> None:

@@ -3,7 +3,10 @@
 Nothing is sent anywhere: the command computes the client id, user name,
 password, host, port and TLS setting from the options, a ``--credentials`` TOML
 file and the environment (options win over the environment, the environment
-over the file), and prints them. The password is masked unless
+over the file), and prints them. ``creds plain`` without a client id shows the
+one ``publish`` would invent (:data:`DEFAULT_CLIENT_ID`, new on every run, as
+:mod:`atbridge.commands.settings` makes it). A credentials file that holds the
+other kind's table is named with the command that reads it. The password is masked unless
 ``--show-secret`` is given; ``--connect-frame`` adds the whole CONNECT packet as
 spaced hex, ready to paste into a TCP tool to try a broker by hand (its
 password bytes are masked too, unless ``--show-secret``).
@@ -120,6 +123,38 @@ _ALIYUN_OPTIONS = (
 _PLAIN_OPTIONS = ("client_id", "username", "password", "host", "port", "tls", "keepalive")
 
 
+#: The rule of a client id nobody gave (the bridge commands' default, commands/settings.py).
+DEFAULT_CLIENT_ID = "atbridge-<pid>-<6 hex digits>"
+
+
+def default_client_id() -> str:
+    """A client id by :data:`DEFAULT_CLIENT_ID`, as ``publish`` invents one."""
+    import secrets
+
+    return f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _check_table(path: str, table: str) -> None:
+    """A credentials file that holds only the other kind's table: say which command reads it."""
+    import tomllib
+
+    from atbridge.errors import ConfigurationError
+
+    try:
+        with open(path, "rb") as file:
+            document = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError):
+        return  # the loader reports an unreadable file, naming it
+    other = "mqtt" if table == "aliyun" else "aliyun"
+    if table not in document and other in document:
+        command = "creds plain" if other == "mqtt" else "creds aliyun"
+        raise ConfigurationError(
+            f"{path} has an [{other}] table, not the [{table}] table "
+            f"`creds {'aliyun' if table == 'aliyun' else 'plain'}` reads",
+            hint=f"use `atbridge {command} --credentials {path}`",
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute the credentials and print them; returns 0."""
     import json
@@ -131,14 +166,23 @@ def run(args: argparse.Namespace) -> int:
 
     table = "aliyun" if args.creds_kind == "aliyun" else "mqtt"
     names = _ALIYUN_OPTIONS if table == "aliyun" else _PLAIN_OPTIONS
+    if args.credentials is not None:
+        _check_table(args.credentials, table)
+    defaults: dict[str, object] = {}
+    if table == "mqtt":
+        defaults["client_id"] = default_client_id()
     credentials = load_credentials(
         args.credentials,
         table=table,
         env=os.environ,
         arguments=given(args, {name: name for name in names}),
+        defaults=defaults,
     )
+    invented = table == "mqtt" and credentials.client_id == defaults["client_id"]
 
     report = credentials.as_dict(show_secret=args.show_secret)
+    if invented and args.json:
+        report["client_id_default"] = True
     # Built every time: credentials the bridge could not send (a password without a user
     # name in MQTT 3.1.1, a client id too long...) fail here, with the rule they break.
     frame = encode(credentials.connect_packet())
@@ -162,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
             shown = "-"
         elif key == "password" and value == MASK:
             shown = f"{MASK}  (add --show-secret to print it)"
+        elif key == "client_id" and invented:
+            shown = f"{value}  (the default, {DEFAULT_CLIENT_ID}: new each run; set --client-id)"
         else:
             shown = str(value)
         print(f"{key:<{width}}  {shown}")
