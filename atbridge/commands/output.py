@@ -65,14 +65,28 @@ class Output:
     ``"json"`` (JSON objects on stdout, run --json) or ``"none"``.
     """
 
-    def __init__(self, *, json_lines: bool, progress: str) -> None:
+    def __init__(self, *, json_lines: bool, progress: str, timestamps: bool = False) -> None:
         self.json_lines = json_lines
         self.progress_mode = progress
+        self.timestamps = timestamps
         self.started = time.monotonic()
         self._status: str | None = None
+        self._in_state: float | None = None
+
+    @property
+    def live(self) -> bool:
+        """Whether progress is one live status line (redrawn as time passes)."""
+        return self.progress_mode == "status"
 
     def elapsed(self) -> str:
         return f"[{time.monotonic() - self.started:7.1f}s]"
+
+    def redraw(self, *, seconds_in_state: float) -> None:
+        """Redraw the live status line with the times now (the state's own time too)."""
+        if self._status is None:
+            return
+        self._in_state = seconds_in_state
+        self._draw()
 
     def progress(self, state: str, detail: str, event: dict[str, Any]) -> None:
         """A state change, a registration status, or a "still waiting" line."""
@@ -85,6 +99,7 @@ class Output:
             self.line(json.dumps(event))
         elif mode == "status":
             self._status = f"{state}: {detail}"
+            self._in_state = None
             self._draw()
 
     def note(self, kind: str, text: str, event: dict[str, Any]) -> None:
@@ -107,6 +122,8 @@ class Output:
 
     def line(self, text: str) -> None:
         """A whole line on stdout (above the live status line, if one is shown)."""
+        if self.timestamps:
+            text = f"{stamp()} {text}"
         if self._status is not None:
             self._write(sys.stdout, "\r\x1b[K" + text + "\n")
             self._draw()
@@ -132,6 +149,9 @@ class Output:
         assert self._status is not None
         width = shutil.get_terminal_size().columns
         text = f"{self.elapsed()} {self._status}"
+        if self._in_state is not None and self._in_state >= 1:
+            state, _, detail = self._status.partition(": ")
+            text = f"{self.elapsed()} {state} ({self._in_state:.0f} s): {detail}"
         if len(text) >= width:
             text = text[: max(width - 2, 1)] + "…"
         self._write(sys.stdout, "\r\x1b[K" + text)
@@ -141,6 +161,13 @@ class Output:
         with contextlib.suppress(BrokenPipeError, ValueError):
             stream.write(text)
             stream.flush()
+
+
+def stamp() -> str:
+    """The wall-clock time of a piped line: ISO 8601 UTC to the millisecond."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def unwrap(failed: Failed) -> BaseException:

@@ -1,7 +1,11 @@
 """``atbridge run``: go online and stay online, showing every state change as it happens.
 
 On a terminal the state is one live status line (rewritten in place with
-``\\r``); piped, every change is a line ``state      <state>: <cause>``. With
+``\\r``, redrawn every second while a state lasts, so its time ticks); piped,
+every change is a line ``state      <state>: <cause>``, and every line starts
+with its UTC time (``2026-01-31T12:00:00.123Z``). When the lines to publish are
+typed on the terminal (``--topic`` with stdin a terminal), whole lines are
+printed instead of the live line, which would erase what is being typed. With
 ``--topic T`` every line of stdin (blank lines skipped) is published to T, and
 the command ends at the end of stdin once every line was handed over. Each
 ``--subscribe FILTER`` prints the messages that arrive, one line each,
@@ -10,8 +14,10 @@ the command ends at the end of stdin once every line was handed over. Each
 ``state``, ``registration``, ``waiting``, ``subscribed``, ``message``, ``sent``.
 
 Ctrl-C or SIGTERM ends it cleanly (DISCONNECT, close the socket and the port),
-exit 0. The bridge retries for ever unless ``--give-up-after`` is given; a
-refusal that retrying cannot fix (wrong password) ends it with exit 4. Exit 3
+exit 130 (interrupted: ``run`` has no goal of its own but the end of stdin); a
+second Ctrl-C quits at once. The bridge retries for ever unless
+``--give-up-after`` is given; a refusal that retrying cannot fix (wrong
+password) ends it with exit 4. Exit 3
 when a line could not be published (each one is reported on stderr).
 """
 
@@ -25,16 +31,18 @@ from atbridge.commands.session import run_bridge_command
 HELP = "go online and stay online: show each state change, publish stdin, print messages"
 
 EPILOG = f"""\
-output (stdout): on a terminal a live status line; piped, one line per event:
+output (stdout): on a terminal a live status line; piped, one line per event,
+each after its UTC time (2026-01-31T12:00:00.123Z):
   state      <state>: <cause>
   subscribed <filter> (QoS n)
   message    <topic>  <payload>
   sent       <n>: <bytes> bytes to <topic> (QoS n, ...)
 --json: one JSON object per event instead (key "event").
 
-ends: at the end of stdin when --topic is given (every line handed over), or on
-Ctrl-C / SIGTERM: exit 0, or 3 when a line could not be published. Retries for
-ever unless --give-up-after; a refusal retrying cannot fix ends it (exit 4).
+ends: at the end of stdin when --topic is given (every line handed over): exit 0,
+or 3 when a line could not be published; on Ctrl-C / SIGTERM: exit 130 (a second
+Ctrl-C quits without the clean shutdown). Retries for ever unless
+--give-up-after; a refusal retrying cannot fix ends it (exit 4).
 
 {EXIT_CODES_EPILOG}
 """
@@ -92,12 +100,13 @@ async def _main(args: argparse.Namespace) -> int:
     config = bridge_config(args)
     if args.json:
         mode = "json"
-    elif sys.stdout.isatty():
-        mode = "status"
+    elif sys.stdout.isatty() and not (args.topic is not None and sys.stdin.isatty()):
+        mode = "status"  # not while a person types the lines: a redraw would erase them
     else:
         mode = "stdout"
-    output = Output(json_lines=args.json, progress=mode)
+    output = Output(json_lines=args.json, progress=mode, timestamps=mode == "stdout")
     failed = 0
+    interrupted = False
 
     async with Session(config, output) as session:
         bridge = session.bridge
@@ -158,5 +167,7 @@ async def _main(args: argparse.Namespace) -> int:
                     keep_going=True,
                 )
         except Interrupted:
-            pass
+            interrupted = True
+    if interrupted:
+        return 130
     return 3 if failed else 0

@@ -9,8 +9,10 @@ transitions and removes the handlers. In between, a command awaits its work
 through :meth:`Session.guard`, which returns the work's result unless first:
 
 - the lifecycle gives up: :class:`~atbridge.errors.Failed` is raised;
-- a signal comes: :class:`Interrupted` is raised (a second signal stops waiting
-  for the clean shutdown: ``KeyboardInterrupt``);
+- a signal comes: :class:`Interrupted` is raised at once, after a line on stderr
+  saying what stopping abandons (going online, QoS 1 messages not acknowledged:
+  :func:`abandoned`); a second signal stops waiting for the clean shutdown
+  (``KeyboardInterrupt``, exit 130) and says so;
 - a :meth:`Session.background` task fails: its error is raised.
 
 The signals are handled by the event loop, so a signal never interrupts
@@ -20,8 +22,18 @@ Python code half-way (the stdin reader is a thread on the raw file descriptor,
 :class:`Progress` shows every lifecycle transition as it happens, and while
 attaching every registration status the modem reports (``attaching: not
 registered, searching (stat 2)``); a long wait repeats what it is waiting for
-every :data:`TICK` seconds. It uses only :class:`~atbridge.bridge.Bridge`'s
-observer API.
+every :data:`TICK` seconds; a live status line is redrawn every
+:data:`STATUS_TICK` seconds, so the time in the state ticks. The lifecycle says
+"closed by the user" for any close; the ``closing`` line says why the command
+closes instead (:func:`closing_reason`: ``done``, ``stopped by Ctrl-C``,
+``giving up: ...``). It uses only :class:`~atbridge.bridge.Bridge`'s observer API.
+
+A command that is not online within ``give_up_after`` raises
+:class:`~atbridge.errors.StepTimeout` with :func:`give_up_advice`: the last error
+(the cause of the last retry, and the state it failed in) and the hint that fits
+it — a modem that never answered ``AT``, a forced dialect the modem refuses, a
+broker the modem cannot reach, a network that does not register — not one hint
+for all.
 
 :func:`run_bridge_command` runs a command's coroutine: a lifecycle that gave up
 is reported as its cause (so the exit code follows the cause: broker refused 4,
@@ -34,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -44,12 +56,15 @@ if TYPE_CHECKING:
     from atbridge.commands.output import Output
     from atbridge.config import BridgeConfig
     from atbridge.decode import Registration
-    from atbridge.fsm import Transition
+    from atbridge.dialects.base import Identity
+    from atbridge.fsm import Counters, Transition
 
 T = TypeVar("T")
 
 #: Seconds between "still waiting" lines while a state lasts.
 TICK = 15.0
+#: Seconds between redraws of a live status line (its elapsed times tick).
+STATUS_TICK = 1.0
 #: States in which the lifecycle is waiting for something.
 WAITING = ("probing", "configuring", "attaching", "opening_socket", "mqtt_connecting")
 
@@ -87,6 +102,9 @@ class Progress:
         self._registration: str | None = None
         self._unhook: Callable[[], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        #: Why the command closes the bridge, shown instead of the lifecycle's
+        #: "closed by the user" (which it says for any close() call).
+        self.closing_reason: str | None = None
 
     def start(self) -> None:
         """Follow the transitions from now on (call before ``bridge.start()``)."""
@@ -124,14 +142,17 @@ class Progress:
         self._last_line = self._entered = time.monotonic()
         if transition.new == "attaching":
             self._registration = None
+        cause = transition.cause
+        if transition.new == "closing" and cause == "closed by the user" and self.closing_reason:
+            cause = self.closing_reason
         self.output.progress(
             transition.new,
-            transition.cause,
+            cause,
             {
                 "event": "state",
                 "old": transition.old,
                 "new": transition.new,
-                "cause": transition.cause,
+                "cause": cause,
                 "time": transition.time,
             },
         )
@@ -163,10 +184,13 @@ class Progress:
     async def _ticker(self) -> None:
         import asyncio
 
+        step = min(self.tick / 3, STATUS_TICK) if self.output.live else self.tick / 3
         while True:
-            await asyncio.sleep(self.tick / 3)
+            await asyncio.sleep(step)
             now = time.monotonic()
             state = self.bridge.state
+            if self.output.live:
+                self.output.redraw(seconds_in_state=now - self._entered)
             if state not in WAITING or now - self._last_line < self.tick:
                 continue
             self._last_line = now
@@ -199,6 +223,8 @@ class Session:
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._background: list[asyncio.Task[None]] = []
         self._signals: list[int] = []
+        #: The signal that stopped the command (``"Ctrl-C"``, ``"SIGTERM"``), if one did.
+        self.signal_name: str | None = None
 
     async def __aenter__(self) -> Session:
         import asyncio
@@ -206,15 +232,19 @@ class Session:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._on_signal)
+                loop.add_signal_handler(signum, self._on_signal, signum)
                 self._signals.append(signum)
         self.progress.start()
         await self.bridge.start()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _tb: object
+    ) -> None:
         import asyncio
 
+        if self.progress.closing_reason is None:
+            self.progress.closing_reason = closing_reason(error)
         for task in self._background:
             task.cancel()
         for task in self._background:
@@ -231,10 +261,21 @@ class Session:
             elif not self._fatal.cancelled():
                 self._fatal.exception()  # raised by guard() or superseded: mark it seen
 
-    def _on_signal(self) -> None:
+    def _on_signal(self, signum: int = signal.SIGINT) -> None:
+        name = _signal_name(signum)
         if self.stop.is_set():  # a second Ctrl-C: stop waiting for the clean shutdown
             self._remove_signal_handlers()
+            self.output.error(
+                f"second {name}: quitting at once, without the clean shutdown (no "
+                "DISCONNECT: the broker publishes the Will, if one was set)"
+            )
             raise KeyboardInterrupt
+        self.signal_name = name
+        self.progress.closing_reason = f"stopped by {name}"
+        self.output.error(
+            f"{name}: stopping; {abandoned(str(self.bridge.state), self.bridge.counters)} "
+            f"({name} again quits at once)"
+        )
         self.stop.set()
 
     def _remove_signal_handlers(self) -> None:
@@ -302,11 +343,170 @@ class Session:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            registration = self.bridge.registration
-            last = f"; the modem reports {registration.describe()}" if registration else ""
             assert limit is not None
-            raise StepTimeout(
-                f"not online after {limit:g} s (still {self.bridge.state}{last})",
-                hint="raise --give-up-after (and --attach-timeout: a first network scan can "
-                "take minutes), check the antenna, the SIM and the APN",
-            ) from None
+            message, hint = give_up_advice(
+                limit=limit,
+                state=str(self.bridge.state),
+                history=self.bridge.history,
+                registration=self.bridge.registration,
+                answered=_answered(self.bridge),
+                port=self.config.port,
+                dialect=self.config.dialect,
+                broker=_broker(self.config),
+                identity=self.bridge.identity,
+            )
+            raise StepTimeout(message, hint=hint) from None
+
+
+# -- why it gave up: the last error and the hint that fits it (pure) ------------------------
+
+#: States where the modem is on the network and the failure is on the way to the broker.
+_BROKER_STATES = ("opening_socket", "mqtt_connecting")
+
+
+def _answered(bridge: Bridge) -> bool | None:
+    """Whether the modem sent any byte on the port open now (``None``: no port open)."""
+    modem = bridge.modem
+    if modem is None or not modem.is_open:
+        return None
+    return modem.bytes_read > 0
+
+
+def _broker(config: BridgeConfig) -> str:
+    credentials = config.credentials
+    return f"{credentials.host or '?'}:{credentials.port}"
+
+
+def last_failure(history: Sequence[Transition]) -> Transition | None:
+    """The last ``lost`` transition (into ``backing_off``): where and why the last try failed."""
+    for transition in reversed(history):
+        if transition.new == "backing_off":
+            return transition
+    return None
+
+
+def fitting_dialect(identity: Identity | None) -> str | None:
+    """The dialect whose identification matches what the modem said it is, if any."""
+    if identity is None or not (identity.manufacturer or identity.model):
+        return None
+    from atbridge.dialects import registry
+
+    for cls in registry():
+        if cls.identifies(identity.manufacturer, identity.model):
+            return cls.name
+    return None
+
+
+def give_up_advice(
+    *,
+    limit: float,
+    state: str,
+    history: Sequence[Transition],
+    registration: Registration | None,
+    answered: bool | None,
+    port: str,
+    dialect: str,
+    broker: str,
+    identity: Identity | None = None,
+) -> tuple[str, str]:
+    """``(message, hint)`` for a command that was not online after ``limit`` seconds.
+
+    The message says the last error (the cause of the last retry and the state it
+    happened in) or, when nothing failed, what it was still waiting for; the hint
+    fits what happened: a modem that never answered, a forced dialect the modem
+    refuses, a broker the modem cannot reach, a network that does not register.
+    """
+    failure = last_failure(history)
+    where = failure.old if failure is not None else state
+    reports = f"; the modem reports {registration.describe()}" if registration else ""
+    if failure is not None:
+        message = (
+            f"not online after {limit:g} s; the last try failed while "
+            f"{where.replace('_', ' ')}: {failure.cause}{reports}"
+        )
+    else:
+        message = f"not online after {limit:g} s (still {state}{reports})"
+    more_time = "raise --give-up-after"
+    # The port is the lifecycle's only once the first AT was answered (None until then).
+    if where == "probing" and answered is not True:
+        message = f"not online after {limit:g} s: the modem never answered AT on {port}"
+        return message, (
+            "check --port (`atbridge ports` lists the serial ports), that the modem is "
+            "powered and not held by another program, the baud rate (--baud) and the line "
+            "ending; a ser2net/RFC 2217 port must pass the bytes through"
+        )
+    if where in ("probing", "configuring") and dialect != "auto" and failure is not None:
+        fits = fitting_dialect(identity)
+        said = ""
+        if identity is not None and (identity.manufacturer or identity.model):
+            said = f" (it says it is {identity.manufacturer} {identity.model})".replace("  ", " ")
+        if fits is not None and fits != dialect:
+            hint = f"--dialect {dialect} does not fit this modem{said}: use --dialect {fits}"
+            return message, f"{hint} (or auto)"
+        return message, (
+            f"the modem refuses what --dialect {dialect} sends{said}: check that the dialect "
+            "fits the modem, or use --dialect auto"
+        )
+    if where in _BROKER_STATES:
+        if where == "opening_socket":
+            return message, (
+                f"the modem is on the network but could not open a connection to the broker "
+                f"{broker}: check --broker (host and port), that the broker is listening and "
+                "reachable from the mobile network (firewall, a private APN); or "
+                f"{more_time}"
+            )
+        return message, (
+            f"the modem reached {broker} but the MQTT session did not open: check that the "
+            "port speaks MQTT (TLS or not), --mqtt-version and the credentials"
+        )
+    if where == "attaching" or state == "attaching":
+        if registration is not None and registration.stat == 3:
+            return message, (
+                "the network denied the registration: check that the SIM is active and "
+                "allowed on this network (data plan, roaming), and the bands and RAT"
+            )
+        return message, (
+            f"{more_time} (and --attach-timeout: a first network scan can take minutes), "
+            "check the antenna, the SIM and the APN"
+        )
+    if where == "configuring":
+        return message, (
+            "check the SIM (inserted, PIN) and the APN (--apn); run with -v to see each step"
+        )
+    if where == "probing":
+        return message, (
+            "the modem answers but the probe did not finish: check the transcript "
+            "(--transcript or -d), the line ending and the firmware"
+        )
+    return message, f"{more_time}; run with -v to see why each try failed"
+
+
+# -- stopping: what a signal abandons, why the bridge closes (pure) --------------------------
+
+
+def _signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def abandoned(state: str, counters: Counters) -> str:
+    """What stopping now gives up: going online, or the messages not acknowledged yet."""
+    waiting = counters.waiting_qos1
+    parts = []
+    if state != "online":
+        parts.append(f"abandoning going online (it was {state.replace('_', ' ')})")
+    if waiting:
+        parts.append(f"abandoning {waiting} QoS 1 message{'s' * (waiting != 1)} not acknowledged")
+    return "; ".join(parts) or "nothing was waiting"
+
+
+def closing_reason(error: BaseException | None) -> str:
+    """The ``closing`` line's cause for a command that leaves its session with ``error``."""
+    from atbridge.errors import describe_error
+
+    if error is None:
+        return "done"
+    if isinstance(error, Interrupted):
+        return "stopped by a signal"
+    if isinstance(error, Exception):
+        return f"giving up: {describe_error(error).split('; ')[0]}"
+    return "interrupted"
