@@ -19,6 +19,12 @@ asks ``AT+CGMI``/``AT+CGMM``/``AT+CGMR`` and the family's version command
 (:func:`atbridge.dialects.identify`), and closes it; a port that does not
 answer says so. Probing writes to every port listed: pass ``--port`` names to
 probe only those. ``--json`` prints one JSON object (``ports``: a list).
+
+``--labgrid`` lists the places of a labgrid coordinator (``LG_COORDINATOR``,
+or ``--labgrid HOST:PORT``) that have a serial resource, instead of local
+ports: place, who holds it, its tags, each serial resource (exporter path,
+speed, protocol) and the ``labgrid://PLACE`` URL to pass as ``--port``
+(:mod:`atbridge.farm.places`). ``--json``: one object, ``places`` a list.
 """
 
 from __future__ import annotations
@@ -134,6 +140,53 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--baud", type=int, default=115200, help="speed for --probe (default 115200)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--labgrid",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="HOST:PORT",
+        help="list the labgrid places with serial ports instead (coordinator: "
+        "$LG_COORDINATOR, default 127.0.0.1:20408)",
+    )
+
+
+def _places(args: argparse.Namespace) -> int:
+    """``--labgrid``: the coordinator's places that have a serial resource."""
+    from atbridge.farm.places import list_places, owner_text
+
+    places = list_places(args.labgrid or None)
+    if args.json:
+        listed = [
+            {
+                "place": p.name,
+                "port": f"labgrid://{p.name}",
+                "acquired_by": owner_text(p.acquired) if p.acquired else None,
+                "tags": p.tags,
+                "comment": p.comment,
+                "serial": [asdict(r) for r in p.serial],
+            }
+            for p in places
+        ]
+        print(json.dumps({"places": listed}, indent=2))
+        return 0
+    if not places:
+        print("no labgrid place has a serial port (labgrid-client places)", file=sys.stderr)
+        return 0
+    rows = [("PORT", "ACQUIRED BY", "TAGS", "SERIAL")]
+    for p in places:
+        tags = ",".join(f"{k}={v}" for k, v in sorted(p.tags.items())) or "-"
+        serial = "; ".join(f"{r.path} {r.speed} {r.protocol}" for r in p.serial)
+        holder = owner_text(p.acquired) if p.acquired else "-"
+        rows.append((f"labgrid://{p.name}", holder, tags, serial))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(
+        "\n".join(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+            for row in rows
+        )
+    )
+    return 0
 
 
 def _selected(args: argparse.Namespace) -> list[PortEntry]:
@@ -207,6 +260,8 @@ def _table(found: list[PortEntry]) -> str:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    if args.labgrid is not None:
+        return _places(args)
     found = _selected(args)
     if args.probe:
 

@@ -11,7 +11,12 @@ command line means by itself are decided here:
 - the password may come from ``--password-file``;
 - an ``[mqtt]`` client id defaults to ``atbridge-<pid>-<random>``;
 - ``--give-up-after 0`` means never; publish and subscribe give up after
-  :data:`~atbridge.commands.options.DEFAULT_GIVE_UP` unless told otherwise.
+  :data:`~atbridge.commands.options.DEFAULT_GIVE_UP` unless told otherwise;
+- a ``labgrid://PLACE`` port (from ``--port``, ``$ATBRIDGE_PORT`` or ``[bridge]
+  port``) is acquired here, for every command, and replaced by the URL of the
+  place's serial port at the place's speed (``--baud`` still wins); the place is
+  released when the process exits, also on Ctrl-C and SIGTERM
+  (:func:`atbridge.farm.places.hold_for_process`).
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from atbridge.config import BridgeConfig, PortSettings, Setting
     from atbridge.modem import Modem
+
+Settings = TypeVar("Settings", "BridgeConfig", "PortSettings")
 
 #: Option -> the key it sets (see :func:`atbridge.config.load_config`).
 PORT_KEYS = {
@@ -136,22 +144,35 @@ def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
         arguments["give_up_after"] = Setting(args.give_up_after or None, "--give-up-after")
     elif args.give_up_default is not None:
         defaults["give_up_after"] = args.give_up_default
-    return load_config(
+    config = load_config(
         args.config,
         env=os.environ if env is None else env,
         credentials_path=args.credentials,
         arguments=arguments,
         defaults=defaults,
     )
+    return resolve_farm_port(config, args)
+
+
+def resolve_farm_port(settings: Settings, args: argparse.Namespace) -> Settings:
+    """A ``labgrid://`` port acquired and replaced by its serial URL (module doc)."""
+    from atbridge.farm.places import hold_for_process, is_labgrid_url
+
+    if not is_labgrid_url(settings.port):
+        return settings
+    lease = hold_for_process(settings.port)
+    baudrate = settings.baudrate if getattr(args, "baud", None) is not None else lease.baudrate
+    return replace(settings, port=lease.url, baudrate=baudrate)
 
 
 def port_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> PortSettings:
     """The :class:`~atbridge.config.PortSettings` the port options describe."""
     from atbridge.config import load_port_settings
 
-    return load_port_settings(
+    settings = load_port_settings(
         args.config, env=os.environ if env is None else env, arguments=given(args, PORT_KEYS)
     )
+    return resolve_farm_port(settings, args)
 
 
 async def open_modem(args: argparse.Namespace) -> Modem:
