@@ -226,19 +226,21 @@ class NordicDialect(Dialect):
     #: %CESQ signal notifications, %MDMEV modem events, +CSCON RRC state.
     watch_notifications = ("AT%CESQ=1", "AT%MDMEV=1", "AT+CSCON=1")
 
+    #: Seconds to wait for ``#XDATAMODE`` after the payload of one send (the answer to a
+    #: send command, for sends that use none).
+    send_timeout: float = 60.0
+    #: Seconds to wait for the ``OK`` of a command that enters data mode.
+    data_mode_entry_timeout: float = 10.0
+
     def __init__(self, modem: Modem) -> None:
         #: Seconds a socket's receiver waits without a notification before it reads anyway.
         self.receive_poll_interval: float = 30.0
         #: The same when the modem has no ``AT#XAPOLL``: then reads are the only way.
         self.fallback_poll_interval: float = 1.0
-        #: Seconds to wait for ``#XDATAMODE`` after the payload of one send.
-        self.send_timeout: float = 60.0
         #: Security tag of the CA certificate for TLS sockets (``AT%CMNG``); None: no TLS.
         self.tls_sec_tag: int | None = None
         #: TLS peer verification: 0 none, 1 optional, 2 required.
         self.tls_peer_verify: int = 2
-        #: Seconds to wait for the ``OK`` of a command that enters data mode.
-        self.data_mode_entry_timeout: float = 10.0
         self._releases: set[asyncio.Task[None]] = set()
         self._notifications: bool | None = None
         self._events_on = False
