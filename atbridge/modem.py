@@ -77,6 +77,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -443,6 +444,8 @@ class Modem:
         self._synced = False
         self._sync_attempts = 10
         self._sync_timeout = 1.0
+        #: Seconds the first sync may take in all (``None``: its tries bound it).
+        self._sync_within: float | None = None
 
     # -- opening and closing -------------------------------------------------------
 
@@ -455,10 +458,12 @@ class Modem:
         rtscts: bool = False,
         line_ending: str | bytes | None = None,
         transcript: Transcript | Sink | None = None,
-        default_timeout: float = DEFAULT_TIMEOUT,
+        default_timeout: float | None = None,
         sync: bool = True,
         sync_attempts: int = 10,
         sync_timeout: float = 1.0,
+        sync_within: float | None = None,
+        exclusive: bool = True,
     ) -> Modem:
         """Open the port at ``url`` and bring the modem to a known state.
 
@@ -467,9 +472,17 @@ class Modem:
         ``rfc2217://host:port[?ign_set_control]`` (Telnet COM port control). With ``sync`` (the
         default) the modem is woken with ``AT`` until it answers ``OK`` (at most
         ``sync_attempts`` tries of ``sync_timeout`` seconds), then echo is turned
-        off (``ATE0``) and numeric errors on (``AT+CMEE=1``). ``line_ending`` not given
+        off (``ATE0``) and numeric errors on (``AT+CMEE=1``). That first sync takes at
+        most ``sync_within`` seconds in all, the data-mode escape included; not given, the
+        ``default_timeout`` the caller gave (a command's ``--timeout``: a silent modem
+        fails within it), else only the tries bound it. ``default_timeout`` is each
+        command's timeout (:data:`DEFAULT_TIMEOUT` when not given). ``line_ending`` not given
         (``None``): found by that sync (CR, CR LF or LF), or left to the bound dialect
         without ``sync``; given, it is used whatever the dialect's default.
+
+        A device is opened ``exclusive`` (a POSIX ``flock``; see :mod:`atbridge.transport`):
+        one another process holds is a :class:`~atbridge.errors.ConfigurationError`
+        naming that process where it can be found.
 
         Raises :class:`~atbridge.errors.PortNotFound` when the port is not there (no
         such device node, a USB port that vanished, a refused TCP connection), and a
@@ -497,12 +510,17 @@ class Modem:
             )
         if not isinstance(transcript, Transcript | None):
             transcript = Transcript(transcript)
-        modem = cls(line_ending=line_ending, transcript=transcript, default_timeout=default_timeout)
+        modem = cls(
+            line_ending=line_ending,
+            transcript=transcript,
+            default_timeout=DEFAULT_TIMEOUT if default_timeout is None else default_timeout,
+        )
+        modem._sync_within = default_timeout if sync_within is None else sync_within
         modem.line_ending_origin = origin
         modem.port = url
         modem._sync_attempts = sync_attempts
         modem._sync_timeout = sync_timeout
-        await modem._connect(url, baudrate=baudrate, rtscts=rtscts)
+        await modem._connect(url, baudrate=baudrate, rtscts=rtscts, exclusive=exclusive)
         if sync:
             try:
                 async with modem._lock:
@@ -512,7 +530,7 @@ class Modem:
                 raise
         return modem
 
-    async def _connect(self, url: str, *, baudrate: int, rtscts: bool) -> None:
+    async def _connect(self, url: str, *, baudrate: int, rtscts: bool, exclusive: bool) -> None:
         import serial
         import serial_asyncio_fast
 
@@ -531,15 +549,14 @@ class Modem:
                 from atbridge.transport import open_device
 
                 transport = await open_device(
-                    url, _Protocol(self), baudrate=baudrate, rtscts=rtscts
+                    url, _Protocol(self), baudrate=baudrate, rtscts=rtscts, exclusive=exclusive
                 )
             else:
                 transport, _ = await serial_asyncio_fast.create_serial_connection(
                     loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts
                 )
         except (serial.SerialException, OSError, ValueError, OverflowError) as exc:
-            error = PortNotFound if _port_missing(exc) else ConfigurationError
-            raise error(f"cannot open {url}: {exc}", hint=_port_hint(url)) from exc
+            raise _open_error(url, exc) from exc
         self._transport = transport
 
     async def close(self) -> None:
@@ -887,7 +904,34 @@ class Modem:
         if not detect:
             # A lone line ending ends whatever partial command the modem may hold.
             self._write(self.line_ending)
-        last: AtBridgeError | None = None
+        tries: list[AtBridgeError] = []
+        within = None if self._synced else self._sync_within
+        try:
+            async with asyncio.timeout(within):
+                await self._wake(detect, tries)
+        except TimeoutError as exc:
+            if isinstance(exc, AtBridgeError):
+                raise
+            last = tries[-1] if tries else None
+            raise AtTimeout(
+                "AT",
+                within or 0.0,
+                last.received if isinstance(last, AtTimeout) else b"",
+                hint="nothing answered the first AT within the command's timeout; "
+                + self._silence_hint(),
+            ) from None
+        last = tries[-1] if tries else None
+        with contextlib.suppress(ModemError):
+            await self._exchange("ATE0", timeout=self.default_timeout)
+        with contextlib.suppress(ModemError):
+            await self._exchange("AT+CMEE=1", timeout=self.default_timeout)
+        self._synced = True
+        if last is not None or self._needs_resync:
+            await self._resync(None, before="the session setup")
+
+    async def _wake(self, detect: bool, tries: list[AtBridgeError]) -> None:
+        """``AT`` until answered (the escape once after the first silence); ``tries``
+        collects each failed try. Raises :class:`AtTimeout` after the last try."""
         escaped = self._synced
         for attempt in range(self._sync_attempts):
             if attempt == 1 and not escaped:
@@ -898,30 +942,37 @@ class Modem:
             try:
                 if detect:
                     if await self._detect_line_ending():
-                        break
+                        return
                     continue
                 await self._exchange("AT", timeout=self._sync_timeout)
-                break
+                return
             except (AtTimeout, ModemError, ModemRebooted) as exc:
-                # A late or spurious reply may still be on its way: resync below.
+                # A late or spurious reply may still be on its way: resync after.
                 # A boot banner here is the modem finishing its start: keep going.
-                last = exc
+                tries.append(exc)
                 self._needs_setup = False
-        else:
-            raise AtTimeout(
-                "AT",
-                self._sync_timeout * self._sync_attempts,
-                last.received if isinstance(last, AtTimeout) else b"",
-                hint=f"the modem did not answer OK to {self._sync_attempts} tries of AT; "
-                "check power, the port, the baud rate and the line ending",
+        last = tries[-1] if tries else None
+        raise AtTimeout(
+            "AT",
+            self._sync_timeout * self._sync_attempts,
+            last.received if isinstance(last, AtTimeout) else b"",
+            hint=f"the modem did not answer OK to {self._sync_attempts} tries of AT; "
+            + self._silence_hint(),
+        )
+
+    def _silence_hint(self) -> str:
+        """What to check when the modem never answered the first sync."""
+        if self.port.startswith("rfc2217://") and "ign_set_control" not in self.port:
+            return (
+                f"try {_with_ign_set_control(self.port)}: an RFC 2217 server that does not "
+                "support modem control may pass no data; check power and the baud rate"
             )
-        with contextlib.suppress(ModemError):
-            await self._exchange("ATE0", timeout=self.default_timeout)
-        with contextlib.suppress(ModemError):
-            await self._exchange("AT+CMEE=1", timeout=self.default_timeout)
-        self._synced = True
-        if last is not None or self._needs_resync:
-            await self._resync(None, before="the session setup")
+        if self.bytes_read:
+            return (
+                f"the modem sent {self.bytes_read} bytes but never OK: check the baud rate "
+                "(and --line-ending), or whether another program holds the modem"
+            )
+        return "check power, the port, the baud rate and the line ending"
 
     async def _detect_line_ending(self) -> bool:
         """Find the line ending the modem takes; True once found and confirmed.
@@ -1174,6 +1225,86 @@ def _port_missing(exc: BaseException) -> bool:
             return True
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+def _open_error(url: str, exc: BaseException) -> ConfigurationError:
+    """What went wrong opening ``url``, in words that fit (see :meth:`Modem.open`)."""
+    if _port_missing(exc):
+        return PortNotFound(f"cannot open {url}: {exc}", hint=_port_hint(url))
+    if url.startswith("rfc2217://"):
+        return ConfigurationError(f"cannot open {url}: {exc}", hint=_rfc2217_hint(url, exc))
+    if "://" in url:
+        return ConfigurationError(f"cannot open {url}: {exc}", hint=_port_hint(url))
+    from atbridge.transport import lock_refused, port_holders
+
+    if lock_refused(exc):
+        holders = port_holders(url)
+        who = ", ".join(h.describe() for h in holders) if holders else "another process"
+        return ConfigurationError(
+            f"port {url} is in use by {who}",
+            hint="stop the other program (or atbridge) using the modem, or give --port "
+            "another port: two programs on one port would each read half of its bytes",
+        )
+    not_a_port = _not_a_serial_port(url)
+    if not_a_port:
+        return ConfigurationError(
+            f"{url} is {not_a_port}, not a serial port",
+            hint="give --port the modem's serial device (`atbridge ports` lists them; "
+            "/dev/serial/by-id/... names stay the same across reboots), or "
+            "socket://host:port for a board exported by ser2net",
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return ConfigurationError(
+            f"cannot open {url}: permission denied",
+            hint="add your user to the group that owns it (`ls -l` shows it; usually "
+            "dialout or uucp), then log in again",
+        )
+    return ConfigurationError(f"cannot open {url}: {exc}", hint=_port_hint(url))
+
+
+def _not_a_serial_port(path: str) -> str:
+    """What ``path`` is when it is not a terminal device (``""`` when it may be one)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return ""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "a pipe or a socket"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        return "" if os.isatty(fd) else "a device that is not a terminal"
+    finally:
+        os.close(fd)
+
+
+def _rfc2217_hint(url: str, exc: BaseException) -> str:
+    """What to try for an RFC 2217 port whose negotiation failed."""
+    text = str(exc)
+    if "does not seem to support RFC2217" in text:
+        return (
+            "the server does not speak RFC 2217 (Telnet COM port control): for a raw TCP "
+            "export (ser2net `accepter: tcp,...`) use socket://host:port instead"
+        )
+    if "ign_set_control" not in url and ("waiting for option" in text or "parameter" in text):
+        return (
+            f"add ?ign_set_control to the URL ({_with_ign_set_control(url)}): the server "
+            "does not answer the modem-control negotiation (ser2net's telnet(rfc2217) "
+            "accepter on a port without control lines, a pty, a labgrid exporter)"
+        )
+    return _port_hint(url)
+
+
+def _with_ign_set_control(url: str) -> str:
+    return f"{url}&ign_set_control" if "?" in url else f"{url}?ign_set_control"
 
 
 def _port_hint(url: str) -> str:

@@ -14,6 +14,13 @@ chunk to the protocol on the loop (``call_soon_threadsafe``), and a writer that
 sends queued bytes in order. The protocol sees an ordinary
 :class:`asyncio.Transport`; ``close()`` stops both threads and calls
 ``connection_lost`` on the loop once the port is closed.
+
+Devices are opened exclusively (pyserial's ``exclusive=True``: a POSIX ``flock`` on the
+descriptor), so a second atbridge (or any program that locks the same way: pyserial's
+``miniterm --exclusive``, ``flock(1)``) fails at once instead of sharing the modem's
+bytes with the first. :func:`port_holders` says who holds it (Linux: the lock's owner
+from ``/proc/locks``, else the other processes with the device open in ``/proc/*/fd``)
+for the message; elsewhere it finds nobody and the message says "another process".
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ import os
 import queue
 import select
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: ``os.read`` errors that mean "nothing to read now", as pyserial treats them.
@@ -193,17 +202,104 @@ def _direct_read_serial_class() -> Any:
 
 
 async def open_device(
-    path: str, protocol: asyncio.Protocol, *, baudrate: int, rtscts: bool
+    path: str, protocol: asyncio.Protocol, *, baudrate: int, rtscts: bool, exclusive: bool = True
 ) -> asyncio.Transport:
     """Open the device at ``path`` (a tty or a pty) in a worker thread, so a slow open
-    never stalls the loop, and serve it with pyserial-asyncio-fast's transport."""
+    never stalls the loop, and serve it with pyserial-asyncio-fast's transport.
+
+    ``exclusive`` (the default) locks it; ``False`` leaves it unlocked and shared.
+
+    A device another process holds locked fails with :class:`serial.SerialException`
+    whose ``errno`` is ``EWOULDBLOCK`` (see :func:`lock_refused`)."""
     import serial_asyncio_fast
 
     loop = asyncio.get_running_loop()
     port_class = _direct_read_serial_class()
     port = await loop.run_in_executor(
-        None, functools.partial(port_class, path, baudrate=baudrate, rtscts=rtscts)
+        None,
+        functools.partial(
+            port_class, path, baudrate=baudrate, rtscts=rtscts, exclusive=exclusive or None
+        ),
     )
     transport: asyncio.Transport
     transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
     return transport
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """A process that holds a device: its PID and command line (``""`` if unreadable)."""
+
+    pid: int
+    cmdline: str
+
+    def describe(self) -> str:
+        return f"PID {self.pid} ({self.cmdline})" if self.cmdline else f"PID {self.pid}"
+
+
+#: The longest command line shown for a holder.
+_CMDLINE_SHOWN = 80
+
+
+def lock_refused(exc: BaseException) -> bool:
+    """Whether opening failed because another process holds the device's lock."""
+    return isinstance(exc, OSError) and exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        raw = (proc / "cmdline").read_bytes()
+    except OSError:
+        return ""
+    text = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+    return text if len(text) <= _CMDLINE_SHOWN else text[: _CMDLINE_SHOWN - 3] + "..."
+
+
+def _lock_owners(device: os.stat_result, proc: Path) -> list[int]:
+    """PIDs ``/proc/locks`` names for a lock on ``device`` (``MAJ:MIN:INODE``, hex:hex:dec)."""
+    key = f"{os.major(device.st_dev):02x}:{os.minor(device.st_dev):02x}:{device.st_ino}"
+    try:
+        lines = (proc / "locks").read_text().splitlines()
+    except OSError:
+        return []
+    owners = []
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 3182 00:1a:3 0 EOF" ("->" marks a waiter: skipped)
+        if len(fields) >= 6 and fields[1] != "->" and fields[5] == key and fields[4].isdigit():
+            owners.append(int(fields[4]))
+    return owners
+
+
+def _openers(path: str, proc: Path, me: int) -> list[int]:
+    """PIDs (not ``me``) with ``path`` open, from the ``/proc/<pid>/fd`` links they let us read."""
+    found = []
+    try:
+        entries = list(proc.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            links = list((entry / "fd").iterdir())
+        except OSError:  # gone, or another user's
+            continue
+        for link in links:
+            with contextlib.suppress(OSError):
+                if os.readlink(link) == path:
+                    found.append(int(entry.name))
+                    break
+    return found
+
+
+def port_holders(path: str, *, proc: Path = Path("/proc")) -> tuple[Holder, ...]:
+    """Who holds the device ``path``: its lock's owners, else the other processes that have
+    it open; empty where ``/proc`` does not tell (not Linux, or other users' processes)."""
+    try:
+        real = os.path.realpath(path)
+        device = os.stat(real)
+    except OSError:
+        return ()
+    pids = _lock_owners(device, proc) or _openers(real, proc, os.getpid())
+    return tuple(Holder(pid, _cmdline(proc / str(pid))) for pid in dict.fromkeys(pids))
