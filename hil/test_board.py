@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from atbridge import steps
 from atbridge.dialects import identify
-from hil.conftest import Board, Endpoint
+from atbridge.farm.plugin import Board, Endpoint
 
 
 async def test_modem_answers_and_is_identified(board: Board) -> None:

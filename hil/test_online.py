@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
+import time
+
+import pytest
 
 from atbridge import steps
 from atbridge.at_mqtt import MqttSession
 from atbridge.bridge import Bridge
 from atbridge.credentials import MqttCredentials
+from atbridge.farm.plugin import Board, Endpoint
 from atbridge.fsm import Transition
-from hil.conftest import Board, Endpoint
 from tests.brokers import PahoPeer
 
 
@@ -41,7 +45,9 @@ async def test_mqtt_round_trip(
     """The Bridge gets online; a QoS 1 publish reaches paho, paho's message reaches the device."""
     paho.subscribe(f"{topic}/up", qos=1)
     config = board.bridge_config(credentials, apn)
+    started = time.monotonic()
     async with Bridge(config=config, online_timeout=board.online_timeout) as bridge:
+        board.record("time_to_online_s", round(time.monotonic() - started, 3))
         board.strategy.ready()
         assert await bridge.subscribe(f"{topic}/down", qos=1) == 1
         await bridge.publish(f"{topic}/up", b"hello broker \x00\xff", qos=1)
@@ -88,3 +94,41 @@ async def test_recovers_after_a_modem_restart(
         await bridge.publish(f"{topic}/up", b"after", qos=1)
         received = paho.wait_for(2, timeout=board.timeouts.connack)
     assert [payload for _t, payload, _q in received] == [b"before", b"after"]
+
+
+async def test_soak_online_round_trips(
+    board: Board,
+    apn: str | None,
+    credentials: MqttCredentials,
+    paho: PahoPeer,
+    topic: str,
+    hil_soak: int,
+) -> None:
+    """``--hil-soak N``: N QoS 1 publishes, each waited for at paho; loss and latency recorded
+    (``soak_sent``, ``soak_lost``, ``soak_p50_s``, ``soak_p90_s``, ``soak_max_s``)."""
+    if hil_soak <= 0:
+        pytest.skip("give --hil-soak N to repeat the online round trip N times")
+    paho.subscribe(f"{topic}/soak", qos=1)
+    config = board.bridge_config(credentials, apn)
+    latencies: list[float] = []
+    lost = 0
+    async with Bridge(config=config, online_timeout=board.online_timeout) as bridge:
+        board.strategy.ready()
+        for number in range(hil_soak):
+            sent = time.monotonic()
+            await bridge.publish(f"{topic}/soak", f"{number}".encode(), qos=1)
+            try:
+                await asyncio.to_thread(paho.wait_for, len(latencies) + 1, board.timeouts.connack)
+            except TimeoutError:
+                lost += 1
+                continue
+            latencies.append(time.monotonic() - sent)
+    board.record("soak_sent", hil_soak)
+    board.record("soak_lost", lost)
+    if latencies:
+        cuts = statistics.quantiles(latencies, n=10) if len(latencies) > 1 else latencies * 9
+        board.record("soak_p50_s", round(statistics.median(latencies), 4))
+        board.record("soak_p90_s", round(cuts[8], 4))
+        board.record("soak_max_s", round(max(latencies), 4))
+    print(f"soak {board.name}: {hil_soak} sent, {lost} lost, latencies {sorted(latencies)[:3]}...")
+    assert lost == 0, f"{lost} of {hil_soak} round trips lost"

@@ -33,7 +33,7 @@ def test_a_board_goes_unknown_ready_broken_and_stays_broken() -> None:
 
 
 CASCADE = """
-from hil.conftest import Board
+from atbridge.farm.plugin import Board
 
 
 async def test_first(board: Board) -> None:
@@ -61,14 +61,12 @@ def test_a_failure_skips_later_board_tests_and_prints_the_transcript(tmp_path: P
             "pytest",
             str(tmp_path / "test_cascade.py"),
             "-p",
-            "hil.conftest",
-            "-p",
             "no:cacheprovider",
             "-o",
             "asyncio_mode=auto",
             "-o",
             "asyncio_default_fixture_loop_scope=function",
-            "--dialect",
+            "--atbridge-dialect",
             "nrf91-slm",
             "--hil-log-dir",
             str(logs),
