@@ -2,17 +2,16 @@
 
 Theory of operation
 -------------------
-Getting a modem online is a fixed sequence: *probe* (sync the AT channel,
-identify the modem, bind its dialect, close the sockets an earlier run left
-open on the modem), *configure* (the APN), *attach* (registered on the network:
-on any of ``+CEREG``/``+CGREG``/``+CREG``), *activate data* (the PDP context
-up), *resolve* (DNS through the modem), *open socket* (what is still open on
-the modem closed first, then TCP or TLS through the modem), *MQTT
-connect* (CONNECT, CONNACK) and *ping* (PINGREQ, PINGRESP). Each step here is a
-public coroutine that does its step once — no retry, no recovery — under the
-time limit it is given, and returns a small frozen dataclass: the step name, how
-long it took (monotonic seconds) and what it learnt (:class:`Probed`,
-:class:`Configured`, ...). A step that runs out of time raises
+Getting a modem online is a fixed sequence: *probe* (sync the AT channel, identify the
+modem, bind its dialect, close the sockets an earlier run left open on the modem),
+*configure* (the SIM checked, then the APN), *attach* (registered on the network: on any
+of ``+CEREG``/``+CGREG``/``+CREG``), *activate data* (the PDP context up), *resolve*
+(DNS through the modem), *open socket* (what is still open on the modem closed first,
+then TCP or TLS through the modem), *MQTT connect* (CONNECT, CONNACK) and *ping*
+(PINGREQ, PINGRESP). Each step here is a public coroutine that does its step once — no
+retry, no recovery — under the time limit it is given, and returns a small frozen
+dataclass: the step name, how long it took (monotonic seconds) and what it learnt
+(:class:`Probed`, :class:`Configured`, ...). A step that runs out of time raises
 :class:`~atbridge.errors.StepTimeout` naming the step; any other failure is the
 dialect's or the session's own error, unchanged.
 
@@ -38,7 +37,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from atbridge.at_mqtt import Connected, MqttSession, PongReceived
 from atbridge.config import LINE_ENDINGS, BridgeConfig
@@ -68,6 +67,14 @@ class ModemPort(Protocol):
     def bytes_read(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SimChecker(Protocol):
+    """A dialect that checks the SIM before configuring (every real
+    :class:`~atbridge.dialects.base.Dialect`; in-memory stand-ins need not)."""
+
+    async def check_sim(self) -> str: ...
 
 
 class SocketLink(Protocol):
@@ -190,9 +197,14 @@ class Probed(StepResult):
 
 @dataclass(frozen=True, slots=True)
 class Configured(StepResult):
-    """The PDP context is set (``apn`` ``None``: the modem's own was kept)."""
+    """The PDP context is set (``apn`` ``None``: the modem's own was kept).
+
+    ``sim`` is what the SIM check found (``"ready"``, ``"not powered (radio off)"``:
+    judged again by the attach; ``None`` when the dialect does not check).
+    """
 
     apn: str | None
+    sim: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,9 +311,22 @@ async def _close_leftovers(dialect: DialectLink) -> int:
 async def configure(
     dialect: DialectLink, apn: str | None, *, timeout: float | None = None
 ) -> Configured:
-    """Set the APN of the default PDP context (``None``: keep the modem's)."""
-    _, seconds = await _timed("configure", timeout, dialect.configure_pdp(apn))
-    return Configured("configure", seconds, apn)
+    """Check the SIM, then set the APN of the default PDP context (``None``: keep the
+    modem's).
+
+    No SIM, a SIM locked by its PIN or PUK, or a failing SIM raise
+    :class:`~atbridge.errors.ModemError` here, at once, saying which
+    (:meth:`~atbridge.dialects.base.Dialect.check_sim`), rather than after the attach
+    has waited for a registration that cannot come.
+    """
+
+    async def check_and_configure() -> str | None:
+        sim = await dialect.check_sim() if isinstance(dialect, SimChecker) else None
+        await dialect.configure_pdp(apn)
+        return sim
+
+    sim, seconds = await _timed("configure", timeout, check_and_configure())
+    return Configured("configure", seconds, apn, sim)
 
 
 async def attach(
@@ -418,6 +443,7 @@ __all__ = [
     "PortOpener",
     "Probed",
     "Resolved",
+    "SimChecker",
     "SocketLink",
     "SocketOpened",
     "StepResult",

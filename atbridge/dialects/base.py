@@ -7,6 +7,13 @@ modem family's socket commands. The lifecycle uses the same surface for every
 family:
 
 - :meth:`Dialect.initialise` — family settings (receive mode, multiplexing...).
+- :meth:`Dialect.check_sim` — ``AT+CPIN?`` before configuring: no SIM, a PIN or PUK
+  the SIM waits for, or a failing SIM end the bring-up at once with what is wrong; a SIM
+  the radio-off state keeps unpowered (the nRF91 at ``AT+CFUN=0``, which answers
+  ``+CME ERROR: 13`` then) is judged again by the attach right after ``AT+CFUN=1``.
+  Sources: 3GPP TS 27.007 §8.3 (``+CPIN`` codes) and §9.2.1 (CME 10-18); the nRF91
+  AT Commands Reference (``+CFUN``: mode 0 deactivates the UICC, 4 and 1 power it;
+  ``+CPIN``), SIMCom AT manuals (``+CPIN: NOT INSERTED``/``NOT READY``).
 - :meth:`Dialect.configure_pdp` — the APN of the default PDP context.
 - :meth:`Dialect.attach` — radio on and wait for registration. Generic here, on
   every registration command the family has (:attr:`Dialect.registration_sources`:
@@ -85,6 +92,7 @@ from atbridge.errors import (
     CloseReason,
     ConfigurationError,
     LinkLost,
+    MissingInformation,
     ModemError,
     ModemRebooted,
     SocketClosed,
@@ -282,6 +290,9 @@ class Dialect:
     #: Lines this family prints when it (re)starts, besides the channel's own set.
     boot_banners: ClassVar[frozenset[str]] = frozenset()
 
+    #: What :meth:`check_sim` last found (``None``: not checked since binding).
+    sim_state: str | None = None
+
     # -- field diagnostics (read-only queries, asked through atbridge.survey) -------------
     #: What ``diag`` asks, by layer: ``"device"`` (identity, SIM, supply), ``"radio"``
     #: (functional mode, RAT, band, signal, serving cell) and ``"network"`` (operator,
@@ -422,6 +433,53 @@ class Dialect:
             format_command("AT+CGDCONT", self.default_cid, pdp_type, apn), timeout=10
         )
 
+    async def check_sim(self) -> str:
+        """Make sure the SIM can serve an attach; what it found (:data:`SIM_READY`...).
+
+        Asks ``AT+CPIN?`` (TS 27.007 §8.3). No SIM, a SIM that waits for its PIN or
+        PUK (or another lock), and a failing SIM raise
+        :class:`~atbridge.errors.ModemError` at once, saying which
+        (:func:`sim_problem`): waiting out the attach would only end in a timeout that
+        blames the antenna. A SIM that cannot be read because the radio is off (the
+        nRF91 powers it down at ``AT+CFUN=0``: ``+CME ERROR: 13`` then means "not
+        powered", not "SIM failure") is :data:`SIM_NOT_POWERED`, judged again by
+        :meth:`attach` once the radio is on. A SIM still starting (``SIM busy``,
+        ``NOT READY``) is :data:`SIM_BUSY`: the attach goes on.
+        """
+        try:
+            response = await self.modem.command("AT+CPIN?", timeout=10)
+        except ModemError as error:
+            problem = sim_problem(error)
+            if problem is None:
+                self.sim_state = SIM_BUSY
+                return self.sim_state
+            if problem[0] == "SIM failure" and await self._radio_off():
+                self.sim_state = SIM_NOT_POWERED
+                return self.sim_state
+            raise _sim_error(error, *problem) from None
+        code = " ".join(response.value("+CPIN:").strip('"').split()).upper()
+        if code == "READY":
+            self.sim_state = SIM_READY
+            return self.sim_state
+        if code == "NOT READY":
+            self.sim_state = SIM_BUSY
+            return self.sim_state
+        problem = _PIN_PROBLEMS.get(code) or (
+            f"SIM locked ({code})",
+            "unlock it for this device (the operator or the seller has the code), or use "
+            "another SIM",
+        )
+        raise _sim_error(ModemError("AT+CPIN?", f"+CPIN: {code}"), *problem)
+
+    async def _radio_off(self) -> bool:
+        """Whether ``AT+CFUN?`` says 0 (minimum functionality: the SIM is not powered)."""
+        try:
+            response = await self.modem.command("AT+CFUN?", timeout=10)
+            mode = response.value("+CFUN:").split(",")[0].strip()
+        except (ModemError, MissingInformation):
+            return False
+        return mode == "0"
+
     async def attach(
         self,
         timeout: float = 600.0,
@@ -455,6 +513,9 @@ class Dialect:
         try:
             await self._enable_registration_reports()
             await self.modem.command("AT+CFUN=1", timeout=30)
+            if self.sim_state == SIM_NOT_POWERED:
+                # The configure step could not read it with the radio off: now it can.
+                await self.check_sim()
             deadline = time.monotonic() + timeout
             while True:
                 registered.clear()
@@ -697,6 +758,75 @@ class Dialect:
 
     def _on_link_lost(self, reason: str) -> None:
         self._close_all(CloseReason.LINK, reason)
+
+
+#: :meth:`Dialect.check_sim` outcomes that let the attach go on.
+SIM_READY = "ready"
+SIM_NOT_POWERED = "not powered (radio off)"
+SIM_BUSY = "busy (still starting)"
+
+_INSERT_HINT = "insert a SIM (power the modem off first); check that it sits in its holder"
+_PIN_HINT = (
+    "enter the PIN with `atbridge at 'AT+CPIN=\"<pin>\"'` (three wrong tries lock it), "
+    "or remove the PIN lock in a phone"
+)
+_PUK_HINT = "the PIN was entered wrongly too often: unblock it with the PUK from the operator"
+
+#: ``+CPIN: <code>`` answers that stop the attach (TS 27.007 §8.3; SIMCom's
+#: ``NOT INSERTED``), with the problem and what to do.
+_PIN_PROBLEMS: dict[str, tuple[str, str]] = {
+    "NOT INSERTED": ("no SIM", _INSERT_HINT),
+    "SIM PIN": ("SIM PIN required", _PIN_HINT),
+    "SIM PUK": ("SIM PUK required", _PUK_HINT),
+    "SIM PIN2": ("SIM PIN2 required", _PIN_HINT.replace("PIN", "PIN2", 1)),
+    "SIM PUK2": ("SIM PUK2 required", _PUK_HINT),
+}
+
+#: ``+CME ERROR`` codes that say what is wrong with the SIM (TS 27.007 §9.2.1), by code
+#: and by their verbose text (``AT+CMEE=2``, or a modem's own words).
+_SIM_ERRORS: dict[int, tuple[str, str, str]] = {
+    10: ("sim not inserted", "no SIM", _INSERT_HINT),
+    11: ("sim pin required", "SIM PIN required", _PIN_HINT),
+    12: ("sim puk required", "SIM PUK required", _PUK_HINT),
+    13: (
+        "sim failure",
+        "SIM failure",
+        "the modem cannot talk to the SIM: reseat it, try another SIM, and check that "
+        "the SIM holder and its supply are right on the board",
+    ),
+    15: ("sim wrong", "SIM wrong", "this SIM is not accepted by the modem: use another one"),
+    17: ("sim pin2 required", "SIM PIN2 required", _PIN_HINT),
+    18: ("sim puk2 required", "SIM PUK2 required", _PUK_HINT),
+}
+
+
+def sim_problem(error: ModemError) -> tuple[str, str] | None:
+    """The SIM problem (``"no SIM"``...) and what to do, that ``AT+CPIN?``'s error names.
+
+    ``None`` for an error that says nothing definite about the SIM (``SIM busy``, a plain
+    ``ERROR``): the SIM may still be starting.
+    """
+    if error.code is not None and error.kind == "CME":
+        found = _SIM_ERRORS.get(error.code)
+        return (found[1], found[2]) if found else None
+    words = (error.text or error.final).casefold()
+    for text, problem, hint in _SIM_ERRORS.values():
+        if text in words:
+            return problem, hint
+    return None
+
+
+def _sim_error(error: ModemError, problem: str, hint: str) -> ModemError:
+    """``error`` (the modem's answer to ``AT+CPIN?``), led by the SIM ``problem``."""
+    sim = ModemError(
+        error.command, error.final, kind=error.kind, code=error.code, text=error.text, hint=hint
+    )
+    if error.kind is None and error.final.startswith("+CPIN:"):
+        sim.message = f"{problem}: the modem answered {error.final!r} to 'AT+CPIN?'"
+    else:
+        sim.message = f"{problem}: {error.message}"
+    sim.args = (sim.message,)
+    return sim
 
 
 def check_port(port: int) -> int:
