@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import socket
 import subprocess
 import sys
@@ -690,3 +691,24 @@ async def test_a_late_probe_answer_is_not_taken_for_the_next_probes(
     assert (await modem.command("AT+CGMM", timeout=0.3)).lines[0].startswith("nRF91")
     assert (await modem.command("AT+CFUN?")).values("+CFUN:") == ["0"]
     assert "+CMEE: 1" in [urc.text for urc in urcs]  # the late probe answer went nowhere
+
+
+async def test_rfc2217_without_ign_set_control_suggests_it(fake: FakeModem, tmp_path: Path) -> None:
+    """ser2net's telnet(rfc2217) on a pty does not answer the modem-control negotiation."""
+    with ser2net(fake.port, tmp_path, rfc2217=True) as port:
+        url = f"rfc2217://127.0.0.1:{port}"
+        with pytest.raises(ConfigurationError) as caught:
+            await connect_when_listening(url)
+    assert f"add ?ign_set_control to the URL ({url}?ign_set_control)" in caught.value.hint
+
+
+async def test_a_locked_port_names_its_holder(fake: FakeModem) -> None:
+    from atbridge.transport import port_holders
+
+    async with await Modem.open(fake.port):
+        holders = port_holders(fake.port)
+        with pytest.raises(ConfigurationError) as caught:
+            await Modem.open(fake.port)
+    assert [holder.pid for holder in holders] == [os.getpid()]
+    assert f"port {fake.port} is in use by PID {os.getpid()} (" in caught.value.message
+    assert port_holders(fake.port) == ()  # released on close
