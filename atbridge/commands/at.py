@@ -21,7 +21,8 @@ prompt is drawn again with what was typed so far.
 Every failure is told in AT words (:func:`error_lines`): the final result code
 the modem gave, with its 27.007 meaning (``+CME ERROR: 10 (SIM not inserted)``);
 a bare ``ERROR`` as the modem said it, and on stderr "the modem answered ERROR
-to AT+FOO and gave no error code, with AT+CMEE=1 on"; or what did not come
+to AT+FOO with no error code, although numeric errors were asked for
+(AT+CMEE=1 ...)"; or what did not come
 ("no final result code to AT+COPS=? within 10 s"). A line the modem would
 misread (no ``AT``, an unclosed quote that would leave the modem waiting for
 the rest) is refused before it is sent.
@@ -105,8 +106,9 @@ def error_lines(error: BaseException, line: str) -> tuple[list[str], list[str]]:
     if isinstance(error, ModemError):
         if error.kind is None:  # the final as the modem said it; the words on stderr
             return [error.final], [
-                f"atbridge: the modem answered ERROR to {line} and gave no error code, with "
-                "AT+CMEE=1 on: the command or a parameter is not accepted in this state"
+                f"atbridge: the modem answered ERROR to {line} with no error code, although "
+                "numeric errors were asked for (AT+CMEE=1, sent when the port was opened): the "
+                "command or a parameter is not accepted in this state"
             ]
         meaning = f" ({error.text})" if error.text and error.code is not None else ""
         return [f"{error.final}{meaning}"], []
