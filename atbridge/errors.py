@@ -128,8 +128,9 @@ class ModemError(AtBridgeError):
         if kind is None:
             what = f"the modem answered ERROR to {command!r}"
             default = (
-                "the command or one of its parameters is not accepted in this state; "
-                "enable numeric errors with AT+CMEE=1 to learn why"
+                "the command or one of its parameters is not accepted in this state (the "
+                "modem gave no reason: a plain ERROR, although numeric errors were asked for "
+                "with AT+CMEE=1 when the port was opened)"
             )
         else:
             described = f"{code}" if code is not None else ""
@@ -138,6 +139,16 @@ class ModemError(AtBridgeError):
             what = f"the modem answered +{kind} ERROR: {described} to {command!r}"
             default = "see the error text; check the modem's state (SIM, registration, CFUN)"
         super().__init__(what, hint=default if hint is None else hint)
+
+
+class SimNotReady(ModemError):
+    """The SIM keeps the modem off the network: absent, PIN/PUK required, locked or failing.
+
+    Found while configuring (``AT+CPIN?``), before any attach is waited out; retrying
+    cannot fix it, so the lifecycle stops with it (exit 3).
+    """
+
+    default_hint = "check the SIM"
 
 
 class ProtocolError(AtBridgeError):

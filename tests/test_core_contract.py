@@ -260,7 +260,7 @@ async def test_the_users_line_ending_is_kept_when_a_dialect_is_bound(
     modem = await open_on(modems, fake, line_ending="\r\n")
     DIALECT(modem)
     assert DIALECT.line_ending == b"\r" and modem.line_ending == b"\r\n"
-    unsynced = await open_on(modems, fake, line_ending=None, sync=False)
+    unsynced = await open_on(modems, fake, line_ending=None, sync=False, exclusive=False)
     DIALECT(unsynced)
     assert unsynced.line_ending == b"\r" and unsynced.line_ending_origin == "default"
 

@@ -55,10 +55,25 @@ def positive_seconds(text: str) -> float:
 
 def positive_int(text: str) -> int:
     """argparse type: a whole number >= 1."""
-    value = whole_number(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
     return value
+
+
+def dialect_name(text: str) -> str:
+    """argparse type: a dialect name in any case (``NRF91_SLM`` is ``nrf91-slm``), or ``auto``."""
+    from atbridge.dialects import DIALECTS, canonical_name
+
+    name = canonical_name(text)
+    if name is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a dialect: use auto or one of {', '.join(DIALECTS)}"
+        )
+    return name
 
 
 def whole_number(text: str) -> int:
@@ -169,8 +184,8 @@ def _modem_options(*, bridge: bool) -> argparse.ArgumentParser:
         modem.add_argument(
             "--dialect",
             metavar="D",
-            choices=("auto", *DIALECTS),
-            help=f"modem family: auto (default: ask the modem), {', '.join(DIALECTS)}",
+            type=dialect_name,
+            help=f"modem family: auto (default: ask the modem), {', '.join(DIALECTS)} (any case)",
         )
         modem.add_argument("--apn", metavar="A", help="access point name (default: the network's)")
     return parent

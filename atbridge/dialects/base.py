@@ -95,6 +95,7 @@ from atbridge.errors import (
     MissingInformation,
     ModemError,
     ModemRebooted,
+    SimNotReady,
     SocketClosed,
     StepTimeout,
 )
@@ -816,9 +817,9 @@ def sim_problem(error: ModemError) -> tuple[str, str] | None:
     return None
 
 
-def _sim_error(error: ModemError, problem: str, hint: str) -> ModemError:
+def _sim_error(error: ModemError, problem: str, hint: str) -> SimNotReady:
     """``error`` (the modem's answer to ``AT+CPIN?``), led by the SIM ``problem``."""
-    sim = ModemError(
+    sim = SimNotReady(
         error.command, error.final, kind=error.kind, code=error.code, text=error.text, hint=hint
     )
     if error.kind is None and error.final.startswith("+CPIN:"):
