@@ -178,18 +178,23 @@ def _lg_env_boards(config: pytest.Config) -> list[str]:
     return boards
 
 
-@pytest.hookimpl(trylast=True)  # after labgrid's, which loads --lg-env
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[STRATEGIES] = {}
     config.stash[FACTS] = {}
     config.stash[LEASES] = {}
-    config.stash[BOARDS] = [*(config.getoption("port") or []), *_lg_env_boards(config)]
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"  # xdist: one board's tests in one worker
     if not hasattr(config, "workerinput"):
         summary = Summary(config)
         config.stash[SUMMARY] = summary
         config.pluginmanager.register(summary, "atbridge-hil-summary")
+
+
+def _boards(config: pytest.Config) -> list[str]:
+    """The ``--atbridge-port`` boards, then the ``--lg-env`` ones (once labgrid loaded it)."""
+    if BOARDS not in config.stash:
+        config.stash[BOARDS] = [*(config.getoption("port") or []), *_lg_env_boards(config)]
+    return config.stash[BOARDS]
 
 
 def _parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
@@ -205,7 +210,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     if "board" not in metafunc.fixturenames:
         return
-    boards = config.stash[BOARDS]
+    boards = _boards(config)
     if boards:
         if not _parametrized(metafunc, "port"):
             metafunc.parametrize("port", boards, indirect=True, ids=_board_id)
