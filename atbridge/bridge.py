@@ -28,10 +28,18 @@ Observer API (all read-only views of the lifecycle):
   counters); ``None`` between attempts.
 
 Each of these callbacks returns a function that removes it.
+
+A :class:`Bridge` dropped without :meth:`~Bridge.close` (its ``wait_online`` cancelled by
+a timeout, and the object forgotten) would otherwise keep its lifecycle running, holding
+the port and reconnecting with sockets of its own until the modem has none left: when the
+object goes away while its lifecycle still runs, it is closed (logged as the caller's bug).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -43,6 +51,30 @@ from atbridge.dialects.base import Identity
 from atbridge.errors import ConfigurationError, Failed
 from atbridge.fsm import Counters, Lifecycle, Message, State, Transition
 from atbridge.steps import DialectLink, ModemPort, StepResult
+
+log = logging.getLogger(__name__)
+
+#: Closes of lifecycles whose Bridge was dropped while running, kept until they are done.
+_ORPHAN_CLOSES: set[asyncio.Task[None]] = set()
+
+
+def _close_orphan(lifecycle: Lifecycle, loop: asyncio.AbstractEventLoop) -> None:
+    """The Bridge of ``lifecycle`` went away while it ran: close it on its loop."""
+    if not lifecycle.running or loop.is_closed():
+        return
+    log.warning(
+        "a Bridge was dropped without close() while %s: closing its lifecycle "
+        "(use `async with Bridge(...)` or call close())",
+        lifecycle.state,
+    )
+
+    def close() -> None:
+        task = loop.create_task(lifecycle.close(), name="atbridge-orphan-close")
+        _ORPHAN_CLOSES.add(task)
+        task.add_done_callback(_ORPHAN_CLOSES.discard)
+
+    loop.call_soon_threadsafe(close)
+
 
 # ------------------------------------------------------------------------
 
@@ -94,6 +126,7 @@ class Bridge:
         self.config = config
         self.online_timeout = online_timeout
         self.lifecycle = Lifecycle(config)
+        self._orphan: weakref.finalize[Any, Any] | None = None
 
     # -- observing ---------------------------------------------------------------------
 
@@ -175,6 +208,12 @@ class Bridge:
     async def start(self) -> None:
         """Start the lifecycle without waiting for it."""
         self.lifecycle.start()
+        if self._orphan is None:
+            # Not a method of self: the finalizer must not keep the Bridge alive.
+            self._orphan = weakref.finalize(
+                self, _close_orphan, self.lifecycle, asyncio.get_running_loop()
+            )
+            self._orphan.atexit = False
 
     async def wait_online(self, timeout: float | None = None) -> None:
         """Wait until online; raise :class:`Failed` if the lifecycle gives up first."""

@@ -537,6 +537,7 @@ class Lifecycle:
         self._registration_listeners: list[Callable[[Registration], None]] = []
         self._state_changed = asyncio.Condition()
         self._runner: asyncio.Task[None] | None = None
+        self._close_task: asyncio.Task[None] | None = None
         self._work: asyncio.Task[str] | None = None
         self._closing = False
         self._wake = asyncio.Event()
@@ -592,7 +593,26 @@ class Lifecycle:
             self._runner = asyncio.get_running_loop().create_task(self._run(), name="atbridge")
 
     async def close(self) -> None:
-        """Disconnect cleanly (DISCONNECT, close the socket and the port)."""
+        """Disconnect cleanly (DISCONNECT, close the socket and the port).
+
+        Closing runs as a task of its own (:meth:`_close`): a caller cancelled while it
+        waits (a timeout around ``close()``, Ctrl-C) stops waiting, never the closing, so
+        the socket on the modem and the port are closed all the same. Every call waits
+        for that one task; once it is done, ``close()`` returns at once.
+        """
+        task = self._close_task
+        if task is None:
+            loop = asyncio.get_running_loop()
+            task = self._close_task = loop.create_task(self._close(), name="atbridge-close")
+            task.add_done_callback(_log_failure)
+        await asyncio.shield(task)
+
+    @property
+    def running(self) -> bool:
+        """True from :meth:`start` until :meth:`close` is called."""
+        return self._runner is not None and self._close_task is None
+
+    async def _close(self) -> None:
         self._closing = True
         self._wake.set()
         self.link.stop(_Closing())
@@ -611,9 +631,9 @@ class Lifecycle:
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
         await self._teardown(graceful=True)
-        if self.state not in (S.disconnected, S.failed):
-            if self.state != S.closing:
-                await self._go("close", "closed by the user")
+        if self.state not in (S.disconnected, S.failed, S.closing):
+            await self._go("close", "closed by the user")
+        if self.state is S.closing:
             await self._go("closed", "closed")
 
     async def _run(self) -> None:
@@ -852,6 +872,12 @@ class Lifecycle:
                 listener(self.state, text)
             except Exception:
                 log.exception("progress listener %r failed", listener)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A close nobody waited for (its caller was cancelled) still says how it failed."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("closing the bridge failed: %s", describe_error(error), exc_info=error)
 
 
 def _leftovers(count: int) -> str:

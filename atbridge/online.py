@@ -432,11 +432,32 @@ class OnlineSession:
                             waiter.set_result(granted)
 
     async def flush(self) -> None:
-        """Send what the session queued, in order."""
+        """Send what the session queued, in order.
+
+        The sending is a task of its own, holding :attr:`send_lock` until the socket took
+        the bytes: a caller cancelled while it waits stops waiting, never the send (half a
+        packet would corrupt the stream, or leave the modem waiting for payload), and
+        :meth:`close_socket` takes the lock, so no send outlives the socket. A failure
+        nobody waits for any more goes to the serving loop.
+        """
+        task = asyncio.get_running_loop().create_task(self._flush_now())
+        self._tasks.add(task)
+        task.add_done_callback(self._flushed)
+        await asyncio.shield(task)
+
+    async def _flush_now(self) -> None:
         async with self.send_lock:
             data = self.session.data_to_send(self.clock())
             if data and self.socket is not None:
                 await self.socket.send(data)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here too: its caller may have been cancelled
+        if isinstance(error, Exception):
+            self.stop(error)
 
     async def _flush_or_report(self) -> None:
         """Flush; a transport failure goes to the serving loop instead of the caller."""
@@ -451,12 +472,16 @@ class OnlineSession:
         if sock is not None and sock.closed is None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(timeout):
-                    if graceful and self.session.state.value == "connected":
-                        self.session.disconnect()
-                        data = self.session.data_to_send(self.clock())
-                        if data:
-                            await sock.send(data)
-                    await sock.close()
+                    # What is being sent goes out whole first (flush holds the lock).
+                    async with self.send_lock:
+                        if graceful and self.session.state.value == "connected":
+                            self.session.disconnect()
+                            data = self.session.data_to_send(self.clock())
+                            if data:
+                                await sock.send(data)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(timeout):
+                    await sock.close()  # even when the DISCONNECT could not go out
         self._healthy = True  # nothing more to prove on this connection
         self.session.connection_lost()
         while True:  # PublishAbandoned, and what came before the end
