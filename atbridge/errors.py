@@ -151,6 +151,14 @@ class SimNotReady(ModemError):
     default_hint = "check the SIM"
 
 
+class PlaceUnavailable(AtBridgeError):
+    """A labgrid place cannot be used now: someone else holds it, its exporter is gone,
+    or the coordinator does not answer. Exit status 3 (the farm, not the input, failed).
+    """
+
+    default_hint = "wait for the place to be released (labgrid-client who) or use another place"
+
+
 class ProtocolError(AtBridgeError):
     """A protocol rule was broken (AT framing, MQTT framing)."""
 

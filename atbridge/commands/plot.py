@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _read(path: str) -> str:
     import sys
 
-    from atbridge.plot import PlotError
+    from atbridge.errors import PlotError
 
     if path == "-":
         return sys.stdin.read()

@@ -48,7 +48,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from atbridge.errors import AtBridgeError, ConfigurationError, PortNotFound
+from atbridge.errors import ConfigurationError, PlaceUnavailable, PortNotFound
 
 SCHEME = "labgrid://"
 #: labgrid's own default (``labgrid-client -x``).
@@ -58,14 +58,6 @@ DEFAULT_TIMEOUT = 30.0
 INSTALL_HINT = "install labgrid: pip install 'atbridge[labgrid]'"
 
 T = TypeVar("T")
-
-
-class PlaceUnavailable(AtBridgeError):
-    """A labgrid place cannot be used now: someone else holds it, its exporter is gone,
-    or the coordinator does not answer. Exit status 3 (the farm, not the input, failed).
-    """
-
-    default_hint = "wait for the place to be released (labgrid-client who) or use another place"
 
 
 @dataclass(frozen=True)
