@@ -208,8 +208,9 @@ async def test_ctrl_c_during_a_send_says_what_it_abandons_and_a_second_quits_at_
     await cli.wait_for("sent 1: 5 bytes", stream="stdout")
     hung: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     fake.on_command("AT#XSEND", lambda _fake, _cmd: hung)  # the next send never ends
+    before = len(fake.commands)
     await cli.send(b"second\n")
-    await fake.wait_for_command("AT#XSEND", timeout=WAIT)
+    await fake.wait_for_command("AT#XSEND", timeout=WAIT, start=before)
     cli.proc.send_signal(signal.SIGINT)
     await cli.wait_for("atbridge: Ctrl-C: stopping; abandoning 1 QoS 1 message not acknowledged")
     await cli.wait_for("atbridge: interrupted after 1 messages")
