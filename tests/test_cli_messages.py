@@ -12,6 +12,7 @@ quits at once; ``run``'s live line ticks, and its piped lines carry timestamps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -220,6 +221,39 @@ async def test_ctrl_c_during_a_send_says_what_it_abandons_and_a_second_quits_at_
     assert "Traceback" not in cli.stderr
     hung.cancel()
     assert await received_until_marker(paho, topic) == [b"first"]
+
+
+@pytest.mark.parametrize("command", [["at", "AT+CGMI"], ["info"]])
+async def test_ctrl_c_while_a_modem_command_waits_exits_130(
+    command: list[str], atbridge: StartCli
+) -> None:
+    master, slave = os.openpty()
+    os.set_blocking(master, False)
+    seen = bytearray()
+    arrived = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        with contextlib.suppress(BlockingIOError):
+            seen.extend(os.read(master, 4096))
+        arrived.set()
+
+    loop.add_reader(master, readable)
+    try:
+        cli = await atbridge(command[0], "--port", os.ttyname(slave), "--timeout", "60",
+                             *command[1:])  # fmt: skip
+        async with asyncio.timeout(WAIT):  # the first AT reached the (silent) modem
+            while b"AT" not in seen:
+                arrived.clear()
+                await arrived.wait()
+        cli.proc.send_signal(signal.SIGINT)
+        assert await cli.finish() == 130, cli.stderr
+    finally:
+        loop.remove_reader(master)
+        os.close(master)
+        os.close(slave)
+    assert "atbridge: interrupted" in cli.stderr
+    assert "Traceback" not in cli.stderr
 
 
 # -- run: the live line ticks, piped lines carry timestamps ----------------------------------
