@@ -152,3 +152,23 @@ async def test_a_failure_with_json_is_a_json_object_on_stdout(
     assert error["exit_code"] == 2 and error["kind"] == "PortNotFound"
     assert "check the device path" in error["hint"]
     assert "/nonexistent/tty" in error["error"]
+
+
+async def test_verbose_logs_the_lifecycle_and_debug_adds_the_masked_transcript(
+    fake: FakeModem, atbridge: StartCli
+) -> None:
+    users = {"dev": "s3cret-pw"}
+    with Mosquitto(users=users) as broker:
+        common = [
+            *modem_args(fake), "-h", "127.0.0.1", "-p", str(broker.port), "-t", "mosq/log",
+            "-m", "x", "-u", "dev", "-P", "s3cret-pw",
+        ]  # fmt: skip
+        cli = await run_cli(atbridge, "publish", *common, "-v")
+        assert cli.proc.returncode == 0, cli.stderr
+        assert "atbridge.fsm:" in cli.stderr  # the lifecycle's decisions
+        assert "AT+CGMI" not in cli.stderr
+        cli = await run_cli(atbridge, "publish", *common, "-d")
+        assert cli.proc.returncode == 0, cli.stderr
+        assert "atbridge.fsm:" in cli.stderr
+        assert "AT+CGMI" in cli.stderr  # the transcript of the AT traffic
+        assert "s3cret-pw" not in cli.stderr
