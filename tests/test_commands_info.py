@@ -59,6 +59,9 @@ async def test_json_is_vocabulary_data_with_errors_in_their_own_field(
     signal = report["signal"]
     assert isinstance(signal, dict)
     assert signal["rsrp_index"] == 255 and signal["rsrp_dbm"] is None  # unknown is null
+    cell = report["serving_cell"]  # %XMONITOR: 0, not registered
+    assert isinstance(cell, dict)
+    assert (cell["stat"], cell["cell_id"], cell["rsrp_dbm"]) == (0, None, None)
 
 
 async def test_json_of_a_registered_simcom_strips_prefixes_and_has_the_iccid(

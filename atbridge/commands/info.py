@@ -8,7 +8,8 @@ application version), then asks that family's read-only queries for the things a
 person needs to know first — its ``device`` queries of identity and SIM
 (:attr:`~atbridge.dialects.base.Dialect.diagnostic_queries`: ``AT%XICCID`` on an
 nRF91, ``AT+CICCID`` on a SIM7600...), ``AT+CFUN?``, the three registration
-commands, ``AT+COPS?`` and its signal queries — each through
+commands, ``AT+COPS?``, its signal queries and its serving-cell query
+(``%XMONITOR``, ``+CPSI?``) — each through
 :func:`atbridge.survey.ask`, which decodes the answer with
 :func:`atbridge.diagnostics.decode_answer`. So the data has the names, numbers
 and units of the diagnostics vocabulary (``shared/reference/diagnostics.md``):
@@ -64,13 +65,16 @@ IDENTITY: dict[str, tuple[str, str]] = {
 }
 #: Queries whose fields make up ``signal`` (merged, the first answer's value kept).
 SIGNAL = ("AT+CESQ", "AT+CSQ")
-#: The SIMCom serving-cell query (system mode, PLMN, band, cell, RSRP...).
-SERVING_CELL = "AT+CPSI?"
+#: The serving-cell query of each family that has one, first found asked: nRF91
+#: ``%XMONITOR``, SIMCom ``+CPSI?`` (PLMN, band, cell, RSRP...).
+SERVING_CELL = ("AT%XMONITOR", "AT+CPSI?")
 #: Registration command -> the field info prints it under (the counting one aside).
 SERVICES = {"+CGREG": "packet_service", "+CREG": "circuit_service"}
 #: Signal fields the table shows (the converted values; the raw indices stay in JSON).
 _SIGNAL_SHOWN = ("rsrp_dbm", "rsrq_db", "snr_db", "sinr_db", "rssi_dbm")
-_CELL_SHOWN = ("system_mode", "plmn", "band", "earfcn", "pci", "cell_id")
+_CELL_SHOWN = (
+    "system_mode", "operator_short", "plmn", "band", "earfcn", "pci", "cell_id", "rsrp_dbm",
+)  # fmt: skip
 
 
 @dataclass
@@ -285,7 +289,8 @@ async def gather_info(modem: Modem, *, dialect: str = "auto") -> ModemInfo:
             info.data["signal"] = merged
         else:
             keep("signal", answer, answer.fields)
-    if SERVING_CELL in queries:
-        answer = await ask(modem, SERVING_CELL)
+    cell = next((query for query in SERVING_CELL if query in queries), None)
+    if cell is not None:
+        answer = await ask(modem, cell)
         keep("serving_cell", answer, answer.fields)
     return info
