@@ -416,7 +416,7 @@ async def test_duration_ends_the_watch(tmp_path: Path) -> None:
 
 
 async def test_sigterm_ends_it_cleanly_with_the_settings_set_back() -> None:
-    """``python -m atbridge watch`` as a process: SIGTERM after two lines, exit 0, every
+    """``python -m atbridge watch`` as a process: SIGTERM after two lines, exit 130, every
     line whole JSON, +CEREG reporting set back to the level it had."""
     import signal
     import sys
@@ -441,7 +441,7 @@ async def test_sigterm_ends_it_cleanly_with_the_settings_set_back() -> None:
                 proc.kill()
                 await proc.wait()
         level = fake.state.level("+CEREG")
-    assert proc.returncode == 0, err.decode()
+    assert proc.returncode == 130, err.decode()  # interrupted: no --count or --duration ended it
     lines = b"".join(first).decode().splitlines() + rest.decode().splitlines()
     assert all(json.loads(line)["kind"] in ("sample", "urc") for line in lines)
     assert "watch stopped by SIGTERM" in err.decode()
@@ -486,7 +486,7 @@ async def test_a_signal_while_attaching_stops_it_and_turns_the_radio_back_off(
             async with asyncio.timeout(WAIT):
                 await fake.wait_for_command("AT+CFUN=1")
                 os.kill(os.getpid(), signal.SIGTERM)  # the watch's handler takes it
-                assert await watching == 0
+                assert await watching == 130
         finally:
             watching.cancel()
         assert fake.state.cfun == fake.dialect.boot_cfun == 0

@@ -128,10 +128,10 @@ DEFAULT_CLIENT_ID = "atbridge-<pid>-<6 hex digits>"
 
 
 def default_client_id() -> str:
-    """A client id by :data:`DEFAULT_CLIENT_ID`, as ``publish`` invents one."""
-    import secrets
+    """A client id by :data:`DEFAULT_CLIENT_ID`, as ``publish`` invents one (the one rule)."""
+    from atbridge.commands.settings import default_client_id as invent
 
-    return f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
+    return invent()
 
 
 def _check_table(path: str, table: str) -> None:

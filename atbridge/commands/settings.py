@@ -109,10 +109,15 @@ def _read_password(path: str) -> str:
         raise ConfigurationError(f"cannot read the password file {path}: {reason}") from None
 
 
-def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> BridgeConfig:
-    """The :class:`~atbridge.config.BridgeConfig` the bridge options describe (module doc)."""
+def default_client_id() -> str:
+    """The ``[mqtt]`` client id a command invents when none is given: ``atbridge-<pid>-<hex>``."""
     import secrets
 
+    return f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> BridgeConfig:
+    """The :class:`~atbridge.config.BridgeConfig` the bridge options describe (module doc)."""
     from atbridge.config import Setting, load_config
 
     arguments = given(args, BRIDGE_KEYS)
@@ -137,9 +142,7 @@ def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
         arguments["mqtt.host"] = Setting(host_option, "-h/--host")
     if port_option is not None:
         arguments["mqtt.port"] = Setting(port_option, "-p/--broker-port")
-    defaults: dict[str, object] = {
-        "mqtt.client_id": f"atbridge-{os.getpid()}-{secrets.token_hex(3)}"
-    }
+    defaults: dict[str, object] = {"mqtt.client_id": default_client_id()}
     if args.give_up_after is not None:
         arguments["give_up_after"] = Setting(args.give_up_after or None, "--give-up-after")
     elif args.give_up_default is not None:

@@ -14,7 +14,7 @@ When it ends:
   exit 5 (timeout) if fewer than ``--count`` messages arrived, or, without
   ``--count``, if none arrived at all (mosquitto_sub exits 27 there; atbridge's
   one timeout code is 5); else exit 0;
-- neither: on Ctrl-C or SIGTERM (exit 0; 130 when ``--count`` was not reached).
+- neither: on Ctrl-C or SIGTERM (exit 130: interrupted, as every command).
 
 The other options of ``mosquitto_sub`` work as they do there: ``-q``,
 ``-h``/``-p``, ``-u``/``-P``, ``-i``, ``-k``, ``-V``, ``-d``; ``--help`` alone is
@@ -168,7 +168,7 @@ async def _main(args: argparse.Namespace) -> int:
                 if not deadline.expired():
                     raise
         except Interrupted:
-            return 0 if args.count is None else 130
+            return 130  # stopped before the goal (-C reached, or -W ended): interrupted
     wanted = 1 if args.count is None else args.count
     if received < wanted:
         filters = ", ".join(args.topics)

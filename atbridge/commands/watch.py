@@ -200,7 +200,7 @@ async def _main(args: argparse.Namespace) -> int:
             changes += await _notifications_on(modem, dialect, args.timeout, sink)
         if online is not None and not await _unless_stopped(stop, online.go_online(changes, sink)):
             sink.note(f"watch stopped by {reason[0]} before it was online")
-            return 0
+            return 130
         plan = Plan(
             sample_queries=tuple(dialect.sample_queries),
             registration_sources=tuple(dialect.registration_sources),
@@ -219,8 +219,9 @@ async def _main(args: argparse.Namespace) -> int:
         samples = await watch(
             modem, plan, emit, stop=stop, ping=online.ping if online is not None else None
         )
-        if reason:
+        if reason:  # --count / --duration end it by themselves: a signal interrupted it
             sink.note(f"watch stopped by {reason[0]} after {samples} samples")
+            return 130
         return 0
     finally:
         unhook()
