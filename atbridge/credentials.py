@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 Every way of getting online ends in one :class:`MqttCredentials`: client id,
-user name, password, host, port, TLS on/off and Keep Alive. The lifecycle opens
-a (TLS) socket to ``host:port`` and sends
+user name, password, host, port, TLS on/off (with its :class:`TlsOptions`) and
+Keep Alive. The lifecycle opens a (TLS) socket to ``host:port`` and sends
 :meth:`MqttCredentials.connect_packet`; the transcript layer masks every string
 :meth:`MqttCredentials.secrets` returns. This module is pure: no sockets, no
 clocks (a timestamp is whatever the caller passes), no randomness except the
@@ -31,6 +31,12 @@ Sources of credentials:
   configuration file's ``[mqtt]`` table, as :class:`AliyunDevice` holds those
   of its ``[aliyun]`` table.
 
+TLS is ``off``, ``host`` or ``modem`` (:class:`TlsMode`; ``true`` means ``host``):
+on the host (:mod:`atbridge.tls`, over a plain TCP socket through any modem; the
+default) or offloaded to the modem. :class:`TlsOptions` says what to trust (a CA
+file, or the system's store), the client certificate and key (mutual TLS) and the
+lowest TLS version; these are file names only, read by :mod:`atbridge.tls`.
+
 Reading those tables from a TOML file and ``ATBRIDGE_*`` variables is the job
 of :mod:`atbridge.config` (:func:`atbridge.config.load_credentials`): this
 module reads no file and no environment.
@@ -50,7 +56,7 @@ import secrets as _random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from atbridge.at_mqtt import NO_PROPERTIES, Connect, Properties, ProtocolVersion, Will
 from atbridge.errors import ConfigurationError, RemoteProtocolError
@@ -153,6 +159,104 @@ def _check_text(name: str, value: str, *, forbidden: str = "") -> None:
         raise ConfigurationError(f"{name} must not contain {''.join(bad)!r}: {value!r}")
 
 
+# --- TLS -----------------------------------------------------------------------------
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "none")
+
+
+class TlsMode(StrEnum):
+    """Where TLS runs: not at all, on this host (any modem), or on the modem (offload)."""
+
+    OFF = "off"
+    HOST = "host"
+    MODEM = "modem"
+
+    @classmethod
+    def _missing_(cls, value: object) -> TlsMode | None:
+        # ``tls = true`` (the key was a switch before it had a place) means host-side TLS.
+        if value is True or (isinstance(value, str) and value.strip().lower() in _ON):
+            return cls.HOST
+        if value is False or (isinstance(value, str) and value.strip().lower() in _OFF):
+            return cls.OFF
+        if isinstance(value, str) and value.strip().lower() != value:
+            return cls._value2member_map_.get(value.strip().lower())  # type: ignore[return-value]
+        return None
+
+    @classmethod
+    def of(cls, value: TlsMode | bool | str) -> TlsMode:
+        """``value`` as a mode (``True``/``"1"``/``"on"`` are ``host``), or ConfigurationError."""
+        if isinstance(value, bool):
+            return cls.HOST if value else cls.OFF
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"tls={value!r} is not one of 'off', 'host', 'modem'",
+                hint='use tls = "host" (TLS on this computer, through any modem) or "off"',
+            ) from None
+
+
+#: The lowest TLS versions atbridge lets a user choose (TLS 1.0 and 1.1 are deprecated, RFC 8996).
+TLS_VERSIONS = ("1.2", "1.3")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """How TLS is spoken when it is on: where, what to trust, who we are, how old at least.
+
+    ``cafile`` ``None`` trusts the system's CA store; ``certfile`` (with ``keyfile``, or a
+    PEM file holding both) is the client certificate for mutual TLS. Only names of files:
+    :mod:`atbridge.tls` reads them (and says clearly when one cannot be read).
+    """
+
+    mode: TlsMode = TlsMode.HOST
+    cafile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", TlsMode.of(self.mode))
+        if self.mode is TlsMode.OFF:
+            raise ConfigurationError("TlsOptions are for TLS that is on (host or modem)")
+        for name in ("cafile", "certfile", "keyfile"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigurationError(f"{name} must be the name of a file, got {value!r}")
+        if self.keyfile is not None and self.certfile is None:
+            raise ConfigurationError(
+                "keyfile was given without certfile",
+                hint="pass the client certificate (--cert FILE) with its key (--key FILE)",
+            )
+        if self.min_version not in TLS_VERSIONS:
+            raise ConfigurationError(
+                f"tls_min_version={self.min_version!r} must be '1.2' or '1.3'",
+                hint="TLS 1.0 and 1.1 are deprecated (RFC 8996); most brokers speak 1.2 and 1.3",
+            )
+
+
+def _tls_options(
+    mode: TlsMode,
+    cafile: str | None,
+    certfile: str | None,
+    keyfile: str | None,
+    min_version: str,
+) -> TlsOptions:
+    """The options of TLS in ``mode`` (default ones when off); settings without TLS refused."""
+    if mode is TlsMode.OFF:
+        given = [name for name, value in (("cafile", cafile), ("certfile", certfile),
+                                          ("keyfile", keyfile)) if value is not None]  # fmt: skip
+        if given or min_version != "1.2":
+            named = ", ".join(given or ["tls_min_version"])
+            raise ConfigurationError(
+                f"{named} set but tls is off",
+                hint='turn TLS on (tls = "host", --tls) or drop the TLS settings',
+            )
+        return TlsOptions()
+    return TlsOptions(mode, cafile, certfile, keyfile, min_version)  # type: ignore[arg-type]
+
+
 # --- the result ----------------------------------------------------------------------
 
 
@@ -174,6 +278,8 @@ class MqttCredentials:
     tls: bool
     keepalive: int
     hidden: tuple[Secret, ...] = ()
+    #: Where TLS runs and what it trusts (used only when ``tls`` is on).
+    tls_options: TlsOptions = TlsOptions()
 
     def __post_init__(self) -> None:
         _check_range("port", self.port, 1, 65535)
@@ -190,21 +296,37 @@ class MqttCredentials:
         port: int | None = None,
         username: str | None = None,
         password: Secret | str | None = None,
-        tls: bool = False,
+        tls: TlsMode | bool | str = False,
         keepalive: int = DEFAULT_KEEPALIVE,
+        cafile: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        tls_min_version: str = "1.2",
     ) -> MqttCredentials:
-        """Credentials for any broker, used as given (port 8883 with TLS, else 1883)."""
+        """Credentials for any broker, used as given (port 8883 with TLS, else 1883).
+
+        ``tls`` is a :class:`TlsMode` (``True`` means ``host``); the CA file, the client
+        certificate and key and the lowest TLS version apply only with TLS on.
+        """
         if not isinstance(client_id, str):
             raise ConfigurationError("client_id must be a string")
+        mode = TlsMode.of(tls)
+        on = mode is not TlsMode.OFF
         return cls(
             client_id=client_id,
             username=username,
             password=None if password is None else _as_secret(password),
             host=host,
-            port=port if port is not None else (8883 if tls else 1883),
-            tls=tls,
+            port=port if port is not None else (8883 if on else 1883),
+            tls=on,
             keepalive=keepalive,
+            tls_options=_tls_options(mode, cafile, certfile, keyfile, tls_min_version),
         )
+
+    @property
+    def tls_mode(self) -> TlsMode:
+        """``off``, or where TLS runs (``host``: :mod:`atbridge.tls`; ``modem``: offload)."""
+        return self.tls_options.mode if self.tls else TlsMode.OFF
 
     def endpoint(self) -> tuple[str, int]:
         """``(host, port)``; raises ConfigurationError when no host is configured."""
@@ -270,8 +392,19 @@ class PlainBroker:
     port: int | None = None
     username: str | None = None
     password: Secret | None = None
-    tls: bool = False
+    #: ``off``, ``host`` or ``modem`` (``true`` means ``host``): see :class:`TlsMode`.
+    tls: TlsMode = TlsMode.OFF
     keepalive: int = DEFAULT_KEEPALIVE
+    #: TLS: the CA that signed the broker's certificate (None: the system's CA store).
+    cafile: str | None = None
+    #: TLS: the client certificate (PEM) for mutual TLS, and its key (None: in certfile).
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: TLS: the lowest version spoken, "1.2" or "1.3".
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tls", TlsMode.of(self.tls))
 
     def credentials(self) -> MqttCredentials:
         """The MQTT credentials, used as given (port 8883 with TLS, else 1883)."""
@@ -283,6 +416,10 @@ class PlainBroker:
             password=self.password,
             tls=self.tls,
             keepalive=self.keepalive,
+            cafile=self.cafile,
+            certfile=self.certfile,
+            keyfile=self.keyfile,
+            tls_min_version=self.tls_min_version,
         )
 
 
