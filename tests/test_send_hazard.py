@@ -12,6 +12,8 @@ SIM7000's send and close lines, and a modem that reboots in the middle of a send
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,22 @@ import pytest
 from atbridge.bridge import Bridge
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
+from atbridge.dialects.nrf91_sm import Nrf91Sm
 from atbridge.dialects.sim7000 import Sim7000
 from atbridge.modem import Modem, Urc
 from atbridge.text import escape_bytes
-from tests.brokers import Mosquitto
+from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
+from tests.test_fsm import config, creds
 
 HUGE = b"9" * 5000  # beyond Python's 4300-digit int-from-string limit
 WAIT = 10.0
+#: The dialects whose sends hold the payload back until the modem is surely still in the
+#: send. The SIMCom ones write it the moment the channel sees the ``> `` prompt (modem.py),
+#: before the banner that follows it is read: not yet protected.
+NORDIC = ("nrf91-slm", "nrf91-sm")
+#: The Serial Modem's hex string send: the payload only as hex digits inside the quotes.
+SM_HEX_SEND = re.compile(r'AT#XSEND=\d+,1,0,"(?:[0-9a-f]{2})+"')
 
 
 @pytest.fixture
@@ -123,3 +133,110 @@ async def test_the_connect_password_in_a_simcom_send_is_masked_by_position(
     assert "***" in text
     for form in ("Pw7x", "Zr9", escape_bytes(password.encode())):
         assert form not in text, form
+
+
+# -- a reboot as a send begins (defect 9) ----------------------------------------------------
+
+#: A payload that would switch the radio off if it ever ran as AT commands.
+INJECTION = b"head\r\nAT+CFUN=0\r\n" + b"x" * 64 + b"\rAT+CFUN=0\r" + b"tail"
+
+
+@pytest.mark.usefixtures("short_escape_guard")
+@pytest.mark.parametrize("dialect", NORDIC)
+async def test_a_reboot_as_the_send_begins_never_runs_the_payload(
+    dialect: str, broker: Mosquitto, paho: PahoPeer
+) -> None:
+    """The fake reboots once it has asked for the payload (the ``OK`` of data mode, the
+    ``> `` prompt); the payload must not reach its AT parser. The Serial Modem sends hex
+    strings: no payload byte is ever outside a quoted hex parameter."""
+    topic = f"hazard/{dialect}"
+    paho.subscribe(topic, qos=1)
+    async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+        cfg = config(fake, broker.port, credentials=creds(broker.port, f"hazard-{dialect}"))
+        async with Bridge(config=cfg) as bridge:
+            await bridge.publish(topic, b"before", qos=1)
+            start = len(fake.commands)
+            if dialect != "nrf91-sm":
+                fake.reboot_during_next_send()
+            async with asyncio.timeout(WAIT * 3):
+                await bridge.publish(topic, INJECTION, qos=1)
+                await bridge.wait_online()
+            sent = fake.commands[start:]
+            assert not [line for line in sent if "CFUN=0" in line], sent
+            if dialect == "nrf91-sm":
+                sends = [line for line in sent if line.startswith("AT#XSEND=")]
+                assert sends and all(SM_HEX_SEND.fullmatch(line) for line in sends), sends
+    assert INJECTION in [payload for _t, payload, _q in paho.wait_for(2, WAIT)]
+
+
+# -- a lost answer to a Serial Modem send (defect 10) ----------------------------------------
+
+
+class CapturingProxy:
+    """A TCP proxy on 127.0.0.1 to ``upstream`` that keeps what the fake sent the broker."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self.sent = bytearray()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> CapturingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        for source, sink, keep in ((reader, up_writer, True), (up_reader, writer, False)):
+            task = asyncio.get_running_loop().create_task(self._pump(source, sink, keep))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, keep: bool
+    ) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await source.read(65536):
+                if keep:
+                    self.sent += data
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+
+
+@pytest.mark.usefixtures("short_escape_guard")
+async def test_a_lost_answer_to_a_serial_modem_send_costs_one_timeout_and_no_socket_data(
+    broker: Mosquitto, paho: PahoPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the SM sat in data mode counting bytes: the escape and the resync commands
+    went to the broker as socket data and the bridge took some 40 s to come back. Now a
+    lost answer costs the send's timeout (short here), the socket is reopened, and nothing
+    but MQTT reaches the broker."""
+    monkeypatch.setattr(Nrf91Sm, "hex_send_timeout", 1.0)
+    topic = "hazard/lost-ok"
+    paho.subscribe(topic, qos=1)
+    async with (
+        FakeModem(dialect="nrf91-sm", registration_delay=0.05) as fake,
+        CapturingProxy(broker.port) as proxy,
+    ):
+        cfg = config(fake, proxy.port, credentials=creds(proxy.port, "lost-ok-sm"))
+        async with Bridge(config=cfg) as bridge:
+            await bridge.publish(topic, b"before", qos=1)
+            fake.drop_next_response()  # the next command, this send, is never answered
+            async with asyncio.timeout(WAIT * 2):  # a bound, far below the 40 s of before
+                await bridge.publish(topic, b"after", qos=1)
+                await bridge.wait_online()
+            assert "backing_off" in [t.new for t in bridge.history]
+    for resync in (b"AT\r", b"AT+", b"+++", b"AT#"):
+        assert resync not in proxy.sent, resync
+    assert {b"before", b"after"} <= {payload for _t, payload, _q in paho.wait_for(2, WAIT)}

@@ -69,6 +69,18 @@ dialect knows when data mode may be on (a data mode command was sent and its end
 seen) and is then the channel's :attr:`~atbridge.modem.Modem.escape_hook`: a
 resynchronisation escapes first. A transfer whose end does not come escapes at once.
 
+**Reboots during a send.** A modem that reboots while it takes a data mode payload is
+back in command mode for the rest of it: what follows would run as AT commands (a payload
+holding ``\\r\\nAT+CFUN=0\\r\\n`` would turn the radio off). The payload is therefore
+never written on the ``OK`` alone: first whatever came with the ``OK`` is read, and a boot
+banner behind it (a modem that rebooted as it entered data mode) closes the socket with
+REBOOT before one payload byte goes. What is left is a reboot *during* the payload: the
+bytes that reach the modem once its UART is up again, before the host has read its banner
+(a real nRF91 takes about a second to boot; what reaches it meanwhile is lost, not run).
+The Serial Modem does not use data mode for sends at all (hex strings in the command
+line, :mod:`atbridge.dialects.nrf91_sm`), so only the SLM, which has no other way to send
+binary data, keeps that window. The cost is two turns of the event loop per send.
+
 **APN.** ``AT+CGDCONT`` on cid 0 is only sent when the modem's context differs: the
 modem refuses to change the context of an active PDN, so an nRF91 already online with
 that APN would fail the configure step.
@@ -565,12 +577,8 @@ class NordicDialect(Dialect):
             # Until its end is seen, the modem may be in data mode (module doc).
             self._data_mode_possible = True
             try:
-                await self.modem.command(
-                    line,
-                    timeout=self.data_mode_entry_timeout,
-                    after_ok=payload,
-                    payload_secret_spans=secret_spans,
-                )
+                await self.modem.command(line, timeout=self.data_mode_entry_timeout)
+                await self._write_after_ok(sock, payload, secret_spans)
             except ModemError as exc:
                 self._data_mode_possible = False
                 raise self._send_refused(sock, exc) from exc
@@ -590,6 +598,21 @@ class NordicDialect(Dialect):
             await self._data_mode_result(
                 done, sock, size, write_terminator_late=write_terminator_late
             )
+
+    async def _write_after_ok(self, sock: ModemSocket, payload: bytes, spans: Spans) -> None:
+        """Write a data mode ``payload`` once what came with the ``OK`` has been read.
+
+        A modem that rebooted right after its ``OK`` (module doc, "Reboots during a send")
+        has sent its boot banner behind it: that closes the socket with REBOOT, and the
+        payload is not written, so none of it can run as AT commands on the rebooted modem.
+        """
+        # Two turns of the loop: the first resumes this task before the read callbacks of
+        # the same turn, the second comes after them.
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        if sock.closed is not None:
+            raise sock.closed
+        await self.modem.write(payload, secret_spans=spans)
 
     def _send_refused(self, sock: ModemSocket, exc: ModemError) -> SocketError:
         """The modem refused a send command: read the socket (it may have closed), say so."""

@@ -14,13 +14,24 @@ Sources: ``shared/reference/at-dialects.md`` §3.2, §3.3, §3.5 and the SM's
   <family>,1,0,<sec_tag>,<peer_verify>`` for TLS, then ``AT#XSSOCKETOPT=<h>,1,2,"<host>"``
   for the host name to verify), then ``AT#XCONNECT=<h>,"<host>",<port>`` ->
   ``#XCONNECT: <h>,1``.
-- Send: ``AT#XSEND=<h>,2,0,<data_len>`` -> ``OK`` when the modem is in data mode (not one
-  payload byte is written before it) -> exactly ``<data_len>`` raw bytes -> the modem
-  leaves data mode by itself: ``#XDATAMODE: 0`` (``-1``: the send failed). With
-  ``<data_len>`` the modem counts bytes and never scans them for the ``+++`` terminator,
-  so any byte value goes through. If the socket fails in data mode the SM sends the
-  terminator and drops input until the host sends it back (``sm_data_mode.rst``): when
-  ``#XDATAMODE`` is late, the dialect writes ``+++`` once and waits again.
+- Send: ``AT#XSEND=<h>,1,0,"<hex>"`` (hex string mode, ``at_socket.rst``: at most 1400
+  bytes, 2800 hex characters, a command) -> ``#XSEND: <h>,<result_type>,<size>`` and
+  ``OK``. The payload is inside one command line, as hex digits: nothing of it can ever
+  run as an AT command (no ``T`` is a hex digit), not even when the modem reboots in the
+  middle of the line, and a lost ``OK`` is a plain command timeout: the modem is in
+  command mode, so the channel's resynchronisation reaches its AT parser, never the
+  socket. Data mode, by contrast, ties the host to the modem's state: with
+  ``AT#XSEND=<h>,2,0,<data_len>`` the modem counts ``<data_len>`` bytes and ignores
+  ``+++``, so after a lost ``OK`` the escape and the resync commands went to the broker
+  as socket data and the link took some 40 s to come back; a reboot mid-payload made the
+  rest run as commands. Hex costs twice the payload bytes on the serial line (at
+  115200 baud, about 0.25 s for 1400 bytes instead of 0.12 s), which an MQTT device's
+  messages afford. ``send_mode = "data"`` keeps the data mode send (``AT#XSEND=<h>,2,0,
+  <data_len>`` -> ``OK`` -> exactly ``<data_len>`` raw bytes -> ``#XDATAMODE: 0``, the
+  payload written once what came with the ``OK`` was read, as on the SLM; if the socket
+  fails in data mode the SM sends the terminator and drops input until the host sends it
+  back, ``sm_data_mode.rst``: when ``#XDATAMODE`` is late, the dialect writes ``+++``
+  once).
 - Receive: ``AT#XAPOLL=,1,1`` (no handle: every socket, now and later; POLLIN) turns on
   ``#XAPOLL: <h>,<revents>``; reads are ``AT#XRECV=<h>,0,64,<timeout>,2048`` ->
   ``#XRECV: <h>,0,<size>`` + exactly ``<size>`` bytes + ``OK``; ``OK`` alone means the
@@ -42,8 +53,9 @@ from atbridge.at_parser import header_ints
 from atbridge.at_syntax import format_command, int_param, split_params
 from atbridge.dialects.base import ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, ReadResult
-from atbridge.errors import CloseReason, ModemError, SocketError
+from atbridge.errors import AtTimeout, CloseReason, ModemError, ModemRebooted, SocketError
 from atbridge.modem import Urc
+from atbridge.transcript import Spans, shift_spans
 
 
 class Nrf91Sm(NordicDialect):
@@ -57,6 +69,14 @@ class Nrf91Sm(NordicDialect):
     #: ``AT#XAPOLL=[<handle>],<op>[,<events>]``: every socket, start, POLLIN (SM at_socket.rst).
     notification_command: ClassVar[str] = "AT#XAPOLL=,1,1"
     version_command: ClassVar[str | None] = "AT#XSMVER"
+    #: ``"hex"``: sends as hex strings in the command line (the default, module doc);
+    #: ``"data"``: length-delimited data mode.
+    send_mode: str = "hex"
+    #: Hex string mode carries at most 1400 bytes a command (``at_socket.rst``).
+    max_hex_send: ClassVar[int] = 1400
+    #: Seconds to wait for the answer to a hex send: without flag 512 the SM answers once
+    #: the bytes are in the socket's buffer, not when the network acknowledged them.
+    hex_send_timeout: float = 10.0
 
     def install(self) -> None:
         super().install()
@@ -124,6 +144,9 @@ class Nrf91Sm(NordicDialect):
         )
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
+        if self.send_mode == "hex":
+            await self._send_hex(sock, chunk)
+            return
         line = format_command("AT#XSEND", sock.handle, 2, 0, len(chunk))
         async with self._socket_errors(sock), self.modem.exclusive():
             # The modem counts <data_len> bytes and leaves data mode by itself.
@@ -134,6 +157,49 @@ class Nrf91Sm(NordicDialect):
                 len(chunk),
                 write_terminator_late=True,
                 secret_spans=self.modem.payload_secrets(sock, chunk),
+            )
+
+    async def _send_hex(self, sock: ModemSocket, chunk: bytes) -> None:
+        """``chunk`` as hex strings of at most :attr:`max_hex_send` bytes (module doc)."""
+        secrets = self.modem.payload_secrets(sock, chunk)
+        async with self._socket_errors(sock):
+            for offset in range(0, len(chunk), self.max_hex_send):
+                if sock.closed is not None:
+                    raise sock.closed
+                piece = chunk[offset : offset + self.max_hex_send]
+                line = format_command("AT#XSEND", sock.handle, 1, 0, piece.hex())
+                # The hex sits in the quotes at the end of the line, two characters a byte.
+                start = len(line) - 1 - 2 * len(piece)
+                spans = tuple(
+                    (start + 2 * begin, start + 2 * end)
+                    for begin, end in shift_spans(secrets, offset, len(piece))
+                )
+                await self._send_hex_line(sock, line, len(piece), spans)
+
+    async def _send_hex_line(self, sock: ModemSocket, line: str, size: int, spans: Spans) -> None:
+        try:
+            response = await self.modem.command(
+                line, timeout=self.hex_send_timeout, secret_spans=spans
+            )
+        except ModemError as exc:
+            raise self._send_refused(sock, exc) from exc
+        except (AtTimeout, ModemRebooted) as exc:
+            # Sent or not, the stream can no longer be trusted: the socket ends here, and
+            # the modem is in command mode, so the next command resynchronises it.
+            if sock.closed is not None:
+                raise sock.closed from exc
+            sock.mark_closed(CloseReason.ERROR, f"no answer to a send of {size} bytes")
+            raise SocketError(
+                f"the modem did not confirm sending {size} bytes on socket {sock.handle}",
+                hint="the serial link may have dropped bytes (use hardware flow control); "
+                "the lifecycle reconnects",
+            ) from exc
+        values = response.values("#XSEND:")
+        sent = int_param(values[0], 2) if values else None
+        if sent != size:
+            raise SocketError(
+                f"the modem sent {sent} of {size} bytes on socket {sock.handle}",
+                hint="the connection is probably broken; close the socket and reconnect",
             )
 
     def _on_auto_received(self, urc: Urc) -> None:
