@@ -20,21 +20,28 @@ order and raises the exact error. So a fast path never raises for a packet the s
 forbids; it only ever returns what the reference would return
 (``tests/test_mqtt_codec_fast_paths.py`` checks that, with the caches cold and warm).
 
-Topic names are validated once and remembered, in two :func:`functools.lru_cache`
-caches: str -> length-prefixed UTF-8 for encoding, UTF-8 -> str for decoding. The
-cached functions are the reference checks themselves (they raise for an invalid
-name, and ``lru_cache`` keeps no result for a call that raised), so a hit skips no
-rule and the caches only ever hold valid names. They keep the
-:data:`TOPIC_CACHE_SIZE` most recently used names of at most
-:data:`CACHED_TOPIC_LENGTH` characters (bytes, for decoding); longer names are checked
-every time. An application with more topics than that still gets every one right,
-only the least recently used pay the full check again.
+Topic names are validated once and remembered, in two bounded dictionaries: str ->
+length-prefixed UTF-8 for encoding, length-prefixed UTF-8 -> str for decoding. A hit
+is one ``dict.get`` inline in the fast path (a :func:`functools.lru_cache` hit costs
+three times as much: a call and the reordering of its list). A miss runs the
+reference checks themselves (:func:`_topic_prefix`, :func:`_topic_text`; they raise
+for an invalid name and nothing is kept then), so a hit skips no rule and the caches
+only ever hold valid names. Each keeps at most :data:`TOPIC_CACHE_SIZE` names of at
+most :data:`CACHED_TOPIC_LENGTH` characters (bytes, for decoding; longer names are
+checked every time); a new name arriving at a full cache drops the oldest one kept
+(first in, first out), so there is no cliff: an application with more topics than
+that gets every one right, and a name that was dropped is checked again once, on its
+next use, and kept again.
+
+The decode cache is keyed by the topic's bytes *with* their two-byte length, sliced
+straight from the frame: the key is found without reading the length first, and the
+same key is the encode cache's value, so one name costs one slice each way.
 """
 
 from __future__ import annotations
 
 import struct
-from functools import lru_cache
+from typing import TypeVar
 
 from atbridge.errors import LocalProtocolError, MalformedPacket
 from atbridge.mqtt.packets import Connect, Publish, topic_name_problem
@@ -77,14 +84,59 @@ def _topic_text(raw: bytes) -> str:
     return topic
 
 
-_cached_topic_prefix = lru_cache(maxsize=TOPIC_CACHE_SIZE)(_topic_prefix)
-_cached_topic_text = lru_cache(maxsize=TOPIC_CACHE_SIZE)(_topic_text)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _TopicCache(dict[_K, _V]):
+    """A bounded dict of validated names; ``misses`` counts the names checked in full."""
+
+    __slots__ = ("misses",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.misses = 0
+
+    def keep(self, key: _K, value: _V) -> None:
+        """Remember ``value`` for ``key``, dropping the oldest name when full."""
+        self.misses += 1
+        if len(self) >= TOPIC_CACHE_SIZE:
+            del self[next(iter(self))]
+        self[key] = value
+
+
+#: topic name (str) -> its length-prefixed UTF-8.
+_prefixes: _TopicCache[str, bytes] = _TopicCache()
+#: length-prefixed UTF-8 of a topic name -> the name (str).
+_names: _TopicCache[bytes, str] = _TopicCache()
+
+
+def _checked_prefix(topic: str) -> bytes:
+    """``_topic_prefix(topic)``, kept in the encode cache when short enough."""
+    prefix = _topic_prefix(topic)
+    if len(topic) <= CACHED_TOPIC_LENGTH:
+        _prefixes.keep(topic, prefix)
+    return prefix
+
+
+def _checked_name(prefixed: bytes) -> str:
+    """``_topic_text`` of the name after its two length bytes, kept when short enough."""
+    topic = _topic_text(prefixed[2:])
+    if len(prefixed) - 2 <= CACHED_TOPIC_LENGTH:
+        _names.keep(prefixed, topic)
+    return topic
 
 
 def cache_clear() -> None:
     """Empty both topic caches (tests use this to start cold)."""
-    _cached_topic_prefix.cache_clear()
-    _cached_topic_text.cache_clear()
+    _prefixes.clear()
+    _names.clear()
+    _prefixes.misses = _names.misses = 0
+
+
+def cached() -> tuple[int, int]:
+    """How many names the encode and the decode cache hold."""
+    return len(_prefixes), len(_names)
 
 
 def encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes | None:
@@ -93,13 +145,12 @@ def encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes | None:
     if packet._properties is not NO_PROPERTIES or protocol == _V5:
         return None
     topic = packet._topic
-    try:
-        if type(topic) is str and len(topic) <= CACHED_TOPIC_LENGTH:
-            prefix = _cached_topic_prefix(topic)
-        else:
-            prefix = _topic_prefix(topic)
-    except LocalProtocolError:
-        return None
+    prefix = _prefixes.get(topic) if type(topic) is str else None
+    if prefix is None:
+        try:
+            prefix = _checked_prefix(topic)
+        except LocalProtocolError:
+            return None
     qos = packet._qos
     payload = packet._payload
     try:
@@ -129,6 +180,19 @@ def encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes | None:
     return None
 
 
+def _publish_flags(first: int) -> tuple[int, bool, bool] | None:
+    """(QoS, retain, DUP) of a PUBLISH's first byte; ``None`` when it is no valid PUBLISH
+    (another type, QoS 3, or DUP on QoS 0 [MQTT-3.3.1-2])."""
+    qos = (first >> 1) & 0x03
+    if first >> 4 != 3 or qos == 3 or (first & 0x08 and not qos):
+        return None
+    return qos, first & 0x01 != 0, first & 0x08 != 0
+
+
+#: :func:`_publish_flags` of every first byte, read with one index per frame.
+_PUBLISH_FLAGS = tuple(_publish_flags(first) for first in range(0x100))
+
+
 def decode_publish(data: bytes, protocol: ProtocolVersion) -> Publish | None:
     """The common MQTT 3.1.1 PUBLISH that is exactly the frame ``data``, or ``None``.
 
@@ -138,43 +202,46 @@ def decode_publish(data: bytes, protocol: ProtocolVersion) -> Publish | None:
     size = len(data)
     if size < 4 or type(data) is not bytes or protocol == _V5:
         return None
-    first = data[0]
-    qos = (first >> 1) & 0x03
-    if first >> 4 != 3 or qos == 3 or (first & 0x08 and not qos):
+    flags = _PUBLISH_FLAGS[data[0]]
+    if flags is None:
         return None
+    qos, retain, dup = flags
     length = data[1]
-    start = 2
     if length & 0x80:
         if data[2] & 0x80:
             return None
-        length = (length & 0x7F) | (data[2] << 7)
         start = 3
-    if size != start + length or start + 2 > size:
+        length = (length & 0x7F) | (data[2] << 7)
+    else:
+        start = 2
+    if size != start + length or length < 2:
         return None
-    topic_length = (data[start] << 8) | data[start + 1]
-    pos = start + 2 + topic_length
+    pos = start + 2 + ((data[start] << 8) | data[start + 1])
     if pos > size:
         return None
-    raw = data[start + 2 : pos]
-    try:
-        topic = _cached_topic_text(raw) if topic_length <= CACHED_TOPIC_LENGTH else _topic_text(raw)
-    except MalformedPacket:
-        return None
-    packet_id = None
+    prefixed = data[start:pos]
+    topic = _names.get(prefixed)
+    if topic is None:
+        try:
+            topic = _checked_name(prefixed)
+        except MalformedPacket:
+            return None
     if qos:
         if pos + 2 > size:
             return None
-        packet_id = (data[pos] << 8) | data[pos + 1]
+        packet_id: int | None = (data[pos] << 8) | data[pos + 1]
         if not packet_id:
             return None
         pos += 2
+    else:
+        packet_id = None
     # A real Publish whose slots are filled here, without a call (see its docstring).
     message = _new_object(Publish)
     message._topic = topic
     message._payload = data[pos:]
     message._qos = qos
-    message._retain = first & 0x01 != 0
-    message._dup = first & 0x08 != 0
+    message._retain = retain
+    message._dup = dup
     message._packet_id = packet_id
     message._properties = NO_PROPERTIES
     return message
