@@ -860,10 +860,13 @@ class FakeModem(FaultControls, RadioControls):
         if self._raw_waiter is not None:
             raise RuntimeError("another raw read is in progress")
         self._reader.reset()
-        future: asyncio.Future[bytes] = self._require_loop().create_future()
-        self._raw_waiter = (take, future)
-        self._feed_raw_waiter()
-        data = await future
+        data = take(self._rx)
+        if data is None:
+            # Not all here yet: wait for the bytes (a byte-at-a-time reader whose bytes
+            # have all arrived takes them above, without a future or a loop turn).
+            future: asyncio.Future[bytes] = self._require_loop().create_future()
+            self._raw_waiter = (take, future)
+            data = await future
         assert self._rx_pacer is not None
         self._answer_from(self._rx_pacer.wire_time())
         return data
