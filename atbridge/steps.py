@@ -7,7 +7,8 @@ modem, bind its dialect, close the sockets an earlier run left open on the modem
 *configure* (the SIM checked, then the APN), *attach* (registered on the network: on any
 of ``+CEREG``/``+CGREG``/``+CREG``), *activate data* (the PDP context up), *resolve*
 (DNS through the modem), *open socket* (what is still open on the modem closed first,
-then TCP or TLS through the modem), *MQTT connect* (CONNECT, CONNACK) and *ping*
+then TCP through the modem, and TLS over it on this host: :mod:`atbridge.tls`, its
+handshake timed on its own), *MQTT connect* (CONNECT, CONNACK) and *ping*
 (PINGREQ, PINGRESP). Each step here is a public coroutine that does its step once — no
 retry, no recovery — under the time limit it is given, and returns a small frozen
 dataclass: the step name, how long it took (monotonic seconds) and what it learnt
@@ -41,11 +42,13 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 from atbridge.at_mqtt import Connected, MqttSession, PongReceived
 from atbridge.config import LINE_ENDINGS, BridgeConfig
+from atbridge.credentials import MqttCredentials, TlsMode
 from atbridge.decode import Registration
 from atbridge.dialects import open_dialect
 from atbridge.dialects.base import DataBearer, Identity
 from atbridge.errors import AtBridgeError, ConfigurationError, SocketClosed, StepTimeout
 from atbridge.modem import Modem
+from atbridge.tls import TlsClient
 from atbridge.transcript import Transcript
 
 T = TypeVar("T")
@@ -231,16 +234,33 @@ class Resolved(StepResult):
 
 
 @dataclass(frozen=True, slots=True)
+class TlsHandshaken(StepResult):
+    """The TLS handshake on this host, over the modem's TCP socket (part of opening it).
+
+    ``resumed``: the session kept from the last connection was resumed (no certificate
+    chain on the line). The byte counts are TLS records on the socket, both ways.
+    """
+
+    version: str
+    cipher: str
+    resumed: bool
+    bytes_sent: int
+    bytes_received: int
+
+
+@dataclass(frozen=True, slots=True)
 class SocketOpened(StepResult):
-    """A TCP (or TLS) connection through the modem."""
+    """A TCP (or TLS) connection through the modem; ``seconds`` covers the TLS handshake."""
 
     host: str
     port: int
     tls: bool
     #: Sockets still open on the modem, closed before this one was opened.
     leftover_sockets: int
-    #: The open socket, for the next steps.
+    #: The open socket, for the next steps (a :class:`~atbridge.tls.TlsSocket` with TLS).
     socket: SocketLink = field(repr=False, compare=False)
+    #: Host-side TLS: its handshake, timed on its own (None: plain TCP or offload).
+    tls_handshake: TlsHandshaken | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,22 +376,72 @@ async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> 
     return Resolved("resolve", seconds, host, tuple(addresses))
 
 
+def tls_setting(credentials: MqttCredentials) -> bool | TlsClient:
+    """What :func:`open_socket` takes as ``tls`` for ``credentials``: ``False`` (plain
+    TCP), a :class:`~atbridge.tls.TlsClient` (host-side: keep it for the bridge's life,
+    so every reconnect resumes its session) or ``True`` (on the modem).
+
+    A CA file, certificate or key that cannot be used is a ConfigurationError here.
+    """
+    mode = credentials.tls_mode
+    if mode is TlsMode.HOST:
+        return TlsClient(credentials.tls_options, credentials.endpoint()[0])
+    return mode is TlsMode.MODEM
+
+
 async def open_socket(
-    dialect: DialectLink, host: str, port: int, *, tls: bool = False, timeout: float = 160.0
+    dialect: DialectLink,
+    host: str,
+    port: int,
+    *,
+    tls: bool | TlsClient = False,
+    timeout: float = 160.0,
 ) -> SocketOpened:
-    """Open a TCP (or TLS) connection to ``host:port`` through the modem.
+    """Open a TCP connection to ``host:port`` through the modem, with TLS when asked.
+
+    ``tls`` a :class:`~atbridge.tls.TlsClient`: TLS on this host over the modem's TCP
+    socket, handshake within ``timeout`` too (:func:`tls_setting` makes the client);
+    ``True``: TLS on the modem (offload), which no dialect has yet: a
+    ConfigurationError before anything is sent.
 
     What is still open on the modem is closed first (TinyGSM does the same before
     every connect): a socket this process lost track of would hold a handle, a
     link or a cid the modem then refuses to reuse.
     """
+    if tls is True:
+        raise ConfigurationError(
+            f'TLS on the modem (tls = "modem") is not built yet for the {dialect.name} '
+            f"dialect: TLS offload on the {dialect.name} is not supported by atbridge yet",
+            hint='use host-side TLS (tls = "host", --tls host): it works through every '
+            "modem; offload comes with part 2 of the TLS issue",
+        )
+    client = tls if isinstance(tls, TlsClient) else None
 
-    async def clean_and_open() -> tuple[SocketLink, int]:
+    async def clean_and_open() -> tuple[SocketLink, int, TlsHandshaken | None]:
         leftovers = await _close_leftovers(dialect)
-        return await dialect.open_socket(host, port, tls=tls, timeout=timeout), leftovers
+        sock = await dialect.open_socket(host, port, tls=False, timeout=timeout)
+        if client is None:
+            return sock, leftovers, None
+        secured, seconds = await _timed(
+            "tls_handshake", None, client.connect(sock, timeout=timeout)
+        )
+        done = secured.handshake_info
+        assert done is not None
+        handshaken = TlsHandshaken(
+            "tls_handshake",
+            seconds,
+            done.version,
+            done.cipher,
+            done.resumed,
+            done.bytes_sent,
+            done.bytes_received,
+        )
+        return secured, leftovers, handshaken
 
-    (sock, leftovers), seconds = await _timed("open_socket", None, clean_and_open())
-    return SocketOpened("open_socket", seconds, host, port, tls, leftovers, sock)
+    (sock, leftovers, handshaken), seconds = await _timed("open_socket", None, clean_and_open())
+    return SocketOpened(
+        "open_socket", seconds, host, port, client is not None, leftovers, sock, handshaken
+    )
 
 
 E = TypeVar("E")
@@ -447,6 +517,7 @@ __all__ = [
     "SocketLink",
     "SocketOpened",
     "StepResult",
+    "TlsHandshaken",
     "activate_data",
     "attach",
     "bind_dialect",
@@ -457,4 +528,5 @@ __all__ = [
     "ping",
     "probe",
     "resolve",
+    "tls_setting",
 ]

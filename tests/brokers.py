@@ -3,6 +3,11 @@
 Started with its own config in a temporary folder, ready when it says so on its
 log ("... running"), stopped (and killed if it will not stop) on exit. It can
 be stopped and started again on the same port, for broker-outage tests.
+
+``Mosquitto(tls=TlsListener(...))`` makes its listener a TLS one (mosquitto's
+``cafile``/``certfile``/``keyfile``/``require_certificate``/``tls_version`` listener
+options); :class:`Certificates` is a test CA (``trustme``) that issues the broker's and
+the clients' certificates as PEM files, expired ones included.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -25,8 +32,71 @@ def free_port() -> int:
         return port
 
 
+class Certificates:
+    """A throwaway CA (``trustme``) in a folder of its own; :meth:`issue` writes PEM files.
+
+    ``rsa`` issues RSA-2048 keys (a chain the size real brokers send) instead of
+    trustme's small ECDSA ones; ``intermediate`` signs leaves with an intermediate CA, so
+    the broker sends a chain of two, as public CAs do.
+    """
+
+    def __init__(self, *, rsa: bool = False, intermediate: bool = False) -> None:
+        import trustme
+
+        self._key_type = trustme.KeyType.RSA if rsa else trustme.KeyType.ECDSA
+        self.dir = Path(tempfile.mkdtemp(prefix="atbridge-certs-"))
+        self.dir.chmod(0o755)  # mosquitto drops to its own user and must read them
+        self.root = trustme.CA(key_type=self._key_type)
+        self.ca = self.root.create_child_ca(key_type=self._key_type) if intermediate else self.root
+        self.cafile = self.dir / "ca.pem"
+        self.root.cert_pem.write_to_path(str(self.cafile))
+        self._issued = 0
+
+    def issue(
+        self, *names: str, not_before: datetime | None = None, not_after: datetime | None = None
+    ) -> tuple[Path, Path]:
+        """A certificate for ``names`` (host names, IP addresses) and its key: (cert, key).
+
+        The certificate file holds the chain up to (not including) the root.
+        """
+        leaf = self.ca.issue_cert(
+            *names, not_before=not_before, not_after=not_after, key_type=self._key_type
+        )
+        self._issued += 1
+        cert = self.dir / f"cert{self._issued}.pem"
+        key = self.dir / f"key{self._issued}.pem"
+        chain = leaf.cert_chain_pems[:-1] if self.ca is not self.root else leaf.cert_chain_pems
+        cert.write_bytes(b"".join(blob.bytes() for blob in chain))
+        key.write_bytes(leaf.private_key_pem.bytes())
+        for path in (cert, key):
+            path.chmod(0o644)
+        return cert, key
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TlsListener:
+    """The TLS settings of a mosquitto listener (mosquitto.conf(5) listener options)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    require_certificate: bool = False
+    #: mosquitto's ``tls_version`` (the lowest it accepts): "tlsv1.2", "tlsv1.3".
+    tls_version: str | None = None
+
+    def config_lines(self) -> list[str]:
+        lines = [f"cafile {self.cafile}", f"certfile {self.certfile}", f"keyfile {self.keyfile}"]
+        lines.append(f"require_certificate {'true' if self.require_certificate else 'false'}")
+        if self.tls_version is not None:
+            lines.append(f"tls_version {self.tls_version}")
+        return lines
+
+
 class Mosquitto:
-    """``with Mosquitto() as broker:`` — ``broker.port`` on 127.0.0.1."""
+    """``with Mosquitto() as broker:`` — ``broker.port`` on 127.0.0.1 (TLS with ``tls``)."""
 
     def __init__(
         self,
@@ -36,6 +106,7 @@ class Mosquitto:
         users: dict[str, str] | None = None,
         persistence: bool = False,
         acl: str | None = None,
+        tls: TlsListener | None = None,
     ) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
@@ -50,6 +121,9 @@ class Mosquitto:
         self._dir.chmod(0o777)
         self.config = self._dir / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "log_dest stderr"]
+        self.tls = tls
+        if tls is not None:
+            lines += tls.config_lines()
         lines += [f"log_type {kind}" for kind in ("error", "warning", "notice", "information")]
         if users:
             passwords = self._dir / "passwords"
@@ -155,7 +229,9 @@ class PahoPeer:
         clean_session: bool = True,
         username: str | None = None,
         password: str | None = None,
+        tls: tuple[Path, Path | None, Path | None] | None = None,
     ) -> None:
+        """``tls``: (CA file, client certificate, its key) for a TLS listener."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -168,6 +244,13 @@ class PahoPeer:
         )
         if username is not None:
             client.username_pw_set(username, password)
+        if tls is not None:
+            cafile, certfile, keyfile = tls
+            client.tls_set(
+                ca_certs=str(cafile),
+                certfile=None if certfile is None else str(certfile),
+                keyfile=None if keyfile is None else str(keyfile),
+            )
         client.on_connect = lambda *_args: self._connected.set()
         # paho annotates whole seconds but takes fractions: reconnect fast after a restart.
         client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)  # type: ignore[arg-type]
