@@ -375,8 +375,13 @@ class TlsSocket:
                 self._read_any = True
                 return data
 
-    async def close(self) -> None:
-        """Send ``close_notify``, then close the socket underneath."""
+    async def close(self, final: bytes = b"") -> None:
+        """Send ``final`` (an MQTT DISCONNECT) and ``close_notify`` in one send, then close
+        the socket underneath.
+
+        One send, because a broker closes the connection as soon as it reads a DISCONNECT
+        (MQTT 3.1.1 §3.14.4): a close_notify sent after it meets a closed socket.
+        """
         if self.inner.closed is not None:
             self.client.keep(self._tls)
             return
@@ -384,6 +389,8 @@ class TlsSocket:
             if not self._shut:
                 self._shut = True
                 with contextlib.suppress(ssl.SSLError, ValueError):
+                    if final:
+                        self._tls.write(final)
                     self._tls.unwrap()  # writes close_notify; the broker's may never come
                 with contextlib.suppress(AtBridgeError):
                     await self._flush()

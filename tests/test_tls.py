@@ -298,6 +298,7 @@ class RecordingTlsServer:
         self._stopping = False
         self.port: int = self.listener.getsockname()[1]
         self.endings: list[str] = []
+        self.received: list[bytes] = []
         self.ended = threading.Condition()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -319,7 +320,9 @@ class RecordingTlsServer:
                         raw, server_side=True, suppress_ragged_eofs=False
                     ) as tls:
                         while data := tls.recv(4096):
-                            tls.sendall(data)
+                            self.received.append(data)
+                            if data != b"bye":  # a last word is not answered
+                                tls.sendall(data)
                         ending = "close_notify"
                 except ssl.SSLEOFError:
                     ending = "cut"
@@ -367,8 +370,9 @@ async def test_close_sends_close_notify_and_a_cut_connection_still_resumes(
             sock = await online.open(client, echo_server.port)
             await sock.send(b"ping")
             assert await sock.receive() == b"ping"
-            await sock.close()
+            await sock.close(final=b"bye")  # a DISCONNECT and close_notify in one send
             assert echo_server.wait_endings(1) == ["close_notify"]
+            assert echo_server.received == [b"ping", b"bye"] and sock.close_notify_sent
 
             # Cut without close_notify (as a dropped network does): the session was kept
             # and the next connection resumes it (allowed since TLS 1.1: RFC 5246 7.2.1,
