@@ -42,6 +42,7 @@ import pytest
 from atbridge.bridge import Bridge
 from atbridge.dialects import DIALECTS
 from atbridge.dialects.nrf91 import NordicDialect
+from atbridge.dialects.nrf91_sm import Nrf91Sm
 from atbridge.dialects.simcom import SimcomDialect
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
@@ -154,6 +155,7 @@ def short_timeouts(monkeypatch: pytest.MonkeyPatch, short_escape_guard: None) ->
     """A lost answer to a send costs seconds on a fake, not the minute a real network may need."""
     monkeypatch.setattr(NordicDialect, "send_timeout", 2.0)
     monkeypatch.setattr(NordicDialect, "data_mode_entry_timeout", 2.0)
+    monkeypatch.setattr(Nrf91Sm, "hex_send_timeout", 2.0)
     monkeypatch.setattr(SimcomDialect, "send_timeout", 2.0)
 
 
