@@ -57,7 +57,7 @@ class Certificates:
     ) -> tuple[Path, Path]:
         """A certificate for ``names`` (host names, IP addresses) and its key: (cert, key).
 
-        The certificate file holds the chain up to (not including) the root.
+        The certificate file holds the leaf and any intermediate (never the root).
         """
         leaf = self.ca.issue_cert(
             *names, not_before=not_before, not_after=not_after, key_type=self._key_type
@@ -65,8 +65,7 @@ class Certificates:
         self._issued += 1
         cert = self.dir / f"cert{self._issued}.pem"
         key = self.dir / f"key{self._issued}.pem"
-        chain = leaf.cert_chain_pems[:-1] if self.ca is not self.root else leaf.cert_chain_pems
-        cert.write_bytes(b"".join(blob.bytes() for blob in chain))
+        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
         key.write_bytes(leaf.private_key_pem.bytes())
         for path in (cert, key):
             path.chmod(0o644)
