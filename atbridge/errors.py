@@ -151,6 +151,20 @@ class SimNotReady(ModemError):
     default_hint = "check the SIM"
 
 
+class TlsError(AtBridgeError):
+    """TLS with the broker failed (host-side TLS, :mod:`atbridge.tls`)."""
+
+    default_hint = "check the broker's TLS port, its certificate and --cafile"
+
+
+class TlsRefused(TlsError, ConfigurationError):
+    """The handshake was refused for a reason retrying cannot fix: the broker's certificate
+    (unknown CA, host name, expired or not yet valid), our client certificate, the TLS
+    version, or a port that does not speak TLS. What fixes it is a setting on this side
+    (``--cafile``, the host name, the clock, ``--cert``/``--key``, the port), so it stops
+    the bridge like any configuration error (exit 2)."""
+
+
 class PlaceUnavailable(AtBridgeError):
     """A labgrid place cannot be used now: someone else holds it, its exporter is gone,
     or the coordinator does not answer. Exit status 3 (the farm, not the input, failed).
@@ -176,6 +190,12 @@ class RemoteProtocolError(ProtocolError):
         "the peer is misbehaving or the link corrupts data; check the baud rate, "
         "flow control and the transcript"
     )
+
+
+class TlsProtocolError(TlsError, RemoteProtocolError):
+    """A TLS record or alert broke an established connection: reconnect."""
+
+    default_hint = "reconnecting; if it repeats, check that the port speaks TLS and the transcript"
 
 
 class StepTimeout(AtBridgeError, TimeoutError):

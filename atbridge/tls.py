@@ -47,9 +47,9 @@ Errors say what to fix: an unknown CA (pass ``--cafile``), a host-name mismatch,
 expired or not-yet-valid certificate (the only case that mentions this computer's
 clock: host-side TLS checks dates against it), a client certificate the broker
 refused, no common TLS version, a port that does not speak TLS. Those cannot be fixed
-by retrying and stop the bridge (:class:`~atbridge.errors.ConfigurationError` for
-now); a TLS record that breaks mid-session is a
-:class:`~atbridge.errors.RemoteProtocolError` (reconnect).
+by retrying and stop the bridge (:class:`~atbridge.errors.TlsRefused`); a TLS record
+that breaks mid-session is a :class:`~atbridge.errors.TlsProtocolError` (a
+:class:`~atbridge.errors.RemoteProtocolError`: reconnect).
 
 Sources: Python's :mod:`ssl` (memory BIO support, ``SSLSession``); RFC 8446 (TLS 1.3:
 §4.6.1 NewSessionTicket, §6.1 closure alerts), RFC 5246 §7.2.1 and RFC 5077 (TLS 1.2
@@ -72,9 +72,10 @@ from atbridge.errors import (
     AtBridgeError,
     CloseReason,
     ConfigurationError,
-    RemoteProtocolError,
     SocketClosed,
     StepTimeout,
+    TlsProtocolError,
+    TlsRefused,
 )
 
 
@@ -483,10 +484,7 @@ def tls_failure(error: ssl.SSLError, host: str) -> AtBridgeError:
     if reason in _REFUSALS:
         message, hint = _REFUSALS[reason]
         return _refused(message, hint)
-    return RemoteProtocolError(
-        f"TLS with {host} failed: {error.reason or error}",
-        hint="reconnecting; if it repeats, check that the port speaks TLS and the transcript",
-    )
+    return TlsProtocolError(f"TLS with {host} failed: {error.reason or error}")
 
 
 def _verify_failure(error: ssl.SSLCertVerificationError, host: str) -> AtBridgeError:
@@ -523,7 +521,7 @@ def _verify_failure(error: ssl.SSLCertVerificationError, host: str) -> AtBridgeE
 
 def _refused(message: str, hint: str) -> AtBridgeError:
     """A TLS refusal retrying cannot fix: it stops the bridge."""
-    return ConfigurationError(message, hint=hint)
+    return TlsRefused(message, hint=hint)
 
 
 __all__ = ["ByteLink", "Handshake", "TlsClient", "TlsSocket", "client_context", "tls_failure"]

@@ -34,7 +34,13 @@ from atbridge.at_mqtt import (
 )
 from atbridge.credentials import MqttCredentials, PlainBroker, TlsMode, TlsOptions
 from atbridge.dialects import DIALECTS
-from atbridge.errors import ConfigurationError, RemoteProtocolError, SocketClosed
+from atbridge.errors import (
+    ConfigurationError,
+    RemoteProtocolError,
+    SocketClosed,
+    TlsProtocolError,
+    TlsRefused,
+)
 from atbridge.fsm import Recovery, State, decide
 from atbridge.modem import Modem
 from atbridge.tls import TlsClient, TlsSocket, client_context, tls_failure
@@ -258,6 +264,7 @@ async def test_wrong_ca_wrong_host_and_expired_certificate_each_say_what_to_fix(
     assert "clock" in expired.value.hint
 
     for error in (unknown_ca.value, mismatch.value, expired.value):
+        assert isinstance(error, TlsRefused)
         assert stops_the_bridge(error)
     # A failed handshake leaves no session to resume, and the socket is closed: the
     # next open works at once.
@@ -472,10 +479,10 @@ def test_alerts_and_broken_records_are_told_apart() -> None:
         return error
 
     version = tls_failure(alert("WRONG_VERSION_NUMBER"), "h")
-    assert isinstance(version, ConfigurationError) and "8883" in version.hint
+    assert isinstance(version, TlsRefused) and "8883" in version.hint
     assert stops_the_bridge(version)
     broken = tls_failure(alert("DECRYPTION_FAILED_OR_BAD_RECORD_MAC"), "h")
-    assert isinstance(broken, RemoteProtocolError)
+    assert isinstance(broken, TlsProtocolError) and isinstance(broken, RemoteProtocolError)
     assert decide(broken, State.online).recovery is Recovery.SOCKET
 
 
