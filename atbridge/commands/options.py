@@ -255,6 +255,24 @@ def bridge_options(
         "options are visible in the process list and the shell history",
     )
     broker.add_argument(
+        "--tls",
+        nargs="?",
+        const="host",
+        metavar="host|modem",
+        help="TLS to the broker: host (the default for --tls alone: TLS on this computer over "
+        "the modem's TCP socket, every dialect) or modem (offload)",
+    )
+    broker.add_argument(
+        "--cafile",
+        metavar="F",
+        help="the CA (PEM) that signed the broker's certificate (default: the system's store)",
+    )
+    broker.add_argument("--cert", metavar="F", help="client certificate (PEM), for mutual TLS")
+    broker.add_argument("--key", metavar="F", help="the client certificate's private key (PEM)")
+    broker.add_argument(
+        "--tls-min-version", metavar="1.2|1.3", help="the oldest TLS version offered (default 1.2)"
+    )
+    broker.add_argument(
         *flags(mosquitto, "-k", "--keepalive"),
         type=positive_int,
         metavar="S",

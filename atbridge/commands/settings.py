@@ -56,6 +56,11 @@ BRIDGE_KEYS = {
     "username": "credentials.username",
     "password": "credentials.password",
     "keepalive": "credentials.keepalive",
+    "tls": "credentials.tls",
+    "cafile": "credentials.cafile",
+    "cert": "credentials.certfile",
+    "key": "credentials.keyfile",
+    "tls_min_version": "credentials.tls_min_version",
 }
 
 
