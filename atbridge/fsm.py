@@ -53,6 +53,12 @@ recovery rule is tested in memory. A port that opened once and is then missing
 (a USB modem re-enumerating after its own reset) is a lost link: back off and
 reopen. A port that never opened is a usage error.
 
+:meth:`Lifecycle.close` runs as one task of its own that every caller waits for: a
+caller cancelled while it waits (a timeout, Ctrl-C) stops waiting, never the closing, so
+the socket on the modem and the port are always closed and the last transitions fire
+once. Sends are tasks of their own too (:meth:`~atbridge.online.OnlineSession.flush`), and
+closing the socket waits for the one under way, so none outlives ``close()``.
+
 Online, :class:`~atbridge.online.OnlineSession` (its own module) serves the MQTT
 session on the socket: reader, keep-alive, acknowledgements, the offline QoS 1
 queue, publish and subscribe; what breaks it comes back here for the policy.
