@@ -67,15 +67,18 @@ async def test_ten_publish_runs_the_first_nine_killed_while_online(
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         common = [
             "--port", fake.port, "--broker", f"127.0.0.1:{broker.port}",
-            "--give-up-after", "30", "--client-id", f"killed-{dialect}", "--topic", topic,
+            "--give-up-after", "30", "--client-id", f"killed-{dialect}",
             "--qos", "1", "--line-ending", ending,
         ]  # fmt: skip
         for run in range(KILLED_RUNS):
-            cli = await atbridge("publish", *common)  # lines from stdin: stays online
+            # lines from stdin: publish reads the first before going online, then stays
+            # online for the next (to another topic, so only the tenth run's reaches paho)
+            cli = await atbridge("publish", *common, "--topic", f"{topic}/killed")
+            await cli.send(b"a killed run\n")
             await cli.wait_for("online")
             cli.proc.kill()
             assert await cli.finish(close_stdin=False) == -signal.SIGKILL, f"run {run + 1}"
-        last = await atbridge("publish", *common, "-m", "the tenth run")
+        last = await atbridge("publish", *common, "--topic", topic, "-m", "the tenth run")
         assert await last.finish() == 0, last.stderr
         assert "socket(s) left open on the modem" in last.stderr
     got = await asyncio.to_thread(paho.wait_for, 1, 30)
