@@ -101,19 +101,15 @@ class Sim7600(CipRxgetDialect):
     #: module's temperature), ``AT+NETOPEN?`` (the socket network open or not).
     diagnostic_queries = MappingProxyType(
         {
+            **CipRxgetDialect.diagnostic_queries,
             "device": (
-                "AT+CGMI",
-                "AT+CGMM",
-                "AT+CGMR",
-                "AT+CGSN",
-                "AT+CIMI",
-                "AT+CICCID",
-                "AT+CPIN?",
-                "AT+CBC",
+                *(
+                    "AT+CICCID" if query == "AT+CCID" else query
+                    for query in CipRxgetDialect.diagnostic_queries["device"]
+                ),
                 "AT+CPMUTEMP",
             ),
-            "radio": ("AT+CFUN?", "AT+CNMP?", "AT+CSQ", "AT+CPSI?"),
-            "network": ("AT+COPS?", "AT+CPSMS?", "AT+CGDCONT?", "AT+CGPADDR", "AT+NETOPEN?"),
+            "network": (*CipRxgetDialect.diagnostic_queries["network"], "AT+NETOPEN?"),
         }
     )
     network_lost_urcs = (*Dialect.network_lost_urcs, "+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
