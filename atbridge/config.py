@@ -220,14 +220,15 @@ class BridgeConfig:
             raise ConfigurationError(
                 "the credentials name no broker host", hint="pass --broker HOST:PORT"
             )
-        if self.dialect != "auto":
-            from atbridge.dialects import DIALECTS  # light: a table of names
+        from atbridge.dialects import DIALECTS, canonical_name  # light: a table of names
 
-            if self.dialect not in DIALECTS:
-                raise ConfigurationError(
-                    f"dialect={self.dialect!r} is not a modem family",
-                    hint=f"use one of: auto, {', '.join(DIALECTS)}",
-                )
+        dialect = canonical_name(self.dialect)  # any case, "_" for "-": "NRF91_SLM"
+        if dialect is None:
+            raise ConfigurationError(
+                f"dialect={self.dialect!r} is not a modem family",
+                hint=f"use one of: auto, {', '.join(DIALECTS)}",
+            )
+        object.__setattr__(self, "dialect", dialect)
         for name, (low, high) in _COUNT_RANGES.items():
             value = getattr(self, name)
             if not low <= value <= high:

@@ -386,3 +386,34 @@ def test_max_publish_size_is_a_packet_size_or_none(tmp_path: Path) -> None:
     for wrong in ("4", "268435461", "-1"):
         with pytest.raises(ConfigurationError, match=r"max_publish_size=.*MAX_PUBLISH_SIZE"):
             load_from(tmp_path, ATBRIDGE_MAX_PUBLISH_SIZE=wrong)
+
+
+@pytest.mark.parametrize(
+    ("file_value", "env", "expected"),
+    [
+        ("NRF91-SLM", {}, "nrf91-slm"),
+        ("nrf91_slm", {}, "nrf91-slm"),
+        ("Auto", {}, "auto"),
+        ("auto", {"ATBRIDGE_DIALECT": "SIM7080"}, "sim7080"),
+        ("auto", {"ATBRIDGE_DIALECT": " Nrf91-Slm "}, "nrf91-slm"),
+    ],
+)
+def test_a_dialect_in_any_case_names_its_family(
+    tmp_path: Path, file_value: str, env: dict[str, str], expected: str
+) -> None:
+    path = write(tmp_path, f'[bridge]\nport = "p"\ndialect = "{file_value}"\n')
+    config = load_config(path, env=env, credentials=CREDS)
+    assert config.dialect == expected
+
+
+def test_the_dataclass_itself_normalises_the_dialect() -> None:
+    assert BridgeConfig(port="p", credentials=CREDS, dialect="SIM7080").dialect == "sim7080"
+    assert BridgeConfig(port="p", credentials=CREDS, dialect="AUTO").dialect == "auto"
+
+
+def test_a_dialect_that_names_no_family_lists_them(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bridge]\nport = "p"\n')
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path, env={"ATBRIDGE_DIALECT": "NRF52"}, credentials=CREDS)
+    assert "dialect='NRF52'" in str(info.value) and "$ATBRIDGE_DIALECT" in str(info.value)
+    assert info.value.hint is not None and "nrf91-slm" in info.value.hint
