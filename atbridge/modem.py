@@ -29,7 +29,15 @@ each event is routed:
   unsolicited.
 - **Finals** end the command in flight; errors become
   :class:`~atbridge.errors.ModemError` with the 27.007 text of the code.
-- **Prompts** (``> ``) release the payload of a command that sends data.
+- **Prompts** (``> ``) release the payload of a command that sends data, and the
+  ``OK`` of a command that enters data mode releases its ``after_ok`` bytes. Neither is
+  written the moment it is parsed: it waits until every event of the same read has been
+  routed (:meth:`Modem._on_data`), and is dropped when one of them was a boot banner (the
+  command then fails with :class:`~atbridge.errors.ModemRebooted`) or the link went. A
+  modem that rebooted right after its prompt has its banner in the same read, so none of
+  the payload reaches the freshly booted modem as AT commands (issue 12, defect 9). A
+  banner that comes in a later read cannot be waited for without delaying every send;
+  that residual window is the dialects' to shrink.
 - **Blocks** (length-prefixed binary data) go with the command in flight, or to
   URC subscribers when none waits (auto-received socket data).
 
@@ -352,6 +360,8 @@ class _Pending:
     data: bytes | None = None
     received: _Received = field(default_factory=_Received)
     line_in_flight: bool = False
+    #: The payload went out on a prompt (not after an OK): void once the command is done.
+    payload_released_by_prompt: bool = False
 
 
 class _Turn:
@@ -427,6 +437,9 @@ class Modem:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[object] | None = None
         self._pending: _Pending | None = None
+        #: A payload released by a prompt or an OK in the read being routed, with the
+        #: command that released it and its secret spans: written once the read is routed.
+        self._release: tuple[_Pending, bytes, Spans] | None = None
         self._closed = False
         self._lost = asyncio.Event()
         self._lost_reason: str | None = None
@@ -1068,6 +1081,26 @@ class Modem:
                 self._route(event)
             except Exception:  # pragma: no cover - routing runs only guarded callbacks
                 log.exception("routing %r failed", event)
+        if self._release is not None:
+            self._write_release()
+
+    def _write_release(self) -> None:
+        """Write the payload a prompt or an OK of this read released, unless it is void.
+
+        A banner or a lost link in the same read dropped it already (:meth:`_on_banner`,
+        :meth:`_on_lost`); a command no longer in flight, or a prompt's command that has
+        its result (a banner failed it), or a closed port write nothing either.
+        """
+        assert self._release is not None
+        pending, data, spans = self._release
+        self._release = None
+        if self._pending is not pending or self._closed or self._transport is None:
+            return
+        if self._lost.is_set():
+            return
+        if pending.payload_released_by_prompt and pending.future.done():
+            return
+        self._write(data, spans)
 
     def _on_protocol_error(self, description: str) -> None:
         """The parser met output no modem documents (an overlong line, a huge block)."""
@@ -1123,10 +1156,11 @@ class Modem:
             response = Response(pending.command, tuple(pending.lines), event.text, pending.data)
             pending.future.set_result((response, event))
             if event.success and pending.after_ok is not None:
-                # The modem said OK to a command that enters data mode: its payload
-                # goes now, still inside the caller's turn on the channel.
+                # The modem said OK to a command that enters data mode: its payload goes
+                # once this read is routed (a banner behind the OK drops it), still inside
+                # the caller's turn on the channel.
                 after_ok, pending.after_ok = pending.after_ok, None
-                self._write(after_ok, pending.payload_spans)
+                self._release = (pending, after_ok, pending.payload_spans)
         elif isinstance(event, Block):
             if pending is not None and self._claims(pending, event.header_text):
                 pending.data = event.data if pending.data is None else pending.data + event.data
@@ -1137,9 +1171,12 @@ class Modem:
             pass
         else:  # Prompt
             if pending is not None and pending.payload is not None:
+                # Written once this read is routed: a banner behind the prompt fails the
+                # command, and then nothing is written (module doc, "Prompts").
                 payload, pending.payload = pending.payload, None
                 self.parser.expect_prompt = False
-                self._write(payload, pending.payload_spans)
+                pending.payload_released_by_prompt = True
+                self._release = (pending, payload, pending.payload_spans)
 
     def _claims(self, pending: _Pending, text: str) -> bool:
         match = _PREFIX.match(text)
@@ -1163,6 +1200,7 @@ class Modem:
     def _on_banner(self, banner: str, *, reset_parser: bool = True) -> None:
         first = not self._booting
         self._booting = True
+        self._release = None  # a payload released earlier in this read goes nowhere
         self._needs_setup = True
         if reset_parser:
             self.parser.reset()
@@ -1182,6 +1220,7 @@ class Modem:
         reason = str(exc) if exc else "the port was closed"
         self._lost_reason = reason
         self._lost.set()
+        self._release = None
         if self._closed:
             return
         if self.transcript is not None:

@@ -23,6 +23,7 @@ import pytest
 from atbridge.bridge import Bridge
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
+from atbridge.dialects import DIALECTS
 from atbridge.dialects.nrf91_sm import Nrf91Sm
 from atbridge.dialects.sim7000 import Sim7000
 from atbridge.modem import Modem, Urc
@@ -33,10 +34,11 @@ from tests.test_fsm import config, creds
 
 HUGE = b"9" * 5000  # beyond Python's 4300-digit int-from-string limit
 WAIT = 10.0
-#: The dialects whose sends hold the payload back until the modem is surely still in the
-#: send. The SIMCom ones write it the moment the channel sees the ``> `` prompt (modem.py),
-#: before the banner that follows it is read: not yet protected.
-NORDIC = ("nrf91-slm", "nrf91-sm")
+#: Every dialect holds the payload back until the modem is surely still in the send: the
+#: nRF91 dialects themselves (hex sends, data mode after the OK's read), the SIMCom ones
+#: through the channel, which writes a prompt's payload only once the read that brought the
+#: prompt is routed and drops it when a boot banner came with it (modem.py, "Prompts").
+ALL_DIALECTS = tuple(sorted(DIALECTS))
 #: The Serial Modem's hex string send: the payload only as hex digits inside the quotes.
 SM_HEX_SEND = re.compile(r'AT#XSEND=\d+,1,0,"(?:[0-9a-f]{2})+"')
 
@@ -142,7 +144,7 @@ INJECTION = b"head\r\nAT+CFUN=0\r\n" + b"x" * 64 + b"\rAT+CFUN=0\r" + b"tail"
 
 
 @pytest.mark.usefixtures("short_escape_guard")
-@pytest.mark.parametrize("dialect", NORDIC)
+@pytest.mark.parametrize("dialect", ALL_DIALECTS)
 async def test_a_reboot_as_the_send_begins_never_runs_the_payload(
     dialect: str, broker: Mosquitto, paho: PahoPeer
 ) -> None:

@@ -526,9 +526,17 @@ class FakeModem(FaultControls, RadioControls):
 
     def after_output(self, action: Callable[[], None]) -> None:
         """Run ``action`` once every byte queued so far is on the wire (at once when unpaced):
-        an orderly reset sends its ``OK`` before it reboots."""
+        an orderly reset sends its ``OK`` before it reboots.
+
+        "At once" is in this call, not a loop turn later: a modem that reboots right after
+        its prompt has its banner on the wire right behind the prompt, so the host reads
+        both together, as from a real module that resets as it asks for the payload."""
         assert self._tx is not None
-        self.call_later(max(0.0, self._tx.drained_at() - self._require_loop().time()), action)
+        delay = self._tx.drained_at() - self._require_loop().time()
+        if delay <= 0:
+            action()
+        else:
+            self.call_later(delay, action)
 
     def respond_now(self, response: Response) -> None:
         """Send the current command's response before its handler returns (an async handler
