@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, Socke
 from atbridge.modem import Modem, Urc
 from tests.fakes import FakeModem
 from tests.fakes.core import Response as FakeResponse
+from tests.fakes.grammar import Command, HandlerResult
 from tests.fakes.nrf91_sockets import (
     add_host,
     fail_next_send,
@@ -380,6 +381,9 @@ async def test_a_pdn_event_for_another_cid_is_not_ours(rig: Rig) -> None:
 
 
 async def test_a_reboot_mid_send_ends_the_send_and_the_socket(rig: Rig) -> None:
+    """Data mode on both (the Serial Modem's hex send has its own test below)."""
+    if isinstance(rig.dialect, Nrf91Sm):
+        rig.dialect.send_mode = "data"
     sock, _far = await rig.connect()
     reboot_during_next_send(rig.fake, after_bytes=100)
     with pytest.raises(SocketClosed) as raised:
@@ -392,6 +396,39 @@ async def test_a_reboot_mid_send_ends_the_send_and_the_socket(rig: Rig) -> None:
     again, far = await rig.connect()
     await again.send(b"back")
     assert await far.read_exactly(4) == b"back"
+
+
+async def test_a_reboot_mid_hex_send_ends_the_send_and_the_socket(tmp_path: Path) -> None:
+    """The Serial Modem's hex send (``AT#XSEND=<h>,1,0,"<hex>"``, 1400 bytes a command):
+    the modem reboots on the third command of a 64 KiB send; the send ends with the
+    socket (REBOOT), no further send command goes out, and a new socket works."""
+    async with build_rig("nrf91-sm", tmp_path) as rig:
+        assert isinstance(rig.dialect, Nrf91Sm) and rig.dialect.send_mode == "hex"
+        sock, _far = await rig.connect()
+        sends: list[str] = []
+
+        def reboot_on_the_third(
+            fake: FakeModem, cmd: Command
+        ) -> HandlerResult | Awaitable[HandlerResult]:
+            sends.append(cmd.line)
+            if len(sends) == 3:
+                fake.reboot()
+                return None
+            return fake.run_default(cmd)
+
+        rig.fake.on_command("AT#XSEND", reboot_on_the_third)
+        with pytest.raises(SocketClosed) as raised:
+            async with asyncio.timeout(WAIT):
+                await sock.send(BIG)
+        assert raised.value.reason is CloseReason.REBOOT
+        assert rig.dialect.sockets == {}
+        assert len(sends) == 3, sends
+        assert all(line.startswith(f"AT#XSEND={sock.handle},1,0,") for line in sends), sends
+        rig.fake.clear_on_command("AT#XSEND")
+        await rig.dialect.attach(timeout=WAIT)
+        again, far = await rig.connect()
+        await again.send(b"back")
+        assert await far.read_exactly(4) == b"back"
 
 
 async def test_restart_resets_the_modem_and_ends_the_sockets(rig: Rig) -> None:
