@@ -103,6 +103,8 @@ log = logging.getLogger("tests.fakes")
 
 #: Seconds from a USB modem's reset until its old line hangs up (``by_id``).
 _USB_DETACH_SECONDS = 0.05
+#: Timer handles :meth:`FakeModem.call_later` keeps before it first drops cancelled ones.
+_TIMERS_PRUNE_FLOOR = 64
 
 
 @dataclass
@@ -309,6 +311,8 @@ class FakeModem(FaultControls, RadioControls):
         # arrived: (the task answering or None, the wire time). See _answer_from.
         self._answer: tuple[asyncio.Task[Any] | None, float] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        #: Size of ``_timers`` above which :meth:`call_later` drops cancelled handles.
+        self._timers_prune_at = _TIMERS_PRUNE_FLOOR
         self._tasks: set[asyncio.Task[Any]] = set()
         self._registration_timer: asyncio.TimerHandle | None = None
         self._exchange: _Exchange | None = None
@@ -566,6 +570,26 @@ class FakeModem(FaultControls, RadioControls):
 
         return await self._wait_raw(take)
 
+    async def read_some(self) -> bytes:
+        """Take every received byte, waiting for at least one, bypassing the line reader (a
+        reader that looks at each byte, such as data mode's terminator match, without a read
+        per byte). Only while a command is in progress; :meth:`unread` gives back what it
+        did not use."""
+
+        def take(rx: bytearray) -> bytes | None:
+            if not rx:
+                return None
+            data = bytes(rx)
+            rx.clear()
+            return data
+
+        return await self._wait_raw(take)
+
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back before the received bytes not taken yet (the rest of a
+        :meth:`read_some` chunk after what the reader consumed: the next command line)."""
+        self._rx[:0] = data
+
     async def read_until(self, terminator: bytes) -> bytes:
         """Take received bytes up to ``terminator`` (consumed, not returned), bypassing the
         line reader (data mode ended by ``+++``). Only while a command is in progress."""
@@ -592,7 +616,14 @@ class FakeModem(FaultControls, RadioControls):
             action(*args)
 
         handle = loop.call_later(delay, fire)
-        self._timers.add(handle)
+        timers = self._timers
+        timers.add(handle)
+        if len(timers) > self._timers_prune_at:
+            # A handle its caller cancelled never fires, so ``fire`` never discards it: an
+            # idle timer re-armed for every read would pile them up. Drop the cancelled ones
+            # whenever the set doubles (amortised O(1) a call).
+            self._timers = {kept for kept in timers if not kept.cancelled()}
+            self._timers_prune_at = max(_TIMERS_PRUNE_FLOOR, 2 * len(self._timers))
         return handle
 
     def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:

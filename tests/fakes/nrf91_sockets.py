@@ -632,16 +632,19 @@ class NrfSockets:
 
         try:
             while True:
-                byte = (await fake.read_raw(1))[0]
+                # Every byte already received at once; one idle timer per chunk.
+                chunk = await fake.read_some()
                 if timer is not None:
                     timer.cancel()
-                done = matcher.feed(byte)
-                if first and matcher.data:
-                    first = False
-                    self._first_flush(dm)
-                if done:
-                    self._deliver(dm, matcher.take())
-                    return
+                for index, byte in enumerate(chunk):
+                    done = matcher.feed(byte)
+                    if first and matcher.data:
+                        first = False
+                        self._first_flush(dm)
+                    if done:
+                        fake.unread(chunk[index + 1 :])  # the next command line
+                        self._deliver(dm, matcher.take())
+                        return
                 timer = fake.call_later(limit, on_idle)
         finally:
             if timer is not None:
