@@ -918,7 +918,7 @@ class Runner:
 
     async def internet(self) -> None:
         from atbridge import steps
-        from atbridge.errors import AtBridgeError, describe_error
+        from atbridge.errors import AtBridgeError, ConfigurationError, describe_error
 
         assert self.dialect is not None
         failed = self.failed_before("internet")
@@ -988,9 +988,22 @@ class Runner:
         started = self.now()
         self.progress(f"internet: open_socket {host}:{port}")
         try:
+            # Host-side TLS: the TlsClient of the run's credentials (a CA file that cannot
+            # be read fails this step, with the error's own hint).
+            setting = steps.tls_setting(self.config.credentials) if tls and self.config else tls
             opened = await steps.open_socket(
-                self.dialect, host, port, tls=tls, timeout=self.options.timeout
+                self.dialect, host, port, tls=setting, timeout=self.options.timeout
             )
+        except ConfigurationError as error:  # a TLS setting or refusal: fix it on this side
+            self.failure(
+                "internet",
+                "open_socket",
+                started,
+                error,
+                f"connecting to {host}:{port} failed: {error.message}",
+                error.hint or "check the TLS settings (--tls, --cafile, --cert, --key)",
+            )
+            return
         except AtBridgeError as error:
             self.failure(
                 "internet",
@@ -1142,14 +1155,20 @@ class Runner:
 
     async def finish(self) -> None:
         from atbridge.errors import AtBridgeError
+        from atbridge.tls import TlsSocket
 
         if self.socket is not None:
             with contextlib.suppress(AtBridgeError, TimeoutError):
                 async with asyncio.timeout(self.options.timeout):
+                    data = b""
                     if self.session is not None:
                         self.session.disconnect()
-                        await self.socket.send(self.session.data_to_send(time.monotonic()))
-                    await self.socket.close()
+                        data = self.session.data_to_send(time.monotonic())
+                    if isinstance(self.socket, TlsSocket):  # DISCONNECT and close_notify
+                        await self.socket.close(final=data)  # in one send
+                    else:
+                        await self.socket.send(data)
+                        await self.socket.close()
             self.socket = None
         if self.lost or self.options.read_only or not self.options.restore:
             return

@@ -51,6 +51,11 @@ raise or wait) and go out after the next CONNACK, those in flight again with
 DUP; QoS 0 raises :class:`~atbridge.errors.Offline` or is counted as dropped. A
 send that fails online is the connection's problem, not the message's: it goes
 to the serving loop, and the message stays in flight.
+
+Closing gracefully sends a DISCONNECT first. Over host-side TLS
+(:class:`~atbridge.tls.TlsSocket`) the DISCONNECT and the ``close_notify`` go out in
+one send (``close(final=...)``): a broker closes as soon as it reads a DISCONNECT
+(MQTT 3.1.1 §3.14.4), so a ``close_notify`` sent after it would meet a closed socket.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ from atbridge.errors import (
 )
 from atbridge.mqtt.packets import topic_matches
 from atbridge.steps import DialectLink, SocketLink
+from atbridge.tls import TlsSocket
 
 log = logging.getLogger(__name__)
 
@@ -474,11 +480,16 @@ class OnlineSession:
                 async with asyncio.timeout(timeout):
                     # What is being sent goes out whole first (flush holds the lock).
                     async with self.send_lock:
+                        data = b""
                         if graceful and self.session.state.value == "connected":
                             self.session.disconnect()
                             data = self.session.data_to_send(self.clock())
-                            if data:
-                                await sock.send(data)
+                        if isinstance(sock, TlsSocket):
+                            # The DISCONNECT and close_notify in one send: the broker
+                            # closes as soon as it reads the DISCONNECT.
+                            await sock.close(final=data)
+                        elif data:
+                            await sock.send(data)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(timeout):
                     await sock.close()  # even when the DISCONNECT could not go out

@@ -384,7 +384,11 @@ class Online:
         attached = await steps.attach(self.dialect, timeout=t.attach)
         await steps.activate_data(self.dialect, timeout=t.activate)
         opened = await steps.open_socket(
-            self.dialect, creds.host, creds.port, tls=creds.tls, timeout=t.open_socket
+            self.dialect,
+            creds.host,
+            creds.port,
+            tls=steps.tls_setting(creds),  # host-side TLS: its TlsClient; one socket per run
+            timeout=t.open_socket,
         )
         self.socket = opened.socket
         self.session = MqttSession(connect_packet(config), topic_aliases=False)
@@ -410,17 +414,22 @@ class Online:
         import time
 
         from atbridge.errors import AtBridgeError
+        from atbridge.tls import TlsSocket
 
         sock, session, self.socket = self.socket, self.session, None
         if sock is None or session is None or sock.closed is not None:
             return
         with contextlib.suppress(AtBridgeError, TimeoutError, OSError):
             async with asyncio.timeout(self.config.timeouts.close):
+                data = b""
                 if session.state.value == "connected":
                     session.disconnect()
                     data = session.data_to_send(time.monotonic())
-                    if data:
-                        await sock.send(data)
+                if isinstance(sock, TlsSocket):  # DISCONNECT and close_notify in one send
+                    await sock.close(final=data)
+                    return
+                if data:
+                    await sock.send(data)
                 await sock.close()
 
 
