@@ -40,10 +40,11 @@ proves itself: a PUBACK, SUBACK or PINGRESP, or ``healthy_after`` seconds up; a
 CONNACK alone does not, so a broker that drops every connection over its first
 message is not hammered)
 and fires ``retry``; ``FAIL`` (a refusal retrying cannot fix, a bad local
-setting, or a bug — any exception the policy does not know, kept with its
-traceback as :attr:`Lifecycle.failure`), or ``give_up_after`` seconds without
-a good session, fires ``give_up``. The machine's callbacks only record what
-happened, so none of transitions' asyncio pitfalls can wedge it. Every
+setting, a SIM that is absent or locked, or a bug — any exception the policy does
+not know, kept with its traceback as :attr:`Lifecycle.failure`), or
+``give_up_after`` seconds without a good session, fires ``give_up``. The machine's
+callbacks only record what happened, so none of transitions' asyncio pitfalls can
+wedge it. Every
 transition becomes a :class:`Transition` in :attr:`Lifecycle.history` and on
 the event stream.
 
@@ -52,6 +53,11 @@ The port and the dialect come from an injected opener (``open_port`` and
 recovery rule is tested in memory. A port that opened once and is then missing
 (a USB modem re-enumerating after its own reset) is a lost link: back off and
 reopen. A port that never opened is a usage error.
+
+Host-side TLS: the :class:`~atbridge.tls.TlsClient` (``steps.tls_setting``) is made
+once, on the first socket, and kept for the lifecycle's life, so every reconnect offers
+its last TLS session (a resumed handshake carries no certificate chain); a CA file that
+cannot be read is a ConfigurationError there, and the policy stops on it.
 
 :meth:`Lifecycle.close` runs as one task of its own that every caller waits for: a
 caller cancelled while it waits (a timeout, Ctrl-C) stops waiting, never the closing, so
@@ -103,12 +109,14 @@ from atbridge.errors import (
     NotConnected,
     PortNotFound,
     RegistrationLost,
+    SimNotReady,
     SocketClosed,
     StepTimeout,
     describe_error,
 )
 from atbridge.online import Message, OnlineSession, connect_packet
 from atbridge.steps import DialectBinder, DialectLink, ModemPort, PortOpener
+from atbridge.tls import TlsClient
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +260,8 @@ POLICY: tuple[Rule, ...] = (
     Rule(LinkLost, Recovery.REOPEN, "LinkLost"),
     Rule((ModemRebooted, AtTimeout), Recovery.PROBE, "ModemRebooted, AtTimeout"),
     Rule(RegistrationLost, Recovery.ATTACH, "RegistrationLost"),
+    # No SIM, or one that wants a PIN: no retry brings it back (exit 3, not a storm).
+    Rule(SimNotReady, Recovery.FAIL, "SimNotReady"),
     Rule(
         AtBridgeError,
         Recovery.SOCKET,
@@ -537,6 +547,9 @@ class Lifecycle:
             on_healthy=self._healthy,
         )
         self._port_was_open = False
+        #: What ``steps.open_socket`` takes as ``tls``, made once on the first socket: the
+        #: host-side :class:`~atbridge.tls.TlsClient` (its session resumes on reconnects).
+        self._tls: bool | TlsClient | None = None
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
         self._progress_listeners: list[Callable[[str, str], None]] = []
@@ -776,11 +789,13 @@ class Lifecycle:
         assert self.dialect is not None
         creds = self.config.credentials
         assert creds.host is not None
+        if self._tls is None:  # a CA file that cannot be read: ConfigurationError, FAIL
+            self._tls = steps.tls_setting(creds)
         opened = await steps.open_socket(
             self.dialect,
             creds.host,
             creds.port,
-            tls=creds.tls,
+            tls=self._tls,
             timeout=self.config.timeouts.open_socket,
         )
         self._done(opened)

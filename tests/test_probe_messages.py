@@ -70,11 +70,12 @@ async def test_no_sim_fails_at_configure_with_exit_3(dialect: str, atbridge: Sta
     """The nRF91 boots at CFUN=0 (its SIM unpowered), the SIM7080 at CFUN=1: both say
     "no SIM" from AT+CPIN? before any attach is waited for (the radio is never turned on).
 
-    The lifecycle still retries a ModemError until ``--give-up-after`` (5 s here): failing
-    at once needs a lifecycle rule for this error (see the report of issue 14)."""
+    SimNotReady stops the lifecycle at once (no retry can put a SIM in): exit 3, and the
+    SIM is asked about once, not once per retry until ``--give-up-after``."""
     async with FakeModem(dialect=dialect, registration_delay=0.05, sim=False) as fake:
-        cli = await run_cli(atbridge, *publish(fake, "--give-up-after", "5"))
-        assert cli.proc.returncode != 0, cli.stderr
+        cli = await run_cli(atbridge, *publish(fake, "--give-up-after", "30"))
+        assert cli.proc.returncode == 3, cli.stderr
+        assert fake.commands.count("AT+CPIN?") == 1, fake.commands
         assert "no SIM: the modem answered +CME ERROR: 10 (SIM not inserted)" in cli.stderr
         assert not any(command.startswith("AT+CFUN=1") for command in fake.commands)
         assert "antenna" not in cli.stderr

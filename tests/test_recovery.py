@@ -37,6 +37,7 @@ from atbridge.errors import (
     PingTimeout,
     PortNotFound,
     RegistrationLost,
+    SimNotReady,
     SocketClosed,
     StepTimeout,
 )
@@ -294,6 +295,12 @@ EXPECTED: dict[str, tuple[Callable[[], BaseException], tuple[State, ...], bool]]
     "missing PINGRESP": (lambda: PingTimeout("no PINGRESP"), (P, P, A, C, C, C), False),
     "step timeout": (lambda: StepTimeout("slow"), (P, P, A, C, C, C), False),
     "modem said ERROR": (lambda: ModemError("AT+X", "ERROR"), (P, P, A, C, C, C), False),
+    # No SIM (or a PIN wanted): no retry brings it back, stop with exit 3 (issue 14).
+    "SIM not ready": (
+        lambda: SimNotReady("AT+CPIN?", "+CME ERROR: 10", kind="CME", code=10),
+        (F,) * 6,
+        False,
+    ),
     "broker unavailable": (
         lambda: ConnectRefused(3, "server unavailable"),
         (P, P, A, C, C, C),

@@ -1,10 +1,9 @@
 """Host-side TLS under the real lifecycle: online, reconnects that resume, refusals that stop.
 
 The Bridge runs on every dialect's fake to a TLS mosquitto. The lifecycle passes
-``steps.open_socket`` the :class:`~atbridge.tls.TlsClient` it keeps for its life (made by
-``steps.tls_setting``); until ``fsm.Lifecycle`` builds that client itself, the
-``host_side_tls`` fixture hands the one client in place of ``tls=True`` — the same object
-the lifecycle will hold, so the reconnects below resume its session.
+``steps.open_socket`` the :class:`~atbridge.tls.TlsClient` it keeps for its life (made
+once by ``steps.tls_setting``), so the reconnects below resume its session; the
+``host_side_tls`` fixture only records what the lifecycle passed and what it got back.
 """
 
 # ruff: noqa: F811  (the TLS tests' fixtures, imported, are then named as parameters)
@@ -12,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,7 +49,6 @@ class Opened:
     """Every socket the lifecycle opened, and the one TLS client it used."""
 
     def __init__(self) -> None:
-        self.credentials: MqttCredentials | None = None
         self.client: TlsClient | None = None
         self.results: list[steps.SocketOpened] = []
         self.attempts = 0
@@ -64,13 +63,9 @@ def host_side_tls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Opened]:
         dialect: steps.DialectLink, host: str, port: int, *, tls: Any = False, **kw: Any
     ) -> steps.SocketOpened:
         seen.attempts += 1
-        if tls is True:
-            if seen.client is None:
-                assert seen.credentials is not None
-                seen.client = TlsClient.for_credentials(seen.credentials)
-            tls = seen.client
-        elif isinstance(tls, TlsClient):
-            seen.client = tls
+        assert isinstance(tls, TlsClient), tls  # host-side TLS: the lifecycle's own client
+        assert seen.client is None or tls is seen.client  # one client for the bridge's life
+        seen.client = tls
         result = await real(dialect, host, port, tls=tls, **kw)
         seen.results.append(result)
         return result
@@ -106,7 +101,6 @@ async def test_online_over_tls_and_every_reconnect_resumes_the_session(
     host_side_tls: Opened,
 ) -> None:
     credentials = tls_creds(certs, tls_broker.port, f"life-{dialect}")
-    host_side_tls.credentials = credentials
     tls_paho.subscribe(f"life/{dialect}", qos=1)
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         bridge = Bridge(config=config(fake, tls_broker.port, credentials=credentials))
@@ -126,9 +120,9 @@ async def test_online_over_tls_and_every_reconnect_resumes_the_session(
                 await publish_and_check(bridge, tls_paho, f"life/{dialect}", b"again %d" % drop)
             last = host_side_tls.results[-1].socket
             assert isinstance(last, TlsSocket)
-        # A graceful close ends the socket (close_notify goes out only if the broker has not
-        # closed on the DISCONNECT yet: TlsSocket.close(final=...) sends both at once).
-        assert last.closed is not None
+        # A graceful close sends the DISCONNECT and close_notify in one send (the broker
+        # closes as soon as it reads the DISCONNECT), then ends the socket.
+        assert last.closed is not None and last.close_notify_sent
     client = host_side_tls.client
     assert client is not None and client.session is not None
 
@@ -138,7 +132,6 @@ async def test_an_expired_broker_certificate_stops_the_bridge_at_once(
     dialect: str, expired_broker: Mosquitto, certs: Certificates, host_side_tls: Opened
 ) -> None:
     credentials = tls_creds(certs, expired_broker.port, f"expired-{dialect}")
-    host_side_tls.credentials = credentials
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         bridge = Bridge(config=config(fake, expired_broker.port, credentials=credentials))
         with pytest.raises(Failed):
@@ -148,4 +141,22 @@ async def test_an_expired_broker_certificate_stops_the_bridge_at_once(
     assert isinstance(failure, ConfigurationError)
     assert "certificate has expired" in failure.message and "clock" in failure.hint
     assert host_side_tls.attempts == 1  # no reconnect storm
+    assert [t.new for t in bridge.history].count(State.opening_socket) == 1
+
+
+async def test_a_ca_file_that_cannot_be_read_stops_the_bridge_before_any_socket(
+    tmp_path: Path, host_side_tls: Opened
+) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    credentials = MqttCredentials.plain(
+        client_id="no-ca", host="localhost", port=8883, tls="host", cafile=str(missing)
+    )
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
+        bridge = Bridge(config=config(fake, 8883, credentials=credentials))
+        with pytest.raises(Failed):
+            async with bridge:
+                pass
+    failure = bridge.failure
+    assert isinstance(failure, ConfigurationError) and str(missing) in failure.message
+    assert host_side_tls.attempts == 0  # nothing was opened
     assert [t.new for t in bridge.history].count(State.opening_socket) == 1
