@@ -20,10 +20,10 @@ from matplotlib.lines import Line2D
 
 from atbridge.cli import main
 from atbridge.commands import watch as watch_command
+from atbridge.errors import PlotError
 from atbridge.plot import (
     DPI,
     SIZE,
-    PlotError,
     build_figure,
     events,
     parse_records,
