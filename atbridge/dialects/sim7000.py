@@ -38,17 +38,25 @@ What real boards add (issue 10):
 - Send size: ``<length>`` must be less than the ``<size>`` of ``AT+CIPSEND?``
   (SIM7000 manual V1.03 p.125: ``+CIPSEND: <n>,<size>``, which "depends on
   network status"), so it is asked after each open and each send is cut to it.
-- Left-over connections: ``AT+CIPSTATUS=<n>`` (``+CIPSTATUS: <n>,...,"<state>"``,
-  TinyGSM's ``modemGetConnected``) for each of 0-7; a ``CONNECTED`` or
-  ``CONNECTING`` one is closed with ``AT+CIPCLOSE=<n>`` (``AT+CIPSTART`` on it
-  answers ``<n>, ALREADY CONNECT``).
+- Left-over connections: one ``AT+CIPSTATUS`` (SIM800 Series AT Command Manual
+  §8.2.8: ``OK``, then ``STATE: <state>`` and, in multi-IP mode, one
+  ``C: <n>,<bearer>,"TCP","<ip>","<port>","<state>"`` line per connection, *after*
+  the ``OK``), read until the line of the last connection; a modem that lists none
+  is asked ``AT+CIPSTATUS=<n>`` per connection (TinyGSM's ``modemGetConnected``).
+  A ``CONNECTED`` or ``CONNECTING`` one is closed with ``AT+CIPCLOSE=<n>``
+  (``AT+CIPSTART`` on it answers ``<n>, ALREADY CONNECT``). After ``SHUT OK`` and
+  until the next ``AT+CIPSTART`` nothing can be open, so nothing is asked.
 - Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``); a
   SIM800 (``AT+CGMM`` names it) has no ``+CEREG``: ``+CGREG`` then ``+CREG``
-  (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``).
+  (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``), and connections 0-5 only
+  (SIM800 manual §8.2.1 ``AT+CIPSTART``: ``<n>`` 0-5). The model comes from the
+  identity when the dialect was bound by :func:`~atbridge.dialects.open_dialect`
+  (no second ``AT+CGMM``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from types import MappingProxyType
@@ -72,6 +80,14 @@ _CONNECT = re.compile(r"(?:(\d{1,9}), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNEC
 _CLOSED = re.compile(r"(\d{1,9}), ?CLOSED")
 _ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d{1,9}), ?(\d{1,9})")
 _STATUS = re.compile(r'"([A-Z ]+)"\s*$')
+#: A connection line of ``AT+CIPSTATUS`` in multi-IP mode: ``C: <n>,...,"<state>"``.
+_LISTED = re.compile(r'C: ?(\d{1,9}),.*"([A-Z ]*)"\s*$')
+#: Seconds the lines after ``AT+CIPSTATUS``'s ``OK`` may take (the per-connection
+#: questions are asked when they do not come).
+LISTING_TIMEOUT = 2.0
+
+
+_OPEN_STATES = ("CONNECTED", "CONNECTING")
 
 
 class Sim7000(CipRxgetDialect):
@@ -109,6 +125,11 @@ class Sim7000(CipRxgetDialect):
         }
     )
 
+    #: The SIM800's connections (SIM800 manual §8.2.1: 0-5).
+    sim800_links = range(6)
+    #: ``AT+CGMM``'s answer when already known (set by open_dialect from the identity).
+    known_model: str | None = None
+
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
     _apn: str | None = None
 
@@ -140,10 +161,13 @@ class Sim7000(CipRxgetDialect):
 
     async def initialise(self) -> None:
         """The model's registration sources; multi-IP mode, quick send and manual receive."""
-        with contextlib.suppress(ModemError):
-            model = " ".join((await self.modem.command("AT+CGMM")).lines)
-            if "SIM800" in model.upper():
-                self.registration_sources = self.sim800_registration_sources
+        model = self.known_model
+        if model is None:
+            with contextlib.suppress(ModemError):
+                model = " ".join((await self.modem.command("AT+CGMM")).lines)
+        if model is not None and "SIM800" in model.upper():
+            self.registration_sources = self.sim800_registration_sources
+            self.links = self.sim800_links
         await self._settings()
 
     async def _settings(self) -> None:
@@ -153,10 +177,15 @@ class Sim7000(CipRxgetDialect):
             current = await self.modem.command("AT+CIPMUX?")
             if current.values("+CIPMUX:") != ["1"]:
                 # Only allowed in IP INITIAL: shut the IP stack down first.
-                await self.modem.command("AT+CIPSHUT", timeout=65)
+                await self._shut()
                 await self.modem.command("AT+CIPMUX=1")
         await self.modem.command("AT+CIPQSEND=1")
         await self.modem.command("AT+CIPRXGET=1")
+
+    async def _shut(self) -> None:
+        """``AT+CIPSHUT``: every connection closed, the IP stack back in IP INITIAL."""
+        await self.modem.command("AT+CIPSHUT", timeout=65)
+        self._none_open = True
 
     async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
         """``AT+CGDCONT`` as usual; the APN is also kept for ``AT+CSTT``."""
@@ -169,7 +198,7 @@ class Sim7000(CipRxgetDialect):
         address = await self._local_ip(probe=True)
         if address is not None:
             return DataBearer(address, already_active=True)
-        await self.modem.command("AT+CIPSHUT", timeout=65)
+        await self._shut()
         await self._settings()  # after CIPSHUT, before CSTT (TinyGSM's order)
         apn = self._apn if self._apn is not None else await self._stored_apn()
         hint = (
@@ -262,6 +291,7 @@ class Sim7000(CipRxgetDialect):
             match = _CONNECT.fullmatch(text)
             return match is not None and match.group(1) in (None, str(link))
 
+        self._none_open = False
         value = await self._result(
             format_command("AT+CIPSTART", link, "TCP", host, port),
             "",
@@ -295,6 +325,11 @@ class Sim7000(CipRxgetDialect):
         await self._close_quietly(sock, format_command("AT+CIPCLOSE", sock.handle), timeout=10)
 
     async def _open_links(self) -> list[int]:
+        if self._none_open:
+            return []
+        listed = await self._listing()
+        if listed is not None:
+            return [link for link in self.links if listed.get(link) in _OPEN_STATES]
         links: list[int] = []
         for link in self.links:
             try:
@@ -305,9 +340,40 @@ class Sim7000(CipRxgetDialect):
                 return links  # not in multi-IP mode: nothing of ours can be open
             for value in response.values("+CIPSTATUS:"):
                 state = _STATUS.search(value)
-                if state and state.group(1) in ("CONNECTED", "CONNECTING"):
+                if state and state.group(1) in _OPEN_STATES:
                     links.append(link)
         return links
+
+    async def _listing(self) -> dict[int, str] | None:
+        """Each connection's state from one ``AT+CIPSTATUS`` (``None``: it listed none)."""
+        states: dict[int, str] = {}
+        last = self.links[-1]
+        complete = asyncio.Event()
+
+        def note(text: str) -> None:
+            listed = _LISTED.match(text)
+            if listed:
+                states[int(listed.group(1))] = listed.group(2)
+                if int(listed.group(1)) >= last:
+                    complete.set()
+
+        async with self.modem.exclusive():
+            unsubscribe = self.modem.subscribe(None, lambda urc: note(urc.text))
+            try:
+                try:
+                    response = await self.modem.command("AT+CIPSTATUS", timeout=10)
+                except ModemError:
+                    return None
+                for line in response.lines:  # a firmware that lists before its OK
+                    note(line)
+                try:
+                    async with asyncio.timeout(LISTING_TIMEOUT):
+                        await complete.wait()
+                except TimeoutError:
+                    return None
+            finally:
+                unsubscribe()
+        return states
 
     async def _close_link(self, link: int) -> bool:
         response = await self.modem.command(

@@ -24,10 +24,13 @@ sources, reference §8: unverified, easy to change below).
   open; TinyGSM's ``modemGetConnected``); each open one is closed, since
   ``AT+CIPOPEN`` refuses an open link (``+CIPOPEN: <link>,<err>``).
 - Manual receive mode is gone after every reboot (the module comes back in push
-  mode with echo on). ``AT+CIPRXGET=1`` is sent at bind, before ``AT+NETOPEN``
+  mode with echo on). ``AT+CIPRXGET=1`` is sent before ``AT+NETOPEN``
   (TinyGSM ``TinyGsmClientA7672x.h``) and before each ``AT+CIPOPEN`` (TinyGSM
   ``TinyGsmClientSIM7600.h``), so a reboot the channel did not see cannot leave
-  a socket in push mode. Echo off is the channel's session setup after a banner.
+  a socket in push mode (nothing before them needs it, so bind does not send it).
+  Echo off is the channel's session setup after a banner.
+- A network opened here (``+NETOPEN: 0``) has no link open until the next
+  ``AT+CIPOPEN``: the left-over check before that open asks nothing.
 - A76xx modules (``AT+CGMM`` ``A76...``) boot with ``*ATREADY: 1`` where the
   SIM7600 prints ``RDY`` (:attr:`Sim7600.boot_banners`).
 - Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM asks ``CGREG`` on the SIM7600:
@@ -135,11 +138,8 @@ class Sim7600(CipRxgetDialect):
         )
         self.connection_ended(link, reason, f"+IPCLOSE: {value.strip()} ({meaning})")
 
-    async def initialise(self) -> None:
-        """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it."""
-        await self._manual_receive()
-
     async def _manual_receive(self) -> None:
+        """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it."""
         await self.modem.command("AT+CIPRXGET=1")
 
     def network_lost(self, detail: str) -> None:
@@ -179,6 +179,7 @@ class Sim7600(CipRxgetDialect):
                 f"the modem could not open the network: +NETOPEN: {value} ({_describe(err)})",
                 hint=hint,
             )
+        self._none_open = True
         return DataBearer()
 
     async def open_socket(
@@ -189,6 +190,7 @@ class Sim7600(CipRxgetDialect):
         link = self._claim_link()
         try:
             await self._manual_receive()  # before each CIPOPEN (a silent reboot forgets it)
+            self._none_open = False
             value = await self._result(
                 format_command("AT+CIPOPEN", link, "TCP", host, port),
                 "+CIPOPEN:",

@@ -42,7 +42,9 @@ What real boards add (issue 10):
   again (``+CAOPEN: <cid>,<err>``, ``+CIPOPEN: <link>,<err>``, ``ALREADY
   CONNECT``). :meth:`SimcomDialect.close_leftover_sockets` lists what is open with
   the family's listing command (``AT+CASTATE?``, ``AT+CIPCLOSE?``,
-  ``AT+CIPSTATUS=<n>``) and closes it; TinyGSM likewise closes before it connects.
+  ``AT+CIPSTATUS``) and closes it; TinyGSM likewise closes before it connects. A
+  bearer set up fresh since (``SHUT OK``, ``+NETOPEN: 0``) has nothing open until
+  the next open, so nothing is asked then.
 - **Auto-bauding modules print no boot banner** after a reset (SIM800 Series AT
   Command Manual V1.09 §2.2.41: ``RDY`` is not shown while auto-bauding; the
   host syncs with ``AT``; Zephyr's ``simcom-sim7080`` driver also polls ``AT``
@@ -111,7 +113,7 @@ class SimcomDialect(Dialect):
     #: counting payload bytes after its ``>`` prompt; CR alone leaves nothing to misread.
     line_ending = b"\r"
     #: The connection ids (cid / link number) the family offers.
-    links: ClassVar[range] = range(8)
+    links: range = range(8)
     #: The largest read one command returns (``<readlen>`` / ``<len>`` <= 1460, reference §5).
     max_read: ClassVar[int] = 1460
     #: Seconds allowed for one send command (prompt, payload and its result).
@@ -151,6 +153,10 @@ class SimcomDialect(Dialect):
     boot_quiet: float = 3.0
 
     def __init__(self, modem: Modem) -> None:
+        #: Set by a family once its bearer was freshly set up (``SHUT OK``, ``+NETOPEN: 0``)
+        #: and cleared as it opens a connection: until then nothing can be open on the
+        #: modem, and :meth:`close_leftover_sockets` asks nothing.
+        self._none_open = False
         self._opening: set[int] = set()
         self._closing: set[ModemSocket] = set()
         super().__init__(modem)
@@ -235,6 +241,8 @@ class SimcomDialect(Dialect):
         Ours end with ``CloseReason.LOCAL`` (closed the usual way); the rest were
         left by an earlier process or before a link drop.
         """
+        if self._none_open:
+            return 0
         closed = 0
         for link in await self._open_links():
             if link in self._opening:
