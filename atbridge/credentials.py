@@ -215,9 +215,27 @@ class TlsOptions:
     certfile: str | None = None
     keyfile: str | None = None
     min_version: Literal["1.2", "1.3"] = "1.2"
+    #: TLS on the modem: the security tag its CA (and client certificate) were written
+    #: to with ``atbridge certs write`` (``AT%CMNG``); host-side TLS ignores it.
+    sec_tag: int | None = None
+    #: TLS on the modem: peer verification, 0 none, 1 optional, 2 required (the default).
+    peer_verify: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", TlsMode.of(self.mode))
+        if self.sec_tag is not None and (
+            isinstance(self.sec_tag, bool)
+            or not isinstance(self.sec_tag, int)
+            or not 0 <= self.sec_tag <= MAX_SEC_TAG
+        ):
+            raise ConfigurationError(
+                f"sec_tag={self.sec_tag!r} must be a whole number from 0 to {MAX_SEC_TAG}",
+                hint="give --sec-tag the security tag the CA was written to with atbridge certs",
+            )
+        if self.peer_verify not in (0, 1, 2) or isinstance(self.peer_verify, bool):
+            raise ConfigurationError(
+                f"peer_verify={self.peer_verify!r} must be 0 (none), 1 (optional) or 2 (required)"
+            )
         if self.mode is TlsMode.OFF:
             raise ConfigurationError("TlsOptions are for TLS that is on (host or modem)")
         for name in ("cafile", "certfile", "keyfile"):
@@ -236,17 +254,23 @@ class TlsOptions:
             )
 
 
+#: The highest security tag a user may write (``AT%CMNG``: higher ones are the modem's).
+MAX_SEC_TAG = 2147483647
+
+
 def _tls_options(
     mode: TlsMode,
     cafile: str | None,
     certfile: str | None,
     keyfile: str | None,
     min_version: str,
+    sec_tag: int | None = None,
 ) -> TlsOptions:
     """The options of TLS in ``mode`` (default ones when off); settings without TLS refused."""
     if mode is TlsMode.OFF:
-        given = [name for name, value in (("cafile", cafile), ("certfile", certfile),
-                                          ("keyfile", keyfile)) if value is not None]  # fmt: skip
+        settings = (("cafile", cafile), ("certfile", certfile), ("keyfile", keyfile),
+                    ("sec_tag", sec_tag))  # fmt: skip
+        given = [name for name, value in settings if value is not None]
         if given or min_version != "1.2":
             named = ", ".join(given or ["tls_min_version"])
             raise ConfigurationError(
@@ -254,7 +278,7 @@ def _tls_options(
                 hint='turn TLS on (tls = "host", --tls) or drop the TLS settings',
             )
         return TlsOptions()
-    return TlsOptions(mode, cafile, certfile, keyfile, min_version)  # type: ignore[arg-type]
+    return TlsOptions(mode, cafile, certfile, keyfile, min_version, sec_tag)  # type: ignore[arg-type]
 
 
 # --- the result ----------------------------------------------------------------------
@@ -302,11 +326,13 @@ class MqttCredentials:
         certfile: str | None = None,
         keyfile: str | None = None,
         tls_min_version: str = "1.2",
+        sec_tag: int | None = None,
     ) -> MqttCredentials:
         """Credentials for any broker, used as given (port 8883 with TLS, else 1883).
 
         ``tls`` is a :class:`TlsMode` (``True`` means ``host``); the CA file, the client
-        certificate and key and the lowest TLS version apply only with TLS on.
+        certificate and key and the lowest TLS version apply only with TLS on, the
+        security tag (``sec_tag``) only with TLS on the modem.
         """
         if not isinstance(client_id, str):
             raise ConfigurationError("client_id must be a string")
@@ -320,7 +346,7 @@ class MqttCredentials:
             port=port if port is not None else (8883 if on else 1883),
             tls=on,
             keepalive=keepalive,
-            tls_options=_tls_options(mode, cafile, certfile, keyfile, tls_min_version),
+            tls_options=_tls_options(mode, cafile, certfile, keyfile, tls_min_version, sec_tag),
         )
 
     @property
@@ -402,6 +428,8 @@ class PlainBroker:
     keyfile: str | None = None
     #: TLS: the lowest version spoken, "1.2" or "1.3".
     tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    #: TLS on the modem: the security tag of its CA (``atbridge certs write``).
+    sec_tag: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tls", TlsMode.of(self.tls))
@@ -420,6 +448,7 @@ class PlainBroker:
             certfile=self.certfile,
             keyfile=self.keyfile,
             tls_min_version=self.tls_min_version,
+            sec_tag=self.sec_tag,
         )
 
 

@@ -48,7 +48,7 @@ from atbridge.dialects import open_dialect
 from atbridge.dialects.base import DataBearer, Identity
 from atbridge.errors import AtBridgeError, ConfigurationError, SocketClosed, StepTimeout
 from atbridge.modem import Modem
-from atbridge.tls import TlsClient
+from atbridge.tls import ModemTls, TlsClient
 from atbridge.transcript import Transcript
 
 T = TypeVar("T")
@@ -127,6 +127,22 @@ class DialectLink(Protocol):
 
     async def close_leftover_sockets(self) -> int: ...
 
+
+@runtime_checkable
+class TlsOffloader(Protocol):
+    """A dialect whose modem speaks TLS itself (the nRF91's): its ``open_socket`` takes
+    a :class:`~atbridge.tls.ModemTls` as ``tls``."""
+
+    @property
+    def offloads_tls(self) -> bool: ...
+
+    async def open_socket(
+        self, host: str, port: int, *, tls: bool | ModemTls = False, timeout: float = 60.0
+    ) -> SocketLink: ...
+
+
+#: What :func:`open_socket` takes as ``tls`` (:func:`tls_setting` makes it).
+TlsSetting = bool | TlsClient | ModemTls
 
 #: Opens the port named by a config (the real one: :func:`open_port`).
 PortOpener = Callable[[BridgeConfig], Awaitable[ModemPort]]
@@ -376,17 +392,24 @@ async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> 
     return Resolved("resolve", seconds, host, tuple(addresses))
 
 
-def tls_setting(credentials: MqttCredentials) -> bool | TlsClient:
+def tls_setting(credentials: MqttCredentials) -> TlsSetting:
     """What :func:`open_socket` takes as ``tls`` for ``credentials``: ``False`` (plain
     TCP), a :class:`~atbridge.tls.TlsClient` (host-side: keep it for the bridge's life,
-    so every reconnect resumes its session) or ``True`` (on the modem).
+    so every reconnect resumes its session) or a :class:`~atbridge.tls.ModemTls` (on the
+    modem: the broker's host, the security tag of its CA, peer verification).
 
-    A CA file, certificate or key that cannot be used is a ConfigurationError here.
+    A CA file, certificate or key that cannot be used is a ConfigurationError here; TLS
+    on the modem without a security tag is ``True``, which :func:`open_socket` refuses.
     """
     mode = credentials.tls_mode
+    options = credentials.tls_options
     if mode is TlsMode.HOST:
-        return TlsClient(credentials.tls_options, credentials.endpoint()[0])
-    return mode is TlsMode.MODEM
+        return TlsClient(options, credentials.endpoint()[0])
+    if mode is TlsMode.MODEM:
+        if options.sec_tag is None:
+            return True  # refused by open_socket, before anything is sent (no tag to use)
+        return ModemTls(credentials.endpoint()[0], options.sec_tag, options.peer_verify)
+    return False
 
 
 async def open_socket(
@@ -394,31 +417,45 @@ async def open_socket(
     host: str,
     port: int,
     *,
-    tls: bool | TlsClient = False,
+    tls: TlsSetting = False,
     timeout: float = 160.0,
 ) -> SocketOpened:
     """Open a TCP connection to ``host:port`` through the modem, with TLS when asked.
 
     ``tls`` a :class:`~atbridge.tls.TlsClient`: TLS on this host over the modem's TCP
     socket, handshake within ``timeout`` too (:func:`tls_setting` makes the client);
-    ``True``: TLS on the modem (offload), which no dialect has yet: a
-    ConfigurationError before anything is sent.
+    a :class:`~atbridge.tls.ModemTls`: TLS on the modem (offload), for the dialects
+    that have it (:class:`TlsOffloader`: the nRF91's); any other dialect, or ``True``
+    (no security tag, no host name), is a ConfigurationError before anything is sent.
 
     What is still open on the modem is closed first (TinyGSM does the same before
     every connect): a socket this process lost track of would hold a handle, a
     link or a cid the modem then refuses to reuse.
     """
-    if tls is True:
+    offload = tls if isinstance(tls, ModemTls) else None
+    offloads = isinstance(dialect, TlsOffloader) and dialect.offloads_tls
+    if tls is True and offloads:
+        raise ConfigurationError(
+            'TLS on the modem (tls = "modem") needs the security tag of the CA '
+            "certificate stored on the modem",
+            hint="give --sec-tag, the security tag the CA was written to with "
+            "atbridge certs write (or use host-side TLS: --tls host)",
+        )
+    if tls is True or (offload is not None and not offloads):
         raise ConfigurationError(
             f'TLS on the modem (tls = "modem") is not built yet for the {dialect.name} '
-            f"dialect: TLS offload on the {dialect.name} is not supported by atbridge yet",
+            "dialect: atbridge offloads TLS only to the nRF91 so far",
             hint='use host-side TLS (tls = "host", --tls host): it works through every '
-            "modem; offload comes with part 2 of the TLS issue",
+            "modem; offload works on the nRF91 (--sec-tag)",
         )
     client = tls if isinstance(tls, TlsClient) else None
 
     async def clean_and_open() -> tuple[SocketLink, int, TlsHandshaken | None]:
         leftovers = await _close_leftovers(dialect)
+        if offload is not None:
+            assert isinstance(dialect, TlsOffloader)
+            offloaded = await dialect.open_socket(host, port, tls=offload, timeout=timeout)
+            return offloaded, leftovers, None
         sock = await dialect.open_socket(host, port, tls=False, timeout=timeout)
         if client is None:
             return sock, leftovers, None
@@ -440,7 +477,14 @@ async def open_socket(
 
     (sock, leftovers, handshaken), seconds = await _timed("open_socket", None, clean_and_open())
     return SocketOpened(
-        "open_socket", seconds, host, port, client is not None, leftovers, sock, handshaken
+        "open_socket",
+        seconds,
+        host,
+        port,
+        client is not None or offload is not None,
+        leftovers,
+        sock,
+        handshaken,
     )
 
 
@@ -518,6 +562,8 @@ __all__ = [
     "SocketOpened",
     "StepResult",
     "TlsHandshaken",
+    "TlsOffloader",
+    "TlsSetting",
     "activate_data",
     "attach",
     "bind_dialect",

@@ -476,6 +476,20 @@ _REFUSALS: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ModemTls:
+    """TLS on the modem (offload): what a dialect that can needs to open a TLS socket.
+
+    ``hostname`` is the broker's host (SNI and the modem's host-name check: the nRF91
+    sets neither unless told), ``sec_tag`` the security tag its CA was written to
+    (``atbridge certs write``), ``peer_verify`` 0 none, 1 optional, 2 required.
+    """
+
+    hostname: str
+    sec_tag: int
+    peer_verify: int = 2
+
+
 def tls_failure(error: ssl.SSLError, host: str) -> AtBridgeError:
     """``error`` as the atbridge error that says what to fix (see the module doc)."""
     if isinstance(error, ssl.SSLCertVerificationError):
@@ -524,4 +538,12 @@ def _refused(message: str, hint: str) -> AtBridgeError:
     return TlsRefused(message, hint=hint)
 
 
-__all__ = ["ByteLink", "Handshake", "TlsClient", "TlsSocket", "client_context", "tls_failure"]
+__all__ = [
+    "ByteLink",
+    "Handshake",
+    "ModemTls",
+    "TlsClient",
+    "TlsSocket",
+    "client_context",
+    "tls_failure",
+]

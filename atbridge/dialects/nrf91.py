@@ -120,6 +120,7 @@ from atbridge.errors import (
     SocketError,
 )
 from atbridge.modem import Modem, Response, Urc, UrcWaiter
+from atbridge.tls import ModemTls
 from atbridge.transcript import Spans
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,8 @@ class NordicDialect(Dialect):
         self.tls_sec_tag: int | None = None
         #: TLS peer verification: 0 none, 1 optional, 2 required.
         self.tls_peer_verify: int = 2
+        #: The modem speaks TLS itself (``steps.TlsOffloader``).
+        self.offloads_tls = True
         self._releases: set[asyncio.Task[None]] = set()
         self._notifications: bool | None = None
         self._events_on = False
@@ -392,20 +395,33 @@ class NordicDialect(Dialect):
     # -- open -------------------------------------------------------------------------
 
     async def open_socket(
-        self, host: str, port: int, *, tls: bool = False, timeout: float = 60.0
+        self, host: str, port: int, *, tls: bool | ModemTls = False, timeout: float = 60.0
     ) -> ModemSocket:
-        """Open a TCP (or TLS) client socket to ``host:port``; see the module doc."""
+        """Open a TCP (or TLS) client socket to ``host:port``; see the module doc.
+
+        ``tls`` a :class:`~atbridge.tls.ModemTls`: TLS on the modem with its security tag,
+        peer verification and host name; ``True``: with :attr:`tls_sec_tag`.
+        """
         check_port(port)
         quote(host, name="host")
-        if tls and self.tls_sec_tag is None:
-            raise ConfigurationError(
-                "a TLS socket needs the security tag of the CA certificate",
-                hint="store the CA with AT%CMNG and set dialect.tls_sec_tag to its tag",
-            )
+        if isinstance(tls, ModemTls):
+            offload: ModemTls | None = tls
+        elif tls:
+            if self.tls_sec_tag is None:
+                raise ConfigurationError(
+                    "a TLS socket needs the security tag of the CA certificate",
+                    hint="give --sec-tag, the security tag the CA was written to with "
+                    "atbridge certs write",
+                )
+            offload = ModemTls(host, self.tls_sec_tag, self.tls_peer_verify)
+        else:
+            offload = None
+        if offload is not None:
+            quote(offload.hostname, name="TLS host name")
         await self._ensure_ready()
         family = 2 if _is_ipv6(host) else 1
         async with self.modem.exclusive():
-            handle = await self._create(family, tls)
+            handle = await self._create(family, offload)
             sock = self._adopt(ModemSocket(self, handle, host, port))
             # Known before the connect: a notification may follow its OK at once.
             receiver = self._receiver(
@@ -415,13 +431,24 @@ class NordicDialect(Dialect):
             )
             sock.on_close(lambda error: self._on_socket_closed(sock, error))
             try:
-                if tls and not _is_ip(host):
-                    await self._set_tls_hostname(handle, host)
+                if offload is not None and not _is_ip(offload.hostname):
+                    # The firmware never sets it: no SNI, no host-name check otherwise.
+                    await self._set_tls_hostname(handle, offload.hostname)
                 await self._connect(handle, host, port, timeout)
             except (ModemError, SocketError, AtTimeout) as exc:
                 self._forget(sock)
                 with contextlib.suppress(AtBridgeError):
                     await self._release(handle)
+                if isinstance(exc, ModemError) and offload is not None:
+                    raise SocketError(
+                        f"could not connect to {host}:{port} over TLS on the modem "
+                        f"(security tag {offload.sec_tag}): it answered {exc.final!r} "
+                        f"to {exc.command!r}",
+                        hint=f"check that the CA that signed the broker's certificate is "
+                        f"stored under security tag {offload.sec_tag} (atbridge certs list), "
+                        f"that the certificate names {offload.hostname}, that the modem's "
+                        "clock is right, and that the port speaks TLS",
+                    ) from exc
                 if isinstance(exc, ModemError):
                     raise SocketError(
                         f"could not connect to {host}:{port} through the modem: "
@@ -439,16 +466,14 @@ class NordicDialect(Dialect):
 
     # -- per family -------------------------------------------------------------------
 
-    async def _create(self, family: int, tls: bool) -> int:
+    async def _create(self, family: int, tls: ModemTls | None) -> int:
         """Create a socket on the modem; return its handle. Inside ``exclusive()``.
 
         ``AT#XSOCKET=<family>,1,0`` (TCP client), ``AT#XSSOCKET=<family>,1,0,<sec_tag>,
         <peer_verify>`` for TLS: the same in both firmwares.
         """
-        if tls:
-            line = format_command(
-                "AT#XSSOCKET", family, 1, 0, self.tls_sec_tag, self.tls_peer_verify
-            )
+        if tls is not None:
+            line = format_command("AT#XSSOCKET", family, 1, 0, tls.sec_tag, tls.peer_verify)
             return await self._create_with(line, "#XSSOCKET:")
         return await self._create_with(format_command("AT#XSOCKET", family, 1, 0), "#XSOCKET:")
 

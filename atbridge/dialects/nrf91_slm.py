@@ -66,6 +66,7 @@ from atbridge.errors import (
     UnsupportedFirmware,
 )
 from atbridge.modem import Modem
+from atbridge.tls import ModemTls
 from atbridge.transcript import Spans, shift_spans
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class Nrf91Slm(NordicDialect):
         await self.modem.command(format_command("AT#XSOCKETSELECT", handle), timeout=10)
         self._selected = handle
 
-    async def _create(self, family: int, tls: bool) -> int:
+    async def _create(self, family: int, tls: ModemTls | None) -> int:
         handle = await super()._create(family, tls)
         self._selected = handle  # a new socket is the selected one (slm_at_socket.c)
         return handle

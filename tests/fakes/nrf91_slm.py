@@ -32,8 +32,9 @@ the lowest free of 0..7 (8 sockets). Every failure of a ``#X`` command is a plai
 - ``AT#XSOCKET=<op>,<type>,<role>[,<cid>]`` (op 1 IPv4, 2 IPv6) -> ``#XSOCKET: <h>,<type>,6``;
   ``AT#XSOCKET=0`` -> ``#XSOCKET: 0,"closed"``; ``AT#XSOCKET?`` -> ``#XSOCKET: <h>,<family>,
   <role>,<type>,<cid>`` (selected socket). ``AT#XSSOCKET=<op>,<type>,<role>,<sec_tag>
-  [,<peer_verify>[,<cid>]]`` -> ``#XSSOCKET: <h>,<type>,258`` (bridged as plain TCP: no TLS in the
-  tests). The fake opens TCP clients only (type 1, role 0).
+  [,<peer_verify>[,<cid>]]`` -> ``#XSSOCKET: <h>,<type>,258`` (TLS made by the fake with the CA
+  written with ``AT%CMNG``, the credential store: ``nrf91_tls``). The fake opens TCP clients
+  only (type 1, role 0).
 - ``AT#XCONNECT="<host>",<port>`` -> ``#XCONNECT: 1`` (real TCP to 127.0.0.1).
 - ``AT#XSEND="<data>"[,<flags>]`` (at most 1024 bytes, no ``,`` or ``"``) -> ``#XSEND: <size>``;
   a failed send answers ``#XSEND: 0`` then ``ERROR``. ``AT#XSEND`` (or an empty ``<data>``)
@@ -61,7 +62,7 @@ import asyncio
 import dataclasses
 from typing import Final, Literal
 
-from . import nrf91_diag
+from . import nrf91_diag, nrf91_tls
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
 from .nrf91_sockets import (
@@ -524,6 +525,7 @@ NRF91_SLM: Final = register_dialect(
             "#XSOCKETSELECT": _xsocketselect,
             "#XSOCKETOPT": _xsocketopt,
             "#XSSOCKETOPT": _xssocketopt,
+            "%CMNG": nrf91_tls.cmng,
             "#XCONNECT": _xconnect,
             "#XSEND": _xsend,
             "#XRECV": _xrecv,

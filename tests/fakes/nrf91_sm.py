@@ -18,7 +18,8 @@ Sockets are handle based (up to 8, lowest free handle first); every ``#X`` failu
 - ``AT#XSOCKET=<family>,<type>,<role>[,<cid>]`` -> ``#XSOCKET: <h>,<type>,6``;
   ``AT#XSOCKET?`` -> ``#XSOCKET: <h>,<family>,<role>,<type>,<cid>`` per plain socket;
   ``AT#XSSOCKET=<family>,<type>,<role>,<sec_tag>[,<peer_verify>[,<cid>]]`` ->
-  ``#XSSOCKET: <h>,<type>,258`` (bridged as plain TCP: the tests have no TLS broker).
+  ``#XSSOCKET: <h>,<type>,258`` (TLS made by the fake with the CA of
+  ``AT%CMNG``: ``nrf91_tls``). ``AT%CMNG`` is the credential store (``nrf91_tls``).
   The fake opens TCP clients only.
 - ``AT#XCONNECT=<h>,"<host>",<port>`` -> ``#XCONNECT: <h>,1``.
 - ``AT#XSEND=<h>,0,<flags>,"<text>"`` / ``AT#XSEND=<h>,1,<flags>,"<hex>"`` (at most 1400 bytes)
@@ -52,7 +53,7 @@ import binascii
 import dataclasses
 from typing import Final, Literal
 
-from . import nrf91_diag
+from . import nrf91_diag, nrf91_tls
 from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
 from .nrf91_sockets import (
@@ -558,6 +559,7 @@ NRF91_SM: Final = register_dialect(
             "#XCLOSE": _xclose,
             "#XSOCKETOPT": _xsocketopt,
             "#XSSOCKETOPT": _xssocketopt,
+            "%CMNG": nrf91_tls.cmng,
             "#XCONNECT": _xconnect,
             "#XSEND": _xsend,
             "#XRECV": _xrecv,

@@ -4,7 +4,10 @@ Theory of operation
 -------------------
 Each fake socket is bridged to a real TCP connection to 127.0.0.1 (``loopback``), opened by
 ``AT#XCONNECT``. Only loopback is reachable; names resolve through ``loopback.resolve``.
-``AT#XSSOCKET`` (TLS) sockets are bridged as plain TCP: the tests have no TLS broker.
+``AT#XSSOCKET`` (TLS) sockets speak TLS on the fake's side of the bridge, with the CA stored
+under their security tag (``AT%CMNG``) and the host name set with ``AT#XSSOCKETOPT``
+(``nrf91_tls``): a socket whose tag holds no CA, or a broker the CA did not sign, fails its
+``AT#XCONNECT`` with ``ERROR``, as ``connect()`` does on the modem.
 
 Bytes from the peer collect in the socket's receive buffer, as in the modem, until the host reads
 them (``AT#XRECV``) or the Serial Modem pushes them (``AT#XRECVCFG``). The buffer is bounded by
@@ -71,6 +74,7 @@ from .grammar import (
     frame_line,
 )
 from .loopback import LoopbackConnection, add_host, is_ipv4
+from .nrf91_tls import TLS_HOSTNAME_OPTION, TlsLoopbackConnection, tls_context
 from .registry import GENERIC_COMMANDS
 
 __all__ = [
@@ -490,7 +494,7 @@ class NrfSockets:
         fake = self.require_fake()
         if self.faults.take_failed_open() or fake.scenario.broker_unreachable:
             raise CommandError(None)  # as connect() refused: the SLM/SM answer ERROR
-        conn = LoopbackConnection(sock)
+        conn = self._connection(sock)
         sock.conn = conn
         address, port = await fake.route(address, port)
         if not await conn.connect(address, port, timeout=CONNECT_TIMEOUT):
@@ -499,6 +503,17 @@ class NrfSockets:
             raise CommandError(None)
         sock.connected = True
         sock._changed()
+
+    def _connection(self, sock: Socket) -> LoopbackConnection:
+        """The TCP bridge of ``sock``: TLS made here for a secure socket (``nrf91_tls``)."""
+        if sock.sec_tag is None:
+            return LoopbackConnection(sock)
+        option = sock.options.get(TLS_HOSTNAME_OPTION)
+        hostname = option if isinstance(option, str) else None
+        context = tls_context(self.require_fake(), sock.sec_tag, sock.peer_verify, hostname)
+        if context is None:  # nothing stored under the tag: the handshake cannot verify
+            raise CommandError(None)
+        return TlsLoopbackConnection(sock, context, hostname)
 
     def fail_all(self, error: int) -> None:
         for sock in self.ordered():
