@@ -304,6 +304,8 @@ Event = (
 class _Outgoing:
     publish: Publish
     awaiting: PacketType  # PUBACK, PUBREC or PUBCOMP
+    #: The bytes of its first transmission, until it is sent (``None`` after).
+    encoded: bytes | None = None
     #: The connection on which its bytes last went to data_to_send(), and how many
     #: packets had been received by then (see MqttSession._judge_disconnect).
     sent_on: int = -1
@@ -529,8 +531,12 @@ class MqttSession:
         problem = refused_code_point_problem(topic, "the topic name")
         if problem:
             raise LocalProtocolError(problem, hint="publish to a topic of printable characters")
-        probe = Publish(topic, payload, qos, retain, False, 1 if qos else None, properties)
-        size = len(encode(probe, self.protocol))
+        # Built once with the id it will carry, and encoded once: its bytes are the first
+        # transmission too unless a topic alias applies (_first_send).
+        packet_id = self._peek_id() if qos else None
+        publish = Publish(topic, payload, qos, retain, False, packet_id, properties)
+        data = encode(publish, self.protocol)
+        size = len(data)
         if self._broker_max_packet is not None and size > self._broker_max_packet:
             raise LocalProtocolError(
                 f"[MQTT-3.2.2-15] this PUBLISH is {size} bytes; the broker accepts at most "
@@ -545,13 +551,11 @@ class MqttSession:
             )
         if qos == 0:
             self._require_connected("publish at QoS 0")
-            self._out.append(self._first_send(probe))
+            self._out.append(self._first_send(publish, data))
             return None
-        packet_id = self._allocate_id()
-        item = _Outgoing(
-            probe.replace(packet_id=packet_id),
-            PacketType.PUBACK if qos == 1 else PacketType.PUBREC,
-        )
+        assert packet_id is not None
+        self._claim_id(packet_id)
+        item = _Outgoing(publish, PacketType.PUBACK if qos == 1 else PacketType.PUBREC, data)
         self._pending.append(item)
         self._pump()
         return packet_id
@@ -760,11 +764,6 @@ class MqttSession:
     def _release_id(self, packet_id: int) -> None:
         self._busy_ids.discard(packet_id)
 
-    def _allocate_id(self) -> int:
-        packet_id = self._peek_id()
-        self._claim_id(packet_id)
-        return packet_id
-
     def _pump(self) -> None:
         if self._state != SessionState.CONNECTED:
             return
@@ -773,14 +772,16 @@ class MqttSession:
             pid = item.publish.packet_id
             assert pid is not None
             self._inflight[pid] = item
-            self._out.append(self._first_send(item.publish))
+            self._out.append(self._first_send(item.publish, item.encoded))
+            item.encoded = None  # a resend carries DUP: encoded again then
             self._unsent.append(item)
 
     def _send(self, packet: Packet) -> None:
         self._out.append(encode(packet, self.protocol))
 
-    def _first_send(self, publish: Publish) -> bytes:
-        """The bytes of a PUBLISH's first transmission, with a topic alias where one applies.
+    def _first_send(self, publish: Publish, encoded: bytes | None = None) -> bytes:
+        """The bytes of a PUBLISH's first transmission, with a topic alias where one applies
+        (``encoded``: ``publish`` already encoded, used as it is when no alias applies).
 
         Only a first transmission takes an alias: a PUBLISH re-sent after a reconnect
         goes through :meth:`_send` with its full topic (aliases die with their
@@ -795,7 +796,10 @@ class MqttSession:
                 alias = len(self._outgoing_aliases) + 1
                 self._outgoing_aliases[topic] = alias
                 publish = publish.replace(properties=_with_alias(publish, alias))
-        return encode(publish, self.protocol)
+            else:
+                return encoded if encoded is not None else encode(publish, self.protocol)
+            return encode(publish, self.protocol)
+        return encoded if encoded is not None else encode(publish, self.protocol)
 
     def _forget_outgoing_aliases(self) -> None:
         self._alias_maximum = 0
