@@ -116,7 +116,6 @@ from atbridge.errors import (
 )
 from atbridge.online import Message, OnlineSession, connect_packet
 from atbridge.steps import DialectBinder, DialectLink, ModemPort, PortOpener
-from atbridge.tls import TlsClient
 
 log = logging.getLogger(__name__)
 
@@ -548,8 +547,9 @@ class Lifecycle:
         )
         self._port_was_open = False
         #: What ``steps.open_socket`` takes as ``tls``, made once on the first socket: the
-        #: host-side :class:`~atbridge.tls.TlsClient` (its session resumes on reconnects).
-        self._tls: bool | TlsClient | None = None
+        #: host-side :class:`~atbridge.tls.TlsClient` (its session resumes on reconnects),
+        #: or the modem's :class:`~atbridge.tls.ModemTls` (offload).
+        self._tls: steps.TlsSetting | None = None
         self._cause = "start"
         self._listeners: list[asyncio.Queue[Transition]] = []
         self._progress_listeners: list[Callable[[str, str], None]] = []
