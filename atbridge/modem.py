@@ -234,9 +234,11 @@ class UrcWaiter:
 
         remove = self.when_found(outcome)
         remove_abort = abort_on(fail) if abort_on is not None else None
-        timer = loop.call_later(
-            timeout, fail, AtTimeout(f"(waiting for {self.prefix})", timeout, b"")
-        )
+
+        def expire() -> None:  # the error is built only when the wait does time out
+            fail(AtTimeout(f"(waiting for {self.prefix})", timeout, b""))
+
+        timer = loop.call_later(timeout, expire)
         try:
             return await outcome
         finally:
