@@ -87,3 +87,34 @@ async def test_a_ca_that_did_not_sign_the_broker_exits_2_after_one_attempt(
         assert "not signed by a CA you trust" in cli.stderr
         assert connects(fake, dialect) == 1  # no reconnect storm
     assert "Traceback" not in cli.stderr
+
+
+@pytest.mark.parametrize("dialect", ["nrf91-slm", "nrf91-sm"])
+async def test_publish_with_tls_on_the_modem_uses_the_security_tag(
+    dialect: str,
+    tls_broker: Mosquitto,
+    tls_paho: PahoPeer,
+    certs: Certificates,
+    atbridge: StartCli,
+) -> None:
+    """``--tls modem --sec-tag 42``: the nRF91 does the handshake with the CA stored under
+    tag 42 (the fake's AT%CMNG store); without it the connect is refused naming the tag."""
+    from tests.fakes import nrf91_tls
+
+    topic = f"cli/offload/{dialect}"
+    await asyncio.to_thread(tls_paho.subscribe, topic, 1)
+    before = len(tls_paho.messages)
+    args = [
+        "publish", "-h", "localhost", "-p", str(tls_broker.port), "--tls", "modem",
+        "--sec-tag", "42", "-t", topic, "-m", "offloaded", "-q", "1", "--give-up-after", "5",
+    ]  # fmt: skip
+    async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+        refused = await run_cli(atbridge, *args, "--port", fake.port)
+        assert refused.proc.returncode != 0
+        assert "security tag 42" in refused.stderr
+        nrf91_tls.store(fake, 42, nrf91_tls.CA, certs.cafile.read_text())
+        cli = await run_cli(atbridge, *args, "--port", fake.port)
+        assert cli.proc.returncode == 0, cli.stderr
+        assert any(c.startswith("AT#XSSOCKET=") for c in fake.commands)
+    received = await asyncio.to_thread(tls_paho.wait_for, before + 1, WAIT)
+    assert [(t, p) for t, p, _q in received[before:]] == [(topic, b"offloaded")]

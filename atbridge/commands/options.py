@@ -273,6 +273,12 @@ def bridge_options(
         "--tls-min-version", metavar="1.2|1.3", help="the oldest TLS version offered (default 1.2)"
     )
     broker.add_argument(
+        "--sec-tag",
+        type=whole_number,
+        metavar="N",
+        help="with --tls modem: the nRF91 security tag that holds the broker's CA (AT%%CMNG)",
+    )
+    broker.add_argument(
         *flags(mosquitto, "-k", "--keepalive"),
         type=positive_int,
         metavar="S",

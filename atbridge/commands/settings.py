@@ -61,6 +61,7 @@ BRIDGE_KEYS = {
     "cert": "credentials.certfile",
     "key": "credentials.keyfile",
     "tls_min_version": "credentials.tls_min_version",
+    "sec_tag": "credentials.sec_tag",
 }
 
 
