@@ -229,6 +229,8 @@ class BridgeConfig:
                 hint=f"use one of: auto, {', '.join(DIALECTS)}",
             )
         object.__setattr__(self, "dialect", dialect)
+        if self.apn is not None:
+            _check_apn(self.apn)
         for name, (low, high) in _COUNT_RANGES.items():
             value = getattr(self, name)
             if not low <= value <= high:
@@ -304,6 +306,26 @@ class Unconvertible(ValueError):
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+
+
+#: An APN's network identifier (3GPP TS 23.003 §9.1): labels separated by dots, at most 100
+#: octets (63 a label). The spec's labels are letters, digits and hyphens; underscores are
+#: accepted too (some operators' APNs have them, and modems take them). None of these can
+#: break the quoted AT+CGDCONT parameter (no quote, no line ending, no control character).
+_APN = re.compile(r"(?!.{101})[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*")
+
+
+def _check_apn(apn: str) -> None:
+    """An APN as TS 23.003 §9.1 spells it, or a ConfigurationError saying what is wrong."""
+    if apn == "" or _APN.fullmatch(apn):
+        return
+    bad = next((c for c in apn if c in '"\r\n' or not c.isprintable()), None)
+    what = f"it contains {bad!r}" if bad is not None else "it is not an APN"
+    raise ConfigurationError(
+        f"apn={apn!r}: {what} (an APN is labels of letters, digits, hyphens (and underscores) "
+        "separated by dots, at most 100 characters: 3GPP TS 23.003 §9.1)",
+        hint="give the APN your operator documents, e.g. iot.1nce.net",
+    )
 
 
 def convert(hint: Any, value: object, *, text: bool = False) -> object:

@@ -247,6 +247,7 @@ def test_the_readme_lists_every_key_and_variable() -> None:
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER = '[mqtt]\nhost = "h"\nclient_id = "c"\n'
+MQTT_ENV = {"ATBRIDGE_MQTT_HOST": "h", "ATBRIDGE_MQTT_CLIENT_ID": "c"}
 
 
 def load_from(tmp_path: Path, bridge: str = "", timeouts: str = "", **env: str) -> BridgeConfig:
@@ -417,3 +418,19 @@ def test_a_dialect_that_names_no_family_lists_them(tmp_path: Path) -> None:
         load_config(path, env={"ATBRIDGE_DIALECT": "NRF52"}, credentials=CREDS)
     assert "dialect='NRF52'" in str(info.value) and "$ATBRIDGE_DIALECT" in str(info.value)
     assert info.value.hint is not None and "nrf91-slm" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "apn", ['iot"x', "iot\rx", "iot\nx", "a..b", ".iot", "x" * 101, "iot x", "iot\x00"]
+)
+def test_an_apn_that_is_not_one_is_refused_naming_its_source(apn: str) -> None:
+    """Found when the configuration is built, before any port is opened (issue 14)."""
+    with pytest.raises(ConfigurationError, match=r"apn=.*TS 23\.003") as refused:
+        load_config(env={"ATBRIDGE_APN": apn, "ATBRIDGE_PORT": "/dev/x", **MQTT_ENV})
+    assert "$ATBRIDGE_APN" in str(refused.value)
+
+
+@pytest.mark.parametrize("apn", ["internet", "iot.1nce.net", "m2m_iot.example-op.com", ""])
+def test_real_apns_are_accepted(apn: str) -> None:
+    config = load_config(env={"ATBRIDGE_APN": apn, "ATBRIDGE_PORT": "/dev/x", **MQTT_ENV})
+    assert config.apn == apn
