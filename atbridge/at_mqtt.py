@@ -627,6 +627,11 @@ class MqttSession:
         self._ping_queued = False
         self._ping_sent_at = None
 
+    @property
+    def has_data_to_send(self) -> bool:
+        """Whether :meth:`data_to_send` would return bytes (it takes them)."""
+        return bool(self._out)
+
     def data_to_send(self, now: float) -> bytes:
         """Everything queued for the broker; ``now`` is when the caller sends it."""
         if not self._out:

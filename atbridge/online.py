@@ -248,6 +248,8 @@ class OnlineSession:
         self._subacks: dict[int, asyncio.Future[Subscribed]] = {}
         self._sub_waiters: dict[str, list[asyncio.Future[int]]] = {}
         self._queue_space = asyncio.Condition()
+        #: Publishes waiting in _wait_for_queue_space (none: no notification task).
+        self._space_waiters = 0
         self._problem: asyncio.Future[BaseException] | None = None
 
     @property
@@ -444,8 +446,11 @@ class OnlineSession:
         the bytes: a caller cancelled while it waits stops waiting, never the send (half a
         packet would corrupt the stream, or leave the modem waiting for payload), and
         :meth:`close_socket` takes the lock, so no send outlives the socket. A failure
-        nobody waits for any more goes to the serving loop.
+        nobody waits for any more goes to the serving loop. With nothing queued and no send
+        in progress there is nothing to wait for: no task (most flushes after a PUBACK).
         """
+        if not self.session.has_data_to_send and not self.send_lock.locked():
+            return
         task = asyncio.get_running_loop().create_task(self._flush_now())
         self._tasks.add(task)
         task.add_done_callback(self._flushed)
@@ -520,6 +525,9 @@ class OnlineSession:
         self._notify_queue_space()
 
     def _notify_queue_space(self) -> None:
+        if not self._space_waiters:
+            return  # a publish that comes later checks for space before it waits
+
         async def notify() -> None:
             async with self._queue_space:
                 self._queue_space.notify_all()
@@ -572,8 +580,12 @@ class OnlineSession:
             raise QueueFull(
                 f"{len(self._acks)} QoS 1 messages are already waiting; {topic!r} was not queued"
             )
-        async with self._queue_space:
-            await self._queue_space.wait_for(has_space)
+        self._space_waiters += 1
+        try:
+            async with self._queue_space:
+                await self._queue_space.wait_for(has_space)
+        finally:
+            self._space_waiters -= 1
         self._raise_if_failed()
 
     async def subscribe(self, topic_filter: str, qos: int) -> int:
