@@ -97,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.run(args))
+    except BrokenPipeError:  # the reader went away (`atbridge fsm --mermaid | head`): done
+        _quiet_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("atbridge: interrupted", file=sys.stderr)
         return _failed(args, "interrupted", "KeyboardInterrupt", None, 130)
@@ -123,6 +126,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return _failed(args, f"internal error: {exc!r}", type(exc).__name__, None, EXIT_INTERNAL)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of a closed pipe is silent."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _failed(args: argparse.Namespace, message: str, kind: str, hint: str | None, code: int) -> int:

@@ -418,7 +418,15 @@ def mermaid() -> str:
         graph_engine="mermaid",
         title="atbridge lifecycle",
     )
-    return str(machine.get_graph().draw(None))
+    drawn_text = str(machine.get_graph().draw(None))
+    # The library colours its model's current state ("active") and the others; a diagram
+    # of the table has no current state: its class lines go.
+    kept = [
+        line
+        for line in drawn_text.splitlines()
+        if not line.strip().startswith(("classDef s_", "Class "))
+    ]
+    return "\n".join(kept) + "\n"
 
 
 # -- events ------------------------------------------------------------------------------

@@ -83,3 +83,16 @@ def test_a_bug_exits_1_with_its_traceback(
     assert "in lifecycle_step" in err  # where the bug happened
     assert "AssertionError: a lifecycle bug" in err
     assert "internal error" in err
+
+
+def test_a_reader_that_goes_away_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``atbridge fsm --mermaid | head -1``: a closed pipe ends the command quietly, exit 0."""
+    import os
+
+    from atbridge.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    with os.fdopen(write_end, "w", buffering=1) as closed_pipe:  # each line written at once
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert main(["fsm", "--mermaid"]) == 0

@@ -77,6 +77,8 @@ def test_mermaid_diagram_is_drawn_from_the_table() -> None:
     assert diagram.splitlines()[4].strip() == "stateDiagram-v2" or "stateDiagram-v2" in diagram
     for transition in TRANSITIONS:
         assert f"--> {transition['dest']}: {transition['trigger']}" in diagram
+    # a diagram of the table has no current state: none of the library's colouring is left
+    assert "s_active" not in diagram and "classDef" not in diagram and "Class " not in diagram
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
