@@ -241,6 +241,8 @@ class OnlineSession:
         self._healthy = True  # until restore(): nothing to prove
         self._room = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The flush task waiting for send_lock, not yet holding it (see flush).
+        self._waiting_flush: asyncio.Task[None] | None = None
         #: Set whenever a message arrives (queued or dropped): clear it, then wait.
         self.received = asyncio.Event()
         self.send_lock = asyncio.Lock()
@@ -448,22 +450,30 @@ class OnlineSession:
         :meth:`close_socket` takes the lock, so no send outlives the socket. A failure
         nobody waits for any more goes to the serving loop. With nothing queued and no send
         in progress there is nothing to wait for: no task (most flushes after a PUBACK).
+        A flush task still waiting for the lock has taken nothing yet and will take all
+        that is queued then: later callers wait for that one instead of starting their own.
         """
         if not self.session.has_data_to_send and not self.send_lock.locked():
             return
-        task = asyncio.get_running_loop().create_task(self._flush_now())
-        self._tasks.add(task)
-        task.add_done_callback(self._flushed)
+        task = self._waiting_flush
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._flush_now())
+            self._waiting_flush = task
+            self._tasks.add(task)
+            task.add_done_callback(self._flushed)
         await asyncio.shield(task)
 
     async def _flush_now(self) -> None:
         async with self.send_lock:
+            self._waiting_flush = None  # from here on, bytes queued need another flush
             data = self.session.data_to_send(self.clock())
             if data and self.socket is not None:
                 await self.socket.send(data)
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        if self._waiting_flush is task:  # cancelled before it took the lock
+            self._waiting_flush = None
         if task.cancelled():
             return
         error = task.exception()  # retrieved here too: its caller may have been cancelled
