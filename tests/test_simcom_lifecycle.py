@@ -235,3 +235,55 @@ async def test_sim7000_sets_up_the_ip_stack_after_cipshut_as_tinygsm_does(
         expected = ["AT+CIPSHUT", "AT+CIPMUX", "AT+CIPQSEND", "AT+CIPRXGET", "AT+CSTT", "AT+CIICR"]
         assert [cmd for cmd in after if cmd in expected][: len(expected)] == expected
         await publish_and_check(b, paho, "up/order", b"in order")
+
+
+#: The family's one command that lists the connections open on the modem.
+LISTING = {"sim7000": "AT+CIPSTATUS", "sim7600": "AT+CIPCLOSE?"}
+
+
+@pytest.mark.parametrize("dialect", sorted(LISTING))
+async def test_the_left_over_check_is_one_command_and_none_after_a_fresh_bearer(
+    dialect: str,
+) -> None:
+    """One listing command (the SIM7000's connection lines after its OK, not one question
+    per connection); nothing asked after SHUT OK / +NETOPEN: 0 until a connection opens;
+    asked again once one is open (our own socket is closed by it)."""
+    peer = Peer()
+    await peer.start()
+    try:
+        async with FakeModem(dialect=dialect) as fake:
+            modem = await Modem.open(fake.port)
+            try:
+                bound, _ = await open_dialect(modem, dialect)
+                fake.commands.clear()
+                assert await bound.close_leftover_sockets() == 0
+                assert fake.commands == [LISTING[dialect]]
+                bearer = await bound.activate_data()
+                assert not bearer.already_active
+                fake.commands.clear()
+                assert await bound.close_leftover_sockets() == 0
+                assert fake.commands == []
+                sock = await bound.open_socket("127.0.0.1", peer.port)
+                await peer.accept()
+                fake.commands.clear()
+                assert await bound.close_leftover_sockets() == 1
+                assert LISTING[dialect] in fake.commands
+                assert sock.closed is not None
+            finally:
+                await modem.close()
+    finally:
+        await peer.close()
+
+
+async def test_a_sim800_is_asked_its_model_once_and_offers_connections_0_to_5() -> None:
+    """The model comes from the identity step (one AT+CGMM); SIM800 manual: ``<n>`` 0-5."""
+    async with FakeModem(dialect="sim800") as fake:
+        modem = await Modem.open(fake.port)
+        try:
+            bound, identity = await open_dialect(modem)
+            assert isinstance(bound, SimcomDialect) and bound.name == "sim7000"
+            assert "SIM800" in identity.model.upper()
+            assert fake.commands.count("AT+CGMM") == 1
+            assert bound.links == range(6)
+        finally:
+            await modem.close()
