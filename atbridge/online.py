@@ -455,13 +455,18 @@ class OnlineSession:
         """
         if not self.session.has_data_to_send and not self.send_lock.locked():
             return
+        await asyncio.shield(self._flush_task())
+
+    def _flush_task(self) -> asyncio.Task[None]:
+        """The flush task that will send what is queued now: the one waiting for the lock,
+        else a new one (see :meth:`flush`); its failure goes to the serving loop."""
         task = self._waiting_flush
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._flush_now())
             self._waiting_flush = task
             self._tasks.add(task)
             task.add_done_callback(self._flushed)
-        await asyncio.shield(task)
+        return task
 
     async def _flush_now(self) -> None:
         async with self.send_lock:
@@ -573,8 +578,10 @@ class OnlineSession:
         assert packet_id is not None
         ack: asyncio.Future[PublishAcknowledged] = asyncio.get_running_loop().create_future()
         self._acks[packet_id] = ack
-        if self._online():
-            await self._flush_or_report()
+        if self._online() and self.session.has_data_to_send:
+            # Only the PUBACK is awaited (it comes after the send). A send that fails stops
+            # the serving loop (_flushed); the message is resent after the reconnect.
+            self._flush_task()
         result = await ack
         if not result.succeeded:
             detail = f": {result.reason_string}" if result.reason_string else ""
