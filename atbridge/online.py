@@ -320,7 +320,10 @@ class OnlineSession:
                 data = await sock.receive()
                 self.session.receive_data(data, self.clock())
                 self._drain_events()
-                await self.flush()  # acknowledgements
+                if self.session.has_data_to_send:
+                    # Acknowledgements and what the window let out: sent by their own task
+                    # (a failure stops this loop), while the next read goes on.
+                    self._flush_task()
         except asyncio.CancelledError:
             raise
         except Exception as error:
