@@ -326,6 +326,9 @@ class _Received:
 
     def add(self, data: bytes) -> None:
         room = self.keep - len(self.head)
+        if room >= len(data):  # the usual answer: a few lines, kept whole, one copy
+            self.head += data
+            return
         if room > 0:
             self.head += data[:room]
             data = data[room:]
