@@ -564,6 +564,27 @@ class Runner:
         self.progress(f"{layer}: {step.name} {mark} ({step.duration_s:.2f} s)")
         return step
 
+    def record(
+        self,
+        layer: str,
+        name: str,
+        status: str,
+        started: float,
+        *,
+        answers: Sequence[Answer] = (),
+        fields: Mapping[str, Any] | None = None,
+        verdict: str = "",
+        hint: str = "",
+        error: str | None = None,
+        seconds: float | None = None,
+    ) -> Step:
+        """Add the step that began at ``started``: it lasted until now (or ``seconds``, when
+        the step timed itself), with the raw form of its ``answers``."""
+        duration = self.now() - started if seconds is None else seconds
+        raw = tuple(answer.to_json() for answer in answers)
+        step = Step(name, status, started, duration, raw, dict(fields or {}), verdict, hint, error)
+        return self.add(layer, step)
+
     def failed_before(self, layer: str) -> str | None:
         """The first layer before ``layer`` with a failed step."""
         for name in LAYERS[: LAYERS.index(layer)]:
@@ -589,18 +610,15 @@ class Runner:
         started = self.now()
         answers = [await self.ask(command) for command in commands]
         status, text, hint = self.judge(name, answers)
-        self.add(
+        self.record(
             layer,
-            Step(
-                name,
-                status,
-                started,
-                self.now() - started,
-                tuple(a.to_json() for a in answers),
-                self.step_fields(name, answers),
-                text,
-                hint,
-            ),
+            name,
+            status,
+            started,
+            answers=answers,
+            fields=self.step_fields(name, answers),
+            verdict=text,
+            hint=hint,
         )
         return answers
 
@@ -645,17 +663,8 @@ class Runner:
 
         if isinstance(error, LinkLost):
             self.lost = True
-        return self.add(
-            layer,
-            Step(
-                name,
-                FAIL,
-                started,
-                self.now() - started,
-                verdict=text,
-                hint=hint,
-                error=type(error).__name__,
-            ),
+        return self.record(
+            layer, name, FAIL, started, verdict=text, hint=hint, error=type(error).__name__
         )
 
     # -- the layers ------------------------------------------------------------------
@@ -779,33 +788,27 @@ class Runner:
         sim_judged = judge_sim([sim], self.found_cfun)
         fields: dict[str, Any] = {"radio_was_on": self.found_cfun == 1}
         if sim_judged[0] == FAIL:
-            self.add(
+            self.record(
                 "network",
-                Step(
-                    "attach",
-                    SKIPPED,
-                    started,
-                    self.now() - started,
-                    tuple(a.to_json() for a in answers),
-                    fields,
-                    f"not attached: {sim_judged[1]}",
-                    sim_judged[2],
-                ),
+                "attach",
+                SKIPPED,
+                started,
+                answers=answers,
+                fields=fields,
+                verdict=f"not attached: {sim_judged[1]}",
+                hint=sim_judged[2],
             )
             return
         if any(f.get("registered") for f in reads.values()):
             fields["already_registered"] = True
-            self.add(
+            self.record(
                 "network",
-                Step(
-                    "attach",
-                    OK,
-                    started,
-                    self.now() - started,
-                    tuple(a.to_json() for a in answers),
-                    fields,
-                    "already registered",
-                ),
+                "attach",
+                OK,
+                started,
+                answers=answers,
+                fields=fields,
+                verdict="already registered",
             )
             return
         if self.options.apn is not None:
@@ -849,19 +852,16 @@ class Runner:
             kind = type(error).__name__
             if isinstance(error, StepTimeout):
                 text = f"{judged[1]} (not registered within {self.options.attach_timeout:g} s)"
-        self.add(
+        self.record(
             "network",
-            Step(
-                "attach",
-                status,
-                started,
-                self.now() - started,
-                tuple(a.to_json() for a in answers),
-                fields,
-                text,
-                judged[2] if status == FAIL else "",
-                kind,
-            ),
+            "attach",
+            status,
+            started,
+            answers=answers,
+            fields=fields,
+            verdict=text,
+            hint=judged[2] if status == FAIL else "",
+            error=kind,
         )
 
     def levels_changed(self, reads: Mapping[str, Mapping[str, Any]]) -> None:
@@ -890,18 +890,15 @@ class Runner:
         attach = next((s for s in self.steps["network"] if s.name == "attach"), None)
         if attach is not None and "registered_after_s" in attach.fields:
             fields["registered_after_s"] = attach.fields["registered_after_s"]
-        self.add(
+        self.record(
             "network",
-            Step(
-                "registration",
-                status,
-                started,
-                self.now() - started,
-                tuple(a.to_json() for a in answers),
-                fields,
-                text,
-                hint,
-            ),
+            "registration",
+            status,
+            started,
+            answers=answers,
+            fields=fields,
+            verdict=text,
+            hint=hint,
         )
         for name, commands in group(queries):
             await self.ask_step("network", name, commands)
@@ -951,15 +948,13 @@ class Runner:
             and type(self.dialect).activate_data is not Dialect.activate_data
         ):
             self.changes.append("data bearer activated (left up; radio off takes it down)")
-        self.add(
+        self.record(
             "internet",
-            Step(
-                "activate_data",
-                OK,
-                started,
-                active.seconds,
-                fields={"address": active.address, "already_active": active.already_active},
-            ),
+            "activate_data",
+            OK,
+            started,
+            seconds=active.seconds,
+            fields={"address": active.address, "already_active": active.already_active},
         )
         started = self.now()
         self.progress(f"internet: resolve {host}")
@@ -975,15 +970,13 @@ class Runner:
                 "check the APN's DNS servers or use the broker's IP address",
             )
             return
-        self.add(
+        self.record(
             "internet",
-            Step(
-                "resolve",
-                OK,
-                started,
-                resolved.seconds,
-                fields={"host": host, "addresses": list(resolved.addresses)},
-            ),
+            "resolve",
+            OK,
+            started,
+            seconds=resolved.seconds,
+            fields={"host": host, "addresses": list(resolved.addresses)},
         )
         started = self.now()
         self.progress(f"internet: open_socket {host}:{port}")
@@ -1017,15 +1010,13 @@ class Runner:
             return
         self.socket = opened.socket
         self.changes.append(f"socket opened to {host}:{port} (closed at the end)")
-        self.add(
+        self.record(
             "internet",
-            Step(
-                "open_socket",
-                OK,
-                started,
-                opened.seconds,
-                fields={"host": host, "port": port, "tls": tls},
-            ),
+            "open_socket",
+            OK,
+            started,
+            seconds=opened.seconds,
+            fields={"host": host, "port": port, "tls": tls},
         )
 
     async def mqtt(self) -> None:
@@ -1140,15 +1131,12 @@ class Runner:
                 "check the broker's ACL for this topic (subscribe and publish)",
             )
             return
-        self.add(
+        self.record(
             "mqtt",
-            Step(
-                "echo",
-                OK,
-                started,
-                self.now() - started,
-                fields={"topic": topic, "bytes": len(payload), "round_trip_ms": rtt},
-            ),
+            "echo",
+            OK,
+            started,
+            fields={"topic": topic, "bytes": len(payload), "round_trip_ms": rtt},
         )
 
     # -- the end: disconnect, close, restore ------------------------------------------
