@@ -175,6 +175,10 @@ class BridgeConfig:
     socket_failures_before_reattach: int = 3
     attach_failures_before_restart: int = 2
     give_up_after: float | None = None
+    #: False: a connection to the broker that fails to open (refused, unknown host) before
+    #: the bridge was ever online stops it at once (publish and subscribe: a one-shot
+    #: command should say so, not retry until give_up_after); True (run, the API): retry.
+    retry_unreachable_broker: bool = True
     queue_size: int = 1000
     queue_full: Literal["raise", "wait"] = "raise"
     qos0_offline: Literal["raise", "drop"] = "raise"

@@ -111,7 +111,9 @@ from atbridge.errors import (
     RegistrationLost,
     SimNotReady,
     SocketClosed,
+    SocketError,
     StepTimeout,
+    TlsError,
     describe_error,
 )
 from atbridge.online import Message, OnlineSession, connect_packet
@@ -554,6 +556,9 @@ class Lifecycle:
             on_healthy=self._healthy,
         )
         self._port_was_open = False
+        #: Online at least once (a broker that refuses after that is retried whatever the
+        #: configuration says: it was reachable).
+        self._been_online = False
         #: What ``steps.open_socket`` takes as ``tls``, made once on the first socket: the
         #: host-side :class:`~atbridge.tls.TlsClient` (its session resumes on reconnects),
         #: or the modem's :class:`~atbridge.tls.ModemTls` (offload).
@@ -696,7 +701,7 @@ class Lifecycle:
         )
         limit = self.config.give_up_after
         given_up = limit is not None and self.clock() - self._last_good > limit
-        if decision.recovery is Recovery.FAIL or given_up:
+        if decision.recovery is Recovery.FAIL or given_up or self._unreachable(error):
             self.failure = error
             await self._teardown(graceful=False)
             await self._go("give_up", describe_error(error))
@@ -714,6 +719,18 @@ class Lifecycle:
             return False
         await self._go("retry", decision.recovery.value)
         return True
+
+    def _unreachable(self, error: BaseException) -> bool:
+        """The broker could not be reached before the bridge was ever online, and the
+        configuration says not to retry that (``retry_unreachable_broker``: one-shot
+        commands)."""
+        return (
+            not self.config.retry_unreachable_broker
+            and not self._been_online
+            and self.state is S.opening_socket
+            and isinstance(error, SocketError)
+            and not isinstance(error, TlsError)
+        )
 
     async def _step(self, work: Coroutine[Any, Any, str]) -> str:
         """Run one state's work as its own task, so close() can stop just the work."""
@@ -850,6 +867,7 @@ class Lifecycle:
         assert self.dialect is not None
         if self._closing:  # close() came while the runner was on its way here
             raise _Closing()
+        self._been_online = True
         return await self.link.serve(self.dialect)
 
     async def _teardown(self, *, graceful: bool, keep_modem: bool = True) -> None:

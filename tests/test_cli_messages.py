@@ -142,9 +142,12 @@ async def test_a_broker_the_modem_cannot_reach_is_named_with_the_last_error(
     async with FakeModem(
         dialect="nrf91-slm", registration_delay=0.05, broker_unreachable=True
     ) as modem:
+        # told to keep retrying an unreachable broker (publish stops at once by default:
+        # test_a_broker_that_refuses_stops_a_one_shot_command_at_once), it gives up in time
         cli = await run_cli(
             atbridge, "publish", "--port", modem.port, "--broker", "127.0.0.1:1883",
             "--give-up-after", "3", "-t", "t", "-m", "x", "--config", fast_close,
+            env=child_env(ATBRIDGE_RETRY_UNREACHABLE_BROKER="true"),
         )  # fmt: skip
     assert cli.proc.returncode == 5, cli.stderr
     last = [line for line in cli.err if line.startswith("atbridge: ")][-1]
@@ -313,3 +316,41 @@ async def test_run_piped_lines_carry_timestamps(
     bare = [STAMP.sub("", line) for line in cli.out]
     assert "closing: done" in "\n".join(bare)
     assert any(line.startswith("sent       1: 1 bytes to msg/stamped") for line in bare)
+
+
+async def test_a_broker_that_refuses_stops_a_one_shot_command_at_once(
+    atbridge: StartCli,
+) -> None:
+    """publish: a refused TCP connection before ever being online is exit 3 at once, saying
+    so (not a retry until --give-up-after); run keeps retrying it (issue 14)."""
+    from tests.brokers import free_port
+
+    closed = free_port()
+    async with FakeModem(dialect="sim7080", registration_delay=0.05) as fake:
+        cli = await run_cli(
+            atbridge, "publish", "--port", fake.port, "-h", "127.0.0.1", "-p", str(closed),
+            "-t", "t", "-m", "x", "--give-up-after", "60",
+        )  # fmt: skip
+        assert cli.proc.returncode == 3, cli.stderr
+        assert "refused" in cli.stderr
+        assert cli.stderr.count("opening_socket:") == 1  # one attempt
+        opens = sum(c.startswith("AT+CAOPEN=") for c in fake.commands)
+        assert opens == 1
+        cli = await run_cli(
+            atbridge, "run", "--port", fake.port, "--broker", f"127.0.0.1:{closed}",
+            "--give-up-after", "2",
+        )  # fmt: skip
+        assert cli.proc.returncode == 3, cli.stdout + cli.stderr  # gave up with that failure
+        assert sum(c.startswith("AT+CAOPEN=") for c in fake.commands) > opens + 1  # retried
+
+
+async def test_a_host_the_modem_cannot_resolve_stops_a_one_shot_command_at_once(
+    atbridge: StartCli,
+) -> None:
+    async with FakeModem(dialect="nrf91-slm", registration_delay=0.05, dns_fail=True) as fake:
+        cli = await run_cli(
+            atbridge, "publish", "--port", fake.port, "-h", "broker.example", "-t", "t",
+            "-m", "x", "--give-up-after", "60",
+        )  # fmt: skip
+        assert cli.proc.returncode == 3, cli.stderr
+        assert "broker.example" in cli.stderr

@@ -153,6 +153,8 @@ def bridge_config(args: argparse.Namespace, env: Mapping[str, str] | None = None
         arguments["give_up_after"] = Setting(args.give_up_after or None, "--give-up-after")
     elif args.give_up_default is not None:
         defaults["give_up_after"] = args.give_up_default
+    if args.give_up_default is not None:  # a one-shot command (publish, subscribe)
+        defaults["retry_unreachable_broker"] = False
     config = load_config(
         args.config,
         env=os.environ if env is None else env,
