@@ -80,6 +80,7 @@ async def test_ctrl_c_cancels_the_command_not_the_console(
     child = spawn(consoles, fake.port, tmp_path)
     await expect(child, PROMPT)
     child.send("AT+CGM")
+    await expect(child, "AT\\+CGM")  # the line editor has it (echoed) before the Ctrl-C
     child.sendintr()  # at the prompt: the line typed is dropped
     await expect(child, PROMPT)
     fake.drop_next_response()  # the next command waits for an answer that never comes

@@ -51,6 +51,7 @@ async def test_gprs_only_registration_gets_online_and_publishes(
 
 
 @pytest.mark.parametrize("dialect", sorted(DIALECTS))
+@pytest.mark.timeout(240)  # ten processes, each through the whole bring-up (a bound)
 async def test_ten_publish_runs_the_first_nine_killed_while_online(
     dialect: str,
     broker: Mosquitto,
