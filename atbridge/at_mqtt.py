@@ -318,6 +318,11 @@ def _with_alias(publish: Publish, alias: int) -> Properties:
     return Properties((*publish.properties.items, (PropertyId.TOPIC_ALIAS, alias)))
 
 
+#: CONNACK codes about the credentials (3.1.1: 4 bad user name or password, 5 not authorised;
+#: 5.0: 0x86, 0x87): the refusal says which user name the CONNECT carried.
+_ABOUT_CREDENTIALS = frozenset({4, 5, 0x86, 0x87})
+
+
 def _refusal(code: int, protocol: ProtocolVersion, props: Properties) -> ConnectRefused:
     reason = connack_reason(code, protocol)
     extra = props.get(PropertyId.REASON_STRING)
@@ -830,7 +835,12 @@ class MqttSession:
 
     def _handle_connack(self, packet: ConnAck) -> None:
         if packet.reason_code != 0:
-            raise _refusal(packet.reason_code, self.protocol, packet.properties)
+            refused = _refusal(packet.reason_code, self.protocol, packet.properties)
+            if packet.reason_code in _ABOUT_CREDENTIALS:  # say what was sent (never the password)
+                name = self._connect.username
+                sent = f"user name {name!r}" if name else "no user name"
+                refused.hint = f"{refused.hint} (the CONNECT carried {sent})".lstrip()
+            raise refused
         props = packet.properties
         self._state = SessionState.CONNECTED
         server_keepalive = props.get(PropertyId.SERVER_KEEP_ALIVE)

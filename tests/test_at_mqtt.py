@@ -861,7 +861,20 @@ def test_connack_refusal_raises_broker_refused_with_name_and_hint() -> None:
     assert "bad user name or password" in str(info.value)
     assert "atbridge creds" in info.value.hint
     assert "pw-secret" not in str(info.value)
+    assert "(the CONNECT carried user name 'u')" in info.value.hint  # what was sent
     assert session.state == SessionState.DISCONNECTED
+
+
+def test_a_not_authorised_refusal_says_no_user_name_was_sent() -> None:
+    """CONNACK 5 to a CONNECT without credentials: the hint says none were sent (issue 14)."""
+    session = MqttSession(Connect("dev"))
+    session.connect()
+    session.data_to_send(0)
+    session.receive_data(encode(ConnAck(False, 5)), 0.1)
+    with pytest.raises(BrokerRefused) as info:
+        session.next_event()
+    assert info.value.hint.endswith("(the CONNECT carried no user name)")
+    assert "check the user name and password" in info.value.hint
 
 
 def test_mqtt5_refusal_carries_the_brokers_reason_string() -> None:
