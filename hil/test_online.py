@@ -105,9 +105,10 @@ async def test_soak_online_round_trips(
     hil_soak: int,
 ) -> None:
     """``--hil-soak N``: N QoS 1 publishes, each waited for at paho; loss and latency recorded
-    (``soak_sent``, ``soak_lost``, ``soak_p50_s``, ``soak_p90_s``, ``soak_max_s``)."""
+    (``soak_sent``, ``soak_lost``, ``soak_p50_s``, ``soak_p90_s``, ``soak_max_s``). On the
+    fake modem it runs a few by default; on a real board only when asked."""
     if hil_soak <= 0:
-        pytest.skip("give --hil-soak N to repeat the online round trip N times")
+        pytest.skip("a soak costs air time on a real board: give --hil-soak N to run it")
     paho.subscribe(f"{topic}/soak", qos=1)
     config = board.bridge_config(credentials, apn)
     latencies: list[float] = []

@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from tests.brokers import Mosquitto, PahoPeer
     from tests.fakes import FakeModem
 
+#: Round trips the soak test makes on the fake modem when --hil-soak is not given.
+FAKE_SOAK = 5
 #: Timeouts for the fake modem: everything happens in well under a second, bound it at 10 s.
 FAKE_TIMEOUTS = Timeouts(
     probe=10, configure=10, attach=10, activate=10, open_socket=10, connack=10, close=5
@@ -149,9 +151,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--hil-soak",
         dest="hil_soak",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="repeat the online round trip N times; report loss and latency percentiles",
+        help="repeat the online round trip N times; report loss and latency percentiles "
+        f"(default: {FAKE_SOAK} on the fake modem, 0 = not run on a real board)",
     )
     group.addoption(
         "--hil-summary",
@@ -306,9 +309,15 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 @pytest.fixture
-def hil_soak(request: pytest.FixtureRequest) -> int:
-    """``--hil-soak N``: how many online round trips the soak test makes (0: skip it)."""
-    return int(_option(request, "hil_soak"))
+def hil_soak(request: pytest.FixtureRequest, port: str | None) -> int:
+    """``--hil-soak N``: how many online round trips the soak test makes (0: skip it).
+
+    Not given: a few on the fake modem (so the suite's own CI runs the soak), none on a
+    real board (a soak costs air time: ask for it)."""
+    value = _option(request, "hil_soak")
+    if value is None:
+        return FAKE_SOAK if port is None else 0
+    return int(value)
 
 
 @pytest.fixture(scope="session")
