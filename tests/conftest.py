@@ -1,14 +1,16 @@
-"""Fixtures shared by the test modules: a real mosquitto and a paho-mqtt peer on it, and a
-short escape guard for tests whose fakes need none."""
+"""Fixtures shared by the test modules: a real mosquitto and a paho-mqtt peer on it, the same
+with TLS (a CA and a server certificate made by the test), and a short escape guard for
+tests whose fakes need none."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import atbridge.modem as modem_module
-from tests.brokers import Mosquitto, PahoPeer
+from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
 
 #: Seconds of silence around an escape from data mode on a fake (which needs none).
 SHORT_GUARD = 0.05
@@ -33,6 +35,38 @@ def broker() -> Iterator[Mosquitto]:
 def paho(broker: Mosquitto, request: pytest.FixtureRequest) -> Iterator[PahoPeer]:
     """A paho-mqtt client on ``broker``, named after the test module."""
     peer = PahoPeer(broker.port, f"paho-{request.module.__name__.rsplit('.', 1)[-1]}")
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+@pytest.fixture(scope="module")
+def certs() -> Iterator[Certificates]:
+    """A CA made for this test module (trustme), removed at its end."""
+    made = Certificates()
+    yield made
+    made.remove()
+
+
+@pytest.fixture(scope="module")
+def server_pair(certs: Certificates) -> tuple[Path, Path]:
+    """The broker's certificate and key, for ``localhost`` and 127.0.0.1."""
+    return certs.issue("localhost", "127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def tls_broker(certs: Certificates, server_pair: tuple[Path, Path]) -> Iterator[Mosquitto]:
+    """A mosquitto with a TLS listener on a free loopback port, one per test module."""
+    cert, key = server_pair
+    with Mosquitto(tls=TlsListener(certs.cafile, cert, key)) as broker:
+        yield broker
+
+
+@pytest.fixture
+def tls_paho(tls_broker: Mosquitto, certs: Certificates) -> Iterator[PahoPeer]:
+    """A paho-mqtt client on ``tls_broker``, trusting the module's CA."""
+    peer = PahoPeer(tls_broker.port, "paho-tls", tls=(certs.cafile, None, None))
     try:
         yield peer
     finally:

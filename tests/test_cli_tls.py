@@ -24,12 +24,6 @@ from tests.test_commands_bridge import (  # noqa: F401  (fixtures)
     atbridge,
     run_cli,
 )
-from tests.test_tls import (  # noqa: F401  (module fixtures shared with the TLS tests)
-    certs,
-    server_pair,
-    tls_broker,
-    tls_paho,
-)
 
 WAIT = 30.0
 DIALECTS = ["nrf91-slm", "sim7080"]

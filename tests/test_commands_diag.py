@@ -24,7 +24,7 @@ import pytest
 from atbridge.cli import build_parser, main
 from atbridge.commands import diag as diag_command
 from atbridge.diag import LAYERS
-from tests.brokers import Certificates, Mosquitto, TlsListener, free_port
+from tests.brokers import Certificates, Mosquitto, free_port
 from tests.fakes import FakeModem
 from tests.fakes.loopback import add_host
 
@@ -459,31 +459,17 @@ async def test_not_a_terminal_the_report_is_plain_text(
 # -- host-side TLS ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_certs() -> Iterator[Certificates]:
-    made = Certificates()
-    yield made
-    made.remove()
-
-
-@pytest.fixture(scope="module")
-def tls_broker(tls_certs: Certificates) -> Iterator[Mosquitto]:
-    cert, key = tls_certs.issue("localhost", "127.0.0.1")
-    with Mosquitto(tls=TlsListener(tls_certs.cafile, cert, key)) as broker:
-        yield broker
-
-
 @pytest.mark.parametrize("dialect", ["nrf91-slm", "sim7080"])
 async def test_tls_to_the_broker_is_online_with_an_echo(
     dialect: str,
     tls_broker: Mosquitto,
-    tls_certs: Certificates,
+    certs: Certificates,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         code, report = await run_diag(
             capsys, fake, "--broker", f"localhost:{tls_broker.port}", "--tls",
-            "--cafile", str(tls_certs.cafile), "--echo-topic", f"diag/tls/{dialect}",
+            "--cafile", str(certs.cafile), "--echo-topic", f"diag/tls/{dialect}",
         )  # fmt: skip
     assert code == 0, report["verdict"]
     assert report["verdict"]["status"] == "online"

@@ -56,27 +56,8 @@ WAIT = 30.0
 
 
 @pytest.fixture(scope="module")
-def certs() -> Iterator[Certificates]:
-    made = Certificates()
-    yield made
-    made.remove()
-
-
-@pytest.fixture(scope="module")
-def server_pair(certs: Certificates) -> tuple[Path, Path]:
-    return certs.issue("localhost", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
 def client_pair(certs: Certificates) -> tuple[Path, Path]:
     return certs.issue("device-1")
-
-
-@pytest.fixture(scope="module")
-def tls_broker(certs: Certificates, server_pair: tuple[Path, Path]) -> Iterator[Mosquitto]:
-    cert, key = server_pair
-    with Mosquitto(tls=TlsListener(certs.cafile, cert, key)) as broker:
-        yield broker
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +76,6 @@ def expired_broker(certs: Certificates) -> Iterator[Mosquitto]:
     )
     with Mosquitto(tls=TlsListener(certs.cafile, cert, key)) as broker:
         yield broker
-
-
-@pytest.fixture
-def tls_paho(tls_broker: Mosquitto, certs: Certificates) -> Iterator[PahoPeer]:
-    peer = PahoPeer(tls_broker.port, "paho-tls", tls=(certs.cafile, None, None))
-    try:
-        yield peer
-    finally:
-        peer.close()
 
 
 # -- the modem side ----------------------------------------------------------------------

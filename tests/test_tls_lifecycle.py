@@ -27,13 +27,7 @@ from atbridge.tls import TlsClient, TlsSocket
 from tests.brokers import Certificates, Mosquitto, PahoPeer
 from tests.fakes import FakeModem
 from tests.test_fsm import config
-from tests.test_tls import (  # noqa: F401  (module fixtures shared with the TLS tests)
-    certs,
-    expired_broker,
-    server_pair,
-    tls_broker,
-    tls_paho,
-)
+from tests.test_tls import expired_broker  # noqa: F401  (a fixture; the others: conftest)
 
 FIVE = sorted(name for name in DIALECTS if name != "generic")
 WAIT = 30.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,27 +21,13 @@ from atbridge.credentials import MqttCredentials
 from atbridge.errors import ConfigurationError, ModemError, SocketError
 from atbridge.modem import Modem
 from atbridge.tls import ModemTls
-from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
+from tests.brokers import Certificates, Mosquitto, PahoPeer
 from tests.fakes import FakeModem, nrf91_tls
 from tests.fakes.loopback import add_host
 
 WAIT = 30.0
 NORDIC = ("nrf91-slm", "nrf91-sm")
 SEC_TAG = 16842753
-
-
-@pytest.fixture(scope="module")
-def certs() -> Iterator[Certificates]:
-    made = Certificates()
-    yield made
-    made.remove()
-
-
-@pytest.fixture(scope="module")
-def tls_broker(certs: Certificates) -> Iterator[Mosquitto]:
-    cert, key = certs.issue("localhost", "127.0.0.1")
-    with Mosquitto(tls=TlsListener(certs.cafile, cert, key)) as broker:
-        yield broker
 
 
 class Online:
