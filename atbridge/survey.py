@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -100,9 +99,9 @@ async def ask(
 ) -> Answer:
     """Send ``command`` once and return its :class:`Answer`; never raises for the modem's no.
 
-    ``decode=False`` keeps the raw lines only (identity answers such as ``AT+CGMI``
-    are text, not fields). :class:`~atbridge.errors.LinkLost` and cancellation
-    propagate.
+    ``decode=False`` keeps the raw lines only (``watch`` reading and restoring a
+    reporting setting it decodes itself). :class:`~atbridge.errors.LinkLost` and
+    cancellation propagate.
     """
     base = time.monotonic() if origin is None else origin
     start = time.monotonic()
@@ -160,14 +159,3 @@ async def _quiet(arrived: asyncio.Event) -> None:
                         await arrived.wait()
                 except TimeoutError:
                     return
-
-
-async def ask_all(
-    modem: Modem,
-    commands: Iterable[str],
-    *,
-    timeout: float | None = None,
-    origin: float | None = None,
-) -> list[Answer]:
-    """:func:`ask` each command in order (one at a time: a modem answers one command)."""
-    return [await ask(modem, command, timeout=timeout, origin=origin) for command in commands]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atbridge.modem import Modem
-from atbridge.survey import ask, ask_all
+from atbridge.survey import ask
 from tests.fakes import FakeModem
 from tests.fakes.grammar import Response
 
@@ -34,7 +34,7 @@ async def test_a_query_without_an_answer_is_an_answer_that_says_so() -> None:
         fake.on_command("AT%XTEMP?", lambda fake, cmd: None)  # no response at all
         answer = await ask(modem, "AT%XTEMP?", timeout=0.3)
         assert answer.error == "no answer within 0.3 s"
-        (after,) = await ask_all(modem, ["AT+CFUN?"])  # the channel is usable again
+        after = await ask(modem, "AT+CFUN?")  # the channel is usable again
     assert after.ok
 
 
