@@ -39,8 +39,12 @@ from atbridge.errors import ConfigurationError
 MAX_INT_DIGITS = 20
 #: Bytes that must never appear inside a quoted AT string parameter.
 _FORBIDDEN_IN_STRING = re.compile(r'[\x00-\x1f\x7f"\\]|[^\x00-\x7f]')
+#: Bytes that must never appear inside a multi-line quoted parameter (PEM text).
+_FORBIDDEN_IN_TEXT = re.compile(r'[\x00-\x09\x0b\x0c\x0e-\x1f\x7f"\\]|[^\x00-\x7f]')
 #: Bytes that must never appear anywhere in a command line we write.
 _FORBIDDEN_IN_LINE = re.compile(r"[\x00-\x1f\x7f]|[^\x00-\x7f]")
+#: A quoted parameter of a line checked with ``line_breaks_in_quotes``.
+_QUOTED = re.compile(r'"[^"]*"')
 #: The prefix a command's information lines carry: ``AT+CEREG?`` -> ``+CEREG:``.
 _COMMAND_NAME = re.compile(r"AT([+#%$*^&][A-Z0-9_]+)", re.IGNORECASE)
 
@@ -81,6 +85,26 @@ def quote(value: str, *, name: str = "parameter") -> str:
     return f'"{value}"'
 
 
+def quote_text(value: str, *, name: str = "parameter") -> str:
+    """Return ``value``, text that may span lines (a PEM certificate), quoted, or refuse it.
+
+    The nRF91's ``AT%CMNG`` takes a certificate or key as one quoted parameter with its
+    CR/LF line breaks inside the quotes (nRF91 AT Commands Reference, ``%CMNG``); the
+    modem's AT parser keeps reading until the closing quote. Everything else
+    :func:`quote` refuses stays refused: a double quote would end the parameter, a
+    backslash, another control byte or non-ASCII text could be read differently. Send
+    the line with ``Modem.command(..., multiline=True)``.
+    """
+    bad = _FORBIDDEN_IN_TEXT.search(value)
+    if bad:
+        raise ConfigurationError(
+            f"{name} contains {_describe(bad.group())} at position {bad.start()}, "
+            "which the modem could read as the end of the parameter",
+            hint=f"give the {name} as ASCII PEM text (BEGIN/END lines, base64 in between)",
+        )
+    return f'"{value}"'
+
+
 Param = str | int | None
 
 
@@ -109,9 +133,19 @@ def format_command(command: str, *params: Param) -> str:
     return f"{command}={','.join(rendered)}"
 
 
-def check_command_line(line: str) -> str:
-    """Refuse a command line that holds a line ending, a control byte or non-ASCII text."""
-    bad = _FORBIDDEN_IN_LINE.search(line)
+def check_command_line(line: str, *, line_breaks_in_quotes: bool = False) -> str:
+    """Refuse a command line that holds a line ending, a control byte or non-ASCII text.
+
+    ``line_breaks_in_quotes``: CR and LF are allowed inside double quotes (a parameter
+    made by :func:`quote_text`), nowhere else.
+    """
+    checked = line
+    if line_breaks_in_quotes:
+        for match in _QUOTED.finditer(line):
+            inner = match.group()
+            if _FORBIDDEN_IN_TEXT.search(inner[1:-1]) is None:
+                checked = checked.replace(inner, '"' + "x" * (len(inner) - 2) + '"', 1)
+    bad = _FORBIDDEN_IN_LINE.search(checked)
     if bad:
         raise ConfigurationError(
             f"the command {line!r} contains {_describe(bad.group())} at position {bad.start()}; "

@@ -296,8 +296,14 @@ _LINES: dict[str, tuple[bytes, str | None]] = {}
 _LINES_MAX = 256
 
 
-def _command_line(line: str) -> tuple[bytes, str | None]:
-    """``line`` checked (:func:`check_command_line`), as bytes, with its response prefix."""
+def _command_line(line: str, multiline: bool = False) -> tuple[bytes, str | None]:
+    """``line`` checked (:func:`check_command_line`), as bytes, with its response prefix.
+
+    ``multiline``: line breaks allowed inside its quoted parameters (never cached).
+    """
+    if multiline:
+        check_command_line(line, line_breaks_in_quotes=True)
+        return line.encode("ascii"), response_prefix(line)
     known = _LINES.get(line) if type(line) is str else None
     if known is None:
         check_command_line(line)
@@ -367,6 +373,8 @@ class _Pending:
     line_in_flight: bool = False
     #: The payload went out on a prompt (not after an OK): void once the command is done.
     payload_released_by_prompt: bool = False
+    #: A whole line that asks for the payload instead of ``> `` (``DOWNLOAD``).
+    prompt_line: str | None = None
 
 
 class _Turn:
@@ -615,6 +623,8 @@ class Modem:
         after_ok: bytes | None = None,
         secret_spans: Spans = (),
         payload_secret_spans: Spans = (),
+        multiline: bool = False,
+        prompt_line: str | None = None,
     ) -> Response:
         """Send one command line and return its :class:`Response`.
 
@@ -631,20 +641,26 @@ class Modem:
         in the command line), ``payload_secret_spans`` those of ``payload`` or
         ``after_ok``: the transcript shows them as ``***`` and errors name the line
         masked the same way (:meth:`payload_secrets` finds them in socket payloads).
+
+        ``multiline``: the line may hold CR/LF inside a quoted parameter (a PEM made by
+        :func:`~atbridge.at_syntax.quote_text`: ``AT%CMNG``). ``prompt_line``: the modem
+        asks for ``payload`` with this whole line instead of ``> `` (the SIM7080's
+        ``DOWNLOAD`` after ``AT+CFSWFILE``); the payload goes once that line is read.
         """
-        _command_line(line)  # a bad line raises before it waits for its turn
+        _command_line(line, multiline)  # a bad line raises before it waits for its turn
         secrets = (secret_spans, payload_secret_spans)
+        extra = (multiline, prompt_line)
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             return await self._command(
-                line, timeout, tuple(claims), payload, check, after_ok, secrets
+                line, timeout, tuple(claims), payload, check, after_ok, secrets, extra
             )
         lock = self._lock
         await lock.acquire()
         self._owner = task
         try:
             return await self._command(
-                line, timeout, tuple(claims), payload, check, after_ok, secrets
+                line, timeout, tuple(claims), payload, check, after_ok, secrets, extra
             )
         finally:
             self._owner = None
@@ -659,8 +675,9 @@ class Modem:
         check: bool,
         after_ok: bytes | None,
         secrets: tuple[Spans, Spans] = ((), ()),
+        extra: tuple[bool, str | None] = (False, None),
     ) -> Response:
-        """:meth:`command` once this task holds the channel."""
+        """:meth:`command` once this task holds the channel (``extra``: multiline, prompt_line)."""
         self._ensure_open()
         if self._needs_setup:
             await self._setup()
@@ -678,6 +695,8 @@ class Modem:
             after_ok=after_ok,
             secret_spans=secrets[0],
             payload_secret_spans=secrets[1],
+            multiline=extra[0],
+            prompt_line=extra[1],
         )
 
     async def write(self, data: bytes, *, secret_spans: Spans = ()) -> None:
@@ -843,9 +862,11 @@ class Modem:
         wire: bytes | None = None,
         secret_spans: Spans = (),
         payload_secret_spans: Spans = (),
+        multiline: bool = False,
+        prompt_line: str | None = None,
     ) -> Response:
         """Send ``line`` (or the bytes ``wire`` in its place) and wait for its final."""
-        encoded, own = _command_line(line)
+        encoded, own = _command_line(line, multiline)
         if secret_spans:
             # Notes and errors name the command as the transcript shows it.
             line = mask_spans(encoded, secret_spans).decode("ascii", "replace")
@@ -859,12 +880,13 @@ class Modem:
             require_line=require_line,
             after_ok=after_ok,
             payload_spans=payload_secret_spans,
+            prompt_line=prompt_line,
         )
         # A line already arriving was sent before this command: not its answer.
         pending.line_in_flight = self.parser.in_line
         self._pending = pending
         self.parser.command_sent(encoded)
-        self.parser.expect_prompt = payload is not None
+        self.parser.expect_prompt = payload is not None and prompt_line is None
         self._write(encoded + self.line_ending if wire is None else wire, secret_spans)
         # One timer on the future (None: the time is up) rather than a timeout scope.
         timer = loop.call_at(loop.time() + timeout, _expire, future)
@@ -1140,6 +1162,13 @@ class Modem:
                 self._on_banner(text)
             elif LATE_BOOT_LINES.match(text):
                 self._publish(Urc(text, event.raw))
+            elif (
+                pending is not None
+                and pending.prompt_line is not None
+                and pending.payload is not None
+                and text == pending.prompt_line
+            ):
+                self._release_payload(pending)
             elif pending is not None and self._claims(pending, text):
                 pending.lines.append(text)
             else:
@@ -1176,12 +1205,18 @@ class Modem:
             pass
         else:  # Prompt
             if pending is not None and pending.payload is not None:
-                # Written once this read is routed: a banner behind the prompt fails the
-                # command, and then nothing is written (module doc, "Prompts").
-                payload, pending.payload = pending.payload, None
-                self.parser.expect_prompt = False
-                pending.payload_released_by_prompt = True
-                self._release = (pending, payload, pending.payload_spans)
+                self._release_payload(pending)
+
+    def _release_payload(self, pending: _Pending) -> None:
+        """The modem asked for ``pending``'s payload: written once this read is routed (a
+        banner behind the prompt fails the command, and then nothing is written: module
+        doc, "Prompts")."""
+        payload, pending.payload = pending.payload, None
+        if payload is None:
+            return
+        self.parser.expect_prompt = False
+        pending.payload_released_by_prompt = True
+        self._release = (pending, payload, pending.payload_spans)
 
     def _claims(self, pending: _Pending, text: str) -> bool:
         match = _PREFIX.match(text)

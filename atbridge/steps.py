@@ -130,8 +130,9 @@ class DialectLink(Protocol):
 
 @runtime_checkable
 class TlsOffloader(Protocol):
-    """A dialect whose modem speaks TLS itself (the nRF91's): its ``open_socket`` takes
-    a :class:`~atbridge.tls.ModemTls` as ``tls``."""
+    """A dialect whose modem speaks TLS itself (nRF91, SIM7080, SIM7600): its
+    ``open_socket`` takes a :class:`~atbridge.tls.ModemTls` as ``tls``. One that cannot
+    says why in ``tls_unsupported`` (a ``str`` class attribute)."""
 
     @property
     def offloads_tls(self) -> bool: ...
@@ -408,7 +409,9 @@ def tls_setting(credentials: MqttCredentials) -> TlsSetting:
     if mode is TlsMode.MODEM:
         if options.sec_tag is None:
             return True  # refused by open_socket, before anything is sent (no tag to use)
-        return ModemTls(credentials.endpoint()[0], options.sec_tag, options.peer_verify)
+        return ModemTls(
+            credentials.endpoint()[0], options.sec_tag, options.peer_verify, options.min_version
+        )
     return False
 
 
@@ -442,11 +445,12 @@ async def open_socket(
             "atbridge certs write (or use host-side TLS: --tls host)",
         )
     if tls is True or (offload is not None and not offloads):
+        why = getattr(dialect, "tls_unsupported", None)
         raise ConfigurationError(
-            f'TLS on the modem (tls = "modem") is not built yet for the {dialect.name} '
-            "dialect: atbridge offloads TLS only to the nRF91 so far",
+            f'TLS on the modem (tls = "modem") is not supported on the {dialect.name}'
+            + (f": {why}" if isinstance(why, str) and why else ""),
             hint='use host-side TLS (tls = "host", --tls host): it works through every '
-            "modem; offload works on the nRF91 (--sec-tag)",
+            "modem, this one included",
         )
     client = tls if isinstance(tls, TlsClient) else None
 

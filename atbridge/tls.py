@@ -481,13 +481,18 @@ class ModemTls:
     """TLS on the modem (offload): what a dialect that can needs to open a TLS socket.
 
     ``hostname`` is the broker's host (SNI and the modem's host-name check: the nRF91
-    sets neither unless told), ``sec_tag`` the security tag its CA was written to
-    (``atbridge certs write``), ``peer_verify`` 0 none, 1 optional, 2 required.
+    sets neither unless told), ``sec_tag`` the security tag its CA (and client
+    certificate and key, for mutual TLS) were written to with ``atbridge certs write``:
+    the nRF91's ``AT%CMNG`` tag, on SIMCom modems the number in the names of the files
+    ``certs write`` uploaded. ``peer_verify`` 0 none, 1 optional, 2 required;
+    ``min_version`` the oldest TLS version offered (``"1.2"`` or ``"1.3"``), where the
+    modem lets it be chosen.
     """
 
     hostname: str
     sec_tag: int
     peer_verify: int = 2
+    min_version: str = "1.2"
 
 
 def tls_failure(error: ssl.SSLError, host: str) -> AtBridgeError:

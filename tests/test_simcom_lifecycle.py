@@ -213,9 +213,7 @@ async def test_tls_offload_is_refused_at_once_with_the_reason(
                 pass
         failure = bridge.failure
         assert isinstance(failure, ConfigurationError), caught.value
-        assert f'TLS on the modem (tls = "modem") is not built yet for the {dialect}' in str(
-            failure
-        )
+        assert f'TLS on the modem (tls = "modem") is not supported on the {dialect}' in str(failure)
         assert "--tls host" in failure.hint  # host-side TLS works through every modem
         assert not any("SSL" in cmd or "CCH" in cmd for cmd in fake.commands)
 

@@ -439,7 +439,7 @@ async def test_tls_on_the_modem_is_refused_before_anything_is_sent() -> None:
     class NoModem:
         name = "sim7080"
 
-    with pytest.raises(ConfigurationError, match="not built yet for the sim7080") as caught:
+    with pytest.raises(ConfigurationError, match="not supported on the sim7080") as caught:
         await steps.open_socket(NoModem(), "h", 8883, tls=True)  # type: ignore[arg-type]
     assert "--tls host" in caught.value.hint
 
