@@ -51,10 +51,12 @@ What real boards add (issue 10):
   at boot). :meth:`SimcomDialect.restart` waits :attr:`~SimcomDialect.boot_quiet`
   seconds for a banner, then polls with ``AT`` until the modem answers, and
   treats that answer as the reboot (:meth:`~atbridge.modem.Modem.report_restart`).
-- **TLS offload is refused** on every SIMCom family at the open, before any
-  command: what atbridge would send is incomplete (the SIM7080 needs the TLS
-  version, the CA certificate and SNI besides ``"SSL",1``), and a half-configured
-  TLS socket is worse than a clear refusal. Host-side TLS comes with the TLS issue.
+- **TLS offload** is per family: one that drives its modem's TLS sets
+  :attr:`SimcomDialect.offloads_tls` (``steps.TlsOffloader``) and takes a
+  :class:`~atbridge.tls.ModemTls` in its ``open_socket``; the others refuse TLS at
+  the open, before any command, with their :attr:`~SimcomDialect.tls_unsupported`
+  reason (a half-configured TLS socket is worse than a clear refusal; host-side
+  TLS works on them all).
 """
 
 from __future__ import annotations
@@ -121,7 +123,10 @@ class SimcomDialect(Dialect):
     #: Seconds between safety-net checks for data the modem holds without having
     #: said so (a lost notification). Per dialect object; tests lower it.
     rx_poll_interval: float = 5.0
-    #: The family's TLS offload commands, and what atbridge would leave out of them.
+    #: Whether this family drives its modem's TLS (``steps.TlsOffloader``): its
+    #: ``open_socket`` then takes a :class:`~atbridge.tls.ModemTls` as ``tls``.
+    offloads_tls: ClassVar[bool] = False
+    #: Why a family that does not offload cannot (shown in the refusal).
     tls_unsupported: ClassVar[str] = "SIMCom modem's TLS offload"
     #: Registration on LTE (``+CEREG``), else on GPRS/EDGE (``+CGREG``): TinyGSM's
     #: SIM70xx order; a module camped on 2G reports only on ``+CGREG``.
@@ -214,15 +219,16 @@ class SimcomDialect(Dialect):
             if not more or not data:
                 return
 
-    def _check_open(self, port: int, tls: bool) -> None:
-        """Refuse a bad port, and TLS offload (incomplete on every SIMCom family here)."""
+    def _check_open(self, port: int, tls: object) -> None:
+        """Refuse a bad port, and TLS offload on a family that does not drive it
+        (:attr:`offloads_tls` False); one that does checks its ``tls`` itself."""
         check_port(port)
-        if tls:
+        if tls and not self.offloads_tls:
             raise ConfigurationError(
                 f"TLS offload on the {self.name} is not supported by atbridge: "
                 f"{self.tls_unsupported}",
-                hint="connect without TLS for now (a plain MQTT port such as 1883); "
-                "host-side TLS, which needs nothing from the modem, comes with the TLS issue",
+                hint='use host-side TLS (tls = "host", --tls host): it needs nothing from '
+                "the modem and works through every modem, this one included",
             )
 
     # -- sockets left open on the modem -------------------------------------------------
