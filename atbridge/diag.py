@@ -76,10 +76,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from atbridge.diagnostics import EMM_CAUSES, cause_text, rate
 
@@ -87,9 +87,12 @@ if TYPE_CHECKING:
     from atbridge.at_mqtt import MqttSession
     from atbridge.config import BridgeConfig
     from atbridge.dialects.base import Dialect
+    from atbridge.errors import AtBridgeError
     from atbridge.modem import Modem
     from atbridge.steps import SocketLink
     from atbridge.survey import Answer
+
+_T = TypeVar("_T")
 
 LAYERS = ("device", "radio", "network", "internet", "mqtt")
 OK, WARN, FAIL, SKIPPED = "ok", "warn", "fail", "skipped"
@@ -667,6 +670,25 @@ class Runner:
             layer, name, FAIL, started, verdict=text, hint=hint, error=type(error).__name__
         )
 
+    async def attempt(
+        self,
+        layer: str,
+        name: str,
+        started: float,
+        work: Awaitable[_T],
+        explain: Callable[[AtBridgeError], tuple[str, str]],
+    ) -> _T | None:
+        """The result of ``work``, step ``name`` of ``layer``; None once its failure is
+        recorded, in the words and with the hint ``explain`` gives for the error."""
+        from atbridge.errors import AtBridgeError
+
+        try:
+            return await work
+        except AtBridgeError as error:
+            text, hint = explain(error)
+            self.failure(layer, name, started, error, text, hint)
+            return None
+
     # -- the layers ------------------------------------------------------------------
 
     async def run(self) -> Report:
@@ -915,7 +937,7 @@ class Runner:
 
     async def internet(self) -> None:
         from atbridge import steps
-        from atbridge.errors import AtBridgeError, ConfigurationError, describe_error
+        from atbridge.errors import ConfigurationError, describe_error
 
         assert self.dialect is not None
         failed = self.failed_before("internet")
@@ -929,17 +951,17 @@ class Runner:
             return
         host, port, tls = self.options.broker
         started = self.now()
-        try:
-            active = await steps.activate_data(self.dialect, timeout=self.options.timeout)
-        except AtBridgeError as error:
-            self.failure(
-                "internet",
-                "activate_data",
-                started,
-                error,
+        active = await self.attempt(
+            "internet",
+            "activate_data",
+            started,
+            steps.activate_data(self.dialect, timeout=self.options.timeout),
+            lambda error: (
                 f"the data bearer did not come up: {describe_error(error)}",
                 "check the APN (--apn) and the SIM's data plan",
-            )
+            ),
+        )
+        if active is None:
             return
         from atbridge.dialects.base import Dialect
 
@@ -958,17 +980,17 @@ class Runner:
         )
         started = self.now()
         self.progress(f"internet: resolve {host}")
-        try:
-            resolved = await steps.resolve(self.dialect, host, timeout=self.options.timeout)
-        except AtBridgeError as error:
-            self.failure(
-                "internet",
-                "resolve",
-                started,
-                error,
+        resolved = await self.attempt(
+            "internet",
+            "resolve",
+            started,
+            steps.resolve(self.dialect, host, timeout=self.options.timeout),
+            lambda error: (
                 f"DNS lookup of {host} failed ({describe_error(error)})",
                 "check the APN's DNS servers or use the broker's IP address",
-            )
+            ),
+        )
+        if resolved is None:
             return
         self.record(
             "internet",
@@ -980,33 +1002,30 @@ class Runner:
         )
         started = self.now()
         self.progress(f"internet: open_socket {host}:{port}")
-        try:
-            # Host-side TLS: the TlsClient of the run's credentials (a CA file that cannot
-            # be read fails this step, with the error's own hint).
-            setting = steps.tls_setting(self.config.credentials) if tls and self.config else tls
-            opened = await steps.open_socket(
-                self.dialect, host, port, tls=setting, timeout=self.options.timeout
+        dialect, config = self.dialect, self.config
+
+        async def open_it() -> steps.SocketOpened:
+            # TLS: the setting of the run's credentials (a CA file that cannot be read
+            # fails this step, with the error's own hint).
+            setting = steps.tls_setting(config.credentials) if tls and config else tls
+            return await steps.open_socket(
+                dialect, host, port, tls=setting, timeout=self.options.timeout
             )
-        except ConfigurationError as error:  # a TLS setting or refusal: fix it on this side
-            self.failure(
-                "internet",
-                "open_socket",
-                started,
-                error,
-                f"connecting to {host}:{port} failed: {error.message}",
-                error.hint or "check the TLS settings (--tls, --cafile, --cert, --key)",
-            )
-            return
-        except AtBridgeError as error:
-            self.failure(
-                "internet",
-                "open_socket",
-                started,
-                error,
+
+        def not_opened(error: AtBridgeError) -> tuple[str, str]:
+            if isinstance(error, ConfigurationError):  # a TLS setting or refusal: fix it here
+                return (
+                    f"connecting to {host}:{port} failed: {error.message}",
+                    error.hint or "check the TLS settings (--tls, --cafile, --cert, --key)",
+                )
+            return (
                 f"TCP connect to {host}:{port} failed ({describe_error(error)})",
                 "check the broker's address and port, that it is running, and that the "
                 "operator's network can reach it (firewall, private APN)",
             )
+
+        opened = await self.attempt("internet", "open_socket", started, open_it(), not_opened)
+        if opened is None:
             return
         self.socket = opened.socket
         self.changes.append(f"socket opened to {host}:{port} (closed at the end)")
@@ -1022,7 +1041,7 @@ class Runner:
     async def mqtt(self) -> None:
         from atbridge import steps
         from atbridge.at_mqtt import MqttSession
-        from atbridge.errors import AtBridgeError, BrokerRefused, describe_error
+        from atbridge.errors import BrokerRefused, describe_error
         from atbridge.online import connect_packet
 
         failed = self.failed_before("mqtt")
@@ -1034,28 +1053,23 @@ class Runner:
         self.session = session
         started = self.now()
         self.progress("mqtt: CONNECT")
-        try:
-            connected = await steps.mqtt_connect(self.socket, session, timeout=self.options.timeout)
-        except BrokerRefused as error:
-            self.failure(
-                "mqtt",
-                "mqtt_connect",
-                started,
-                error,
-                describe_error(error),
-                refusal_hint(error.code, error.hint),
-            )
-            self.session = None
-            return
-        except AtBridgeError as error:
-            self.failure(
-                "mqtt",
-                "mqtt_connect",
-                started,
-                error,
+
+        def no_connack(error: AtBridgeError) -> tuple[str, str]:
+            if isinstance(error, BrokerRefused):
+                return describe_error(error), refusal_hint(error.code, error.hint)
+            return (
                 f"no CONNACK: {describe_error(error)}",
                 "check that the port speaks MQTT (not TLS-only) and the broker's log",
             )
+
+        connected = await self.attempt(
+            "mqtt",
+            "mqtt_connect",
+            started,
+            steps.mqtt_connect(self.socket, session, timeout=self.options.timeout),
+            no_connack,
+        )
+        if connected is None:
             self.session = None
             return
         self.add(
@@ -1073,17 +1087,17 @@ class Runner:
             ),
         )
         started = self.now()
-        try:
-            pinged = await steps.ping(self.socket, session, timeout=self.options.timeout)
-        except AtBridgeError as error:
-            self.failure(
-                "mqtt",
-                "ping",
-                started,
-                error,
+        pinged = await self.attempt(
+            "mqtt",
+            "ping",
+            started,
+            steps.ping(self.socket, session, timeout=self.options.timeout),
+            lambda error: (
                 f"no PINGRESP: {describe_error(error)}",
                 "the connection is silently dead: check the operator's NAT timeouts",
-            )
+            ),
+        )
+        if pinged is None:
             return
         rtt = round(pinged.round_trip * 1000, 1)
         self.add("mqtt", Step("ping", OK, started, pinged.seconds, fields={"round_trip_ms": rtt}))
