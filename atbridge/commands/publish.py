@@ -163,13 +163,15 @@ async def _first_line(lines: asyncio.Queue[bytes | None], *, quiet: bool) -> obj
     (and no cellular data is spent on it); Ctrl-C or SIGTERM meanwhile ends cleanly.
     """
     import asyncio
-    import signal
 
-    loop = asyncio.get_running_loop()
+    from atbridge.commands.session import catch_stop_signals
+
     waiting = asyncio.ensure_future(lines.get())
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for signum in signals:
-        loop.add_signal_handler(signum, waiting.cancel)
+
+    def stop(_signum: int) -> None:
+        waiting.cancel()
+
+    uncatch = catch_stop_signals(stop)
     try:
         if not quiet:
             hint = "; Ctrl-D to end" if sys.stdin.isatty() else ""
@@ -181,8 +183,7 @@ async def _first_line(lines: asyncio.Queue[bytes | None], *, quiet: bool) -> obj
             raise
         return _INTERRUPTED
     finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+        uncatch()
 
 
 async def _main(args: argparse.Namespace) -> int:

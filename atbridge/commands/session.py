@@ -222,18 +222,13 @@ class Session:
         self.started = time.monotonic()
         self._fatal: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._background: list[asyncio.Task[None]] = []
-        self._signals: list[int] = []
+        self._uncatch: Callable[[], None] = lambda: None
         #: The signal that stopped the command (``"Ctrl-C"``, ``"SIGTERM"``), if one did.
         self.signal_name: str | None = None
 
     async def __aenter__(self) -> Session:
-        import asyncio
 
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._on_signal, signum)
-                self._signals.append(signum)
+        self._uncatch = catch_stop_signals(self._on_signal)
         self.progress.start()
         await self.bridge.start()
         return self
@@ -279,12 +274,7 @@ class Session:
         self.stop.set()
 
     def _remove_signal_handlers(self) -> None:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        for signum in self._signals:
-            loop.remove_signal_handler(signum)
-        self._signals = []
+        self._uncatch()
 
     def background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` beside the command; its error ends the command (via :meth:`guard`)."""
@@ -482,6 +472,25 @@ def give_up_advice(
 
 
 # -- stopping: what a signal abandons, why the bridge closes (pure) --------------------------
+
+
+def catch_stop_signals(callback: Callable[[int], None]) -> Callable[[], None]:
+    """Call ``callback(signum)`` on Ctrl-C or SIGTERM, from the event loop (never in the
+    middle of a statement); the function returned removes the handlers (again: nothing)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, callback, signum)
+            installed.append(signum)
+
+    def uncatch() -> None:
+        while installed:
+            loop.remove_signal_handler(installed.pop())
+
+    return uncatch
 
 
 def _signal_name(signum: int) -> str:
