@@ -1,0 +1,267 @@
+"""The nRF91's credential store, ``AT%CMNG``: list, write and delete under a security tag.
+
+Theory of operation
+-------------------
+The modem keeps credentials in non-volatile memory, one item per ``(<sec_tag>, <type>)``:
+type 0 root CA certificate, 1 client certificate, 2 client private key, 3 PSK (hex
+text), 4 PSK identity (nRF91 AT Commands Reference, ``%CMNG`` set command). The same
+command works on the Serial LTE Modem and the Serial Modem: both hand it to the modem.
+
+- list: ``AT%CMNG=1[,<sec_tag>[,<type>]]`` answers ``%CMNG: <sec_tag>,<type>[,"<sha>"]``
+  per item (:func:`parse_list`); types atbridge does not write (5 and up: the modem's
+  own public keys and identities) are left out. The digest is the SHA-256 of the item
+  as written, upper-case hex (Nordic's ``nrfcredstore`` compares it with the SHA-256 of
+  the text it wrote), so :meth:`Nrf91Store.write` skips an item whose listed digest is
+  that of the content it would write (:func:`atbridge.certs.same_digest`).
+- write: ``AT%CMNG=0,<sec_tag>,<type>,"<content>"``, the PEM's line breaks inside the
+  quotes (``Modem.command(multiline=True)``); an existing item is replaced, as
+  ``modem_key_mgmt_write`` (sdk-nrf) and ``nrfcredstore`` rely on.
+- delete: ``AT%CMNG=3,<sec_tag>,<type>``; an item that is not there (513, or not
+  listed) is "absent", not an error.
+
+Writes and deletes are allowed only while the modem is not activated, ``+CFUN`` 0 or 4
+(``+CME ERROR: 518`` otherwise). :meth:`Nrf91Store.batch` reads ``AT+CFUN?``, switches
+to 4 (radio off, SIM on) when the mode is another, and puts the mode it found back at
+the end — also when a write fails or the task is cancelled — and says so in
+:attr:`Nrf91Store.changes`. Each write or delete outside a batch is its own batch.
+``nrfcredstore`` goes offline the same way (``AT+CFUN=4`` before it writes).
+
+Secrets: a key's or a PSK's content is masked by position in the command line
+(``secret_spans``) and, in both directions of the transcript, by value
+(``Modem.add_secret``: each base64 line of a key, the whole PSK), so an echo or a
+modem that repeats the line cannot show it. An error names the command with the
+content replaced by its kind and size, and decodes the ``%CMNG`` CME codes:
+513 not found, 514 no access, 515 memory full, 518 not allowed in active state,
+519 already exists, 528 not allowed while a power-off warning is active.
+
+Sources: Nordic nRF91 AT Commands Reference and nRF91x1 AT Commands Reference
+(``%CMNG`` set command; ``+CFUN``); sdk-nrf ``lib/modem_key_mgmt/modem_key_mgmt.c``
+(the error codes it translates, write as replace); Nordic ``nrfcredstore``
+(``credstore.py``: ``AT+CFUN=4`` then ``AT%CMNG``; ``command_interface.py``: the
+digest of the written text).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final
+
+from atbridge.at_syntax import quote, quote_text, split_params
+from atbridge.certs import CredentialKind, StoredCredential, same_digest
+from atbridge.errors import AtBridgeError, ModemError
+
+if TYPE_CHECKING:
+    from atbridge.dialects.base import Dialect
+    from atbridge.modem import Response
+
+log = logging.getLogger("atbridge.certs")
+
+#: ``%CMNG`` ``<type>`` of each kind.
+TYPES: Final[dict[CredentialKind, int]] = {
+    CredentialKind.CA: 0,
+    CredentialKind.CLIENT_CERT: 1,
+    CredentialKind.CLIENT_KEY: 2,
+    CredentialKind.PSK: 3,
+    CredentialKind.PSK_IDENTITY: 4,
+}
+KINDS: Final[dict[int, CredentialKind]] = {number: kind for kind, number in TYPES.items()}
+#: The functional modes in which ``%CMNG`` may write and delete.
+OFFLINE_MODES: Final = frozenset({0, 4})
+#: ``%CMNG`` CME error -> (what it means, what to try).
+CMNG_ERRORS: Final[dict[int, tuple[str, str]]] = {
+    513: ("not found", "check the security tag and kind with atbridge certs list"),
+    514: (
+        "no access",
+        "the modem does not let this item be changed: tags above 2147483647 and some "
+        "factory credentials belong to the modem; use another security tag",
+    ),
+    515: (
+        "memory full",
+        "the credential store is full: delete what is no longer used (atbridge certs "
+        "list, then atbridge certs delete --sec-tag N)",
+    ),
+    518: (
+        "not allowed in active state",
+        "the radio was on when the modem got the command: something turned it on "
+        "meanwhile (another program on the port?); run the command again",
+    ),
+    519: ("already exists", "delete the item first (atbridge certs delete), then write it"),
+    528: (
+        "not allowed while a power-off warning is active",
+        "the supply voltage is low (%XPOFWARN): fix the power supply, then try again",
+    ),
+}
+TIMEOUT: Final = 30.0
+
+
+def parse_list(values: list[str]) -> list[StoredCredential]:
+    """The ``%CMNG:`` lines of a list answer (text after the prefix) as stored items.
+
+    ``'16842753,0,"2C43...BD1"'`` -> ``StoredCredential(16842753, CA, "2c43...bd1")``; a
+    line without a digest has ``sha256`` None; types other than 0-4 and lines that are
+    not ``<tag>,<type>[,...]`` are left out.
+    """
+    items: list[StoredCredential] = []
+    for value in values:
+        params = split_params(value)
+        if len(params) < 2 or not params[0].isdigit() or not params[1].isdigit():
+            continue
+        kind = KINDS.get(int(params[1]))
+        if kind is None:
+            continue
+        digest = params[2].strip('"').lower() if len(params) > 2 and params[2] else None
+        items.append(StoredCredential(int(params[0]), kind, digest or None))
+    return items
+
+
+def parse_cfun(response: Response) -> int:
+    """The mode of an ``AT+CFUN?`` answer (``+CFUN: 4`` -> 4)."""
+    text = response.value("+CFUN:").split(",")[0].strip()
+    if not text.isdigit():
+        raise ModemError("AT+CFUN?", f"+CFUN: {text}", hint="the modem's answer has no mode")
+    return int(text)
+
+
+def cmng_error(error: ModemError, action: str, shown: str) -> ModemError:
+    """``error`` from a ``%CMNG`` command, said in its words (``shown``: the command with
+    the content replaced by its kind and size)."""
+    meaning = CMNG_ERRORS.get(error.code or -1) if error.kind == "CME" else None
+    if meaning is None:
+        hint = (
+            "the modem refused the content or the security tag (it gave no reason); check "
+            "that the file is the right PEM"
+            if error.kind is None
+            else None
+        )
+        return ModemError(
+            shown, error.final, kind=error.kind, code=error.code, text=error.text, hint=hint
+        )
+    text, hint = meaning
+    failed = ModemError(shown, error.final, kind=error.kind, code=error.code, text=text, hint=hint)
+    failed.message = f"could not {action}: {failed.message}"
+    return failed
+
+
+class Nrf91Store:
+    """The ``AT%CMNG`` store of an nRF91 bound as ``dialect`` (module doc)."""
+
+    kinds: frozenset[CredentialKind] = frozenset(TYPES)
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.modem = dialect.modem
+        self.changes: list[str] = []
+        self._offline = False
+
+    async def list(self, sec_tag: int | None = None) -> list[StoredCredential]:
+        line = "AT%CMNG=1" if sec_tag is None else f"AT%CMNG=1,{sec_tag}"
+        try:
+            response = await self.modem.command(line, timeout=TIMEOUT)
+        except ModemError as exc:
+            raise cmng_error(exc, "list the credentials", line) from None
+        return parse_list(response.values("%CMNG:"))
+
+    async def write(self, sec_tag: int, kind: CredentialKind, content: str) -> bool:
+        number = TYPES[kind]
+        if kind.secret:
+            self._mask(kind, content)
+        listed = await self._listed(sec_tag, kind)
+        if listed is not None and same_digest(listed.sha256, content):
+            return False
+        if kind is CredentialKind.PSK_IDENTITY:
+            quoted = quote(content, name="PSK identity")
+        else:
+            quoted = quote_text(content, name=kind.words)
+        head = f"AT%CMNG=0,{sec_tag},{number},"
+        line = head + quoted
+        spans = ((len(head) + 1, len(line) - 1),) if kind.secret else ()
+        shown = f'{head}"<{kind.words}, {len(content)} bytes>"'
+        async with self.batch("write"):
+            try:
+                await self.modem.command(line, multiline=True, secret_spans=spans, timeout=TIMEOUT)
+            except ModemError as exc:
+                action = f"write the {kind.words} to security tag {sec_tag}"
+                raise cmng_error(exc, action, shown) from None
+        return True
+
+    async def delete(self, sec_tag: int, kind: CredentialKind) -> bool:
+        if await self._listed(sec_tag, kind) is None:
+            return False
+        line = f"AT%CMNG=3,{sec_tag},{TYPES[kind]}"
+        async with self.batch("delete"):
+            try:
+                await self.modem.command(line, timeout=TIMEOUT)
+            except ModemError as exc:
+                if exc.kind == "CME" and exc.code == 513:
+                    return False
+                raise cmng_error(
+                    exc, f"delete the {kind.words} of security tag {sec_tag}", line
+                ) from None
+        return True
+
+    @contextlib.asynccontextmanager
+    async def batch(self, purpose: str = "change") -> AsyncIterator[None]:
+        """The radio offline (``+CFUN`` 0 or 4) inside the block, the mode found put back
+        after it, even on an error or a cancellation; nested blocks switch once.
+        ``purpose`` (``write``, ``delete``) is what :attr:`changes` says it was for."""
+        if self._offline:
+            yield
+            return
+        found = parse_cfun(await self.modem.command("AT+CFUN?", timeout=TIMEOUT))
+        if found in OFFLINE_MODES:
+            self._offline = True
+            try:
+                yield
+            finally:
+                self._offline = False
+            return
+        await self.modem.command("AT+CFUN=4", timeout=TIMEOUT)
+        self._offline = True
+        switched = f"radio switched to offline (CFUN=4) to {purpose} credentials"
+        try:
+            yield
+        except BaseException:
+            await self._restore(found, switched, failing=True)
+            raise
+        finally:
+            self._offline = False
+        await self._restore(found, switched, failing=False)
+
+    async def _restore(self, mode: int, switched: str, *, failing: bool) -> None:
+        """Put functional mode ``mode`` back; a failure is raised unless another is."""
+        try:
+            await self.modem.command(f"AT+CFUN={mode}", timeout=TIMEOUT)
+        except (AtBridgeError, OSError) as exc:
+            self.changes.append(f"{switched}; putting CFUN={mode} back failed: {exc}")
+            if failing:
+                log.warning("could not put CFUN=%d back: %s", mode, exc)
+                return
+            raise ModemError(
+                f"AT+CFUN={mode}",
+                getattr(exc, "final", str(exc)),
+                hint=f"the radio was left offline (CFUN=4): turn it on with "
+                f"atbridge at --port {self.modem.port} AT+CFUN={mode}",
+            ) from exc
+        self.changes.append(f"{switched}, then back to CFUN={mode}")
+
+    async def _listed(self, sec_tag: int, kind: CredentialKind) -> StoredCredential | None:
+        line = f"AT%CMNG=1,{sec_tag},{TYPES[kind]}"
+        try:
+            response = await self.modem.command(line, timeout=TIMEOUT)
+        except ModemError as exc:
+            if exc.kind == "CME" and exc.code == 513:
+                return None
+            raise cmng_error(exc, "list the credentials", line) from None
+        found = [item for item in parse_list(response.values("%CMNG:")) if item.kind is kind]
+        return next((item for item in found if item.sec_tag == sec_tag), None)
+
+    def _mask(self, kind: CredentialKind, content: str) -> None:
+        """Mask a secret's content by value in both directions of the transcript."""
+        if kind is CredentialKind.PSK:
+            self.modem.add_secret(content)
+            return
+        for line in content.split("\n"):
+            if line and not line.startswith("-----"):
+                self.modem.add_secret(line)
