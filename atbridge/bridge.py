@@ -233,6 +233,12 @@ class Bridge:
         """Subscribe (restored after every reconnect); returns the granted QoS."""
         return await self.lifecycle.link.subscribe(topic_filter, qos)
 
+    def expect_unsubscribed(self, topic_filter: str) -> None:
+        """Deliver messages on ``topic_filter`` without subscribing to it: for a broker
+        that publishes unasked (Aliyun's registration reply on ``/ext/register``).
+        Call it before :meth:`start`, as the reply may come with the CONNACK."""
+        self.lifecycle.link.expect_unsubscribed(topic_filter)
+
     async def messages(self) -> AsyncIterator[Message]:
         """Messages on the subscriptions, as they arrive.
 

@@ -18,8 +18,8 @@ Sources of credentials:
   ``<DeviceName>&<ProductKey>``, and the password the hex HMAC, keyed by the
   DeviceSecret, of the parameters sent, sorted by name:
   ``clientId<id>deviceName<dn>productKey<pk>[timestamp<t>]``. securemode 2 is
-  TLS (port 8883 by default), 3 plain TCP (port 1883). The platform accepts
-  Keep Alive 30..1200 s only.
+  TLS, 3 plain TCP (port 1883). The platform accepts Keep Alive 30..1200 s only.
+  See "Aliyun over TLS" below for the port and the CA.
 - :class:`AliyunProduct` — one type one secret (ProductKey, ProductSecret):
   :meth:`AliyunProduct.register_credentials` gives the CONNECT for dynamic
   registration (``authType=register`` for a pre-registered device, ``regnwl``
@@ -36,6 +36,29 @@ on the host (:mod:`atbridge.tls`, over a plain TCP socket through any modem; the
 default) or offloaded to the modem. :class:`TlsOptions` says what to trust (a CA
 file, or the system's store), the client certificate and key (mutual TLS) and the
 lowest TLS version; these are file names only, read by :mod:`atbridge.tls`.
+
+Aliyun over TLS (securemode 2): the port and the CA
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+Alibaba's "Establish MQTT connections" page (alibabacloud.com/help/doc-detail/73742)
+offers two roots for the server's certificate: its own self-signed "Aliyun IoT Root
+CA" (recommended, valid to 2053-07-04), used on **port 8883**, and GlobalSign Root CA
+R1 (valid to 2028-01-28) on port 1883. atbridge takes the first: the certificate that
+outlives any device, with TLS on 8883 (also the default port of Alibaba's Python SDK,
+aliyun-iot-linkkit, for both the legacy ``<pk>.iot-as-mqtt.<region>.aliyuncs.com``
+and the ``<instanceId>.mqtt.iothub.aliyuncs.com`` endpoints; the older C SDK,
+iotkit-embedded v3, used 443). The CA is bundled, :data:`ALIYUN_ROOT_CA`
+(``atbridge/data/aliyun-iot-root-ca.pem``: subject ``C=CN, ST=Zhejiang, L=Hangzhou,
+O=Aliyun IoT, OU=Root CA, CN=Aliyun IoT Root CA``, self-signed, valid 2023-07-04 to
+2053-07-04, SHA-256 fingerprint 7C:A4:38:A3:97:6B:52:42:D2:31:F8:61:49:98:22:DA:85:
+58:31:38:27:35:83:6B:36:1E:7E:97:15:66:16:76; taken from the PyPI sdist
+aliyun-iot-linkkit 1.2.13, ``linkkit/linkkit.py`` ``__ALIYUN_BROKER_CA_DATA``, the
+second of its five roots), since no system CA store holds it. An instance with a CA
+of its own (an Enterprise instance's custom certificate) names it with ``cafile``;
+GlobalSign users set ``cafile`` to the system's copy and ``port = 1883``; a private
+endpoint (or a test broker) is ``endpoint``. TLS runs on this host by default (any
+modem); ``tls = "modem"`` offloads it, with the CA written to the modem first
+(``atbridge certs write --ca`` the bundled file). securemode 3 stays plain TCP on 1883,
+and TLS settings with it are refused.
 
 Reading those tables from a TOML file and ``ATBRIDGE_*`` variables is the job
 of :mod:`atbridge.config` (:func:`atbridge.config.load_credentials`): this
@@ -56,6 +79,7 @@ import secrets as _random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 from atbridge.at_mqtt import NO_PROPERTIES, Connect, Properties, ProtocolVersion, Will
@@ -68,6 +92,15 @@ ALIYUN_KEEPALIVE_RANGE = (30, 1200)
 DEFAULT_ALIYUN_KEEPALIVE = 300
 DEFAULT_KEEPALIVE = 60
 DEFAULT_REGION = "cn-shanghai"
+
+#: The bundled Aliyun IoT Root CA (PEM), trusted for securemode 2 unless ``cafile`` says
+#: otherwise: see "Aliyun over TLS" in the module doc for what it is and where it is from.
+ALIYUN_ROOT_CA = str(Path(__file__).resolve().parent / "data" / "aliyun-iot-root-ca.pem")
+#: How :data:`ALIYUN_ROOT_CA` is named to a user.
+ALIYUN_ROOT_CA_NAME = "bundled Aliyun IoT Root CA"
+#: Ports of the platform: TLS with the Aliyun IoT Root CA, and plain TCP (module doc).
+ALIYUN_TLS_PORT = 8883
+ALIYUN_TCP_PORT = 1883
 
 
 class Secret:
@@ -484,7 +517,11 @@ class AliyunDevice:
     ``client_id`` is the free-text part before the first ``|`` (default
     ``<ProductKey>.<DeviceName>``, as Aliyun's C SDK does). ``timestamp`` (ms) is
     optional: when ``None`` neither the client id nor the signature carries one.
-    ``port`` defaults to 8883 with TLS (securemode 2) and 1883 without.
+    ``port`` defaults to 8883 with TLS (securemode 2) and 1883 without; with TLS the
+    broker's certificate is checked against ``cafile``, by default the bundled Aliyun
+    IoT Root CA (:data:`ALIYUN_ROOT_CA`; module doc, "Aliyun over TLS"). ``tls`` is
+    where TLS runs (``host``, the default for securemode 2, or ``modem``);
+    ``endpoint`` a host to connect to instead of the one the region or instance gives.
     """
 
     product_key: str
@@ -498,10 +535,26 @@ class AliyunDevice:
     instance_id: str | None = None
     port: int | None = None
     keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+    #: Where TLS runs: ``None`` is ``host`` for securemode 2 and ``off`` for 3.
+    tls: TlsMode | None = None
+    #: The CA of the broker's certificate (None: the bundled Aliyun IoT Root CA).
+    cafile: str | None = None
+    #: A device certificate (PEM) for X.509 mutual TLS, and its key (None: in certfile).
+    certfile: str | None = None
+    keyfile: str | None = None
+    tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    #: TLS on the modem: the security tag of the CA (``atbridge certs write``).
+    sec_tag: int | None = None
+    #: A host of its own (a private endpoint, a test broker) instead of the derived one.
+    endpoint: str | None = None
 
     def __post_init__(self) -> None:
         _check_text("product_key", self.product_key, forbidden="&|,.")
         _check_text("device_name", self.device_name, forbidden="&|,")
+        if self.tls is not None:
+            object.__setattr__(self, "tls", TlsMode.of(self.tls))
+        if self.endpoint is not None:
+            _check_text("endpoint", self.endpoint, forbidden="/")
         if isinstance(self.device_secret, str):
             object.__setattr__(self, "device_secret", Secret(self.device_secret))
         if not isinstance(self.device_secret, Secret) or not self.device_secret:
@@ -529,16 +582,37 @@ class AliyunDevice:
         if self.port is not None:
             _check_range("port", self.port, 1, 65535)
         _check_aliyun_keepalive(self.keepalive)
+        if self.secure_mode == 3 and self.tls not in (None, TlsMode.OFF):
+            raise ConfigurationError(
+                f"tls={self.tls.value!r} with secure_mode 3, which is plain TCP",
+                hint="use secure_mode = 2 for TLS (the platform's default), or drop tls",
+            )
+        if self.secure_mode == 2 and self.tls is TlsMode.OFF:
+            raise ConfigurationError(
+                "tls is off but secure_mode 2 means TLS",
+                hint="use secure_mode = 3 for plain TCP (refused by new instances), or drop tls",
+            )
 
     @property
-    def tls(self) -> bool:
-        """securemode 2 means a TLS socket."""
-        return self.secure_mode == 2
+    def tls_mode(self) -> TlsMode:
+        """Where TLS runs: ``off`` for securemode 3, else ``tls`` (default ``host``)."""
+        if self.secure_mode == 3:
+            return TlsMode.OFF
+        return self.tls or TlsMode.HOST
 
     @property
     def host(self) -> str:
-        """The MQTT host of the instance (or of the legacy public instance in ``region``)."""
-        return aliyun_host(self.product_key, self.region, self.instance_id)
+        """The MQTT host: ``endpoint``, else that of the instance (or of the legacy public
+        instance in ``region``)."""
+        return self.endpoint or aliyun_host(self.product_key, self.region, self.instance_id)
+
+    @property
+    def trusted_ca(self) -> str | None:
+        """The CA file host-side TLS trusts (``cafile`` or :data:`ALIYUN_ROOT_CA`); ``None``
+        without host-side TLS (plain TCP, or TLS on the modem: its security tag's CA)."""
+        if self.tls_mode is TlsMode.HOST:
+            return self.cafile or ALIYUN_ROOT_CA
+        return self.cafile if self.tls_mode is TlsMode.MODEM else None
 
     @property
     def base_client_id(self) -> str:
@@ -573,16 +647,27 @@ class AliyunDevice:
         return hmac.compare_digest(mine, candidate.strip().lower().encode())
 
     def credentials(self) -> MqttCredentials:
-        """The MQTT credentials of this device."""
+        """The MQTT credentials of this device (the port and CA: module doc)."""
+        mode = self.tls_mode
+        on = mode is not TlsMode.OFF
+        default_port = ALIYUN_TLS_PORT if on else ALIYUN_TCP_PORT
         return MqttCredentials(
             client_id=self.mqtt_client_id(),
             username=f"{self.device_name}&{self.product_key}",
             password=self.password(),
             host=self.host,
-            port=self.port if self.port is not None else (8883 if self.tls else 1883),
-            tls=self.tls,
+            port=self.port if self.port is not None else default_port,
+            tls=on,
             keepalive=self.keepalive,
             hidden=(_as_secret(self.device_secret),),
+            tls_options=_tls_options(
+                mode,
+                self.trusted_ca if on else self.cafile,  # a CA without TLS: refused
+                self.certfile,
+                self.keyfile,
+                self.tls_min_version,
+                self.sec_tag,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -595,6 +680,13 @@ class AliyunDevice:
 
 
 # --- Aliyun, one type one secret (dynamic registration) -----------------------------------
+
+
+def _registration_tls(mode: TlsMode, cafile: str | None, sec_tag: int | None) -> TlsOptions:
+    """TLS of registration and of token devices: the bundled CA unless ``cafile``."""
+    trusted = (cafile or ALIYUN_ROOT_CA) if mode is TlsMode.HOST else cafile
+    return TlsOptions(mode, cafile=trusted, sec_tag=sec_tag)
+
 
 REGISTER_TOPIC = "/ext/register"
 REGISTER_NO_PREREGISTRATION_TOPIC = "/ext/regnwl"
@@ -610,8 +702,14 @@ class AliyunTokenDevice:
     device_token: Secret
     region: str = DEFAULT_REGION
     instance_id: str | None = None
-    port: int = 8883
+    port: int = ALIYUN_TLS_PORT
     keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+    #: TLS as for :class:`AliyunDevice`: where it runs, the CA (None: the bundled one),
+    #: the security tag of TLS on the modem, a host of its own.
+    tls: TlsMode = TlsMode.HOST
+    cafile: str | None = None
+    sec_tag: int | None = None
+    endpoint: str | None = None
 
     def credentials(self) -> MqttCredentials:
         """``<clientId>|securemode=-2,authType=connwl|``, ``dn&pk``, the token as password."""
@@ -619,10 +717,11 @@ class AliyunTokenDevice:
             client_id=f"{self.client_id}|securemode=-2,authType=connwl|",
             username=f"{self.device_name}&{self.product_key}",
             password=self.device_token,
-            host=aliyun_host(self.product_key, self.region, self.instance_id),
+            host=self.endpoint or aliyun_host(self.product_key, self.region, self.instance_id),
             port=self.port,
             tls=True,
             keepalive=self.keepalive,
+            tls_options=_registration_tls(self.tls, self.cafile, self.sec_tag),
         )
 
     def __repr__(self) -> str:
@@ -637,7 +736,11 @@ class AliyunTokenDevice:
 class AliyunProduct:
     """A product with its ProductSecret, for one-type-one-secret dynamic registration.
 
-    Registration runs over TLS only. ``port`` defaults to 8883.
+    Registration runs over TLS only (the platform has no plain-TCP registration):
+    ``port`` defaults to 8883 and the CA to the bundled Aliyun IoT Root CA, as for
+    :class:`AliyunDevice` (module doc); ``tls`` is ``host`` (default) or ``modem``,
+    ``cafile``, ``sec_tag`` and ``endpoint`` as there. The device it registers gets
+    the same location and TLS settings.
     """
 
     product_key: str
@@ -645,8 +748,12 @@ class AliyunProduct:
     region: str = DEFAULT_REGION
     instance_id: str | None = None
     sign_method: SignMethod = SignMethod.HMACSHA256
-    port: int = 8883
+    port: int = ALIYUN_TLS_PORT
     keepalive: int = DEFAULT_ALIYUN_KEEPALIVE
+    tls: TlsMode = TlsMode.HOST
+    cafile: str | None = None
+    sec_tag: int | None = None
+    endpoint: str | None = None
 
     def __post_init__(self) -> None:
         _check_text("product_key", self.product_key, forbidden="&|,.")
@@ -656,6 +763,19 @@ class AliyunProduct:
         _check_location(self.region, self.instance_id)
         _check_range("port", self.port, 1, 65535)
         _check_aliyun_keepalive(self.keepalive)
+        object.__setattr__(self, "tls", TlsMode.of(self.tls))
+        if self.tls is TlsMode.OFF:
+            raise ConfigurationError(
+                "dynamic registration runs over TLS only",
+                hint="use TLS on this host (--tls host, the default) or on the modem",
+            )
+        if self.endpoint is not None:
+            _check_text("endpoint", self.endpoint, forbidden="/")
+
+    @property
+    def host(self) -> str:
+        """The host registration connects to: ``endpoint``, else the instance's or region's."""
+        return self.endpoint or aliyun_host(self.product_key, self.region, self.instance_id)
 
     def register_credentials(
         self,
@@ -694,11 +814,12 @@ class AliyunProduct:
             client_id=f"{base}|{params}|",
             username=f"{device_name}&{self.product_key}",
             password=password,
-            host=aliyun_host(self.product_key, self.region, self.instance_id),
+            host=self.host,
             port=self.port,
             tls=True,
             keepalive=self.keepalive,
             hidden=(self.product_secret,),
+            tls_options=_registration_tls(self.tls, self.cafile, self.sec_tag),
         )
 
     def parse_registration_reply(
@@ -750,6 +871,10 @@ class AliyunProduct:
                 instance_id=self.instance_id,
                 port=self.port,
                 keepalive=self.keepalive,
+                tls=self.tls,
+                cafile=self.cafile,
+                sec_tag=self.sec_tag,
+                endpoint=self.endpoint,
             )
         return AliyunTokenDevice(
             self.product_key,
@@ -760,6 +885,10 @@ class AliyunProduct:
             instance_id=self.instance_id,
             port=self.port,
             keepalive=self.keepalive,
+            tls=self.tls,
+            cafile=self.cafile,
+            sec_tag=self.sec_tag,
+            endpoint=self.endpoint,
         )
 
     def __repr__(self) -> str:

@@ -44,7 +44,10 @@ Received messages wait in :attr:`OnlineSession.messages`, a
 A message that matches none of our subscriptions is dropped, counted in
 ``dropped_unsubscribed`` and logged once per topic (for the first 100 topics),
 unless the broker resumed a stored session (Session Present), whose subscriptions
-may be older than this process.
+may be older than this process, or its topic matches a filter the application
+said to expect without subscribing (:meth:`OnlineSession.expect_unsubscribed`):
+some brokers publish to a client that never asked, as Aliyun's dynamic
+registration sends its reply on ``/ext/register`` right after the CONNACK.
 
 Offline, QoS 1 messages wait in the session's queue (bounded by ``queue_size``:
 raise or wait) and go out after the next CONNACK, those in flight again with
@@ -229,6 +232,8 @@ class OnlineSession:
         self._on_healthy = on_healthy
         self.messages = ReceiveQueue(config.receive_queue, self._taken)
         self.subscriptions: dict[str, int] = {}
+        #: Topic filters whose messages are delivered with no subscription (module doc).
+        self.unsubscribed_accepted: set[str] = set()
         self.dropped_qos0 = 0
         #: QoS 0 messages received and dropped because the receive queue was full.
         self.dropped_received = 0
@@ -375,9 +380,17 @@ class OnlineSession:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def expect_unsubscribed(self, topic_filter: str) -> None:
+        """Deliver messages matching ``topic_filter`` although nothing subscribed to it
+        (a broker that publishes unasked: module doc). No SUBSCRIBE is sent."""
+        validate_topic_filter(topic_filter)
+        self.unsubscribed_accepted.add(topic_filter)
+
     def _subscribed_to(self, topic: str) -> bool:
-        return self.session.session_present or any(
-            topic_matches(topic_filter, topic) for topic_filter in self.subscriptions
+        return (
+            self.session.session_present
+            or any(topic_matches(topic_filter, topic) for topic_filter in self.subscriptions)
+            or any(topic_matches(accepted, topic) for accepted in self.unsubscribed_accepted)
         )
 
     def _received(self, event: MessageReceived) -> None:

@@ -30,6 +30,18 @@ it came, however the serial driver chunked it.
    :meth:`Transcript.add_secret`, in both directions; a secret split across two reads
    is still masked, because the tail that could start one is held back until the
    next read.
+3. *By what announces them*, for secrets nobody knows before they arrive: the string
+   value of a JSON key in :data:`SECRET_JSON_KEYS` (``"deviceSecret":"..."`` and
+   ``"deviceToken":"..."``, the replies of Aliyun's dynamic registration, MQTT-based
+   "one type one secret": with plain TCP or TLS on the modem they cross the serial
+   line in clear). :class:`IncomingSecrets` follows the received stream, masks each
+   such value as its bytes come, however the reads cut it, and holds back a tail that
+   could still become ``"deviceSecret":"`` until the next read (a forced write of the
+   received bytes, before a TX line or a note, holds it back too; only
+   :meth:`Transcript.close` lets it out, when nothing can follow). Notes and TX lines
+   get the same mask on whole text. The limit: bytes the *modem* puts inside the key
+   itself (a read boundary of the modem, ``+CARECV:`` between ``"deviceSe`` and
+   ``cret"``) hide it; a value cut that way is still masked up to its closing quote.
 
 The sink is a file path, an open text stream, or a :class:`logging.Logger`
 (entries at DEBUG level).
@@ -38,6 +50,7 @@ The sink is a file path, an open text stream, or a :class:`logging.Logger`
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -212,6 +225,108 @@ class OutgoingSecrets:
         return tuple(spans)
 
 
+#: JSON keys whose string values are secrets wherever they are received (module doc).
+SECRET_JSON_KEYS = ("deviceSecret", "deviceToken")
+_SPACE = rb"[ \t\r\n]*"
+
+
+class IncomingSecrets:
+    """Masks the string value of each JSON key of ``keys`` in a byte stream fed in pieces.
+
+    :meth:`feed` returns what can be written now: the values as ``***`` (one mask per
+    piece of a value), everything else as it came, minus a tail that could still start
+    ``"<key>" : "`` (held for the next :meth:`feed`). :meth:`flush` gives the held tail,
+    when nothing more can follow. Escapes inside a value (``\\"``) do not end it.
+    """
+
+    def __init__(self, keys: tuple[str, ...] = SECRET_JSON_KEYS) -> None:
+        names = b"|".join(re.escape(key.encode()) for key in keys)
+        self._quoted = tuple(b'"' + key.encode() + b'"' for key in keys)
+        self._start = re.compile(rb'"(?:' + names + rb')"' + _SPACE + b":" + _SPACE + b'"')
+        self._tail = re.compile(rb'"(?:' + names + rb')"' + _SPACE + b"(?::" + _SPACE + rb")?\Z")
+        self._whole = re.compile(
+            b"(" + self._start.pattern + rb')(?:[^"\\]|\\.)*(?:"|\Z)', re.DOTALL
+        )
+        self._held = b""
+        self._in_value = False
+        self._escaped = False
+
+    @property
+    def masking(self) -> bool:
+        """True while the bytes fed are inside a secret value."""
+        return self._in_value
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes of ``data`` (after those held back) that can be written, masked."""
+        buffer = self._held + data
+        self._held = b""
+        out = bytearray()
+        at, size = 0, len(buffer)
+        while at < size:
+            if self._in_value:
+                end = self._value_end(buffer, at)
+                stop = size if end < 0 else end
+                if stop > at:
+                    out += MASK
+                if end < 0:
+                    break
+                out += b'"'
+                self._in_value = False
+                at = end + 1
+                continue
+            found = self._start.search(buffer, at)
+            if found is not None:
+                out += buffer[at : found.end()]
+                at = found.end()
+                self._in_value = True
+                continue
+            hold = self._could_start(buffer, at)
+            out += buffer[at:hold]
+            self._held = buffer[hold:]
+            break
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        """The tail held back (it starts no secret: the stream ended)."""
+        held, self._held = self._held, b""
+        return held
+
+    def mask_text(self, data: bytes) -> bytes:
+        """``data`` with every value of a secret key in it masked (whole text, no state)."""
+        if b'"' not in data:
+            return data
+
+        def masked(found: re.Match[bytes]) -> bytes:
+            closed = found.end() > found.end(1) and data[found.end() - 1] == 0x22
+            return found.group(1) + MASK + (b'"' if closed else b"")
+
+        return self._whole.sub(masked, data)
+
+    def _value_end(self, data: bytes, at: int) -> int:
+        """The index of the quote that ends the value, from ``at``; -1 if not in ``data``."""
+        for index in range(at, len(data)):
+            byte = data[index]
+            if self._escaped:
+                self._escaped = False
+            elif byte == 0x5C:  # backslash
+                self._escaped = True
+            elif byte == 0x22:  # quote
+                return index
+        return -1
+
+    def _could_start(self, data: bytes, at: int) -> int:
+        """The first index from ``at`` whose tail could still grow into a key's start."""
+        whole_key = self._tail.search(data, at)
+        if whole_key is not None:
+            return whole_key.start()
+        longest = max(len(key) for key in self._quoted)
+        for index in range(max(at, len(data) - longest + 1), len(data)):
+            rest = data[index:]
+            if rest[:1] == b'"' and any(key.startswith(rest) for key in self._quoted):
+                return index
+        return len(data)
+
+
 class Transcript:
     """Write a timestamped, escaped, secret-masked record of modem traffic."""
 
@@ -244,6 +359,7 @@ class Transcript:
         self._start = clock()
         self._secrets: list[bytes] = []
         self._rx = bytearray()
+        self._incoming = IncomingSecrets()
         for secret in secrets:
             self.add_secret(secret)
 
@@ -286,7 +402,11 @@ class Transcript:
             self._stream.flush()
 
     def close(self) -> None:
-        """Flush, and close the file if the transcript opened it."""
+        """Flush (what was held back too), and close the file if the transcript opened it."""
+        self._flush_rx()
+        held = self._incoming.flush()
+        if held:
+            self._emit("RX", self._mask(held))
         self.flush()
         if self._owned is not None:
             self._owned.close()
@@ -303,13 +423,15 @@ class Transcript:
             return
         chunk = bytes(self._rx[:upto])
         del self._rx[:upto]
-        self._emit("RX", self._mask(chunk))
+        chunk = self._incoming.feed(chunk)
+        if chunk:
+            self._emit("RX", self._mask(chunk))
 
     def _mask(self, data: bytes) -> bytes:
         for secret in self._secrets:
             if secret in data:
                 data = data.replace(secret, MASK)
-        return data
+        return self._incoming.mask_text(data)
 
     def _emit(self, direction: str, data: bytes) -> None:
         self._write(f'{self._stamp()} {direction} "{escape_bytes(data)}"')
