@@ -227,6 +227,22 @@ def test_mqtt5_and_properties_take_the_general_path_and_still_agree() -> None:
         encode(packet, V3)
 
 
+def test_the_fast_paths_take_only_the_3_1_1_member_and_the_reference_agrees() -> None:
+    """The fast paths compare the protocol by identity: a plain level number (4 or 5)
+    is left to the reference codec, which answers the same as for the enum member."""
+    plain = Publish("a/b", b"payload", 1, packet_id=9)
+    frame = encode(plain)
+    assert fast.encode_publish(plain, 4) is None  # type: ignore[arg-type]
+    assert fast.decode_publish(frame, 4) is None  # type: ignore[arg-type]
+    assert fast.encode_publish(plain, V5) is None
+    assert fast.decode_publish(frame, V5) is None
+    assert fast.encode_publish(plain, V3) == frame
+    assert encode_general(plain, 4) == frame  # type: ignore[arg-type]
+    assert decode_general(frame, 4) == plain  # type: ignore[arg-type]
+    connect = Connect("client", username="u", password=b"p")
+    assert fast.encode_connect(connect) == encode_general(connect)
+
+
 INVALID_PUBLISHES = [
     Publish("a", qos=3, packet_id=1),
     Publish("a", qos=-1),

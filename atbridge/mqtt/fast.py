@@ -14,7 +14,9 @@ this module does the common cases in fewer steps, and nothing else:
 - an MQTT 3.1.1 CONNECT without Will or properties, its fixed header, variable header
   and the client id's length in one pack.
 
-Every function here returns ``None`` for anything else, and for anything it is not
+The protocol is compared by identity with the 3.1.1 member (an ``IntEnum`` ``==`` costs
+a call); any other value goes to the reference codec. Every function here returns
+``None`` for anything else, and for anything it is not
 sure is valid: the caller then runs the reference codec, which checks every rule in
 order and raises the exact error. So a fast path never raises for a packet the spec
 forbids; it only ever returns what the reference would return
@@ -55,7 +57,6 @@ CACHED_TOPIC_LENGTH = 256
 
 _V3 = ProtocolVersion.MQTT_3_1_1
 _new_object = object.__new__
-_V5 = ProtocolVersion.MQTT_5_0
 _pack_u16 = struct.Struct("!H").pack
 #: ``_pack_u16(n)`` for n < 256, the length prefix of most fields, without a call.
 _U16 = tuple(_pack_u16(n) for n in range(0x100))
@@ -142,7 +143,7 @@ def cached() -> tuple[int, int]:
 def encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes | None:
     """The frame of a common MQTT 3.1.1 PUBLISH, or ``None`` (see the module comment)."""
     # Publish's slots are read directly: its properties would cost a call each.
-    if packet._properties is not NO_PROPERTIES or protocol == _V5:
+    if protocol is not _V3 or packet._properties is not NO_PROPERTIES:
         return None
     topic = packet._topic
     prefix = _prefixes.get(topic) if type(topic) is str else None
@@ -200,7 +201,7 @@ def decode_publish(data: bytes, protocol: ProtocolVersion) -> Publish | None:
     place. The stream decoder hands over each whole frame the same way.
     """
     size = len(data)
-    if size < 4 or type(data) is not bytes or protocol == _V5:
+    if protocol is not _V3 or type(data) is not bytes or size < 4:
         return None
     flags = _PUBLISH_FLAGS[data[0]]
     if flags is None:
@@ -249,7 +250,9 @@ def decode_publish(data: bytes, protocol: ProtocolVersion) -> Publish | None:
 
 def encode_connect(packet: Connect) -> bytes | None:
     """The frame of an MQTT 3.1.1 CONNECT without Will or properties, or ``None``."""
-    if packet.protocol != _V3 or packet.will is not None or packet.properties is not NO_PROPERTIES:
+    if packet.protocol is not _V3 or packet.will is not None:
+        return None
+    if packet.properties is not NO_PROPERTIES:
         return None
     keepalive = packet.keepalive
     username = packet.username
