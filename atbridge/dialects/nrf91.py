@@ -79,7 +79,10 @@ bytes that reach the modem once its UART is up again, before the host has read i
 (a real nRF91 takes about a second to boot; what reaches it meanwhile is lost, not run).
 The Serial Modem does not use data mode for sends at all (hex strings in the command
 line, :mod:`atbridge.dialects.nrf91_sm`), so only the SLM, which has no other way to send
-binary data, keeps that window. The cost is two turns of the event loop per send.
+binary data, keeps that window. The payload is the command's ``after_ok``: the channel
+writes it when the read that brought the ``OK`` has been routed, and drops it when a boot
+banner came in that read (:mod:`atbridge.modem`, "Prompts"); no extra turn of the event
+loop is spent on it.
 
 **APN.** ``AT+CGDCONT`` on cid 0 is only sent when the modem's context differs: the
 modem refuses to change the context of an active PDN, so an nRF91 already online with
@@ -602,8 +605,16 @@ class NordicDialect(Dialect):
             # Until its end is seen, the modem may be in data mode (module doc).
             self._data_mode_possible = True
             try:
-                await self.modem.command(line, timeout=self.data_mode_entry_timeout)
-                await self._write_after_ok(sock, payload, secret_spans)
+                # The channel writes the payload once the read that brought the OK is
+                # routed, and drops it when a boot banner came in that read (module doc).
+                await self.modem.command(
+                    line,
+                    timeout=self.data_mode_entry_timeout,
+                    after_ok=payload,
+                    payload_secret_spans=secret_spans,
+                )
+                if sock.closed is not None:
+                    raise sock.closed  # a banner behind the OK: nothing was written
             except ModemError as exc:
                 self._data_mode_possible = False
                 raise self._send_refused(sock, exc) from exc
@@ -623,21 +634,6 @@ class NordicDialect(Dialect):
             await self._data_mode_result(
                 done, sock, size, write_terminator_late=write_terminator_late
             )
-
-    async def _write_after_ok(self, sock: ModemSocket, payload: bytes, spans: Spans) -> None:
-        """Write a data mode ``payload`` once what came with the ``OK`` has been read.
-
-        A modem that rebooted right after its ``OK`` (module doc, "Reboots during a send")
-        has sent its boot banner behind it: that closes the socket with REBOOT, and the
-        payload is not written, so none of it can run as AT commands on the rebooted modem.
-        """
-        # Two turns of the loop: the first resumes this task before the read callbacks of
-        # the same turn, the second comes after them.
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
-        if sock.closed is not None:
-            raise sock.closed
-        await self.modem.write(payload, secret_spans=spans)
 
     def _send_refused(self, sock: ModemSocket, exc: ModemError) -> SocketError:
         """The modem refused a send command: read the socket (it may have closed), say so."""
