@@ -151,7 +151,7 @@ def store_for(dialect: Dialect) -> CertificateStore:
         store = Sim7080Store(dialect)
         return store
     if name == "sim7600":
-        from atbridge.dialects.sim7600_certs import Sim7600Store  # type: ignore[import-not-found]
+        from atbridge.dialects.sim7600_certs import Sim7600Store
 
         store = Sim7600Store(dialect)
         return store
@@ -205,15 +205,6 @@ class PemFile:
     kind: CredentialKind
     content: str
     blocks: int
-
-    @property
-    def secret_lines(self) -> tuple[str, ...]:
-        """The base64 lines of a key, to mask wherever they might appear."""
-        if not self.kind.secret:
-            return ()
-        return tuple(
-            line for line in self.content.split("\n") if line and not line.startswith("-----")
-        )
 
 
 def _pem_error(path: str, what: str, kind: CredentialKind, hint: str) -> ConfigurationError:
@@ -343,6 +334,16 @@ def check_sec_tag(tag: int) -> int:
             hint=f"use a tag from 0 to {MAX_SEC_TAG}: higher ones are reserved for the modem",
         )
     return tag
+
+
+def secret_parts(kind: CredentialKind, content: str) -> tuple[str, ...]:
+    """What to mask by value of a secret's ``content`` (``Modem.add_secret``): the whole
+    PSK, each base64 line of a key; nothing for a kind that is not secret."""
+    if kind is CredentialKind.PSK:
+        return (content,)
+    if kind is CredentialKind.CLIENT_KEY:
+        return tuple(line for line in content.split("\n") if line and not line.startswith("-----"))
+    return ()
 
 
 def content_digest(content: str) -> str:

@@ -49,7 +49,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
 from atbridge.at_syntax import quote, quote_text, split_params
-from atbridge.certs import CredentialKind, StoredCredential, same_digest
+from atbridge.certs import CredentialKind, StoredCredential, same_digest, secret_parts
 from atbridge.errors import AtBridgeError, ModemError
 
 if TYPE_CHECKING:
@@ -259,9 +259,5 @@ class Nrf91Store:
 
     def _mask(self, kind: CredentialKind, content: str) -> None:
         """Mask a secret's content by value in both directions of the transcript."""
-        if kind is CredentialKind.PSK:
-            self.modem.add_secret(content)
-            return
-        for line in content.split("\n"):
-            if line and not line.startswith("-----"):
-                self.modem.add_secret(line)
+        for part in secret_parts(kind, content):
+            self.modem.add_secret(part)
