@@ -239,6 +239,11 @@ class Bridge:
         Call it before :meth:`start`, as the reply may come with the CONNACK."""
         self.lifecycle.link.expect_unsubscribed(topic_filter)
 
+    def take_message(self) -> Message | None:
+        """The oldest message waiting, without waiting for one (``None``: none waits)."""
+        queue = self.lifecycle.link.messages
+        return queue.get_nowait() if queue.qsize() else None
+
     async def messages(self) -> AsyncIterator[Message]:
         """Messages on the subscriptions, as they arrive.
 
