@@ -196,13 +196,26 @@ class UrcWaiter:
 
     def __init__(self, modem: Modem, prefix: str, predicate: Callable[[Urc], bool] | None) -> None:
         self.prefix = prefix
+        self._modem = modem
         self._predicate = predicate
         self._found: asyncio.Future[Urc] = asyncio.get_running_loop().create_future()
+        #: The waits to resolve with the URC (:meth:`when_found`).
+        self._outcomes: list[asyncio.Future[Urc]] = []
         self._unsubscribe = modem.subscribe(prefix, self._check)
 
     def _check(self, urc: Urc) -> None:
         if not self._found.done() and (self._predicate is None or self._predicate(urc)):
             self._found.set_result(urc)
+            if self._outcomes:
+                self._modem._after_read(self._relay)
+
+    def _relay(self) -> None:
+        """Resolve every wait with the URC (those an error ended first stay as they are)."""
+        urc = self._found.result()
+        outcomes, self._outcomes = self._outcomes, []
+        for outcome in outcomes:
+            if not outcome.done():
+                outcome.set_result(urc)
 
     @property
     def urc(self) -> Urc | None:
@@ -252,19 +265,19 @@ class UrcWaiter:
     def when_found(self, outcome: asyncio.Future[Urc]) -> Callable[[], None]:
         """Resolve ``outcome`` with the URC when it arrives (unless it is done by then).
 
-        Returns a function that stops it. ``outcome`` is resolved from the loop, one
-        step after the URC was routed, never from inside the reader.
+        Returns a function that stops it. ``outcome`` is resolved once the read that
+        brought the URC has been routed (:meth:`Modem._after_read`), never in the middle
+        of it: a socket that closed in the same read (a boot banner behind the URC) has
+        ended ``outcome`` with its error by then, and wins.
         """
-
-        def relay(found: asyncio.Future[Urc]) -> None:
-            if not outcome.done() and not found.cancelled():
-                outcome.set_result(found.result())
-
-        found = self._found
-        found.add_done_callback(relay)
+        outcomes = self._outcomes
+        outcomes.append(outcome)
+        if self._found.done():
+            self._modem._after_read(self._relay)
 
         def remove() -> None:
-            found.remove_done_callback(relay)
+            if outcome in outcomes:
+                outcomes.remove(outcome)
 
         return remove
 
@@ -453,6 +466,9 @@ class Modem:
         #: A payload released by a prompt or an OK in the read being routed, with the
         #: command that released it and its secret spans: written once the read is routed.
         self._release: tuple[_Pending, bytes, Spans] | None = None
+        #: Set while a read is routed; :meth:`_after_read` callbacks then wait for its end.
+        self._routing = False
+        self._after_routing: list[Callable[[], None]] = []
         self._closed = False
         self._lost = asyncio.Event()
         self._lost_reason: str | None = None
@@ -1103,13 +1119,39 @@ class Modem:
             self.parser.reset()
             self._needs_resync = True
             return
-        for event in events:
+        self._routing = True
+        try:
+            for event in events:
+                try:
+                    self._route(event)
+                except Exception:  # pragma: no cover - routing runs only guarded callbacks
+                    log.exception("routing %r failed", event)
+            if self._release is not None:
+                self._write_release()
+        finally:
+            self._routing = False
+        if self._after_routing:
+            self._run_after_routing()
+
+    def _after_read(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the read being routed is routed (outside one: soon).
+
+        A waiter resolved there wakes on the next turn of the loop (a callback scheduled
+        from the read would cost one turn more), and only after everything the read
+        brought (a banner, a socket closing) has been seen.
+        """
+        if self._routing:
+            self._after_routing.append(callback)
+        else:
+            asyncio.get_running_loop().call_soon(callback)
+
+    def _run_after_routing(self) -> None:
+        callbacks, self._after_routing = self._after_routing, []
+        for callback in callbacks:
             try:
-                self._route(event)
-            except Exception:  # pragma: no cover - routing runs only guarded callbacks
-                log.exception("routing %r failed", event)
-        if self._release is not None:
-            self._write_release()
+                callback()
+            except Exception:  # pragma: no cover - the callbacks only resolve futures
+                log.exception("after-read callback %r failed", callback)
 
     def _write_release(self) -> None:
         """Write the payload a prompt or an OK of this read released, unless it is void.

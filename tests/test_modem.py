@@ -712,3 +712,32 @@ async def test_a_locked_port_names_its_holder(fake: FakeModem) -> None:
     assert [holder.pid for holder in holders] == [os.getpid()]
     assert f"port {fake.port} is in use by PID {os.getpid()} (" in caught.value.message
     assert port_holders(fake.port) == ()  # released on close
+
+
+async def test_a_urc_wait_ends_once_its_read_is_routed() -> None:
+    """The URC resolves the wait after the read that brought it is routed (one loop turn,
+    no relay turn in between), with the URC the predicate accepted."""
+    modem = Modem()
+    with modem.expect_urc("#XDATAMODE:", predicate=lambda u: u.text.endswith("0")) as done:
+        waiting = asyncio.ensure_future(done.wait(5.0))
+        await asyncio.sleep(0)  # the wait reaches its future
+        modem._on_data(b"\r\n#XDATAMODE: 5\r\n\r\n#XDATAMODE: 0\r\n")
+        urc = await waiting
+    assert urc.text == "#XDATAMODE: 0"
+
+
+async def test_a_banner_in_the_same_read_as_the_awaited_urc_wins() -> None:
+    """A reboot seen in the read that also brought the URC ends the wait with its error:
+    the URC is handed over only once the whole read is routed."""
+    modem = Modem()
+
+    def abort_on(fail: Callable[[BaseException], None]) -> Callable[[], None]:
+        return modem.on_reboot(lambda banner: fail(ModemRebooted(banner)))
+
+    with modem.expect_urc("#XDATAMODE:") as done:
+        waiting = asyncio.ensure_future(done.wait(5.0, abort_on=abort_on))
+        await asyncio.sleep(0)
+        modem._on_data(b"\r\n#XDATAMODE: 0\r\n\r\nReady\r\n")
+        with pytest.raises(ModemRebooted):
+            await waiting
+        assert done.urc is not None  # it did arrive, and can still be read
