@@ -42,13 +42,19 @@ log = logging.getLogger(__name__)
 
 #: Modules of this package that hold shared machinery, not a modem family.
 SHARED_MODULES = frozenset({"base", "receiver", "nrf91", "simcom"})
+#: A module named ``<family>_certs`` is that family's credential store
+#: (:func:`atbridge.certs.store_for`), not a family of its own.
+STORE_SUFFIX = "_certs"
 
 
 def _families() -> dict[str, str]:
     found = {
         info.name.replace("_", "-"): f"{__name__}.{info.name}"
         for info in pkgutil.iter_modules(__path__)
-        if not info.ispkg and not info.name.startswith("_") and info.name not in SHARED_MODULES
+        if not info.ispkg
+        and not info.name.startswith("_")
+        and info.name not in SHARED_MODULES
+        and not info.name.endswith(STORE_SUFFIX)
     }
     return dict(sorted(found.items()))
 
