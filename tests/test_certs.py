@@ -137,6 +137,19 @@ async def test_a_write_whose_digest_matches_is_skipped(bound: Bound, pki: dict[s
     assert await bound.store.write(TAG, CredentialKind.CA, ca + "\n") is True  # other bytes
 
 
+async def test_a_batch_of_unchanged_items_leaves_the_mode_alone(
+    bound: Bound, pki: dict[str, Path]
+) -> None:
+    ca = certs.read_pem(str(pki["ca"]), CredentialKind.CA).content
+    nrf91_tls.store(bound.fake, TAG, nrf91_tls.CA, ca)
+    start = len(bound.fake.commands)
+    async with certs.batch(bound.store, "write"):
+        assert await bound.store.write(TAG, CredentialKind.CA, ca) is False
+        assert await bound.store.delete(TAG + 1, CredentialKind.CA) is False  # nothing there
+    assert not [line for line in bound.fake.commands[start:] if "CFUN" in line]
+    assert bound.store.changes == []
+
+
 async def test_the_digest_is_the_one_nrfcredstore_expects(pki: dict[str, Path]) -> None:
     """nrfcredstore writes ``file.read().rstrip()`` and expects the SHA-256 of that text,
     upper-case hex: the same file read here gives the same content, CRLF or LF."""

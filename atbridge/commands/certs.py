@@ -85,7 +85,8 @@ def sec_tag(text: str) -> int:
         ) from None
     if not 0 <= value <= _MAX_SEC_TAG:
         raise argparse.ArgumentTypeError(
-            f"{value} is outside 0..{_MAX_SEC_TAG} (higher tags are reserved for the modem)"
+            f"{value} is outside 0..{_MAX_SEC_TAG}: use a tag in that range (higher ones are "
+            "reserved for the modem)"
         )
     return value
 

@@ -20,10 +20,12 @@ command works on the Serial LTE Modem and the Serial Modem: both hand it to the 
   listed) is "absent", not an error.
 
 Writes and deletes are allowed only while the modem is not activated, ``+CFUN`` 0 or 4
-(``+CME ERROR: 518`` otherwise). :meth:`Nrf91Store.batch` reads ``AT+CFUN?``, switches
-to 4 (radio off, SIM on) when the mode is another, and puts the mode it found back at
-the end — also when a write fails or the task is cancelled — and says so in
-:attr:`Nrf91Store.changes`. Each write or delete outside a batch is its own batch.
+(``+CME ERROR: 518`` otherwise). Inside :meth:`Nrf91Store.batch` the first write or
+delete that is needed reads ``AT+CFUN?``, switches to 4 (radio off, SIM on) when the mode
+is another, and the mode it found is put back when the batch ends — also when a write
+fails or the task is cancelled — and said in :attr:`Nrf91Store.changes`. A batch whose
+writes were all unchanged never touches the mode. Each write or delete outside a batch
+is its own batch.
 ``nrfcredstore`` goes offline the same way (``AT+CFUN=4`` before it writes).
 
 Secrets: a key's or a PSK's content is masked by position in the command line
@@ -50,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from atbridge.at_syntax import quote, quote_text, split_params
@@ -148,6 +151,16 @@ def cmng_error(error: ModemError, action: str, shown: str) -> ModemError:
     return failed
 
 
+@dataclass
+class _Batch:
+    """One :meth:`Nrf91Store.batch`: what it is for, whether ``AT+CFUN?`` was read, and the
+    mode to put back (None: not switched)."""
+
+    purpose: str
+    checked: bool = False
+    found: int | None = None
+
+
 class Nrf91Store:
     """The ``AT%CMNG`` store of an nRF91 bound as ``dialect`` (module doc)."""
 
@@ -157,7 +170,7 @@ class Nrf91Store:
         self.dialect = dialect
         self.modem = dialect.modem
         self.changes: list[str] = []
-        self._offline = False
+        self._batch: _Batch | None = None
 
     async def list(self, sec_tag: int | None = None) -> list[StoredCredential]:
         line = "AT%CMNG=1" if sec_tag is None else f"AT%CMNG=1,{sec_tag}"
@@ -183,6 +196,7 @@ class Nrf91Store:
         spans = ((len(head) + 1, len(line) - 1),) if kind.secret else ()
         shown = f'{head}"<{kind.words}, {len(content)} bytes>"'
         async with self.batch("write"):
+            await self._go_offline()
             try:
                 await self.modem.command(line, multiline=True, secret_spans=spans, timeout=TIMEOUT)
             except ModemError as exc:
@@ -195,6 +209,7 @@ class Nrf91Store:
             return False
         line = f"AT%CMNG=3,{sec_tag},{TYPES[kind]}"
         async with self.batch("delete"):
+            await self._go_offline()
             try:
                 await self.modem.command(line, timeout=TIMEOUT)
             except ModemError as exc:
@@ -207,40 +222,48 @@ class Nrf91Store:
 
     @contextlib.asynccontextmanager
     async def batch(self, purpose: str = "change") -> AsyncIterator[None]:
-        """The radio offline (``+CFUN`` 0 or 4) inside the block, the mode found put back
-        after it, even on an error or a cancellation; nested blocks switch once.
+        """Writes and deletes inside the block share one switch to offline: the first one
+        that needs it reads ``AT+CFUN?`` and, unless the mode is 0 or 4, sets 4; the mode
+        found is put back when the block ends, even on an error or a cancellation. A
+        block that changes nothing (every write unchanged) never touches the mode.
         ``purpose`` (``write``, ``delete``) is what :attr:`changes` says it was for."""
-        if self._offline:
+        if self._batch is not None:
             yield
             return
-        found = parse_cfun(await self.modem.command("AT+CFUN?", timeout=TIMEOUT))
-        if found in OFFLINE_MODES:
-            self._offline = True
-            try:
-                yield
-            finally:
-                self._offline = False
-            return
-        await self.modem.command("AT+CFUN=4", timeout=TIMEOUT)
-        self._offline = True
-        switched = f"radio switched to offline (CFUN=4) to {purpose} credentials"
+        batch = self._batch = _Batch(purpose)
         try:
             yield
         except BaseException:
-            await self._restore(found, switched, failing=True)
+            self._batch = None
+            if batch.found is not None:
+                await self._restore(batch, failing=True)
             raise
-        finally:
-            self._offline = False
-        await self._restore(found, switched, failing=False)
+        self._batch = None
+        if batch.found is not None:
+            await self._restore(batch, failing=False)
 
-    async def _restore(self, mode: int, switched: str, *, failing: bool) -> None:
-        """Put functional mode ``mode`` back; a failure is raised unless another is."""
+    async def _go_offline(self) -> None:
+        """Inside a batch, right before a write or a delete: offline, once (:meth:`batch`)."""
+        batch = self._batch
+        assert batch is not None, "a write or delete runs inside a batch"
+        if batch.checked:
+            return
+        mode = parse_cfun(await self.modem.command("AT+CFUN?", timeout=TIMEOUT))
+        batch.checked = True
+        if mode not in OFFLINE_MODES:
+            await self.modem.command("AT+CFUN=4", timeout=TIMEOUT)
+            batch.found = mode
+
+    async def _restore(self, batch: _Batch, *, failing: bool) -> None:
+        """Put the mode found back; a failure is raised unless another error is on its way."""
+        mode = batch.found
+        switched = f"radio switched to offline (CFUN=4) to {batch.purpose} credentials"
         try:
             await self.modem.command(f"AT+CFUN={mode}", timeout=TIMEOUT)
         except (AtBridgeError, OSError) as exc:
             self.changes.append(f"{switched}; putting CFUN={mode} back failed: {exc}")
             if failing:
-                log.warning("could not put CFUN=%d back: %s", mode, exc)
+                log.warning("could not put CFUN=%s back: %s", mode, exc)
                 return
             raise ModemError(
                 f"AT+CFUN={mode}",
