@@ -48,6 +48,7 @@ from atbridge.transcript import Transcript
 from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
 from tests.fakes import FakeModem
 from tests.fakes import sim7600 as fake_sim7600
+from tests.fakes.grammar import Command, Kind, Response, frame_line
 from tests.fakes.loopback import add_host
 
 WAIT = 30.0
@@ -261,6 +262,34 @@ async def test_plain_tcp_is_unchanged_beside_the_ssl_client(
     await mqtt_connect(opened.socket, "plain")
     await opened.socket.close()
     assert not any("CCH" in line or "CSSL" in line for line in online.fake.commands)
+
+
+async def test_a_lost_notification_and_data_after_the_ok_lose_nothing(
+    online: Online, tls_broker: Mosquitto, certs: Certificates
+) -> None:
+    """The safety net (AT+CCHRECV?) finds data whose +CCHEVENT was lost; a module that
+    sends the data after the OK of AT+CCHRECV (the sources disagree on the order) is read
+    the same."""
+    await online.provision(certs.cafile)
+    sock = await online.open("localhost", tls_broker.port)
+    online.fake.lose_next_notification()
+    await mqtt_connect(sock, "lost-notice")  # the CONNACK's notice is lost
+    assert "AT+CCHRECV?" in online.fake.commands
+
+    def data_after_ok(fake: FakeModem, cmd: Command) -> Response:
+        answer = fake.run_default(cmd)
+        assert isinstance(answer, Response)
+        if cmd.kind is not Kind.SET:
+            return answer
+        late = b"".join(frame_line(p) if isinstance(p, str) else p for p in answer.lines)
+        fake.after_response(lambda: fake.write_raw(late))
+        return Response.ok()
+
+    online.fake.on_command("+CCHRECV", data_after_ok)
+    decoder = PacketDecoder(max_packet_size=1 << 20)
+    await sock.send(encode(Subscribe(3, (Subscription("down/late", qos=0),))))
+    assert await next_packet(sock, decoder) == SubAck(3, (0,))
+    await sock.close()
 
 
 async def test_mutual_tls_offers_the_tags_client_certificate(

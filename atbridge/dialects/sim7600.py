@@ -513,14 +513,22 @@ class Sim7600(CipRxgetDialect):
             for name, value in settings:
                 await self._configure(format_command("AT+CSSLCFG", name, context, value))
             await self._configure(format_command("AT+CCHSSLCFG", session, context))
-            value = await self._result(
-                format_command("AT+CCHOPEN", session, host, port, 2),
-                "+CCHOPEN:",
-                timeout=timeout,
-                what=f"opening a TLS connection to {host}:{port} on the modem",
-                hint="check that the network is open (activate_data), the host and the port",
-                match=lambda v: is_cchopen_result(f"+CCHOPEN: {v}") and int_param(v, 0) == session,
-            )
+            try:
+                value = await self._result(
+                    format_command("AT+CCHOPEN", session, host, port, 2),
+                    "+CCHOPEN:",
+                    timeout=timeout,
+                    what=f"opening a TLS connection to {host}:{port} on the modem",
+                    hint="check that the network is open (activate_data), the host and the port",
+                    match=lambda v: (
+                        is_cchopen_result(f"+CCHOPEN: {v}") and int_param(v, 0) == session
+                    ),
+                )
+            except StepTimeout:
+                # Still connecting on the modem: released, or the next open finds it busy.
+                with contextlib.suppress(AtBridgeError):
+                    await self._close_session(session, None)
+                raise
             err = int_param(value, 1)
             if err != 0:
                 raise await self._open_failure(err, value, host, port, tls)
@@ -570,7 +578,12 @@ class Sim7600(CipRxgetDialect):
         (started by an earlier process) has its left-over sessions closed."""
         if self._ssl_started:
             return
-        await self._configure("AT+CCHSET=1,1")
+        try:
+            await self._configure("AT+CCHSET=1,1")
+        except ModemError as refused:
+            unset: ModemError | None = refused  # a running service may refuse it
+        else:
+            unset = None
         hint = "check that the network is open (activate_data) and that the modem is registered"
         try:
             value = await self._result(
@@ -601,6 +614,9 @@ class Sim7600(CipRxgetDialect):
                 hint=hint,
             )
         self._ssl_started = self._ssl_used = True
+        if unset is not None:
+            # Started fresh without the manual receive mode: received data would be lost.
+            raise unset
 
     async def _close_leftover_sessions(self, lines: list[str]) -> None:
         """Close the sessions ``AT+CCHOPEN?`` shows connected that are not ours."""
