@@ -171,7 +171,10 @@ async def test_write_list_delete_round_trip(
         items = json.loads(listed.stdout)["items"]
         assert [(i["sec_tag"], i["kind"]) for i in items] == [(42, "ca"), (42, "cert"), (42, "key")]
         assert items[0]["sha256"] == certs.content_digest(stored[(42, 0)])
-        table = await run_cli(atbridge, *certs_args(fake, dialect, "list", "--sec-tag", "42"))
+        table = await run_cli(  # --dialect auto: the modem says which it is
+            atbridge, "certs", "list", "--sec-tag", "42", "--port", fake.port
+        )
+        assert f"{dialect} on {fake.port}" in table.stdout
         assert "CA certificate" in table.stdout and "client private key" in table.stdout
         assert certs.content_digest(stored[(42, 0)])[:12] in table.stdout
 

@@ -9,12 +9,22 @@ here is one per ``FakeModem`` and survives reboots, as NVM does.
 
 ``AT%CMNG=<opcode>[,<sec_tag>[,<type>[,<content>]]]``:
 
-- 0 write: ``<content>`` in double quotes (PEM, CR/LF inside the quotes kept); refused
-  with ``+CME ERROR: 518`` (not allowed in active state) unless CFUN is 0 or 4;
-- 1 list: ``%CMNG: <sec_tag>,<type>,"<sha256>"`` per item (all, or one tag, or one pair);
+- 0 write: ``<content>`` in double quotes (PEM, CR/LF inside the quotes kept), replacing
+  an item already there; refused with ``+CME ERROR: 518`` (not allowed in active state)
+  unless CFUN is 0 or 4; an empty content is refused (``ERROR``);
+- 1 list: ``%CMNG: <sec_tag>,<type>,"<sha256>"`` per item (all, or one tag, or one pair;
+  none: just ``OK``). The digest is the SHA-256 of the content exactly as written, in
+  upper-case hex: what Nordic's ``nrfcredstore`` expects (``calculate_expected_hash``:
+  the SHA-256 of the text it wrote) and the reference's "digest of the entity as stored";
 - 2 read: ``%CMNG: <sec_tag>,<type>,"<sha256>","<content>"``; only certificates are
   readable, keys and PSKs answer ``+CME ERROR: 514`` (no access); 513 not found;
 - 3 delete: 513 not found, 518 in an active state.
+
+``<sec_tag>`` is 0..2147483647 for write, read and delete (higher tags are the modem's
+own); a tag outside the range is a parameter error (``ERROR``). Sources: nRF91 and
+nRF91x1 AT Commands Reference (``%CMNG`` set command); sdk-nrf ``modem_key_mgmt.c``
+(write replaces, the CME codes it translates); Nordic ``nrfcredstore`` (``credstore.py``,
+``command_interface.py``).
 
 A TLS socket (``AT#XSSOCKET``) connects with Python's :mod:`ssl` on the fake's side of
 the TCP bridge: the CA written under the socket's security tag is the only trust
@@ -68,6 +78,8 @@ _READABLE: Final = frozenset({CA, CLIENT_CERT})
 NOT_FOUND: Final = 513
 NO_ACCESS: Final = 514
 NOT_ALLOWED_ACTIVE: Final = 518
+#: The highest ``<sec_tag>`` the set command takes for write, read and delete.
+MAX_SEC_TAG: Final = 2147483647
 #: ``#XSSOCKETOPT`` TLS_HOSTNAME, as the fakes store it (``options[1000 + name]``).
 TLS_HOSTNAME_OPTION: Final = 1000 + 2
 
@@ -107,7 +119,7 @@ def cmng(fake: FakeModem, cmd: Command) -> Response:
     if opcode not in (0, 2, 3) or len(cmd.params) < 3:
         raise CommandError(None)
     tag, kind = cmd.int_arg(1), cmd.int_arg(2)
-    if kind not in (CA, CLIENT_CERT, CLIENT_KEY, PSK, PSK_IDENTITY) or tag < 0:
+    if kind not in (CA, CLIENT_CERT, CLIENT_KEY, PSK, PSK_IDENTITY) or not 0 <= tag <= MAX_SEC_TAG:
         raise CommandError(None)
     if opcode == 2:
         if (tag, kind) not in items:

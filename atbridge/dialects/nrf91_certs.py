@@ -36,10 +36,6 @@ content replaced by its kind and size, and decodes the ``%CMNG`` CME codes:
 513 not found, 514 no access, 515 memory full, 518 not allowed in active state,
 519 already exists, 528 not allowed while a power-off warning is active.
 
-This is a package rather than a module because :mod:`atbridge.dialects` takes every
-module of its package for a modem family (it skips packages); the import path is the
-same either way.
-
 Sources: Nordic nRF91 AT Commands Reference and nRF91x1 AT Commands Reference
 (``%CMNG`` set command; ``+CFUN``); sdk-nrf ``lib/modem_key_mgmt/modem_key_mgmt.c``
 (the error codes it translates, write as replace); Nordic ``nrfcredstore``
