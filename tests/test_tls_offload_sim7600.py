@@ -7,10 +7,12 @@ puts them there: through :class:`~atbridge.dialects.sim7600_certs.Sim7600Store`
 (``AT+CCERTDOWN``), so a test that forgot to provision fails as a real module would.
 """
 
+# ruff: noqa: F811  (the atbridge fixture, imported, is then named as a parameter)
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +52,7 @@ from tests.fakes import FakeModem
 from tests.fakes import sim7600 as fake_sim7600
 from tests.fakes.grammar import Command, Kind, Response, frame_line
 from tests.fakes.loopback import add_host
+from tests.test_commands_bridge import StartCli, atbridge, run_cli  # noqa: F401  (fixture)
 
 WAIT = 30.0
 TAG = 7
@@ -462,3 +465,76 @@ async def test_the_bridge_stops_on_a_refused_certificate_without_reconnecting(
             assert sum(1 for line in fake.commands if line.startswith("AT+CCHOPEN=")) == 1
     finally:
         other.remove()
+
+
+# -- atbridge certs and publish --tls modem, as real processes ------------------------------
+
+
+def key_body(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if not line.startswith("-----")]
+
+
+async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
+    tls_broker: Mosquitto,
+    tls_paho: PahoPeer,
+    certs: Certificates,
+    client_pair: tuple[Path, Path],
+    atbridge: StartCli,
+    tmp_path: Path,
+) -> None:
+    transcript = tmp_path / "certs.log"
+    topic = "certs/offload/sim7600"
+    await asyncio.to_thread(tls_paho.subscribe, topic, 1)
+    before = len(tls_paho.messages)
+    pair = ["--cert", str(client_pair[0]), "--key", str(client_pair[1])]
+
+    def certs_cli(*args: str) -> list[str]:
+        return ["certs", *args, "--port", fake.port, "--dialect", "sim7600"]
+
+    def publish(tag: int) -> list[str]:
+        return [
+            "publish", "--port", fake.port, "--dialect", "sim7600", "-h", "localhost",
+            "-p", str(tls_broker.port), "--tls", "modem", "--sec-tag", str(tag), "-t", topic,
+            "-m", "provisioned by certs", "-q", "1", "--give-up-after", "5",
+        ]  # fmt: skip
+
+    async with FakeModem(dialect="sim7600", registration_delay=0.05) as fake:
+        write = await run_cli(
+            atbridge,
+            *certs_cli("write", "--sec-tag", "77", "--ca", str(certs.cafile), *pair),
+            "--transcript",
+            str(transcript),
+        )
+        assert write.proc.returncode == 0, write.stderr
+        assert write.stdout.count("written") == 3
+        files = fake_sim7600.certificate_files(fake)
+        assert sorted(files) == ["atb77ca.pem", "atb77cert.pem", "atb77key.pem"]
+
+        listed = await run_cli(atbridge, *certs_cli("list", "--json"))
+        assert listed.proc.returncode == 0, listed.stderr
+        items = json.loads(listed.stdout)["items"]
+        assert [(i["sec_tag"], i["kind"], i["sha256"]) for i in items] == [
+            (77, "ca", None),
+            (77, "cert", None),
+            (77, "key", None),
+        ]
+        deleted = await run_cli(atbridge, *certs_cli("delete", "--sec-tag", "77", "--kind", "key"))
+        assert deleted.proc.returncode == 0, deleted.stderr
+        assert "deleted" in deleted.stdout and "atb77key.pem" not in files
+        deleted = await run_cli(atbridge, *certs_cli("delete", "--sec-tag", "77", "--kind", "cert"))
+        assert deleted.proc.returncode == 0, deleted.stderr
+
+        forgot = await run_cli(atbridge, *publish(78))  # nobody wrote a CA under 78
+        assert forgot.proc.returncode != 0
+        assert "security tag 78" in forgot.stderr and "Traceback" not in forgot.stderr
+        cli = await run_cli(atbridge, *publish(77))
+        assert cli.proc.returncode == 0, cli.stderr
+        assert 'AT+CSSLCFG="cacert",0,"atb77ca.pem"' in fake.commands
+    received = await asyncio.to_thread(tls_paho.wait_for, before + 1, WAIT)
+    assert [(t, p) for t, p, _q in received[before:]] == [(topic, b"provisioned by certs")]
+    log = transcript.read_text()
+    assert 'AT+CCERTDOWN="atb77key.pem"' in log
+    for line in key_body(client_pair[1]):
+        assert line not in log
+        for run in (write, listed):
+            assert line not in run.stdout and line not in run.stderr
