@@ -409,12 +409,42 @@ async def test_the_broker_closing_ends_the_socket_as_a_peer_close(
     sock = await online.open("localhost", tls_broker.port)
     await mqtt_connect(sock, "closed-by-broker")
     await sock.send(encode(Connect(client_id="again", keepalive=60)))  # a protocol error
+    assert await closed_reason(sock) is CloseReason.PEER
+    assert sock.closed is not None and "+CCH_PEER_CLOSED: 0" in sock.closed.detail
+
+
+async def closed_reason(sock: steps.SocketLink) -> CloseReason:
     with pytest.raises(SocketClosed) as ended:
         async with asyncio.timeout(WAIT):
             while True:
                 await sock.receive()
-    assert ended.value.reason is CloseReason.PEER
-    assert "+CCH_PEER_CLOSED: 0" in ended.value.detail
+    return ended.value.reason
+
+
+async def test_a_network_loss_or_a_reboot_ends_the_socket_and_the_service_starts_again(
+    online: Online, tls_broker: Mosquitto, certs: Certificates
+) -> None:
+    await online.provision(certs.cafile)
+    sock = await online.open("localhost", tls_broker.port)
+    await mqtt_connect(sock, "before-loss")
+    online.fake.drop_pdp()  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY
+    assert await closed_reason(sock) is CloseReason.NETWORK
+    await steps.activate_data(online.dialect, timeout=WAIT)
+    tail = online.fake.commands[online.fake.commands.index("AT+CCHSTART") :]
+    assert tail.index("AT+CCHSTOP") < tail.index("AT+NETCLOSE") < tail.index("AT+NETOPEN")
+    again = await online.open("localhost", tls_broker.port)
+    await mqtt_connect(again, "after-loss")
+    assert online.fake.commands.count("AT+CCHSTART") == 2
+
+    online.fake.reboot()
+    assert await closed_reason(again) is CloseReason.REBOOT
+    await steps.attach(online.dialect, timeout=WAIT)
+    await steps.activate_data(online.dialect, timeout=WAIT)
+    third = await online.open("localhost", tls_broker.port)  # the files survived the reboot
+    await mqtt_connect(third, "after-reboot")
+    await third.close()
+    assert online.fake.commands.count("AT+CCHSTART") == 3
+    assert online.fake.commands.count("AT+CCHOPEN?") == 0  # each start was a fresh one
 
 
 async def test_a_session_left_open_by_an_earlier_process_is_closed_first(

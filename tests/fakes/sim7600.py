@@ -713,7 +713,9 @@ class _TlsSession(sc.SimSocket):
         self.tls_context, self.sni, self.check_dates = context, sni, check_dates
         self.failure = 0
 
-    async def connect(self, address: str) -> bool:
+    async def connect(self, address: str, *, connection: object = None) -> bool:
+        """As ``SimSocket.connect``, over the session's TLS connection (``connection`` is
+        not used: the connection is always the session's own, which keeps why it failed)."""
         self.address = address
         fake = self.fake
         if sc.simcom_state(fake).faults.take_failed_open() or fake.scenario.broker_unreachable:
