@@ -17,6 +17,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ import trustme
 
 from atbridge import certs
 from atbridge.certs import CredentialKind
-from tests.brokers import Certificates, Mosquitto, PahoPeer
+from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
 from tests.fakes import Command, FakeModem, nrf91_tls
 from tests.fakes import Response as FakeResponse
 from tests.test_commands_bridge import (  # noqa: F401  (fixtures)
@@ -293,6 +294,56 @@ async def test_certs_write_then_publish_with_tls_on_the_modem(
         assert any(line.startswith("AT#XSSOCKET=") and ",77," in line for line in fake.commands)
     received = await asyncio.to_thread(tls_paho.wait_for, before + 1, WAIT)
     assert [(t, p) for t, p, _q in received[before:]] == [(topic, b"provisioned by certs")]
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(certs: Certificates, server_pair: tuple[Path, Path]) -> Iterator[Mosquitto]:
+    """A TLS mosquitto that requires a client certificate signed by the module's CA."""
+    cert, key = server_pair
+    listener = TlsListener(certs.cafile, cert, key, require_certificate=True)
+    with Mosquitto(tls=listener) as broker:
+        yield broker
+
+
+async def test_mutual_tls_on_the_modem_with_the_client_pair_written_by_certs(
+    mtls_broker: Mosquitto, certs: Certificates, atbridge: StartCli
+) -> None:
+    """The client certificate and key written with ``certs write`` are what the modem
+    offers: with them the broker that requires one accepts the connection; a tag that
+    holds only the CA is refused by it."""
+    client_cert, client_key = certs.issue("device-1")
+    paho = PahoPeer(mtls_broker.port, "paho-mtls", tls=(certs.cafile, client_cert, client_key))
+    topic = "certs/mtls"
+    try:
+        await asyncio.to_thread(paho.subscribe, topic, 1)
+
+        def publish(tag: int) -> list[str]:
+            return [
+                "publish", "--port", fake.port, "--dialect", "nrf91-sm", "-h", "localhost",
+                "-p", str(mtls_broker.port), "--tls", "modem", "--sec-tag", str(tag),
+                "-t", topic, "-m", "mutual", "-q", "1", "--give-up-after", "3",
+            ]  # fmt: skip
+
+        async with FakeModem(dialect="nrf91-sm", registration_delay=0.05) as fake:
+            for tag, extra in ((90, ["--cert", str(client_cert), "--key", str(client_key)]),
+                               (91, [])):  # fmt: skip
+                written = await run_cli(
+                    atbridge,
+                    *certs_args(fake, "nrf91-sm", "write", "--sec-tag", str(tag)),
+                    "--ca", str(certs.cafile), *extra,
+                )  # fmt: skip
+                assert written.proc.returncode == 0, written.stderr
+            without = await run_cli(atbridge, *publish(91))
+            # TLS 1.3: the broker refuses the missing certificate after the handshake, so
+            # the connection breaks on the first send and the bridge gives up (exit 5)
+            assert without.proc.returncode != 0
+            assert "Traceback" not in without.stderr
+            with_pair = await run_cli(atbridge, *publish(90))
+            assert with_pair.proc.returncode == 0, with_pair.stderr
+        received = await asyncio.to_thread(paho.wait_for, 1, WAIT)
+        assert [(t, p) for t, p, _q in received] == [(topic, b"mutual")]
+    finally:
+        paho.close()
 
 
 def test_the_kinds_the_cli_offers_are_the_store_kinds() -> None:

@@ -47,6 +47,8 @@ from atbridge.commands.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from atbridge.certs import CertificateStore, CredentialKind
     from atbridge.dialects.base import Dialect
     from atbridge.modem import Modem
@@ -319,15 +321,16 @@ async def _act(
 
 
 def _check_kinds(store: CertificateStore, kinds: list[CredentialKind]) -> None:
+    from atbridge.certs import CredentialKind
     from atbridge.errors import ConfigurationError
 
     missing = [kind for kind in kinds if kind not in store.kinds]
     if missing:
         names = ", ".join(kind.words for kind in missing)
-        have = ", ".join(sorted(str(kind) for kind in store.kinds))
+        have = ", ".join(kind.words for kind in CredentialKind if kind in store.kinds)
         raise ConfigurationError(
             f"this modem's credential store keeps no {names}",
-            hint=f"it keeps: {have}",
+            hint=f"it keeps {have}: authenticate with those (a PSK needs an nRF91)",
         )
 
 
@@ -361,6 +364,9 @@ def _print(report: dict[str, Any]) -> None:
             )
     elif not items:
         print(f"security tag {tag} holds nothing: nothing deleted ({where})")
+    elif action == "delete":
+        rows = [(CredentialKind(item["kind"]).words, item["status"]) for item in items]
+        _table(f"security tag {tag} ({where})", ("kind", "status"), rows)
     else:
         _table(
             f"security tag {tag} ({where})",
@@ -369,8 +375,8 @@ def _print(report: dict[str, Any]) -> None:
                 (
                     CredentialKind(item["kind"]).words,
                     item["status"],
-                    short_digest(item.get("sha256")),
-                    "-" if item.get("size") is None else f"{item['size']} bytes",
+                    short_digest(item["sha256"]),
+                    f"{item['size']} bytes",
                 )
                 for item in items
             ],
@@ -379,7 +385,7 @@ def _print(report: dict[str, Any]) -> None:
         print(f"changed: {change}")
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
