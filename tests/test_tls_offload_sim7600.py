@@ -402,6 +402,22 @@ async def test_tls_settings_the_module_cannot_honour_are_refused_before_anything
     assert len(online.fake.commands) == sent
 
 
+async def test_without_peer_verification_no_ca_is_needed(
+    online: Online, tls_broker: Mosquitto
+) -> None:
+    opened = await steps.open_socket(
+        online.dialect, "localhost", tls_broker.port, tls=ModemTls("localhost", 55, 0)
+    )
+    await mqtt_connect(opened.socket, "unverified")
+    await opened.socket.close()
+    handshake = fake_sim7600.last_handshake(online.fake)
+    assert handshake is not None and not handshake.checked_host
+    commands = online.fake.commands
+    assert 'AT+CSSLCFG="authmode",0,0' in commands
+    assert 'AT+CSSLCFG="ignorelocaltime",0,1' in commands
+    assert not any('"cacert"' in line for line in commands)
+
+
 async def test_the_broker_closing_ends_the_socket_as_a_peer_close(
     online: Online, tls_broker: Mosquitto, certs: Certificates
 ) -> None:
