@@ -27,6 +27,7 @@ from atbridge.errors import ConfigurationError, ModemError
 from atbridge.modem import Modem
 from tests.fakes import Command, FakeModem, nrf91_tls
 from tests.fakes import Response as FakeResponse
+from tests.fakes.grammar import Kind
 
 NORDIC = ("nrf91-slm", "nrf91-sm")
 TAG = 42
@@ -226,6 +227,34 @@ async def test_the_mode_is_restored_when_the_write_is_cancelled(
     async with asyncio.timeout(10):
         await bound.fake.wait_for_command("AT+CFUN=1", start=0)
     assert bound.fake.state.cfun == 1
+
+
+async def test_a_mode_that_cannot_be_put_back_is_said(bound: Bound) -> None:
+    bound.fake.on_command("AT%CMNG", refuse_writes(515))
+    bound.fake.on_command("AT+CFUN", refuse_cfun_1)
+    with pytest.raises(ModemError) as raised:
+        await bound.store.write(TAG, CredentialKind.PSK_IDENTITY, "device-1")
+    assert raised.value.code == 515  # the write's own error, not the restore's
+    assert "the radio was left offline (CFUN=4)" in (raised.value.hint or "")
+    assert "AT+CFUN=1" in (raised.value.hint or "")
+    assert bound.fake.state.cfun == 4
+    assert "putting CFUN=1 back failed" in bound.store.changes[0]
+    bound.fake.clear_on_command("AT%CMNG")
+    bound.fake.clear_on_command("AT+CFUN")
+    await bound.modem.command("AT+CFUN=1")
+    bound.fake.on_command("AT+CFUN", refuse_cfun_1)
+    with pytest.raises(ModemError) as restore:
+        await bound.store.write(TAG, CredentialKind.PSK_IDENTITY, "device-1")
+    assert restore.value.command == "AT+CFUN=1"  # nothing else failed: this is the error
+    assert "left offline" in (restore.value.hint or "")
+
+
+def refuse_cfun_1(fake: FakeModem, cmd: Command) -> FakeResponse | None:
+    if cmd.kind is Kind.SET and cmd.int_arg(0) == 1:
+        return FakeResponse.error(30)
+    result = fake.run_default(cmd)
+    assert not isinstance(result, Awaitable)
+    return result
 
 
 async def test_cme_errors_are_said_in_words(bound: Bound) -> None:

@@ -117,6 +117,25 @@ def test_bad_input_exits_2_before_the_port_is_opened(
         assert "what to try:" in done.stderr
 
 
+def test_help_imports_neither_rich_nor_asyncio() -> None:
+    probe = (
+        "import sys\n"
+        "from atbridge.cli import main\n"
+        "for argv in (['certs', '--help'], ['certs', 'write', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('rich', 'asyncio', 'serial', 'transitions')\n"
+        "print('LOADED', sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, cwd=ROOT
+    ).stdout
+    assert "usage: atbridge certs write" in out and "--identity ID" in out
+    assert "LOADED []" in out
+
+
 def test_bad_input_with_json_is_one_error_object(pki: dict[str, Path]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "atbridge", "certs", "write", "--sec-tag", "1", "--ca",

@@ -229,14 +229,14 @@ class Nrf91Store:
         batch = self._batch = _Batch(purpose)
         try:
             yield
-        except BaseException:
+        except BaseException as failure:
             self._batch = None
             if batch.found is not None:
-                await self._restore(batch, failing=True)
+                await self._restore(batch, failing=failure)
             raise
         self._batch = None
         if batch.found is not None:
-            await self._restore(batch, failing=False)
+            await self._restore(batch, failing=None)
 
     async def _go_offline(self) -> None:
         """Inside a batch, right before a write or a delete: offline, once (:meth:`batch`)."""
@@ -250,23 +250,25 @@ class Nrf91Store:
             await self.modem.command("AT+CFUN=4", timeout=TIMEOUT)
             batch.found = mode
 
-    async def _restore(self, batch: _Batch, *, failing: bool) -> None:
-        """Put the mode found back; a failure is raised unless another error is on its way."""
+    async def _restore(self, batch: _Batch, *, failing: BaseException | None) -> None:
+        """Put the mode found back. When that fails it is raised, unless another error
+        (``failing``) is on its way: then that one's hint says the radio stayed offline."""
         mode = batch.found
         switched = f"radio switched to offline (CFUN=4) to {batch.purpose} credentials"
+        left = (
+            f"the radio was left offline (CFUN=4): turn it on with "
+            f"atbridge at --port {self.modem.port} AT+CFUN={mode}"
+        )
         try:
             await self.modem.command(f"AT+CFUN={mode}", timeout=TIMEOUT)
         except (AtBridgeError, OSError) as exc:
             self.changes.append(f"{switched}; putting CFUN={mode} back failed: {exc}")
-            if failing:
+            if failing is not None:
                 log.warning("could not put CFUN=%s back: %s", mode, exc)
+                if isinstance(failing, AtBridgeError):
+                    failing.hint = f"{failing.hint}; {left}" if failing.hint else left
                 return
-            raise ModemError(
-                f"AT+CFUN={mode}",
-                getattr(exc, "final", str(exc)),
-                hint=f"the radio was left offline (CFUN=4): turn it on with "
-                f"atbridge at --port {self.modem.port} AT+CFUN={mode}",
-            ) from exc
+            raise ModemError(f"AT+CFUN={mode}", getattr(exc, "final", str(exc)), hint=left) from exc
         self.changes.append(f"{switched}, then back to CFUN={mode}")
 
     async def _listed(self, sec_tag: int, kind: CredentialKind) -> StoredCredential | None:
