@@ -428,7 +428,7 @@ async def open_socket(
     ``tls`` a :class:`~atbridge.tls.TlsClient`: TLS on this host over the modem's TCP
     socket, handshake within ``timeout`` too (:func:`tls_setting` makes the client);
     a :class:`~atbridge.tls.ModemTls`: TLS on the modem (offload), for the dialects
-    that have it (:class:`TlsOffloader`: the nRF91's); any other dialect, or ``True``
+    that have it (:class:`TlsOffloader`: nRF91, SIM7080, SIM7600); any other dialect, or ``True``
     (no security tag, no host name), is a ConfigurationError before anything is sent.
 
     What is still open on the modem is closed first (TinyGSM does the same before
