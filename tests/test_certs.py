@@ -316,6 +316,22 @@ def test_parse_list_reads_tags_types_and_digests() -> None:
 # -- the input checks ---------------------------------------------------------------------------
 
 
+async def test_list_of_one_tag_shows_that_tag_only(bound: Bound) -> None:
+    nrf91_tls.store(bound.fake, 7, nrf91_tls.PSK_IDENTITY, "seven")
+    nrf91_tls.store(bound.fake, 8, nrf91_tls.PSK_IDENTITY, "eight")
+    assert [item.sec_tag for item in await bound.store.list(8)] == [8]
+    assert [item.sec_tag for item in await bound.store.list()] == [7, 8]
+    assert await bound.store.list(9) == []
+
+
+def test_a_ca_bundle_keeps_every_certificate(pki: dict[str, Path], tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(pki["ca"].read_text() + pki["cert"].read_text())
+    read = certs.read_pem(str(bundle), CredentialKind.CA)
+    assert read.blocks == 2
+    assert read.content == pki["ca"].read_text() + pki["cert"].read_text().rstrip()
+
+
 def test_read_pem_keeps_only_the_pem_blocks(pki: dict[str, Path], tmp_path: Path) -> None:
     bag = tmp_path / "bag.pem"
     text = pki["ca"].read_text()
