@@ -199,7 +199,12 @@ async def test_sockets_left_by_an_earlier_process_are_closed_and_reopened(dialec
         await peer.close()
 
 
-@pytest.mark.parametrize("dialect", SIMCOM)
+#: The SIMCom families whose TLS offload atbridge does not drive (the SIM7080 and the
+#: SIM7600 offload: tests/test_tls_offload_sim7080.py, test_tls_offload_sim7600.py).
+REFUSING_OFFLOAD = ("sim7000",)
+
+
+@pytest.mark.parametrize("dialect", REFUSING_OFFLOAD)
 async def test_tls_offload_is_refused_at_once_with_the_reason(
     dialect: str, broker: Mosquitto
 ) -> None:

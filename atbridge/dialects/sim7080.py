@@ -24,24 +24,73 @@ Sources: reference §5.1 (TinyGSM ``TinyGsmClientSIM7080.h``, Zephyr
   cids in use (0 closed, 1 connected, 2 listening; TinyGSM reads it the same
   way); every listed cid is closed with ``AT+CACLOSE``, since an open cid is
   refused by ``AT+CAOPEN`` (``+CAOPEN: <cid>,<err>``).
-- TLS offload is refused (see :mod:`atbridge.dialects.simcom`): TinyGSM's
-  sequence is ``AT+CSSLCFG="sslversion",0,3``, ``AT+CASSLCFG=<cid>,"SSL",1``,
-  ``AT+CSSLCFG="ctxindex",0``, ``AT+CASSLCFG=<cid>,"CACERT",...`` and
-  ``AT+CSSLCFG="sni",0,"<host>"``; only the second was sent before.
 - Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``).
+
+TLS on the modem (offload)
+--------------------------
+Sources: Zephyr ``drivers/modem/simcom/sim7080/sim7080_tls.c`` (the order of the
+commands, the certificate file upload and conversion), TinyGSM
+``TinyGsmClientSIM7080.h`` (``modemConnect``: the ``+CAOPEN`` result table, a secure
+client with no CA), the SIM7070/SIM7080/SIM7090 AT Command Manual's file system chapter
+(as mirrored on momoiot.co.kr ``catm-at/cmd/fs``: ``AT+CFSWFILE`` index 3 is
+``/customer/``, names up to 50 characters, files up to 10240 bytes, input time up to
+10000 ms).
+
+``open_socket(host, port, tls=ModemTls(...))`` sends, before ``AT+CAOPEN``:
+
+1. the credential files of the security tag are looked up (``AT+CFSINIT``,
+   ``AT+CFSGFIS=3,"atb<tag>ca.pem"`` and the client pair's, ``AT+CFSTERM``): no CA is a
+   :class:`~atbridge.errors.ConfigurationError` naming ``atbridge certs write`` before
+   any connection is tried (:mod:`atbridge.dialects.sim7080_certs` writes and converts
+   them);
+2. ``AT+CSSLCFG="sslversion",<ctx>,3`` (TLS 1.2: the module's newest; ``min_version``
+   "1.3" is refused: it has no TLS 1.3), ``AT+CSSLCFG="sni",<ctx>,"<host>"`` (not for an
+   IP address: RFC 6066 §3);
+3. ``AT+CASSLCFG=<cid>,"SSL",1``, ``"CRINDEX",<ctx>``, ``"CACERT","atb<tag>ca.pem"`` and,
+   when the tag has a client certificate and key, ``"CERT","atb<tag>cert.pem"`` (mutual
+   TLS).
+
+``<ctx>`` is the SSL context ``cid % 6`` (contexts 0-5). The ``AT+CSSLCFG`` keywords
+are sent in lower case: TinyGSM found the module refusing them in capitals (Zephyr
+sends capitals; lower case is what both firmware reports accept). Peer verification:
+the module verifies whenever a CA is set for the connection and offers no documented
+switch to turn that off once set, so only ``peer_verify`` 2 is accepted (0 and 1 are
+refused with the reason; host-side TLS can do without verification).
+
+``+CAOPEN: <cid>,24`` (the certificate's time expired), ``25`` (its common name does not
+match) and ``26`` (both) are :class:`~atbridge.errors.TlsRefused`: the bridge stops, and
+the expiry names the modem's clock (``AT+CCLK?``), which the module checks dates
+against. Any other failure of a TLS open that the table does not put on the network
+(1 socket error, 27 connect failed, an unknown code) is told apart by one plain TCP
+open to the same port on the same cid: if that connects (and is closed at once) the TCP
+path works and the TLS handshake failed — a CA that did not sign the broker, a client
+certificate the broker wants, a port without TLS — and that is ``TlsRefused`` too;
+otherwise it is the usual :class:`~atbridge.errors.SocketError` and the bridge retries.
+A plain open after a TLS one on the same cid sends ``"SSL",0`` first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+from collections.abc import AsyncIterator
 from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, header_ints
-from atbridge.at_syntax import format_command, int_param, split_params, str_param
+from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
-from atbridge.errors import AtBridgeError, CloseReason, ConfigurationError, SocketError
+from atbridge.errors import (
+    AtBridgeError,
+    CloseReason,
+    ConfigurationError,
+    ModemError,
+    SocketError,
+    TlsRefused,
+)
 from atbridge.modem import Modem, Urc
+from atbridge.tls import ModemTls
 
 #: ``+CAOPEN: <cid>,<result>`` codes (reference §5.1) with what to try.
 CAOPEN_RESULTS: dict[int, tuple[str, str]] = {
@@ -78,6 +127,53 @@ CAOPEN_RESULTS: dict[int, tuple[str, str]] = {
 }
 
 _PDP_TYPES = {"IP": 1, "IPV6": 2, "IPV4V6": 0}
+
+#: ``AT+CFSWFILE`` directory index of ``/customer/``, where ``CONVERT`` reads.
+CUSTOMER_DIR = 3
+#: ``AT+CSSLCFG`` SSL contexts.
+SSL_CONTEXTS = 6
+#: ``AT+CSSLCFG="sslversion"``: 3 is TLS 1.2, the newest (1 TLS 1.0, 2 TLS 1.1, 4/5 DTLS).
+TLS_1_2 = 3
+#: ``+CAOPEN`` results that say the network or the parameters failed, not the handshake.
+_NOT_TLS = frozenset({2, 3, 4, 6, 7, 12, 13, 20, 21, 23})
+
+
+def tls_file_name(sec_tag: int, kind: str) -> str:
+    """The file atbridge keeps a tag's ``kind`` (``ca``, ``cert``, ``key``) in, in
+    ``/customer/``: ``atb<tag><kind>.pem`` (at most 21 characters; the module takes 50)."""
+    return f"atb{sec_tag}{kind}.pem"
+
+
+@contextlib.asynccontextmanager
+async def file_system(modem: Modem) -> AsyncIterator[None]:
+    """``AT+CFSINIT`` ... ``AT+CFSTERM`` around the file commands.
+
+    A buffer left allocated (a process killed between the two) makes ``AT+CFSINIT``
+    fail: it is freed with ``AT+CFSTERM`` and allocated again.
+    """
+    first = await modem.command("AT+CFSINIT", timeout=10, check=False)
+    if first.final != "OK":
+        await modem.command("AT+CFSTERM", timeout=10, check=False)
+        await modem.command("AT+CFSINIT", timeout=10)
+    try:
+        yield
+    finally:
+        await modem.command("AT+CFSTERM", timeout=10, check=False)
+
+
+async def file_size(modem: Modem, name: str) -> int | None:
+    """The size of ``/customer/<name>`` (``AT+CFSGFIS``), None when there is no such file.
+    Inside :func:`file_system`."""
+    response = await modem.command(
+        format_command("AT+CFSGFIS", CUSTOMER_DIR, name), timeout=10, check=False
+    )
+    if response.final != "OK":
+        return None
+    for value in response.values("+CFSGFIS:"):
+        size = int_param(value, 0)
+        if size is not None:
+            return size
+    return None
 
 
 class Sim7080(SimcomDialect):
@@ -121,14 +217,14 @@ class Sim7080(SimcomDialect):
             ),
         }
     )
-    tls_unsupported = (
-        'only AT+CASSLCFG=<cid>,"SSL",1 would be sent; the TLS version, the CA '
-        "certificate and SNI (AT+CSSLCFG) are not configured yet"
-    )
+    #: TLS on the modem: the module docstring's "TLS on the modem".
+    offloads_tls: ClassVar[bool] = True
 
     def __init__(self, modem: Modem) -> None:
         #: True while AT+CASTATE? runs: its +CASTATE lines answer it, not notify.
         self._listing = False
+        #: cids this object set ``"SSL",1`` on: a plain open there sends ``"SSL",0`` first.
+        self._ssl_cids: set[int] = set()
         super().__init__(modem)
 
     def install(self) -> None:
@@ -203,34 +299,120 @@ class Sim7080(SimcomDialect):
         return DataBearer()
 
     async def open_socket(
-        self, host: str, port: int, *, tls: bool = False, timeout: float = 90.0
+        self, host: str, port: int, *, tls: bool | ModemTls = False, timeout: float = 90.0
     ) -> ModemSocket:
-        """``AT+CAOPEN`` on the lowest free cid (TCP; TLS offload is refused)."""
+        """``AT+CAOPEN`` on the lowest free cid; with a :class:`~atbridge.tls.ModemTls`,
+        TLS on the modem (the module docstring's "TLS on the modem")."""
         self._check_open(port, tls)
+        if tls is True:
+            raise ConfigurationError(
+                "a TLS socket on the modem needs the security tag of its CA certificate",
+                hint="give --sec-tag, the security tag the CA was written to with "
+                "atbridge certs write",
+            )
+        offload = tls if isinstance(tls, ModemTls) else None
+        quote(host, name="host")
+        if offload is not None:
+            check_offload(offload)
         cid = self._claim_link()
         try:
-            value = await self._result(
-                format_command("AT+CAOPEN", cid, self.pdp_index, "TCP", host, port),
-                "+CAOPEN:",
-                timeout=timeout,
-                what=f"opening a TCP connection to {host}:{port}",
-                hint="check that the data connection is up (activate_data), the host and the port",
-                match=lambda v: int_param(v, 0) == cid,
-            )
+            if offload is not None:
+                await self._configure_tls(cid, offload)
+            elif cid in self._ssl_cids:
+                await self._plain(cid)
+            value = await self._caopen(cid, host, port, timeout)
             result = int_param(value, 1)
             if result != 0:
-                meaning, hint = CAOPEN_RESULTS.get(
-                    result if result is not None else -1,
-                    ("unknown result", "check the host, the port and the data connection"),
-                )
-                raise SocketError(
-                    f"could not open a TCP connection to {host}:{port}: "
-                    f"+CAOPEN: {value} ({meaning})",
-                    hint=hint,
-                )
+                if offload is not None:
+                    raise await self._tls_failed(cid, host, port, offload, value, timeout)
+                raise caopen_failure(host, port, value)
             return self._new_socket(cid, host, port)
         finally:
             self._release_link(cid)
+
+    async def _caopen(self, cid: int, host: str, port: int, timeout: float) -> str:
+        return await self._result(
+            format_command("AT+CAOPEN", cid, self.pdp_index, "TCP", host, port),
+            "+CAOPEN:",
+            timeout=timeout,
+            what=f"opening a TCP connection to {host}:{port}",
+            hint="check that the data connection is up (activate_data), the host and the port",
+            match=lambda v: int_param(v, 0) == cid,
+        )
+
+    async def _plain(self, cid: int) -> None:
+        await self.modem.command(format_command("AT+CASSLCFG", cid, "SSL", 0), timeout=10)
+        self._ssl_cids.discard(cid)
+
+    async def _configure_tls(self, cid: int, tls: ModemTls) -> None:
+        """Steps 1-3 of the module docstring's "TLS on the modem"."""
+        modem = self.modem
+        ca, cert, key = (tls_file_name(tls.sec_tag, kind) for kind in ("ca", "cert", "key"))
+        async with file_system(modem):
+            have_ca = await file_size(modem, ca) is not None
+            pair = have_ca and await file_size(modem, cert) is not None
+            pair = pair and await file_size(modem, key) is not None
+        if not have_ca:
+            raise ConfigurationError(
+                f"no CA certificate is stored for security tag {tls.sec_tag} on the "
+                f"{self.name} (no file /customer/{ca})",
+                hint=f"write it first: atbridge certs write --sec-tag {tls.sec_tag} --ca "
+                "FILE (the CA that signed the broker's certificate); atbridge certs list "
+                f"--sec-tag {tls.sec_tag} shows what is stored",
+            )
+        ctx = cid % SSL_CONTEXTS
+        commands = [format_command("AT+CSSLCFG", "sslversion", ctx, TLS_1_2)]
+        if not _is_ip(tls.hostname):
+            commands.append(format_command("AT+CSSLCFG", "sni", ctx, tls.hostname))
+        commands += [
+            format_command("AT+CASSLCFG", cid, "SSL", 1),
+            format_command("AT+CASSLCFG", cid, "CRINDEX", ctx),
+            format_command("AT+CASSLCFG", cid, "CACERT", ca),
+        ]
+        if pair:
+            commands.append(format_command("AT+CASSLCFG", cid, "CERT", cert))
+        self._ssl_cids.add(cid)
+        for line in commands:
+            try:
+                await modem.command(line, timeout=10)
+            except ModemError as exc:
+                exc.hint = (
+                    f"the {self.name} refused a TLS setting: check that its firmware has "
+                    "the SSL functions (AT+CSSLCFG=?), and write the tag's files again "
+                    f"(atbridge certs write --sec-tag {tls.sec_tag} ...) so they are converted"
+                )
+                raise
+
+    async def _tls_failed(
+        self, cid: int, host: str, port: int, tls: ModemTls, value: str, timeout: float
+    ) -> AtBridgeError:
+        """The error of a failed TLS ``AT+CAOPEN`` (the module docstring)."""
+        result = int_param(value, 1)
+        refused = certificate_refusal(host, tls, value)
+        if refused is not None:
+            return refused
+        failure = caopen_failure(host, port, value, tls=True)
+        if result in _NOT_TLS:
+            return failure
+        # Is it the handshake? One plain TCP open on the same cid tells.
+        try:
+            await self._plain(cid)
+            plain = await self._caopen(cid, host, port, timeout)
+        except AtBridgeError:
+            return failure
+        if int_param(plain, 1) != 0:
+            return failure
+        with contextlib.suppress(AtBridgeError):
+            await self.modem.command(format_command("AT+CACLOSE", cid), timeout=10, check=False)
+        return TlsRefused(
+            f"the TLS handshake with {host}:{port} failed on the {self.name} "
+            f"(+CAOPEN: {value}), though a plain TCP connection to it works",
+            hint=f"check that the CA stored under security tag {tls.sec_tag} signed the "
+            f"broker's certificate (atbridge certs list --sec-tag {tls.sec_tag}; write the "
+            "right one with atbridge certs write), that the broker does not want a client "
+            "certificate you did not store (--cert/--key), and that the port speaks TLS "
+            "(8883 is usual)",
+        )
 
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         try:
@@ -267,6 +449,84 @@ class Sim7080(SimcomDialect):
             format_command("AT+CACLOSE", link), timeout=10, check=False
         )
         return response.final == "OK"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_offload(tls: ModemTls) -> None:
+    """Refuse what the SIM7080's TLS cannot do, before anything is sent."""
+    quote(tls.hostname, name="TLS host name")
+    if tls.min_version not in ("1.2", "1.3"):
+        raise ConfigurationError(
+            f"TLS version {tls.min_version!r} is not one atbridge offers",
+            hint="use 1.2 (the SIM7080's TLS speaks TLS 1.2 at most)",
+        )
+    if tls.min_version == "1.3":
+        raise ConfigurationError(
+            'the SIM7080\'s TLS speaks TLS 1.2 at most (AT+CSSLCFG="sslversion" offers '
+            "TLS 1.0, 1.1 and 1.2): a minimum of TLS 1.3 cannot be met on the modem",
+            hint="use --tls-min-version 1.2, or host-side TLS (--tls host), which speaks 1.3",
+        )
+    if tls.peer_verify != 2:
+        raise ConfigurationError(
+            f"peer verification {tls.peer_verify} is not available on the SIM7080: it "
+            "verifies the broker whenever a CA is set for the connection, and offers no "
+            "documented switch to do otherwise",
+            hint="use peer_verify 2 (the default) with the broker's CA stored under the "
+            "tag, or host-side TLS (--tls host)",
+        )
+
+
+def certificate_refusal(host: str, tls: ModemTls, value: str) -> TlsRefused | None:
+    """``+CAOPEN: <cid>,24/25/26`` as the refusal that says what to fix; else None."""
+    result = int_param(value, 1)
+    clock = (
+        "check the modem's clock (AT+CCLK?): TLS on the modem checks the certificate's "
+        "dates against it, and a modem that never had network time (AT+CLTS=1) or was "
+        "set wrong sees a valid certificate as expired; if the clock is right, the "
+        "broker's certificate must be renewed"
+    )
+    name = (
+        f"connect with a host name the certificate names (check --broker), or give the "
+        f"broker a certificate for {host}"
+    )
+    if result == 24:
+        return TlsRefused(
+            f"the broker's certificate has expired by the modem's clock (+CAOPEN: {value})",
+            hint=clock,
+        )
+    if result == 25:
+        return TlsRefused(
+            f"the broker's certificate is not for {host} (+CAOPEN: {value}: its name does "
+            "not match)",
+            hint=name,
+        )
+    if result == 26:
+        return TlsRefused(
+            f"the broker's certificate is not for {host} and has expired by the modem's "
+            f"clock (+CAOPEN: {value})",
+            hint=f"{name}; and {clock}",
+        )
+    return None
+
+
+def caopen_failure(host: str, port: int, value: str, *, tls: bool = False) -> SocketError:
+    """A failed ``+CAOPEN: <cid>,<result>`` in words (:data:`CAOPEN_RESULTS`)."""
+    result = int_param(value, 1)
+    meaning, hint = CAOPEN_RESULTS.get(
+        result if result is not None else -1,
+        ("unknown result", "check the host, the port and the data connection"),
+    )
+    what = "a TLS connection (on the modem)" if tls else "a TCP connection"
+    return SocketError(
+        f"could not open {what} to {host}:{port}: +CAOPEN: {value} ({meaning})", hint=hint
+    )
 
 
 DIALECT = Sim7080

@@ -12,8 +12,7 @@ and Zephyr ``drivers/modem/simcom-sim7080.c`` as evidence of what the module sen
   ``DEACTIVE`` when not registered; ERROR if already active). ``AT+CNACT=<pdpidx>,0`` closes
   every socket of that context. ``AT+CNACT?`` -> ``+CNACT: <pdpidx>,<status>,"<ip>"`` for
   contexts 0..3.
-- ``AT+CACID=<cid>``, ``AT+CASSLCFG=<cid>,"SSL",<0|1>`` -> OK (TLS is not modelled: an SSL
-  socket opens with result 7, not supported).
+- ``AT+CACID=<cid>`` -> OK. TLS and the file system: see "TLS" below.
 - ``AT+CAOPEN=<cid>,<pdpidx>,"TCP","<host>",<port>[,0]`` -> ``+CAOPEN: <cid>,<result>`` then
   ``OK`` (0 ok, 1 PDP not active — as observed in TinyGSM#829, 20 cannot resolve, 23 refused,
   27 connect failed / not loopback); cid 0..11 (TinyGSM's 12 connections); a bad parameter
@@ -36,27 +35,85 @@ and Zephyr ``drivers/modem/simcom-sim7080.c`` as evidence of what the module sen
   ``simcom_diag``'s.
 - PDP drop fault: ``+APP PDP: 0,DEACTIVE``, every socket reset (no per-socket URC).
 - ``late_boot=S`` (``model()``): ``SMS Ready`` comes ``S`` seconds after power-on.
+
+TLS (SIM7070/SIM7080/SIM7090 AT Command Manual, file system and SSL chapters, as mirrored
+on momoiot.co.kr ``catm-at/cmd/fs``; the ``+CAOPEN`` result table as TinyGSM lists it;
+Zephyr ``drivers/modem/simcom/sim7080/sim7080_tls.c`` for the order of use):
+
+- The file system: ``AT+CFSINIT`` allocates the buffer the file commands use (ERROR when
+  already allocated: free it with ``AT+CFSTERM``; ERROR from every file command before it).
+  ``AT+CFSWFILE=<index>,"<name>",<mode>,<size>,<inputtime>``: index 0-3 (3 is
+  ``/customer/``), a name of at most 50 characters, mode 0 writes from the start of the
+  file (an existing longer file keeps its tail, as the manual words it) and 1 appends,
+  size 1-10240, inputtime 100-10000 ms; the module answers ``DOWNLOAD`` and takes exactly
+  ``<size>`` bytes within ``<inputtime>`` ms (else ERROR), then ``OK``.
+  ``AT+CFSGFIS=<index>,"<name>"`` -> ``+CFSGFIS: <size>`` (ERROR: no such file);
+  ``AT+CFSDFILE=<index>,"<name>"`` -> OK (ERROR: no such file). The files are flash: they
+  survive reboots (:func:`files`).
+- ``AT+CSSLCFG="CONVERT",2,"<ca file>"`` and ``AT+CSSLCFG="CONVERT",1,"<cert file>","<key
+  file>"[,"<password>"]`` convert files of ``/customer/`` into the SSL store under the
+  file's name (ERROR if a file is missing, is not PEM, or the key does not match the
+  certificate). The converted copy is kept apart from the file (Zephyr deletes the file
+  after converting and still names it): deleting the file leaves it. Type 3 (the DTLS
+  PSK table) is not modelled (ERROR).
+- ``AT+CSSLCFG="SSLVERSION",<ctx>,<0-5>`` (3 = TLS 1.2, the newest), ``"SNI",<ctx>,"<host>"``,
+  ``"PROTOCOL",<ctx>,<1|2>``, ``"IGNORERTCTIME",<ctx>,<0|1>``; ctx 0-5. Keywords are taken
+  in any case (TinyGSM found lower case needed on its firmware, Zephyr sends upper case).
+- ``AT+CASSLCFG=<cid>,"SSL",<0|1>``, ``"CRINDEX",<ctx>``, ``"CACERT","<name>"``,
+  ``"CERT","<name>"``.
+- ``AT+CAOPEN`` on a cid with ``"SSL",1`` makes the TCP connection and then the TLS
+  handshake with Python's :mod:`ssl` (TLS 1.2: the module has no 1.3): SNI from the
+  context's ``"SNI"`` (none without it); with a ``CACERT`` the broker's chain must end in
+  that converted CA, and then the certificate's dates are checked against the fake's
+  clock (``AT+CCLK``, :func:`set_clock`; unless ``IGNORERTCTIME`` 1) and its names against
+  the host given to ``AT+CAOPEN``: ``+CAOPEN: <cid>,24`` expired, ``25`` the name does
+  not match, ``26`` both. Without a ``CACERT`` nothing is verified (TinyGSM's secure
+  client connects without one). A chain that ends in no converted CA, a ``CACERT`` naming
+  no converted CA, or a handshake the broker ends (no client certificate when it wants
+  one) answer ``27`` (connect failed: the result table has no code for them; unverified on
+  a board). ``CERT`` offers the converted client certificate and key.
+- ``AT+CCLK?`` -> ``+CCLK: "yy/MM/dd,hh:mm:ss+00"`` (real time unless moved);
+  ``AT+CCLK="..."`` moves it.
 """
 
 from __future__ import annotations
 
-from typing import Final
+import asyncio
+import ipaddress
+import logging
+import os
+import ssl
+import tempfile
+import weakref
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Final
 
 from . import simcom_common as sc
 from . import simcom_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Kind, Response
+from .loopback import Receiver
+from .nrf91_tls import TlsLoopbackConnection
 from .registry import Dialect, Identity, register_dialect
 
 __all__ = [
     "CAOPEN_IN_USE",
     "CARECV_SHOWS_CID",
+    "CUSTOMER",
+    "MAX_FILE",
     "MAX_RECV",
     "MAX_SEND",
     "SIM7080",
     "Sim7080State",
+    "clock",
+    "converted",
+    "files",
     "model",
+    "set_clock",
 ]
+
+log = logging.getLogger("tests.fakes.sim7080")
 
 #: The single switch for the open question of reference §8: the manual writes
 #: ``+CARECV: <cid>,<recvlen>,<data>``? TinyGSM and Zephyr read ``+CARECV: <recvlen>,<data>``.
@@ -71,13 +128,87 @@ RX_BUFFER: Final = 32768
 CAOPEN_IN_USE: Final = 4
 
 
+#: ``AT+CFSWFILE`` index of ``/customer/``, where ``CONVERT`` reads.
+CUSTOMER: Final = 3
+FS_INDEXES: Final = range(4)
+MAX_FILE: Final = 10240
+MAX_NAME: Final = 50
+SSL_CONTEXTS: Final = range(6)
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME: the chain is checked here, the dates after (the
+#: module reports them apart from the chain: 24/26).
+_NO_CHECK_TIME: Final = 0x200000
+
+
+@dataclass
+class CaSsl:
+    """One cid's ``AT+CASSLCFG`` settings."""
+
+    ssl: bool = False
+    context: int = 0
+    cacert: str | None = None
+    cert: str | None = None
+
+
+@dataclass
+class SslContext:
+    """One ``AT+CSSLCFG`` context."""
+
+    version: int = 3
+    sni: str | None = None
+    ignore_rtc_time: bool = False
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What ``CONVERT`` put in the SSL store under a name: a CA, or a client pair."""
+
+    ca: str | None = None
+    pair: tuple[str, str, str | None] | None = None  # cert, key, password
+
+
+@dataclass
+class _Store:
+    files: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    converted: dict[str, Converted] = field(default_factory=dict)
+    clock: timedelta = timedelta(0)
+
+
+_STORES: weakref.WeakKeyDictionary[FakeModem, _Store] = weakref.WeakKeyDictionary()
+
+
+def _store(fake: FakeModem) -> _Store:
+    return _STORES.setdefault(fake, _Store())
+
+
+def files(fake: FakeModem) -> dict[tuple[int, str], bytes]:
+    """The fake's file system: ``(index, name) -> content`` (flash: kept across reboots)."""
+    return _store(fake).files
+
+
+def converted(fake: FakeModem) -> dict[str, Converted]:
+    """The fake's SSL store (what ``CONVERT`` made), by name; kept across reboots."""
+    return _store(fake).converted
+
+
+def clock(fake: FakeModem) -> datetime:
+    """The fake's clock now (UTC)."""
+    return datetime.now(UTC) + _store(fake).clock
+
+
+def set_clock(fake: FakeModem, when: datetime) -> None:
+    """Move the fake's clock to ``when`` (an aware datetime); it runs on from there."""
+    _store(fake).clock = when - datetime.now(UTC)
+
+
 class Sim7080State(sc.SimcomState):
-    """Power-on state: PDP contexts (CNACT), SSL flags, sockets by cid."""
+    """Power-on state: PDP contexts (CNACT), SSL settings, the file buffer, sockets by cid."""
 
     def __init__(self) -> None:
         super().__init__()
         self.active: set[int] = set()
-        self.ssl: dict[int, bool] = {}
+        self.ssl: dict[int, CaSsl] = {}
+        self.contexts: dict[int, SslContext] = {}
+        self.fs_open = False
         self.pdp_of: dict[int, int] = {}
 
     def drop_pdp(self, fake: FakeModem) -> None:
@@ -163,9 +294,331 @@ def _casslcfg(fake: FakeModem, cmd: Command) -> Response:
     cid = cmd.int_arg(0, valid=CIDS)
     if len(cmd.params) < 3:
         raise CommandError(None)
-    if cmd.params[1].text.upper() == "SSL":
-        _state(fake).ssl[cid] = cmd.int_arg(2, valid=(0, 1)) == 1
+    settings = _state(fake).ssl.setdefault(cid, CaSsl())
+    key = cmd.params[1].text.upper()
+    if key == "SSL":
+        settings.ssl = cmd.int_arg(2, valid=(0, 1)) == 1
+    elif key == "CRINDEX":
+        settings.context = cmd.int_arg(2, valid=SSL_CONTEXTS)
+    elif key == "CACERT":
+        settings.cacert = _name_arg(cmd, 2)
+    elif key == "CERT":
+        settings.cert = _name_arg(cmd, 2)
     return Response.ok()
+
+
+def _name_arg(cmd: Command, index: int) -> str:
+    name = cmd.str_arg(index)
+    if not name or len(name) > MAX_NAME or "/" in name:
+        raise CommandError(None)
+    return name
+
+
+# ---- the file system
+
+
+def _fs_open(fake: FakeModem) -> None:
+    if not _state(fake).fs_open:
+        raise CommandError(None)
+
+
+def _cfsinit(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.EXEC)
+    st = _state(fake)
+    if st.fs_open:
+        raise CommandError(None)
+    st.fs_open = True
+    return Response.ok()
+
+
+def _cfsterm(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.EXEC)
+    _fs_open(fake)
+    _state(fake).fs_open = False
+    return Response.ok()
+
+
+def _file_arg(fake: FakeModem, cmd: Command) -> tuple[int, str]:
+    index = cmd.int_arg(0, valid=FS_INDEXES)
+    return index, _name_arg(cmd, 1)
+
+
+async def _cfswfile(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok(f'+CFSWFILE: (0-3),"fileName",(0-1),(1-{MAX_FILE}),(100-10000)')
+    _fs_open(fake)
+    where = _file_arg(fake, cmd)
+    mode = cmd.int_arg(2, valid=(0, 1))
+    size = cmd.int_arg(3, valid=range(1, MAX_FILE + 1))
+    input_ms = cmd.int_arg(4, valid=range(100, 10001))
+    if len(cmd.params) > 5:
+        raise CommandError(None)
+    fake.discard_stray_line_feed()
+    fake.write_raw(b"\r\nDOWNLOAD\r\n")
+    try:
+        async with asyncio.timeout(input_ms / 1000):
+            data = await fake.read_raw(size)
+    except TimeoutError:
+        raise CommandError(None) from None
+    table = files(fake)
+    old = table.get(where, b"")
+    table[where] = old + data if mode == 1 else data + old[len(data) :]
+    return Response.ok()
+
+
+def _cfsgfis(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET)
+    _fs_open(fake)
+    content = files(fake).get(_file_arg(fake, cmd))
+    if content is None:
+        raise CommandError(None)
+    return Response.ok(f"+CFSGFIS: {len(content)}")
+
+
+def _cfsdfile(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET)
+    _fs_open(fake)
+    if files(fake).pop(_file_arg(fake, cmd), None) is None:
+        raise CommandError(None)
+    return Response.ok()
+
+
+# ---- SSL configuration
+
+
+def _pem(fake: FakeModem, name: str) -> str:
+    content = files(fake).get((CUSTOMER, name))
+    if content is None:
+        raise CommandError(None)
+    try:
+        text = content.decode("ascii")
+    except UnicodeDecodeError:
+        raise CommandError(None) from None
+    if "-----BEGIN " not in text:
+        raise CommandError(None)
+    return text
+
+
+def _convert(fake: FakeModem, cmd: Command) -> Response:
+    kind = cmd.int_arg(1, valid=(1, 2, 3))
+    if kind == 3:
+        raise CommandError(None)  # the DTLS PSK table: not modelled
+    name = _name_arg(cmd, 2)
+    text = _pem(fake, name)
+    if kind == 2:
+        try:
+            ssl.create_default_context(cadata=text)
+        except (ssl.SSLError, ValueError):
+            raise CommandError(None) from None
+        converted(fake)[name] = Converted(ca=text)
+        return Response.ok()
+    key = _pem(fake, _name_arg(cmd, 3))
+    password = cmd.str_arg(4) if cmd.has(4) else None
+    try:
+        _client_context(text, key, password)
+    except (ssl.SSLError, ValueError, OSError):
+        raise CommandError(None) from None
+    converted(fake)[name] = Converted(pair=(text, key, password))
+    return Response.ok()
+
+
+def _csslcfg(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET)
+    if not cmd.params or not cmd.params[0].quoted:
+        raise CommandError(None)
+    key = cmd.params[0].text.upper()
+    if key == "CONVERT":
+        return _convert(fake, cmd)
+    ctx = _state(fake).contexts.setdefault(cmd.int_arg(1, valid=SSL_CONTEXTS), SslContext())
+    if key == "SSLVERSION":
+        ctx.version = cmd.int_arg(2, valid=range(6))
+    elif key == "SNI":
+        host = cmd.str_arg(2)
+        if not host or len(host) > 255:
+            raise CommandError(None)
+        ctx.sni = host
+    elif key == "PROTOCOL":
+        cmd.int_arg(2, valid=(1, 2))
+    elif key == "IGNORERTCTIME":
+        ctx.ignore_rtc_time = cmd.int_arg(2, valid=(0, 1)) == 1
+    else:
+        raise CommandError(None)
+    return Response.ok()
+
+
+def _cclk(fake: FakeModem, cmd: Command) -> Response:
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok()
+    if cmd.kind is Kind.READ:
+        return Response.ok(f'+CCLK: "{clock(fake):%y/%m/%d,%H:%M:%S}+00"')
+    text = cmd.str_arg(0)
+    try:
+        stamp = datetime.strptime(text[:17], "%y/%m/%d,%H:%M:%S")
+        quarters = int(text[17:]) if len(text) > 17 else 0
+    except ValueError:
+        raise CommandError(None) from None
+    set_clock(fake, stamp.replace(tzinfo=timezone(timedelta(minutes=15 * quarters))))
+    return Response.ok()
+
+
+# ---- the TLS client
+
+
+def _client_context(cert: str, key: str, password: str | None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with tempfile.TemporaryDirectory() as folder:
+        cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        for path, text in ((cert_path, cert), (key_path, key)):
+            with open(path, "w", encoding="ascii") as file:
+                file.write(text)
+        context.load_cert_chain(cert_path, key_path, password=password)
+    return context
+
+
+def _names(peer: dict[str, Any]) -> list[tuple[str, str]]:
+    names = [(str(kind), str(value)) for kind, value in peer.get("subjectAltName", ())]
+    if not names:  # no SAN: the common name (what the result table speaks of)
+        for rdn in peer.get("subject", ()):
+            names += [("DNS", str(value)) for attr, value in rdn if attr == "commonName"]
+    return names
+
+
+def _name_matches(host: str, peer: dict[str, Any]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    wanted = host.lower().rstrip(".")
+    for kind, value in _names(peer):
+        if address is not None:
+            if kind == "IP Address" and ipaddress.ip_address(value.strip()) == address:
+                return True
+            continue
+        if kind != "DNS":
+            continue
+        pattern = value.lower().rstrip(".")
+        if pattern == wanted:
+            return True
+        if pattern.startswith("*.") and wanted.partition(".")[2] == pattern[2:]:
+            return True
+    return False
+
+
+class SslConnection(TlsLoopbackConnection):
+    """The module's TLS client over one socket's TCP connection (module docstring).
+
+    ``code`` is the ``+CAOPEN`` result once :meth:`connect` returned: 0 connected, 23
+    refused, 24/25/26 the certificate's dates or name, 27 anything else."""
+
+    def __init__(
+        self,
+        receiver: Receiver,
+        context: ssl.SSLContext,
+        sni: str | None,
+        *,
+        host: str,
+        now: datetime | None,
+    ) -> None:
+        super().__init__(receiver, context, sni)
+        self.code = 27
+        self._host = host
+        self._now = now  # None: dates not checked (no CA, or IGNORERTCTIME 1)
+        self._tls_context = context
+        self._sni = sni
+
+    async def connect(self, address: str, port: int, *, timeout: float) -> bool:
+        if not sc.is_loopback(address):
+            return await super().connect(address, port, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: self,
+                    address,
+                    port,
+                    ssl=self._tls_context,
+                    server_hostname=self._sni or "",
+                    ssl_handshake_timeout=timeout,
+                )
+        except ConnectionRefusedError:
+            return self._failed(23)
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            log.debug("TLS connect %s:%d failed: %s", address, port, exc)
+            return self._failed(27)
+        verifying = self._tls_context.verify_mode == ssl.CERT_REQUIRED
+        peer = transport.get_extra_info("peercert") or {}
+        expired = self._now is not None and verifying and not self._in_dates(peer)
+        wrong_name = verifying and not _name_matches(self._host, peer)
+        if expired or wrong_name:
+            transport.abort()
+            return self._failed(26 if expired and wrong_name else 24 if expired else 25)
+        self.code = 0
+        return self._receiver is not None
+
+    def _in_dates(self, peer: dict[str, Any]) -> bool:
+        assert self._now is not None
+        start = ssl.cert_time_to_seconds(str(peer["notBefore"]))
+        end = ssl.cert_time_to_seconds(str(peer["notAfter"]))
+        return start <= self._now.timestamp() <= end
+
+    def _failed(self, code: int) -> bool:
+        self.code = code
+        self.detach()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        return False
+
+
+@dataclass
+class _Tls:
+    """Makes the socket's :class:`SslConnection` (``SimSocket.connect``) and keeps it."""
+
+    context: ssl.SSLContext
+    sni: str | None
+    host: str
+    now: datetime | None
+    made: SslConnection | None = None
+
+    def __call__(self, receiver: Receiver) -> SslConnection:
+        self.made = SslConnection(receiver, self.context, self.sni, host=self.host, now=self.now)
+        return self.made
+
+    @property
+    def code(self) -> int:
+        return 27 if self.made is None else self.made.code
+
+
+def _ssl_connection(fake: FakeModem, cid: int, host: str) -> _Tls | int:
+    """The TLS client the cid's settings make, or the ``+CAOPEN`` result that refuses it."""
+    st = _state(fake)
+    settings = st.ssl.get(cid, CaSsl())
+    ctx = st.contexts.get(settings.context, SslContext())
+    if ctx.version != 3 and ctx.version != 0:
+        return 7  # TLS 1.0/1.1 are not offered by Python's ssl here; DTLS is not TCP
+    store = converted(fake)
+    if settings.cert is not None:
+        pair = store.get(settings.cert)
+        if pair is None or pair.pair is None:
+            return 27
+        context = _client_context(*pair.pair)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False
+    now: datetime | None = None
+    if settings.cacert is None:
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        anchor = store.get(settings.cacert)
+        if anchor is None or anchor.ca is None:
+            return 27
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_flags |= _NO_CHECK_TIME
+        context.load_verify_locations(cadata=anchor.ca)
+        now = None if ctx.ignore_rtc_time else clock(fake)
+    return _Tls(context, ctx.sni, host, now)
 
 
 async def _caopen(fake: FakeModem, cmd: Command) -> Response:
@@ -189,18 +642,27 @@ async def _caopen(fake: FakeModem, cmd: Command) -> Response:
 
     if pdpidx not in st.active:
         return result(1)
-    if kind == "UDP" or st.ssl.get(cid, False):
+    if kind == "UDP":
         return result(7)
     address = sc.resolve(fake, host)
     if address is None:
         return result(20)
+    tls: _Tls | None = None
+    if st.ssl.get(cid, CaSsl()).ssl:
+        made = _ssl_connection(fake, cid, host)
+        if isinstance(made, int):
+            return result(made)
+        tls = made
     sock = sc.SimSocket(
         fake, cid, host, port, rx_limit=RX_BUFFER, on_data=_on_data, on_peer_close=_on_peer_close
     )
     st.sockets[cid] = sock
     st.pdp_of[cid] = pdpidx
-    if not await sock.connect(address):
+    opened = await (sock.connect(address) if tls is None else sock.connect(address, connection=tls))
+    if not opened:
         del st.sockets[cid]
+        if tls is not None and tls.made is not None and sc.is_loopback(address):
+            return result(tls.code)
         return result(23 if sc.is_loopback(address) else 27)
     fake.after_response(sock.activate)
     return result(0)
@@ -309,6 +771,13 @@ SIM7080: Final = register_dialect(
             "+CNCFG": _cncfg,
             "+CACID": _cacid,
             "+CASSLCFG": _casslcfg,
+            "+CSSLCFG": _csslcfg,
+            "+CFSINIT": _cfsinit,
+            "+CFSWFILE": _cfswfile,
+            "+CFSGFIS": _cfsgfis,
+            "+CFSDFILE": _cfsdfile,
+            "+CFSTERM": _cfsterm,
+            "+CCLK": _cclk,
             "+CAOPEN": _caopen,
             "+CASEND": _casend,
             "+CARECV": _carecv,

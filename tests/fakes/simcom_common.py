@@ -197,14 +197,22 @@ class SimSocket:
         """Received bytes waiting to be read."""
         return len(self.rx)
 
-    async def connect(self, address: str) -> bool:
+    async def connect(
+        self,
+        address: str,
+        *,
+        connection: Callable[[SimSocket], LoopbackConnection] = LoopbackConnection,
+    ) -> bool:
         """Open the TCP connection to ``address``:``port`` (loopback only); False on failure
-        (the state stays ``connecting``: the dialect reports the failure and drops it)."""
+        (the state stays ``connecting``: the dialect reports the failure and drops it).
+
+        ``connection`` makes the connection object for this socket: a plain TCP one, or one
+        that runs the module's TLS client over it (the SIM7080's SSL sockets)."""
         self.address = address
         fake = self.fake
         if simcom_state(fake).faults.take_failed_open() or fake.scenario.broker_unreachable:
             return False  # as a refused connection
-        self._conn = LoopbackConnection(self)
+        self._conn = connection(self)
         address, port = await fake.route(address, self.port)
         if not await self._conn.connect(address, port, timeout=CONNECT_TIMEOUT):
             self._conn = None
