@@ -1036,31 +1036,38 @@ class Modem:
         ``AT`` CR first; on silence a lone LF, which makes ``AT`` CR LF for a modem
         that ends lines with both (as Nordic's desktop tools do). Any final answers
         (an ``ERROR`` too: the modem took the line); a clean ``AT`` confirms. CR LF
-        found is told from LF alone by that confirmation.
+        found is told from LF alone by that confirmation. An ``OK`` to the first
+        ``AT`` CR is already that clean ``AT``: CR is found with one command.
         """
         timeout = min(self._sync_timeout, _DETECT_TIMEOUT)
         candidates: tuple[bytes, ...]
-        if await self._answers(b"AT\r", timeout):
+        first = await self._answers(b"AT\r", timeout)
+        if first == "OK":
+            return self._detected(b"\r")
+        if first is not None:
             candidates = (b"\r",)
-        elif await self._answers(b"\n", timeout):
+        elif await self._answers(b"\n", timeout) is not None:
             candidates = (b"\r\n", b"\n")
         else:
             return False
         for ending in candidates:
-            if await self._answers(b"AT" + ending, self._sync_timeout, ok=True):
-                self.line_ending, self.line_ending_origin = ending, "detected"
-                if self.transcript is not None:
-                    self.transcript.note(f"line ending detected: {ending!r}")
-                return True
+            if await self._answers(b"AT" + ending, self._sync_timeout) == "OK":
+                return self._detected(ending)
         return False
 
-    async def _answers(self, wire: bytes, timeout: float, *, ok: bool = False) -> bool:
-        """Whether ``AT`` written as ``wire`` gets a final (``ok``: an ``OK``) in time."""
+    def _detected(self, ending: bytes) -> bool:
+        self.line_ending, self.line_ending_origin = ending, "detected"
+        if self.transcript is not None:
+            self.transcript.note(f"line ending detected: {ending!r}")
+        return True
+
+    async def _answers(self, wire: bytes, timeout: float) -> str | None:
+        """The final that ``AT`` written as ``wire`` gets in time (``None``: silence)."""
         try:
             response = await self._exchange("AT", timeout=timeout, wire=wire, check=False)
         except AtTimeout:
-            return False
-        return response.final == "OK" or not ok
+            return None
+        return response.final
 
     async def _escape_data_mode(self) -> None:
         """The generic escape from data mode: silence, ``+++``, silence."""

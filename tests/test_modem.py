@@ -70,6 +70,26 @@ async def test_open_without_a_line_ending_finds_it_then_sets_up(fake: FakeModem)
     assert fake.commands[:4] == ["AT", "AT", "ATE0", "AT+CMEE=1"]
 
 
+async def test_a_cr_modem_that_answers_the_first_at_ok_needs_no_confirmation() -> None:
+    """The Serial Modem ends lines with CR: its ``OK`` to the first ``AT`` CR is the clean
+    ``AT`` that confirms the line ending, so one ``AT`` goes before the session setup."""
+    async with FakeModem(dialect="nrf91-sm") as fake:
+        async with await Modem.open(fake.port) as modem:
+            assert (modem.line_ending, modem.line_ending_origin) == (b"\r", "detected")
+            await modem.command("AT+CGMM")
+        assert fake.commands[:4] == ["AT", "ATE0", "AT+CMEE=1", "AT+CGMM"]
+
+
+async def test_a_cr_modem_whose_first_answer_is_an_error_is_confirmed_with_a_clean_at() -> None:
+    """An ``ERROR`` to the first ``AT`` CR (bytes an earlier host left in the modem's line)
+    says CR ends lines but not that the channel is clean: a second ``AT`` confirms."""
+    async with FakeModem(dialect="nrf91-sm") as fake:
+        fake.on_command("AT", FakeResponse(final="ERROR"), times=1)
+        async with await Modem.open(fake.port) as modem:
+            assert (modem.line_ending, modem.line_ending_origin) == (b"\r", "detected")
+        assert fake.commands[:3] == ["AT", "AT", "ATE0"]
+
+
 async def test_identity(modem: Modem) -> None:
     assert (await modem.command("AT+CGMI")).lines == ("Nordic Semiconductor ASA",)
     assert (await modem.command("AT+CGMM")).lines[0].startswith("nRF91")
