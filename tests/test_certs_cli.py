@@ -190,7 +190,8 @@ async def test_write_list_delete_round_trip(
         listed = await run_cli(atbridge, *certs_args(fake, dialect, "list", "--json"))
         items = json.loads(listed.stdout)["items"]
         assert [(i["sec_tag"], i["kind"]) for i in items] == [(42, "ca"), (42, "cert"), (42, "key")]
-        assert items[0]["sha256"] == certs.content_digest(stored[(42, 0)])
+        ca_digest = certs.content_digest(stored[(42, 0)])
+        assert items[0]["sha256"] == ca_digest
         table = await run_cli(  # --dialect auto: the modem says which it is
             atbridge, "certs", "list", "--sec-tag", "42", "--port", fake.port
         )
@@ -207,6 +208,7 @@ async def test_write_list_delete_round_trip(
             atbridge, *certs_args(fake, dialect, "delete", "--sec-tag", "42", "--json")
         )
         deleted = json.loads(rest.stdout)["items"]
+        assert deleted[0]["sha256"] == ca_digest  # what was there, as the modem listed it
         assert [(i["kind"], i["status"]) for i in deleted] == [
             ("ca", "deleted"),
             ("cert", "deleted"),

@@ -290,7 +290,7 @@ async def _main(args: argparse.Namespace, planned: list[Item]) -> int:
 async def _act(
     args: argparse.Namespace, store: CertificateStore, planned: list[Item]
 ) -> dict[str, Any]:
-    from atbridge.certs import CredentialKind, batch
+    from atbridge.certs import CredentialKind, StoredCredential, batch
 
     action = args.certs_action
     if action == "list":
@@ -308,15 +308,16 @@ async def _act(
     if args.kind:
         kinds = [CredentialKind(name) for name in dict.fromkeys(args.kind)]
         _check_kinds(store, kinds)
-    else:
-        kinds = [item.kind for item in await store.list(tag) if item.sec_tag == tag]
+    stored = {item.kind: item for item in await store.list(tag) if item.sec_tag == tag}
+    if not args.kind:
+        kinds = list(stored)
     deleted: list[dict[str, Any]] = []
     async with batch(store, "delete"):
         for kind in kinds:
             gone = await store.delete(tag, kind)
-            deleted.append(
-                {"sec_tag": tag, "kind": str(kind), "status": "deleted" if gone else "absent"}
-            )
+            known = stored.get(kind)
+            fields = (known or StoredCredential(tag, kind)).to_json()
+            deleted.append({**fields, "status": "deleted" if gone else "absent"})
     return {"sec_tag": tag, "items": deleted}
 
 
