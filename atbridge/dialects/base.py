@@ -293,6 +293,10 @@ class Dialect:
 
     #: What :meth:`check_sim` last found (``None``: not checked since binding).
     sim_state: str | None = None
+    #: Who answered when this dialect was bound (``open_dialect`` sets it before
+    #: :meth:`initialise`), so a family uses what identification asked (the model, the
+    #: version command's answer) instead of asking again; ``None``: not known.
+    identity: Identity | None = None
 
     # -- field diagnostics (read-only queries, asked through atbridge.survey) -------------
     #: What ``diag`` asks, by layer: ``"device"`` (identity, SIM, supply), ``"radio"``

@@ -46,6 +46,8 @@ PR #7951 (June 2022, first released in NCS v2.1.0) the SLM sent no ``OK`` on ent
 data mode (the payload could reach it while still in command mode) and answered the
 terminator with ``OK`` instead of ``#XDATAMODE``. ``AT#XSLMVER`` names the NCS version
 the SLM was built from (very old builds answer their own ``1.x`` number, older still).
+Identification asks it already (the family's version command): with the dialect's
+:attr:`~atbridge.dialects.base.Dialect.identity` known, that answer is used, not asked again.
 """
 
 from __future__ import annotations
@@ -160,13 +162,17 @@ class Nrf91Slm(NordicDialect):
         await super().initialise()
 
     async def _check_version(self) -> None:
-        try:
-            response = await self.modem.command("AT#XSLMVER", timeout=10)
-        except ModemError as exc:
-            log.warning("AT#XSLMVER refused (%s): the SLM version is unknown", exc)
-            return
-        values = response.values("#XSLMVER:")
-        answer = values[0] if values else ""
+        known = self.identity
+        if known is not None and known.dialect == self.name and known.version:
+            answer = known.version  # identification asked AT#XSLMVER already
+        else:
+            try:
+                response = await self.modem.command("AT#XSLMVER", timeout=10)
+            except ModemError as exc:
+                log.warning("AT#XSLMVER refused (%s): the SLM version is unknown", exc)
+                return
+            values = response.values("#XSLMVER:")
+            answer = values[0] if values else ""
         version = ncs_version(answer)
         if version is None:
             log.warning("AT#XSLMVER gave no version (%r): assuming a recent SLM", answer)
