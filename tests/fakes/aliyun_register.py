@@ -20,8 +20,14 @@ One connection, one exchange, as the platform does it:
 3. PUBLISH, QoS 0, topic ``/ext/register``, payload
    ``{"productKey":..,"deviceName":..,"deviceSecret":..}`` (``reply`` overrides it:
    malformed replies, ``None`` for none at all);
-4. close (TLS close_notify, then TCP FIN) — or, with ``hold_open``, wait for the
-   client to close.
+4. close — or, with ``hold_open``, wait for the client to close. ``close_notify``
+   says how: with the TLS close_notify alert first (an orderly TLS close), or with the
+   TCP FIN alone (the default, as a server that drops the connection does). TLS is
+   made here with :mod:`ssl` memory BIOs over the TCP stream, so everything written is
+   sent before the FIN either way. NB: host-side TLS does not yet end the stream on a
+   close_notify (``atbridge.tls.TlsSocket.receive``: ``SSLObject.read`` returns
+   ``b""`` once the peer's shutdown is in, rather than raising ``SSLZeroReturnError``,
+   and the loop spins), so the tests use the default.
 
 It listens on a free 127.0.0.1 port, TLS with the given certificate and key (or plain
 TCP without them: the bytes are the same, for tests of what crosses the serial line
@@ -137,6 +143,89 @@ def parse_connect(packet: bytes) -> ParsedConnect:
     return ParsedConnect(client_id, username, password, keepalive)
 
 
+class _Stream:
+    """The connection's bytes: plain TCP, or TLS on this side made with :mod:`ssl` memory
+    BIOs over the TCP stream (so how the connection ends is this side's choice)."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: ssl.SSLContext | None,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self._buffer = bytearray()
+        self._tls: ssl.SSLObject | None = None
+        if context is not None:
+            self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+
+    async def handshake(self) -> None:
+        if self._tls is None:
+            return
+        while True:
+            try:
+                self._tls.do_handshake()
+                await self._flush()
+                return
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._feed()
+
+    async def readexactly(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            if self._tls is None:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise asyncio.IncompleteReadError(bytes(self._buffer), count)
+                self._buffer += data
+                continue
+            try:
+                self._buffer += self._tls.read(65536)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._feed()
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self._tls is None:
+            self.writer.write(data)
+            await self.writer.drain()
+            return
+        self._tls.write(data)
+        await self._flush()
+
+    async def wait_for_close(self) -> None:
+        """Until the client closes (its bytes, e.g. a DISCONNECT, are read and dropped)."""
+        while await self.reader.read(65536):
+            pass
+
+    async def close(self, *, close_notify: bool) -> None:
+        if self._tls is not None and close_notify:
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()
+            with contextlib.suppress(ConnectionError):
+                await self._flush()
+        self.writer.close()  # what was written goes first, then the FIN
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+    async def _flush(self) -> None:
+        assert self._tls is not None
+        data = self._out.read()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _feed(self) -> None:
+        data = await self.reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        self._in.write(data)
+
+
 class AliyunRegisterResponder:
     """``async with AliyunRegisterResponder(products, secrets, cert=..., key=...) as r:``
     listens on ``r.port`` (127.0.0.1).
@@ -155,12 +244,14 @@ class AliyunRegisterResponder:
         instance_id: str | None = None,
         reply: Callable[[str, str, str], bytes | None] | None = None,
         hold_open: bool = False,
+        close_notify: bool = False,
     ) -> None:
         self.products = products
         self.device_secrets = device_secrets
         self.instance_id = instance_id
         self.reply = reply
         self.hold_open = hold_open
+        self.close_notify = close_notify
         self.connects: list[ParsedConnect] = []
         self.errors: list[str] = []
         self._context: ssl.SSLContext | None = None
@@ -173,7 +264,7 @@ class AliyunRegisterResponder:
         self.port = 0
 
     async def __aenter__(self) -> AliyunRegisterResponder:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self._context)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -194,39 +285,39 @@ class AliyunRegisterResponder:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        stream = _Stream(reader, writer, self._context)
         try:
-            packet = await self._read_packet(reader)
-            connect = parse_connect(packet)
+            await stream.handshake()
+            connect = parse_connect(await self._read_packet(stream))
             self.connects.append(connect)
             connect.return_code = self._judge(connect)
-            writer.write(connack(connect.return_code))
+            out = connack(connect.return_code)
             if connect.return_code == 0:
                 product_key, device_name = self._names(connect)
                 payload = self._reply_payload(product_key, device_name, connect.params)
                 if payload is not None:
-                    writer.write(publish_qos0(REGISTER_TOPIC, payload))
-            await writer.drain()
+                    out += publish_qos0(REGISTER_TOPIC, payload)
+            await stream.write(out)
             if self.hold_open and connect.return_code == 0:
-                await reader.read()  # until the client closes
+                await stream.wait_for_close()
         except (ProtocolViolation, IndexError, UnicodeDecodeError) as error:
             self.errors.append(str(error))
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as error:
             self.errors.append(f"connection: {error!r}")
         finally:
             with contextlib.suppress(Exception):
-                writer.close()
-                await asyncio.wait_for(writer.wait_closed(), 5)
+                await stream.close(close_notify=self.close_notify)
             self._handlers.discard(task)
 
     @staticmethod
-    async def _read_packet(reader: asyncio.StreamReader) -> bytes:
-        header = bytearray(await reader.readexactly(2))
+    async def _read_packet(stream: _Stream) -> bytes:
+        header = bytearray(await stream.readexactly(2))
         while header[-1] & 0x80:
             if len(header) >= 5:
                 raise ProtocolViolation("a Remaining Length of more than 4 bytes")
-            header += await reader.readexactly(1)
+            header += await stream.readexactly(1)
         length, _used = _varint(bytes(header), 1)
-        return bytes(header) + await reader.readexactly(length)
+        return bytes(header) + await stream.readexactly(length)
 
     @staticmethod
     def _names(connect: ParsedConnect) -> tuple[str, str]:
