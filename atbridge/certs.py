@@ -146,7 +146,7 @@ def store_for(dialect: Dialect) -> CertificateStore:
         store = Nrf91Store(dialect)
         return store
     if name == "sim7080":
-        from atbridge.dialects.sim7080_certs import Sim7080Store  # type: ignore[import-not-found]
+        from atbridge.dialects.sim7080_certs import Sim7080Store
 
         store = Sim7080Store(dialect)
         return store
