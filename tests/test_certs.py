@@ -316,6 +316,16 @@ def test_parse_list_reads_tags_types_and_digests() -> None:
 # -- the input checks ---------------------------------------------------------------------------
 
 
+async def test_the_fake_refuses_tags_the_modem_keeps_for_itself(bound: Bound) -> None:
+    await bound.modem.command("AT+CFUN=4")
+    for line in ('AT%CMNG=0,2147483648,4,"x"', "AT%CMNG=3,2147483648,4"):
+        with pytest.raises(ModemError) as raised:
+            await bound.modem.command(line)
+        assert raised.value.kind is None  # a parameter out of range: plain ERROR
+    await bound.modem.command('AT%CMNG=0,2147483647,4,"x"')
+    assert nrf91_tls.credentials(bound.fake) == {(2147483647, 4): "x"}
+
+
 async def test_list_of_one_tag_shows_that_tag_only(bound: Bound) -> None:
     nrf91_tls.store(bound.fake, 7, nrf91_tls.PSK_IDENTITY, "seven")
     nrf91_tls.store(bound.fake, 8, nrf91_tls.PSK_IDENTITY, "eight")
