@@ -158,3 +158,83 @@ def test_outgoing_secrets_mask_the_password_however_the_stream_is_chunked(
     length = stream[start - 2 : start]
     assert b"***" in middle
     assert middle.replace(b"***", b"") in (length, length[:1], length[1:], b"")
+
+
+# -- secrets announced by what precedes them (Aliyun's registration reply) -------------------
+
+REPLY_SECRET = "Zx9Q7rT2mK4pL8vN3bH6wY1cF5gJ0sAu"
+#: The /ext/register PUBLISH as an nRF91 SLM shows it in data mode (MQTT bytes in clear,
+#: TLS on the modem), between the modem's own lines.
+REPLY = (
+    b"\r\n#XRECV: 0,0,112\r\n\x30\x6e\x00\x0d/ext/register"
+    b'{"productKey":"a1PK","deviceName":"dev-01","deviceSecret":"'
+    + REPLY_SECRET.encode()
+    + b'"}\r\nOK\r\n'
+)
+
+
+def _secret_parts(_text: str) -> list[str]:
+    """Every 6-character piece of the secret: none may survive anywhere."""
+    return [REPLY_SECRET[i : i + 6] for i in range(len(REPLY_SECRET) - 5)]
+
+
+def test_a_device_secret_in_a_reply_is_masked_split_at_every_byte() -> None:
+    for cut in range(len(REPLY) + 1):
+        transcript, stream, _clock = make()
+        transcript.rx(REPLY[:cut])
+        transcript.rx(REPLY[cut:])
+        transcript.close()
+        text = stream.getvalue()
+        assert not [part for part in _secret_parts(text) if part in text], cut
+        assert '"deviceSecret":"***"' in text, cut
+        assert "/ext/register" in text and "OK" in text  # the rest is all there
+
+
+def test_a_device_secret_is_masked_across_three_reads_and_a_tx_between() -> None:
+    """A TX line forces the received bytes out: what could start the key is held back."""
+    step = 7
+    for first in range(0, len(REPLY), step):
+        for second in range(first, len(REPLY) + 1, 3):
+            transcript, stream, _clock = make()
+            transcript.rx(REPLY[:first])
+            transcript.tx(b"AT#XRECV=0,0,64\r\n")
+            transcript.rx(REPLY[first:second])
+            transcript.note("waiting")
+            transcript.rx(REPLY[second:])
+            transcript.close()
+            text = stream.getvalue()
+            assert not [part for part in _secret_parts(text) if part in text], (first, second)
+
+
+def test_whitespace_escapes_and_a_device_token_are_masked_too() -> None:
+    transcript, stream, _clock = make()
+    transcript.rx(b'{"deviceToken" :\t "tok\\"en-42", "clientId":"c1"}\r\n')
+    transcript.rx(b'{"deviceSecret":\r\n')  # the value on the next line
+    transcript.rx(b'  "second-line-secret"}\r\n')
+    transcript.close()
+    text = stream.getvalue()
+    assert "tok" not in text and "en-42" not in text and "second-line-secret" not in text
+    assert '"clientId":"c1"' in text
+
+
+def test_a_quote_that_starts_nothing_is_held_back_and_lost_never() -> None:
+    transcript, stream, _clock = make()
+    transcript.rx(b'+CGDCONT: 0,"IP","')  # the last quote could start "deviceSecret"
+    transcript.tx(b"AT\r\n")
+    transcript.rx(b'iot.example"\r\n')
+    transcript.rx(b'"dev')
+    transcript.close()  # nothing can follow: what was held goes out
+    assert [line.split(" ", 2)[2] for line in stream.getvalue().splitlines()] == [
+        'RX "+CGDCONT: 0,"IP","',
+        'TX "AT\\r\\n"',
+        'RX ""iot.example"\\r\\n"',
+        'RX ""dev"',
+    ]
+
+
+def test_notes_mask_a_device_secret_in_modem_text() -> None:
+    transcript, stream, _clock = make()
+    transcript.note(f'ignored \'{{"deviceSecret":"{REPLY_SECRET}"}}\': no command is waiting')
+    transcript.close()
+    assert REPLY_SECRET not in stream.getvalue()
+    assert "deviceSecret" in stream.getvalue()
