@@ -498,7 +498,8 @@ def certificate_refusal(host: str, tls: ModemTls, value: str) -> TlsRefused | No
     )
     if result == 24:
         return TlsRefused(
-            f"the broker's certificate has expired by the modem's clock (+CAOPEN: {value})",
+            f"the broker's certificate has expired (or is not valid yet) by the modem's "
+            f"clock (+CAOPEN: {value}: the certificate's time check failed)",
             hint=clock,
         )
     if result == 25:
@@ -509,8 +510,8 @@ def certificate_refusal(host: str, tls: ModemTls, value: str) -> TlsRefused | No
         )
     if result == 26:
         return TlsRefused(
-            f"the broker's certificate is not for {host} and has expired by the modem's "
-            f"clock (+CAOPEN: {value})",
+            f"the broker's certificate is not for {host} and has expired (or is not valid "
+            f"yet) by the modem's clock (+CAOPEN: {value})",
             hint=f"{name}; and {clock}",
         )
     return None
