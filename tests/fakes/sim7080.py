@@ -57,7 +57,9 @@ Zephyr ``drivers/modem/simcom/sim7080/sim7080_tls.c`` for the order of use):
   after converting and still names it): deleting the file leaves it. Type 3 (the DTLS
   PSK table) is not modelled (ERROR).
 - ``AT+CSSLCFG="SSLVERSION",<ctx>,<0-5>`` (3 = TLS 1.2, the newest), ``"SNI",<ctx>,"<host>"``,
-  ``"PROTOCOL",<ctx>,<1|2>``, ``"IGNORERTCTIME",<ctx>,<0|1>``; ctx 0-5. Keywords are taken
+  ``"PROTOCOL",<ctx>,<1|2>``, ``"IGNORERTCTIME",<ctx>,<0|1>``; ctx 0-5. A context left at
+  another version (1, 2: TLS 1.0/1.1; 4, 5: DTLS) opens with ``+CAOPEN: <cid>,7`` here (not
+  modelled). Keywords are taken
   in any case (TinyGSM found lower case needed on its firmware, Zephyr sends upper case).
 - ``AT+CASSLCFG=<cid>,"SSL",<0|1>``, ``"CRINDEX",<ctx>``, ``"CACERT","<name>"``,
   ``"CERT","<name>"``.
