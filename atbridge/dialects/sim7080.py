@@ -51,11 +51,12 @@ client with no CA), the SIM7070/SIM7080/SIM7090 AT Command Manual's file system 
    TLS).
 
 ``<ctx>`` is the SSL context ``cid % 6`` (contexts 0-5). The ``AT+CSSLCFG`` keywords
-are sent in lower case: TinyGSM found the module refusing them in capitals (Zephyr
-sends capitals; lower case is what both firmware reports accept). Peer verification:
+are sent in lower case: TinyGSM found its module refusing ``"SSLVERSION"`` and ``"SNI"``
+in capitals, while Zephyr sends capitals (unverified on a board which firmware takes
+which; no source reports lower case refused). Peer verification:
 the module verifies whenever a CA is set for the connection and offers no documented
 switch to turn that off once set, so only ``peer_verify`` 2 is accepted (0 and 1 are
-refused with the reason; host-side TLS can do without verification).
+refused with the reason).
 
 ``+CAOPEN: <cid>,24`` (the certificate's time expired), ``25`` (its common name does not
 match) and ``26`` (both) are :class:`~atbridge.errors.TlsRefused`: the bridge stops, and
