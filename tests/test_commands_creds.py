@@ -217,3 +217,71 @@ def test_command_module_imports_only_stdlib_at_top_level() -> None:
         for alias in node.names
     ]
     assert not [name for name in names if name.startswith("atbridge")]
+
+
+# -- Aliyun over TLS: which CA, which port -------------------------------------------------
+
+TLS_ARGS = ["aliyun", "--product-key", "a1PK", "--device-name", "d1", "--device-secret", "s3"]
+
+
+def test_aliyun_tls_says_the_bundled_root_ca_and_port_8883(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from atbridge.credentials import ALIYUN_ROOT_CA
+
+    _, out = run([*TLS_ARGS, "--json"], capsys)
+    report = json.loads(out)
+    assert (report["port"], report["tls"], report["tls_mode"]) == (8883, True, "host")
+    assert (report["ca"], report["ca_bundled"]) == (ALIYUN_ROOT_CA, True)
+    assert report["ca_subject"].endswith("O=Aliyun IoT, OU=Root CA, CN=Aliyun IoT Root CA")
+    assert report["ca_expires"] == "2053-07-04T06:36:58Z"
+    _, text = run(TLS_ARGS, capsys)
+    lines = dict(line.split(None, 1) for line in text.splitlines())
+    assert lines["ca"] == f"bundled Aliyun IoT Root CA ({ALIYUN_ROOT_CA})"
+    assert lines["tls_mode"] == "host" and lines["ca_expires"] == "2053-07-04T06:36:58Z"
+
+
+def test_aliyun_an_instance_ca_and_port_of_its_own(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.brokers import Certificates
+
+    made = Certificates()
+    try:
+        args = [*TLS_ARGS, "--instance-id", "iot-x1", "--cafile", str(made.cafile),
+                "--port", "443", "--json"]  # fmt: skip
+        report = json.loads(run(args, capsys)[1])
+    finally:
+        made.remove()
+    assert (report["host"], report["port"]) == ("iot-x1.mqtt.iothub.aliyuncs.com", 443)
+    assert (report["ca"], report["ca_bundled"]) == (str(made.cafile), False)
+    assert "Aliyun" not in report["ca_subject"]
+
+
+def test_aliyun_tls_on_the_modem_names_the_security_tag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = json.loads(run([*TLS_ARGS, "--tls", "modem", "--sec-tag", "7", "--json"], capsys)[1])
+    assert (report["tls_mode"], report["ca"], report["ca_sec_tag"]) == ("modem", None, 7)
+    text = run([*TLS_ARGS, "--tls", "modem", "--sec-tag", "7"], capsys)[1]
+    assert "the CA under security tag 7 on the modem" in text
+
+
+def test_aliyun_securemode_3_has_no_ca_and_refuses_tls_settings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = json.loads(run([*TLS_ARGS, "--secure-mode", "3", "--json"], capsys)[1])
+    assert (report["port"], report["tls"]) == (1883, False)
+    assert "ca" not in report and "tls_mode" not in report
+    with pytest.raises(ConfigurationError, match="cafile set but tls is off"):
+        run([*TLS_ARGS, "--secure-mode", "3", "--cafile", str(tmp_path / "ca.pem")], capsys)
+    with pytest.raises(ConfigurationError, match="secure_mode 3, which is plain TCP"):
+        run([*TLS_ARGS, "--secure-mode", "3", "--tls", "host"], capsys)
+
+
+def test_aliyun_an_unreadable_ca_file_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigurationError, match=f"cannot use the CA file {missing}"):
+        run([*TLS_ARGS, "--cafile", str(missing)], capsys)

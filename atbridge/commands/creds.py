@@ -3,8 +3,12 @@
 Nothing is sent anywhere: the command computes the client id, user name,
 password, host, port and TLS setting from the options, a ``--credentials`` TOML
 file and the environment (options win over the environment, the environment
-over the file), and prints them. ``creds plain`` without a client id shows the
-one ``publish`` would invent (:data:`DEFAULT_CLIENT_ID`, new on every run, as
+over the file), and prints them. With TLS, ``creds aliyun`` also says where TLS
+runs (``tls_mode``) and which CA it trusts: the file, whether it is the bundled
+Aliyun IoT Root CA, its subject and when it expires (``ca``, ``ca_bundled``,
+``ca_subject``, ``ca_expires``; TLS on the modem trusts the CA under its security
+tag, ``ca_sec_tag``, instead). ``creds plain`` without a client id shows the one
+``publish`` would invent (:data:`DEFAULT_CLIENT_ID`, new on every run, as
 :mod:`atbridge.commands.settings` makes it). A credentials file that holds the
 other kind's table is named with the command that reads it. The password is masked unless
 ``--show-secret`` is given; ``--connect-frame`` adds the whole CONNECT packet as
@@ -16,6 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atbridge.credentials import MqttCredentials
 
 HELP = "print the MQTT client id, user name, password and host the bridge would use"
 
@@ -80,7 +88,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--secure-mode",
         type=int,
         choices=(2, 3),
-        help="2 = TLS, port 8883 (default); 3 = plain TCP, port 1883",
+        help="2 = TLS, port 8883, the bundled Aliyun IoT Root CA (default); 3 = plain TCP, "
+        "port 1883",
+    )
+    aliyun.add_argument(
+        "--tls",
+        metavar="host|modem",
+        help="with securemode 2: TLS on this computer (host, the default) or on the modem",
+    )
+    aliyun.add_argument(
+        "--cafile",
+        metavar="F",
+        help="the CA of the instance (default: the bundled Aliyun IoT Root CA)",
+    )
+    aliyun.add_argument("--port", type=int, metavar="N", help="the platform's port")
+    aliyun.add_argument(
+        "--sec-tag", type=int, metavar="N", help="with --tls modem: the CA's security tag"
     )
     where = aliyun.add_mutually_exclusive_group()
     where.add_argument(
@@ -88,6 +111,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument(
         "--instance-id", metavar="I", help="instance id (host <I>.mqtt.iothub.aliyuncs.com)"
+    )
+    where.add_argument(
+        "--endpoint", metavar="H", help="a host of its own (private endpoint) instead"
     )
 
     plain = kinds.add_parser(
@@ -119,6 +145,11 @@ _ALIYUN_OPTIONS = (
     "region",
     "instance_id",
     "keepalive",
+    "tls",
+    "cafile",
+    "port",
+    "sec_tag",
+    "endpoint",
 )
 _PLAIN_OPTIONS = ("client_id", "username", "password", "host", "port", "tls", "keepalive")
 
@@ -155,6 +186,33 @@ def _check_table(path: str, table: str) -> None:
         )
 
 
+def _trust(credentials: MqttCredentials, *, text: bool) -> dict[str, object]:
+    """Where TLS runs and the CA it trusts (module doc); ``text``: for the text output."""
+    from atbridge.aliyun import describe_ca
+    from atbridge.credentials import ALIYUN_ROOT_CA_NAME, TlsMode
+
+    options = credentials.tls_options
+    report: dict[str, object] = {"tls_mode": credentials.tls_mode.value}
+    if options.cafile is None:
+        tag = options.sec_tag
+        if text:
+            report["ca"] = f"the CA under security tag {tag} on the modem" if tag else None
+        else:
+            report["ca"] = None
+            if credentials.tls_mode is TlsMode.MODEM:
+                report["ca_sec_tag"] = tag
+        return report
+    ca = describe_ca(options.cafile)
+    if text:
+        report["ca"] = f"{ALIYUN_ROOT_CA_NAME} ({ca.path})" if ca.bundled else ca.path
+    else:
+        report["ca"] = ca.path
+        report["ca_bundled"] = ca.bundled
+    report["ca_subject"] = "; ".join(ca.subjects)
+    report["ca_expires"] = ca.expires.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute the credentials and print them; returns 0."""
     import json
@@ -183,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
     report = credentials.as_dict(show_secret=args.show_secret)
     if invented and args.json:
         report["client_id_default"] = True
+    if table == "aliyun" and credentials.tls:
+        report.update(_trust(credentials, text=not args.json))
     # Built every time: credentials the bridge could not send (a password without a user
     # name in MQTT 3.1.1, a client id too long...) fail here, with the rule they break.
     frame = encode(credentials.connect_packet())
