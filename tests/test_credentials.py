@@ -361,3 +361,92 @@ def test_secret_from_env_never_in_errors() -> None:
         load_credentials(None, table="aliyun", env=env)
     assert "device_name" in str(info.value)
     assert "ENVSECRET" not in str(info.value)
+
+
+# --- Aliyun over TLS: the bundled CA, the port, the settings --------------------------------
+
+
+def test_the_bundled_ca_is_the_aliyun_iot_root_ca_valid_to_2053() -> None:
+    import hashlib
+    import ssl
+
+    from atbridge.aliyun import describe_ca
+    from atbridge.credentials import ALIYUN_ROOT_CA
+
+    ca = describe_ca(ALIYUN_ROOT_CA)
+    assert ca.bundled
+    assert ca.subjects == (
+        "C=CN, ST=Zhejiang, L=Hangzhou, O=Aliyun IoT, OU=Root CA, CN=Aliyun IoT Root CA",
+    )
+    assert ca.expires.isoformat() == "2053-07-04T06:36:58+00:00"
+    der = ssl.PEM_cert_to_DER_cert(Path(ALIYUN_ROOT_CA).read_text())
+    assert hashlib.sha256(der).hexdigest().upper() == (
+        "7CA438A3976B5242D231F861499822DA855831382735836B361E7E9715661676"
+    )
+
+
+def test_tls_settings_of_an_aliyun_device() -> None:
+    from atbridge.credentials import ALIYUN_ROOT_CA, TlsMode
+
+    modem = AliyunDevice("pk", "d", Secret("s"), tls=TlsMode.MODEM, sec_tag=12).credentials()
+    assert (modem.tls_mode, modem.tls_options.sec_tag, modem.port) == (TlsMode.MODEM, 12, 8883)
+    assert modem.tls_options.cafile is None  # the modem trusts the CA under its tag
+    own = AliyunDevice("pk", "d", Secret("s"), cafile="/etc/own-ca.pem", endpoint="10.0.0.9")
+    creds = own.credentials()
+    assert (creds.host, creds.tls_options.cafile) == ("10.0.0.9", "/etc/own-ca.pem")
+    assert AliyunDevice(
+        "pk", "d", Secret("s"), tls=TlsMode.HOST
+    ).credentials().tls_options.cafile == (ALIYUN_ROOT_CA)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"secure_mode": 3, "tls": "host"}, "secure_mode 3, which is plain TCP"),
+        ({"secure_mode": 2, "tls": "off"}, "secure_mode 2 means TLS"),
+        ({"endpoint": "a/b"}, "endpoint"),
+    ],
+)
+def test_contradictory_aliyun_tls_settings_are_refused(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        AliyunDevice("pk", "d", Secret("topsecret"), **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="cafile set but tls is off"):
+        AliyunDevice("pk", "d", Secret("s"), secure_mode=3, cafile="ca.pem").credentials()
+
+
+def test_registration_is_tls_with_the_bundled_ca_and_passes_its_settings_on() -> None:
+    from atbridge.credentials import ALIYUN_ROOT_CA, TlsMode
+
+    product = AliyunProduct("a1PK", Secret("p"))
+    creds = product.register_credentials("d1", random="r")
+    assert (creds.port, creds.tls_mode, creds.tls_options.cafile) == (
+        8883, TlsMode.HOST, ALIYUN_ROOT_CA,
+    )  # fmt: skip
+    with pytest.raises(ConfigurationError, match="over TLS only"):
+        AliyunProduct("a1PK", Secret("p"), tls=TlsMode.OFF)
+    offload = AliyunProduct("a1PK", Secret("p"), tls=TlsMode.MODEM, sec_tag=3, endpoint="h.lan")
+    payload = json.dumps({"deviceSecret": "NEW"}).encode()
+    device = offload.parse_registration_reply("d1", "/ext/register", payload)
+    assert isinstance(device, AliyunDevice)
+    registered = device.credentials()
+    assert (registered.host, registered.tls_mode, registered.tls_options.sec_tag) == (
+        "h.lan", TlsMode.MODEM, 3,
+    )  # fmt: skip
+
+
+def test_the_aliyun_table_takes_the_tls_keys(tmp_path: Path) -> None:
+    from atbridge.credentials import TlsMode
+
+    path = tmp_path / "dev.toml"
+    path.write_text(
+        '[aliyun]\nproduct_key = "pk"\ndevice_name = "d"\ndevice_secret = "s"\n'
+        'tls = "modem"\nsec_tag = 9\nendpoint = "private.example"\n'
+    )
+    creds = load_credentials(path, env={})
+    assert (creds.host, creds.tls_mode, creds.tls_options.sec_tag) == (
+        "private.example", TlsMode.MODEM, 9,
+    )  # fmt: skip
+    env = {"ATBRIDGE_ALIYUN_CAFILE": "/etc/ca.pem"}
+    assert load_credentials(path, env=env).tls_options.cafile == "/etc/ca.pem"
