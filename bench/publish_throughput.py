@@ -31,6 +31,14 @@ Delivery is checked: a paho-mqtt subscriber on the broker must receive every
 message of every phase; a shortfall is printed as a FAILURE line (the run goes
 on, and ``all_delivered`` is false in the JSON).
 
+``--floor``: after each round the floor client (``bench/floor_client.py``) replays the
+round's AT exchanges on the same paced line with bare ``os.read``/``os.write``; its ratio
+of the same bound is printed beside atbridge's (``floor ...``): where the floor is no
+faster, the rig (the fake's own work, the pty hops) is the limit, not atbridge. A floor
+whose waits stalled (the modem batched its answers differently for it, as QoS 1 PUBACK
+notifications can be; see ``floor_client``) is marked ``~`` with its stalls: its time
+includes them and it is no floor.
+
 Last line: a JSON object with every figure. Run from the repository root:
 ``python bench/publish_throughput.py [--count 200] [--rounds 3] [--dialect sim7080]
 [--transcript /tmp/pub]`` (the transcript option writes
@@ -43,6 +51,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,6 +62,7 @@ if str(ROOT) not in sys.path:  # ``python bench/publish_throughput.py`` from any
     sys.path.insert(0, str(ROOT))
 
 from fake_process import add_line_option, start_fake, stop_fake  # noqa: E402
+from floor_client import Recorder, replay  # noqa: E402
 
 from atbridge.bridge import Bridge  # noqa: E402
 from atbridge.config import BridgeConfig, Timeouts  # noqa: E402
@@ -83,20 +93,28 @@ async def phase(
     size: int,
     baud: int,
     first: int,
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Publish ``count`` messages; time them, count the wire bytes and the deliveries."""
+    """Publish ``count`` messages; time them, count the wire bytes and the deliveries.
+
+    ``floor``: then the floor client replays the same exchanges on the same paced line
+    (``bench/floor_client.py``), and its ratio of the same bound is reported beside.
+    """
     modem = bridge.modem
     assert modem is not None
     payloads = [payload_for(first + i, size) for i in range(count)]
     before = len(paho.messages)
     w0, r0 = modem.bytes_written, modem.bytes_read
-    t0 = time.perf_counter()
-    if concurrent:
-        await asyncio.gather(*(bridge.publish(TOPIC, p, qos=qos) for p in payloads))
-    else:
-        for payload in payloads:
-            await bridge.publish(TOPIC, payload, qos=qos)
-    elapsed = time.perf_counter() - t0
+    with Recorder(modem) as recording:
+        t0 = time.perf_counter()
+        if concurrent:
+            await asyncio.gather(*(bridge.publish(TOPIC, p, qos=qos) for p in payloads))
+        else:
+            for payload in payloads:
+                await bridge.publish(TOPIC, payload, qos=qos)
+        if qos and concurrent:
+            await asyncio.sleep(0)  # every PUBACK is in: the recording ends with it
+        elapsed = time.perf_counter() - t0
     written = modem.bytes_written - w0
     read = modem.bytes_read - r0
     wire = written + read
@@ -106,7 +124,19 @@ async def phase(
         await asyncio.to_thread(paho.wait_for, before + count, 20.0)
     received = [p for t, p, _ in paho.messages[before:] if t == TOPIC]
     delivered = len(set(received) & set(payloads))
+    floor_ratio = None
+    floor_stalls = 0
+    if floor:
+        replayed = replay(modem, recording)
+        floor_ratio = round(bound / replayed.seconds, 3)
+        floor_stalls = replayed.stalls
+        # The replay publishes the same messages again: let them arrive before the next
+        # phase counts its own.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.to_thread(paho.wait_for, len(paho.messages) + count, 5.0)
     return {
+        "floor_ratio_bound_vs_measured": floor_ratio,
+        "floor_stalls": floor_stalls,
         "qos": qos,
         "concurrent": concurrent,
         "messages": count,
@@ -139,7 +169,11 @@ def median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ranked = sorted(runs, key=lambda run: run["ratio_bound_vs_measured"])
     result = dict(ranked[len(ranked) // 2])
     result["round_ratios"] = [run["ratio_bound_vs_measured"] for run in runs]
-    for field in ("messages", "delivered", "received"):
+    floors = [run["floor_ratio_bound_vs_measured"] for run in runs]
+    if None not in floors:
+        result["floor_ratio_bound_vs_measured"] = statistics.median(floors)
+        result["floor_round_ratios"] = floors
+    for field in ("messages", "delivered", "received", "floor_stalls"):
         result[field] = sum(run[field] for run in runs)
     result["all_delivered"] = all(run["all_delivered"] for run in runs)
     return result
@@ -156,6 +190,7 @@ async def measure(
     window: int,
     transcript: str | None,
     hot_line: bool,
+    floor: bool = False,
 ) -> dict[str, Any]:
     fake, port = await start_fake(name, baud, hot_line=hot_line)
     paho: PahoPeer | None = None
@@ -195,6 +230,7 @@ async def measure(
                     size=size,
                     baud=baud,
                     first=(index * rounds + round_) * count,
+                    floor=floor,
                 )
                 for round_ in range(rounds)
             ]
@@ -231,7 +267,14 @@ def show(name: str, result: dict[str, Any]) -> None:
             + (f" (target >= {TARGET_QOS0})" if key == "qos0" else "")
             + " rounds "
             + "/".join(f"{ratio:.3f}" for ratio in r["round_ratios"])
-            + f"  delivered {r['delivered']}/{r['messages']}",
+            + f"  delivered {r['delivered']}/{r['messages']}"
+            + (
+                f"  floor {'~' if r['floor_stalls'] else ''}"
+                f"{r['floor_ratio_bound_vs_measured']:.3f}"
+                + (f" ({r['floor_stalls']} stalls)" if r["floor_stalls"] else "")
+                if r.get("floor_ratio_bound_vs_measured") is not None
+                else ""
+            ),
             flush=True,
         )
         if not r["all_delivered"]:
@@ -254,6 +297,12 @@ async def main() -> None:
     parser.add_argument("--window", type=int, default=10, help="QoS 1 in-flight window")
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="after each round the floor client replays its exchanges on the same line: "
+        "the rig's own ratio of the bound, printed beside atbridge's",
+    )
+    parser.add_argument(
         "--transcript", metavar="PREFIX", help="write each dialect's AT transcript to PREFIX.D.log"
     )
     args = parser.parse_args()
@@ -272,6 +321,7 @@ async def main() -> None:
                     window=args.window,
                     transcript=args.transcript,
                     hot_line=not args.cold_line,
+                    floor=args.floor,
                 )
             except Exception as error:
                 errors[name] = f"{type(error).__name__}: {error}"
