@@ -27,7 +27,8 @@ them that touch files or the network:
   (:meth:`~atbridge.bridge.Bridge.expect_unsubscribed`); the wait for the reply is
   bounded (``timeout`` seconds from the CONNACK), and a connection that ends after
   the CONNACK with no reply is an error at once (no reconnect with the same nonce).
-  A refused CONNACK is :class:`RegistrationRefused` (exit 4 on the command line).
+  A refused CONNACK is a :class:`~atbridge.errors.ConnectRefused` that says it was the
+  registration, with what to check (exit 4 on the command line).
 - :func:`credentials_toml` and :func:`write_private`: the registered device as the
   ``[aliyun]`` table :mod:`atbridge.config` reads, written to a file created with
   mode 0600 from its first byte (``O_CREAT | O_EXCL``; replacing an existing file goes
@@ -70,7 +71,6 @@ from atbridge.credentials import (
     TlsMode,
 )
 from atbridge.errors import (
-    AtBridgeError,
     ConfigurationError,
     ConnectRefused,
     Failed,
@@ -256,18 +256,12 @@ def _write_all(fd: int, data: bytes) -> None:
 # -- dynamic registration -----------------------------------------------------------------
 
 
-class RegistrationRefused(ConnectRefused):
-    """The platform refused the registration's CONNECT (a wrong ProductSecret, mostly)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        AtBridgeError.__init__(
-            self,
-            f"the platform refused the registration: {reason} (CONNACK code {code})",
-            hint="check the ProductKey, the ProductSecret and the DeviceName (the device "
-            "must exist in the console for authType=register), and that dynamic "
-            "registration is turned on for the product",
-        )
+#: What to check when the platform refuses the registration's CONNECT.
+REFUSED_HINT = (
+    "check the ProductKey, the ProductSecret and the DeviceName (the device must exist "
+    "in the console for authType=register), and that dynamic registration is turned on "
+    "for the product"
+)
 
 
 async def register(
@@ -285,7 +279,7 @@ async def register(
     ``/ext/register`` (:func:`prepare` does both); it may be started already, as long
     as ``transitions`` (its :meth:`~atbridge.bridge.Bridge.transitions`) was taken
     before it started. A lifecycle that gives up raises :class:`~atbridge.errors.Failed`
-    (a refused CONNACK: :class:`RegistrationRefused` as its cause).
+    (a refused CONNACK: :func:`registration_failure` of it as its cause).
     """
     stream = transitions if transitions is not None else bridge.transitions()
     message = await _reply(bridge, stream, timeout)
@@ -355,9 +349,13 @@ async def _reply(bridge: Bridge, transitions: AsyncIterator[Transition], timeout
 
 
 def registration_failure(failure: BaseException) -> BaseException:
-    """A refused CONNACK as :class:`RegistrationRefused`; any other failure as it is."""
-    if isinstance(failure, ConnectRefused) and not isinstance(failure, RegistrationRefused):
-        refused = RegistrationRefused(failure.code, failure.reason)
+    """A refused CONNACK as a :class:`~atbridge.errors.ConnectRefused` that says it was the
+    registration and what to check; any other failure as it is."""
+    if isinstance(failure, ConnectRefused) and not failure.reason.startswith(_REFUSED):
+        refused = ConnectRefused(failure.code, f"{_REFUSED}: {failure.reason}", hint=REFUSED_HINT)
         refused.__cause__ = failure
         return refused
     return failure
+
+
+_REFUSED = "the registration was refused"

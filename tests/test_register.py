@@ -153,7 +153,7 @@ async def test_with_tls_on_the_modem_the_clear_reply_is_masked_in_the_transcript
         the_connect_was_documented(server)
     record = transcript.read_text()
     assert "/ext/register" in record  # the reply did cross the serial line in clear ...
-    assert '\\"deviceSecret\\":\\"***\\"' in record or '"deviceSecret":"***"' in record
+    assert '"deviceSecret":"***"' in record
     assert_no_secret(cli.stdout, cli.stderr, record)  # ... and its secret was masked
     report = json.loads(cli.out[-1])
     assert report["registered"] is True and report["tls"] == "modem"
@@ -191,7 +191,7 @@ async def test_a_wrong_product_secret_is_refused_and_nothing_is_written(
             )
         assert [c.return_code for c in server.connects] == [4]  # one attempt, no retry storm
     assert cli.proc.returncode == 4, cli.stderr
-    assert "the platform refused the registration" in cli.stderr
+    assert "the registration was refused: " in cli.stderr
     assert "ProductSecret" in cli.stderr  # the hint names what to check
     assert not output.exists()
     assert_no_secret(cli.stdout, cli.stderr)
