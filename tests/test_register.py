@@ -25,6 +25,7 @@ import pytest
 from atbridge.aliyun import credentials_toml, write_private
 from atbridge.config import load_credentials
 from atbridge.credentials import AliyunDevice, Secret
+from atbridge.dialects import DIALECTS
 from atbridge.errors import ConfigurationError
 from tests.brokers import Certificates
 from tests.fakes import FakeModem
@@ -36,6 +37,7 @@ from tests.test_commands_bridge import (  # noqa: F401  (the fixture)
     run_cli,
 )
 
+FIVE = sorted(name for name in DIALECTS if name != "generic")
 PK, PS = "a1RegTest01", "ProductSecretOnlyForTests0123456"
 DN, DS = "reg-device-01", "ReturnedDeviceSecretXyz987654321"
 SECRETS = (PS, DS)
@@ -104,7 +106,7 @@ def the_connect_was_documented(server: AliyunRegisterResponder) -> None:
     assert connect.return_code == 0
 
 
-@pytest.mark.parametrize("dialect", ["nrf91-slm", "sim7080", "sim7600"])
+@pytest.mark.parametrize("dialect", FIVE)
 async def test_register_over_host_side_tls_writes_the_device_file(
     dialect: str,
     certs: Certificates,
@@ -313,3 +315,43 @@ def test_the_file_keeps_what_is_not_a_default() -> None:
         "cafile": "/etc/ca.pem",
     }  # fmt: skip
     assert AliyunDevice(**table).credentials() == device.credentials()
+
+
+# -- the reply in clear on every dialect's serial framing ------------------------------------
+
+
+@pytest.mark.parametrize("dialect", FIVE)
+async def test_a_reply_in_clear_is_masked_on_every_dialect(
+    dialect: str, certs: Certificates, server_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Plain TCP to the responder (the registration's bytes as TLS on the modem leaves them
+    on the serial line): each dialect's framing of received data (``#XRECV``, ``+CARECV``,
+    ``+CIPRXGET``...) carries the reply, and the transcript masks its secret."""
+    from dataclasses import replace
+
+    from atbridge import aliyun
+    from atbridge.bridge import Bridge
+    from atbridge.credentials import AliyunProduct
+    from tests.test_fsm import config
+
+    transcript = tmp_path / "serial.log"
+    async with responder(certs, server_pair, tls=False) as server:
+        product = AliyunProduct(PK, Secret(PS), endpoint="127.0.0.1", port=server.port)
+        credentials = replace(product.register_credentials(DN), tls=False)
+        async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+            bridge = Bridge(
+                config=config(
+                    fake, server.port, credentials=credentials, transcript=str(transcript)
+                )
+            )
+            transitions = aliyun.prepare(bridge)
+            await bridge.start()
+            try:
+                device = await aliyun.register(bridge, product, DN, transitions=transitions)
+            finally:
+                await bridge.close()
+        the_connect_was_documented(server)
+    assert isinstance(device.device_secret, Secret) and device.device_secret.reveal() == DS
+    record = transcript.read_text()
+    assert "/ext/register" in record and '"deviceSecret":"***"' in record
+    assert_no_secret(record)
