@@ -337,15 +337,21 @@ async def _reply(bridge: Bridge, transitions: AsyncIterator[Transition], timeout
                 if queued is not None:
                     return queued
                 raise RemoteProtocolError(
-                    f"the platform closed the connection after the CONNACK without a "
-                    f"registration reply on {REGISTER_TOPIC}",
-                    hint="a device registered already gets no second DeviceSecret: use its "
-                    "credentials file, or reset the device in the console",
+                    f"the connection ended after the CONNACK without a registration reply "
+                    f"on {REGISTER_TOPIC} ({transition.cause})",
+                    hint="the platform closes it so for a device registered already, which "
+                    "gets no second DeviceSecret: use its credentials file, or reset the "
+                    "device in the console",
                 )
     finally:
         for future in (getter, step):
             if future is not None and not future.done():
                 future.cancel()
+        for stream in (messages, transitions):  # stop listening (async generators)
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
 
 def registration_failure(failure: BaseException) -> BaseException:

@@ -212,7 +212,7 @@ def nothing(_pk: str, _dn: str, _secret: str) -> None:
     ("reply", "hold_open", "timeout", "code", "message"),
     [
         (not_json, False, "20", 3, "is not JSON"),
-        (nothing, False, "20", 3, "closed the connection after the CONNACK without"),
+        (nothing, False, "20", 3, "ended after the CONNACK without a registration reply"),
         (nothing, True, "1", 5, "no registration reply on /ext/register within 1 s"),
     ],
 )
