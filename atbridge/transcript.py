@@ -396,7 +396,8 @@ class Transcript:
         self._write(f"{self._stamp()} -- {masked}")
 
     def flush(self) -> None:
-        """Write out held-back received bytes and flush the sink."""
+        """Write out held-back received bytes (but a tail that could still start a secret
+        value, :class:`IncomingSecrets`: :meth:`close` writes that) and flush the sink."""
         self._flush_rx()
         if self._stream is not None:
             self._stream.flush()
