@@ -1052,6 +1052,10 @@ class Modem:
             return False
         for ending in candidates:
             if await self._answers(b"AT" + ending, self._sync_timeout) == "OK":
+                # The lone LF took the timed-out AT CR's answer (there is no other), and
+                # this OK came to a line written after both: nothing late is on its way,
+                # so the timeout needs no resynchronisation.
+                self._needs_resync = False
                 return self._detected(ending)
         return False
 

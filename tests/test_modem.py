@@ -67,7 +67,10 @@ async def test_open_without_a_line_ending_finds_it_then_sets_up(fake: FakeModem)
     confirms: then echo off and numeric errors, as with a given line ending."""
     async with await Modem.open(fake.port) as modem:
         assert (modem.line_ending, modem.line_ending_origin) == (b"\r\n", "detected")
+        await modem.command("AT+CGMM")
     assert fake.commands[:4] == ["AT", "AT", "ATE0", "AT+CMEE=1"]
+    # The confirmation came after the lone LF took the first AT's answer: no resync probe.
+    assert fake.commands[4] == "AT+CGMM"
 
 
 async def test_a_cr_modem_that_answers_the_first_at_ok_needs_no_confirmation() -> None:
