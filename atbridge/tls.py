@@ -375,6 +375,10 @@ class TlsSocket:
             if data:
                 self._read_any = True
                 return data
+            # Nothing, and no want-read: the broker's close_notify is in (after it, the
+            # object answers every read with b"" instead of raising SSLZeroReturnError).
+            self._ended = SocketClosed(CloseReason.PEER, "the broker ended TLS: close_notify")
+            raise self._ended
 
     async def close(self, final: bytes = b"") -> None:
         """Send ``final`` (an MQTT DISCONNECT) and ``close_notify`` in one send, then close

@@ -130,6 +130,27 @@ async def test_register_over_host_side_tls_writes_the_device_file(
     assert_no_secret(cli.stdout, cli.stderr, transcript.read_text())
 
 
+@pytest.mark.parametrize("dialect", ["nrf91-sm", "sim7080"])
+async def test_a_platform_that_ends_tls_with_close_notify_after_its_reply(
+    dialect: str,
+    certs: Certificates,
+    server_pair: tuple[Path, Path],
+    atbridge: StartCli,
+    tmp_path: Path,
+) -> None:
+    # An orderly TLS close right behind the reply ends the stream as a peer close; the
+    # reply that came before it is taken (host-side TLS once spun on the empty reads).
+    output = tmp_path / "device.toml"
+    async with responder(certs, server_pair, close_notify=True) as server:
+        async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
+            cli = await run_cli(
+                atbridge, *register_args(fake, server, certs, output), env=env_with()
+            )
+        assert cli.proc.returncode == 0, cli.stderr
+    assert_registered_file(output, server.port)
+    assert_no_secret(cli.stdout, cli.stderr)
+
+
 @pytest.mark.parametrize("dialect", ["nrf91-slm", "nrf91-sm"])
 async def test_with_tls_on_the_modem_the_clear_reply_is_masked_in_the_transcript(
     dialect: str,

@@ -24,10 +24,7 @@ One connection, one exchange, as the platform does it:
    says how: with the TLS close_notify alert first (an orderly TLS close), or with the
    TCP FIN alone (the default, as a server that drops the connection does). TLS is
    made here with :mod:`ssl` memory BIOs over the TCP stream, so everything written is
-   sent before the FIN either way. NB: host-side TLS does not yet end the stream on a
-   close_notify (``atbridge.tls.TlsSocket.receive``: ``SSLObject.read`` returns
-   ``b""`` once the peer's shutdown is in, rather than raising ``SSLZeroReturnError``,
-   and the loop spins), so the tests use the default.
+   sent before the FIN either way.
 
 It listens on a free 127.0.0.1 port, TLS with the given certificate and key (or plain
 TCP without them: the bytes are the same, for tests of what crosses the serial line
