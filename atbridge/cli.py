@@ -39,6 +39,8 @@ COMMANDS = (
     "watch",
     "plot",
     "diag",
+    "certs",
+    "register",
     "completion",
 )
 
