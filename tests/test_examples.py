@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from atbridge.config import load_config, load_credentials
-from atbridge.credentials import MqttCredentials
+from atbridge.credentials import ALIYUN_ROOT_CA, MqttCredentials, TlsMode
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -36,8 +36,11 @@ def test_the_example_configuration_takes_the_password_from_the_environment() -> 
 def test_the_example_aliyun_credentials_load() -> None:
     device = load_credentials(EXAMPLES / "aliyun-credentials.toml", env={})
     assert device.host == "a1B2c3D4e5F.iot-as-mqtt.cn-shanghai.aliyuncs.com"
-    assert device.port == 1883 and device.keepalive == 300
-    assert device.client_id == "a1B2c3D4e5F.dev-42|securemode=3,signmethod=hmacsha256|"
+    assert device.port == 8883 and device.keepalive == 300
+    assert device.client_id == "a1B2c3D4e5F.dev-42|securemode=2,signmethod=hmacsha256|"
+    # securemode 2: TLS on this computer, trusting the bundled Aliyun IoT Root CA.
+    assert device.tls_mode is TlsMode.HOST
+    assert device.tls_options.cafile == str(ALIYUN_ROOT_CA)
     assert device.username == "dev-42&a1B2c3D4e5F"
     assert device.secrets()  # the signed password, from the example's device secret
 
