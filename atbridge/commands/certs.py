@@ -18,9 +18,13 @@ store_for`: the nRF91's ``AT%CMNG``, the SIMCom families' files):
 Every input is checked before the port is opened (:func:`plan_write`, the checks of
 :mod:`atbridge.certs`): the files readable and PEM of the right type (an encrypted key
 refused), a PSK as hex, ``--cert`` with ``--key``, a PSK with its identity and not with
-a certificate, the tag in 0..2147483647. A bad input exits 2 with what was wrong and
-what to do; a modem family with no store atbridge can drive (SIM7000/SIM800) exits 2 too
-(a configuration error: use host-side TLS). A modem error exits 3.
+a certificate, the tag in 0..2147483647; with ``--dialect nrf91-slm``/``nrf91-sm`` also
+the size (``nrf91_certs.check_size``: one ``AT%CMNG`` line takes at most 4096 bytes).
+A store may check more once the family is known (``check(sec_tag, kind, content)``):
+every item is checked before the first is written, so a write is refused whole.
+A bad input exits 2 with what was wrong and what to do; a modem family with no store
+atbridge can drive (SIM7000/SIM800) exits 2 too (a configuration error: use host-side
+TLS). A modem error exits 3.
 
 What the store changed to do its work (the nRF91's radio switched to offline and back)
 is printed as ``changes``. Keys and PSKs are never printed; in the transcript (``-d``,
@@ -230,6 +234,11 @@ def plan_write(args: argparse.Namespace) -> list[Item]:
     if args.psk is not None:
         planned.append(Item(CredentialKind.PSK, check_psk(args.psk)))
         planned.append(Item(CredentialKind.PSK_IDENTITY, check_identity(args.identity)))
+    if getattr(args, "dialect", None) in ("nrf91-slm", "nrf91-sm"):
+        from atbridge.dialects.nrf91_certs import check_size
+
+        for item in planned:  # the AT command line's limit, known without the modem
+            check_size(args.sec_tag, item.kind, item.content)
     return planned
 
 
@@ -299,6 +308,10 @@ async def _act(
     tag = args.sec_tag
     if action == "write":
         _check_kinds(store, [item.kind for item in planned])
+        check = getattr(store, "check", None)
+        if callable(check):  # every item, before the first is written: none or all
+            for item in planned:
+                check(tag, item.kind, item.content)
         done: list[dict[str, Any]] = []
         async with batch(store, "write"):
             for item in planned:

@@ -19,6 +19,18 @@ command works on the Serial LTE Modem and the Serial Modem: both hand it to the 
 - delete: ``AT%CMNG=3,<sec_tag>,<type>``; an item that is not there (513, or not
   listed) is "absent", not an error.
 
+Size: the whole write is one AT command line, and the line is what limits it. The
+Serial LTE Modem keeps a command in ``slm_at_buf[SLM_AT_MAX_CMD_LEN + 1]`` with
+``SLM_AT_MAX_CMD_LEN`` 4096 (sdk-nrf ``applications/serial_lte_modem/src/slm_defines.h``);
+a longer line is dropped with ``AT command buffer overflow`` and answered ``ERROR``
+(``slm_at_host.c`` ``cmd_rx_handler``). The Serial Modem's buffer is
+``CONFIG_SM_AT_BUF_SIZE``, 4096 by default (ncs-serial-modem ``app/Kconfig``, ``sm_at_host.c``).
+So :func:`check_size` refuses content whose line would pass 4096 bytes, before the radio
+is switched or anything is sent, naming the size and what to do (one CA instead of a
+bundle; a smaller key; host-side TLS, which has no such limit). The CLI runs it before
+the port is opened when ``--dialect`` names an nRF91, and before the first write
+otherwise, so a batch is refused whole rather than half written.
+
 Writes and deletes are allowed only while the modem is not activated, ``+CFUN`` 0 or 4
 (``+CME ERROR: 518`` otherwise). Inside :meth:`Nrf91Store.batch` the first write or
 delete that is needed reads ``AT+CFUN?``, switches to 4 (radio off, SIM on) when the mode
@@ -40,7 +52,9 @@ Sources: Nordic nRF91 AT Commands Reference and nRF91x1 AT Commands Reference
 (``%CMNG`` set command; ``+CFUN``); sdk-nrf ``lib/modem_key_mgmt/modem_key_mgmt.c``
 (the error codes it translates, write as replace); Nordic ``nrfcredstore``
 (``credstore.py``: ``AT+CFUN=4`` then ``AT%CMNG``; ``command_interface.py``: the
-digest of the written text).
+digest of the written text); sdk-nrf ``slm_defines.h`` (``SLM_AT_MAX_CMD_LEN``) and
+``slm_at_host.c`` (the overflow answered ``ERROR``), ncs-serial-modem ``app/Kconfig``
+(``CONFIG_SM_AT_BUF_SIZE``): the longest command line.
 """
 
 from __future__ import annotations
@@ -53,7 +67,7 @@ from typing import TYPE_CHECKING, Final
 
 from atbridge.at_syntax import quote, quote_text, split_params
 from atbridge.certs import CredentialKind, StoredCredential, same_digest, secret_parts
-from atbridge.errors import AtBridgeError, ModemError
+from atbridge.errors import AtBridgeError, ConfigurationError, ModemError
 
 if TYPE_CHECKING:
     from atbridge.dialects.base import Dialect
@@ -97,6 +111,50 @@ CMNG_ERRORS: Final[dict[int, tuple[str, str]]] = {
     ),
 }
 TIMEOUT: Final = 30.0
+#: The longest AT command line the SLM and the SM take, terminator not counted (module doc).
+MAX_COMMAND_LINE: Final = 4096
+
+
+def write_line(sec_tag: int, kind: CredentialKind, content: str) -> tuple[str, str]:
+    """The ``AT%CMNG=0`` line that writes ``content``, and its head (before the quote)."""
+    if kind is CredentialKind.PSK_IDENTITY:
+        quoted = quote(content, name="PSK identity")
+    else:
+        quoted = quote_text(content, name=kind.words)
+    head = f"AT%CMNG=0,{sec_tag},{TYPES[kind]},"
+    return head + quoted, head
+
+
+def check_size(sec_tag: int, kind: CredentialKind, content: str) -> None:
+    """A ConfigurationError when the line writing ``content`` is longer than the nRF91's
+    AT command buffer takes (:data:`MAX_COMMAND_LINE`); never names the content."""
+    line, _ = write_line(sec_tag, kind, content)
+    if len(line) <= MAX_COMMAND_LINE:
+        return
+    room = MAX_COMMAND_LINE - (len(line) - len(content))
+    what = (
+        f"--{kind}: the {kind.words} is {len(content)} bytes, too large for the nRF91: "
+        f"AT%CMNG writes it in one AT command line and the Serial LTE Modem / Serial Modem "
+        f"take at most {MAX_COMMAND_LINE} bytes a line (this one would be {len(line)}; at "
+        f"most {room} bytes of content fit)"
+    )
+    if kind is CredentialKind.CA:
+        hint = (
+            "write only the CA that signed the broker's certificate, not a whole bundle "
+            "(split the file and keep that one certificate), or use host-side TLS "
+            "(--tls host --cafile FILE), which has no such limit"
+        )
+    elif kind is CredentialKind.CLIENT_CERT:
+        hint = (
+            "write the device's own certificate without its chain, or use host-side TLS "
+            "(--tls host --cert FILE --key FILE), which has no such limit"
+        )
+    else:
+        hint = (
+            "use a smaller key (an EC P-256 key is about 240 bytes), or host-side TLS "
+            "(--tls host --cert FILE --key FILE), which has no such limit"
+        )
+    raise ConfigurationError(what, hint=hint)
 
 
 def parse_list(values: list[str]) -> list[StoredCredential]:
@@ -176,19 +234,18 @@ class Nrf91Store:
             raise cmng_error(exc, "list the credentials", line) from None
         return parse_list(response.values("%CMNG:"))
 
+    def check(self, sec_tag: int, kind: CredentialKind, content: str) -> None:
+        """Refuse, before anything is sent, what :meth:`write` could not write."""
+        check_size(sec_tag, kind, content)
+
     async def write(self, sec_tag: int, kind: CredentialKind, content: str) -> bool:
-        number = TYPES[kind]
         if kind.secret:
             self._mask(kind, content)
+        self.check(sec_tag, kind, content)
         listed = await self._listed(sec_tag, kind)
         if listed is not None and same_digest(listed.sha256, content):
             return False
-        if kind is CredentialKind.PSK_IDENTITY:
-            quoted = quote(content, name="PSK identity")
-        else:
-            quoted = quote_text(content, name=kind.words)
-        head = f"AT%CMNG=0,{sec_tag},{number},"
-        line = head + quoted
+        line, head = write_line(sec_tag, kind, content)
         spans = ((len(head) + 1, len(line) - 1),) if kind.secret else ()
         shown = f'{head}"<{kind.words}, {len(content)} bytes>"'
         async with self.batch("write"):
