@@ -167,7 +167,11 @@ def _describe(err: int | None) -> str:
 TLS_SESSIONS = range(2)
 #: A TLS socket's handle is this plus its session, apart from the CIP links 0-9.
 SESSION_HANDLE_BASE = 10
-#: ``<err>`` of the ``AT+CCH*`` commands and their results (SIM7500/SIM7600 AT manual, SSL).
+#: ``<err>`` of the ``AT+CCH*`` commands and their results (SIM7500/SIM7600 AT manual, SSL
+#: chapter, "Command result codes"; the A76xx SSL application note lists the same 0-19).
+#: Checked in the audit of issue 13: no copy of that table was readable through the project's
+#: reference search (the manual's mirrors and momoiot.co.kr pages stop before it), so the
+#: words are the manual's as remembered, not verified line by line.
 CCH_ERRORS: dict[int, str] = {
     0: "operation succeeded",
     1: "alerting state",
