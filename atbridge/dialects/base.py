@@ -79,7 +79,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
@@ -188,18 +188,49 @@ class ModemSocket:
         task.add_done_callback(self._sends.discard)
         await done
 
+    async def send_unshielded(self, data: bytes) -> None:
+        """:meth:`send` in the calling task, without a task of its own.
+
+        For a caller that is itself a task nobody cancels while it sends (a session's
+        flush task, which its own callers await through a shield): the send task costs
+        two turns of the event loop per send (its start, and waking the caller), this
+        none. A cancellation that does reach it once the first chunk has gone to the
+        modem leaves part of a message on the stream: the socket is then closed
+        (``CloseReason.ERROR``) before anything can follow on it, and the cancellation
+        goes on.
+        """
+        if self._closed is not None:
+            raise self._closed
+        started: list[bool] = []
+        try:
+            await self._send_chunks(data, started)
+        except asyncio.CancelledError:
+            if started:
+                self.mark_closed(CloseReason.ERROR, "a send was cancelled halfway")
+            raise
+
+    async def _send_chunks(self, data: bytes, started: list[bool]) -> None:
+        """Every chunk of ``data``, one after the other; ``started`` gets an item once the
+        first chunk goes to the dialect."""
+        # One send at a time: chunks of two sends must never interleave on the stream.
+        async with self._send_lock:
+            step = self.dialect.max_send
+            if len(data) <= step and type(data) is bytes:
+                chunks: Iterable[bytes] = (data,)  # the common case: one chunk, no copy
+            else:
+                view = memoryview(data)
+                chunks = (bytes(view[i : i + step]) for i in range(0, len(view), step))
+            for chunk in chunks:
+                if self._closed is not None:
+                    raise self._closed
+                if not started:
+                    started.append(True)
+                await self.dialect._send(self, chunk)
+                self.bytes_sent += len(chunk)
+
     async def _send_all(self, data: bytes, done: asyncio.Future[None]) -> None:
         try:
-            # One send at a time: chunks of two sends must never interleave on the stream.
-            async with self._send_lock:
-                view = memoryview(data)
-                step = self.dialect.max_send
-                for start in range(0, len(view), step):
-                    if self._closed is not None:
-                        raise self._closed
-                    chunk = bytes(view[start : start + step])
-                    await self.dialect._send(self, chunk)
-                    self.bytes_sent += len(chunk)
+            await self._send_chunks(data, [])
         except asyncio.CancelledError:
             done.cancel()
             raise
