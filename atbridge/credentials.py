@@ -311,7 +311,22 @@ def _tls_options(
                 hint='turn TLS on (tls = "host", --tls) or drop the TLS settings',
             )
         return TlsOptions()
+    _refuse_files_on_the_modem(mode, cafile=cafile, certfile=certfile, keyfile=keyfile)
     return TlsOptions(mode, cafile, certfile, keyfile, min_version, sec_tag)  # type: ignore[arg-type]
+
+
+def _refuse_files_on_the_modem(mode: TlsMode, **files: str | None) -> None:
+    """TLS on the modem reads no file of this computer: a CA, certificate or key file given
+    with it would be silently unused (the modem trusts what its security tag holds)."""
+    given = [name for name, value in files.items() if value is not None]
+    if mode is TlsMode.MODEM and given:
+        raise ConfigurationError(
+            f'{", ".join(given)} set with tls = "modem": TLS on the modem reads no file on '
+            "this computer, it uses what is stored on the modem under sec_tag",
+            hint="write the files to the modem (atbridge certs write --sec-tag N --ca FILE "
+            "[--cert FILE --key FILE]) and give --sec-tag N; or use host-side TLS "
+            "(--tls host), which reads them",
+        )
 
 
 # --- the result ----------------------------------------------------------------------
@@ -612,7 +627,7 @@ class AliyunDevice:
         without host-side TLS (plain TCP, or TLS on the modem: its security tag's CA)."""
         if self.tls_mode is TlsMode.HOST:
             return self.cafile or ALIYUN_ROOT_CA
-        return self.cafile if self.tls_mode is TlsMode.MODEM else None
+        return self.cafile if self.tls_mode is TlsMode.MODEM else None  # refused when set
 
     @property
     def base_client_id(self) -> str:
@@ -684,7 +699,8 @@ class AliyunDevice:
 
 def _registration_tls(mode: TlsMode, cafile: str | None, sec_tag: int | None) -> TlsOptions:
     """TLS of registration and of token devices: the bundled CA unless ``cafile``."""
-    trusted = (cafile or ALIYUN_ROOT_CA) if mode is TlsMode.HOST else cafile
+    _refuse_files_on_the_modem(mode, cafile=cafile)
+    trusted = (cafile or ALIYUN_ROOT_CA) if mode is TlsMode.HOST else None
     return TlsOptions(mode, cafile=trusted, sec_tag=sec_tag)
 
 
@@ -769,6 +785,7 @@ class AliyunProduct:
                 "dynamic registration runs over TLS only",
                 hint="use TLS on this host (--tls host, the default) or on the modem",
             )
+        _refuse_files_on_the_modem(self.tls, cafile=self.cafile)
         if self.endpoint is not None:
             _check_text("endpoint", self.endpoint, forbidden="/")
 

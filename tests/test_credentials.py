@@ -449,4 +449,8 @@ def test_the_aliyun_table_takes_the_tls_keys(tmp_path: Path) -> None:
         "private.example", TlsMode.MODEM, 9,
     )  # fmt: skip
     env = {"ATBRIDGE_ALIYUN_CAFILE": "/etc/ca.pem"}
-    assert load_credentials(path, env=env).tls_options.cafile == "/etc/ca.pem"
+    with pytest.raises(ConfigurationError, match='cafile set with tls = "modem"'):
+        load_credentials(path, env=env)  # the modem reads no file here: it would go unused
+    host = tmp_path / "host.toml"
+    host.write_text(path.read_text().replace('tls = "modem"\nsec_tag = 9\n', 'tls = "host"\n'))
+    assert load_credentials(host, env=env).tls_options.cafile == "/etc/ca.pem"

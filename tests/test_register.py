@@ -63,11 +63,23 @@ async def responder(
 
 
 def register_args(
-    fake: FakeModem, server: AliyunRegisterResponder, certs: Certificates, output: Path
+    fake: FakeModem,
+    server: AliyunRegisterResponder,
+    certs: Certificates,
+    output: Path,
+    *,
+    modem_tag: int | None = None,
 ) -> list[str]:
+    """The command line; ``modem_tag``: TLS on the modem under that tag (no --cafile: the
+    modem reads no file here, its tag holds the CA)."""
+    tls = (
+        ["--cafile", str(certs.cafile)]
+        if modem_tag is None
+        else ["--tls", "modem", "--sec-tag", str(modem_tag)]
+    )
     return [
         "register", "aliyun", "--port", fake.port, "--product-key", PK, "--device-name", DN,
-        "--host", "localhost", "--broker-port", str(server.port), "--cafile", str(certs.cafile),
+        "--host", "localhost", "--broker-port", str(server.port), *tls,
         "--output", str(output), "--give-up-after", "30",
     ]  # fmt: skip
 
@@ -168,7 +180,7 @@ async def test_with_tls_on_the_modem_the_clear_reply_is_masked_in_the_transcript
         async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
             nrf91_tls.store(fake, 42, nrf91_tls.CA, certs.cafile.read_text())
             args = [
-                *register_args(fake, server, certs, output), "--tls", "modem", "--sec-tag", "42",
+                *register_args(fake, server, certs, output, modem_tag=42),
                 "--transcript", str(transcript), "--json",
             ]  # fmt: skip
             cli = await run_cli(atbridge, *args, env=env_with())
@@ -194,8 +206,7 @@ async def test_debug_output_masks_the_secrets_too(
     async with responder(certs, server_pair) as server:
         async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
             nrf91_tls.store(fake, 42, nrf91_tls.CA, certs.cafile.read_text())
-            args = [*register_args(fake, server, certs, output), "--tls", "modem",
-                    "--sec-tag", "42", "-d"]  # fmt: skip
+            args = [*register_args(fake, server, certs, output, modem_tag=42), "-d"]
             cli = await run_cli(atbridge, *args, env=env_with())
         assert cli.proc.returncode == 0, cli.stderr
     assert "RX " in cli.stderr and "/ext/register" in cli.stderr  # the transcript, on stderr

@@ -196,7 +196,15 @@ def _trust(credentials: MqttCredentials, *, text: bool) -> dict[str, object]:
     if options.cafile is None:
         tag = options.sec_tag
         if text:
-            report["ca"] = f"the CA under security tag {tag} on the modem" if tag else None
+            if credentials.tls_mode is not TlsMode.MODEM:
+                report["ca"] = None
+            elif tag is None:
+                report["ca"] = (
+                    "the CA stored on the modem under a security tag: none given "
+                    "(--tls modem needs --sec-tag N, the tag atbridge certs write used)"
+                )
+            else:
+                report["ca"] = f"the CA under security tag {tag} on the modem"
         else:
             report["ca"] = None
             if credentials.tls_mode is TlsMode.MODEM:

@@ -39,6 +39,8 @@ from atbridge.commands.options import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from atbridge.credentials import AliyunProduct
 
 HELP = "register a device with its cloud and store its credentials (Aliyun: one type one secret)"
@@ -186,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
     product, device_name = product_of(args)
     _check_output(args.output, force=args.force)  # before the one-time secret is asked for
+    _check_tls(product, device_name, args.client_id)
     return run_bridge_command(lambda: _main(args, product, device_name))
 
 
@@ -203,10 +206,58 @@ def _check_output(path: str, *, force: bool) -> None:
             hint="pass --force to replace it, or give --output another file",
         )
     if not target.parent.is_dir():
+        what = (
+            f"{target.parent} is not a directory"
+            if target.parent.exists()
+            else f"the directory {target.parent} does not exist"
+        )
         raise ConfigurationError(
-            f"cannot write {target}: the directory {target.parent} does not exist",
+            f"cannot write {target}: {what}",
             hint="create the directory, or give --output a file in an existing one",
         )
+    _probe_writable(target)
+
+
+def _probe_writable(target: Path) -> None:
+    """Create and remove a file beside ``target``: the DeviceSecret comes once, so a
+    directory it could not be written to is found before it is asked for (permissions,
+    a read-only file system; also for root, whom ``os.access`` would not tell)."""
+    import tempfile
+
+    from atbridge.errors import ConfigurationError
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=target.parent)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot write {target}: {error.strerror or error} (in {target.parent})",
+            hint="give --output a file in a directory you can write to: the DeviceSecret is "
+            "returned only once, so atbridge checks the file can be written before it registers",
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _check_tls(product: AliyunProduct, device_name: str, client_id: str | None) -> None:
+    """What the registration's TLS needs, checked before the port is opened: a security
+    tag for TLS on the modem, a CA file host-side TLS can load."""
+    from atbridge.credentials import TlsMode
+    from atbridge.errors import ConfigurationError
+
+    options = product.register_credentials(device_name, client_id=client_id).tls_options
+    if options.mode is TlsMode.MODEM:
+        if options.sec_tag is None:
+            raise ConfigurationError(
+                "--tls modem needs --sec-tag N: the security tag that holds the Aliyun IoT "
+                "Root CA on the modem",
+                hint="write it first (atbridge certs write --sec-tag N --ca "
+                "atbridge/data/aliyun-iot-root-ca.pem), then give --sec-tag N; or drop "
+                "--tls modem (host-side TLS, the default)",
+            )
+        return
+    from atbridge.tls import client_context
+
+    client_context(options)  # a CA file it cannot load is a ConfigurationError naming it
 
 
 def _text(args: argparse.Namespace, option: str, variable: str) -> str:

@@ -82,7 +82,7 @@ class Sim7080Store:
         if sec_tag is None:
             raise ConfigurationError(
                 f"the {self.dialect.name} has no command that lists its files, so atbridge "
-                "can list only one security tag's",
+                "can list only one security tag's files",
                 hint="give --sec-tag N (atbridge certs list --sec-tag N)",
             )
         tag = _check_tag(sec_tag)
