@@ -51,9 +51,13 @@ client with no CA), the SIM7070/SIM7080/SIM7090 AT Command Manual's file system 
    TLS).
 
 ``<ctx>`` is the SSL context ``cid % 6`` (contexts 0-5). The ``AT+CSSLCFG`` keywords
-are sent in lower case: TinyGSM found its module refusing ``"SSLVERSION"`` and ``"SNI"``
-in capitals, while Zephyr sends capitals (unverified on a board which firmware takes
-which; no source reports lower case refused). Peer verification:
+are sent in lower case: TinyGSM (``TinyGsmClientSIM7080.h`` ``modemConnect``; its
+SIM70xx ``convertCACertificateImpl``) found its module refusing ``"SSLVERSION"``,
+``"CTXINDEX"``, ``"SNI"`` and ``"CONVERT"`` in capitals, while Zephyr and many Arduino
+sketches (DFRobot SIM7000, AWS IoT samples) send capitals that their firmware took
+(unverified on a board which firmware takes which; no source reports lower case
+refused). The ``+CAOPEN`` result codes (:data:`CAOPEN_RESULTS`) are TinyGSM's table in
+``modemConnect``, 0-27, checked line by line in the audit of issue 13. Peer verification:
 the module verifies whenever a CA is set for the connection and offers no documented
 switch to turn that off once set, so only ``peer_verify`` 2 is accepted (0 and 1 are
 refused with the reason).
