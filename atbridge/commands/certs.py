@@ -178,7 +178,7 @@ class Item:
     kind: CredentialKind
     content: str
 
-    def to_json(self, sec_tag: int, status: str) -> dict[str, Any]:
+    def to_json(self, sec_tag: int, status: str, name: str | None = None) -> dict[str, Any]:
         from atbridge.certs import content_digest
 
         return {
@@ -186,7 +186,7 @@ class Item:
             "kind": str(self.kind),
             "status": status,
             "sha256": None if self.kind.secret else content_digest(self.content),
-            "name": None,
+            "name": name,
             "size": len(self.content),
         }
 
@@ -314,9 +314,11 @@ async def _act(
                 check(tag, item.kind, item.content)
         done: list[dict[str, Any]] = []
         async with batch(store, "write"):
+            name_of = getattr(store, "file_name", None)  # the SIMCom families name files
             for item in planned:
                 written = await store.write(tag, item.kind, item.content)
-                done.append(item.to_json(tag, "written" if written else "unchanged"))
+                name = name_of(tag, item.kind) if callable(name_of) else None
+                done.append(item.to_json(tag, "written" if written else "unchanged", name))
         return {"sec_tag": tag, "items": done}
     if args.kind:
         kinds = [CredentialKind(name) for name in dict.fromkeys(args.kind)]

@@ -130,6 +130,10 @@ class Sim7600Store:
         await self.modem.command(format_command("AT+CCERTDELE", name), timeout=10)
         return True
 
+    def file_name(self, sec_tag: int, kind: CredentialKind) -> str:
+        """The name of the tag's file for ``kind`` on the module (what ``list`` shows)."""
+        return self._file(sec_tag, kind)
+
     def _file(self, sec_tag: int, kind: CredentialKind) -> str:
         if kind not in self.kinds:
             raise ConfigurationError(
