@@ -24,7 +24,9 @@ Serial LTE Modem keeps a command in ``slm_at_buf[SLM_AT_MAX_CMD_LEN + 1]`` with
 ``SLM_AT_MAX_CMD_LEN`` 4096 (sdk-nrf ``applications/serial_lte_modem/src/slm_defines.h``);
 a longer line is dropped with ``AT command buffer overflow`` and answered ``ERROR``
 (``slm_at_host.c`` ``cmd_rx_handler``). The Serial Modem's buffer is
-``CONFIG_SM_AT_BUF_SIZE``, 4096 by default (ncs-serial-modem ``app/Kconfig``, ``sm_at_host.c``).
+``CONFIG_SM_AT_BUF_SIZE``, 4096 by default (ncs-serial-modem ``app/Kconfig``, ``sm_at_host.c``;
+later builds grow the buffer as a line arrives, up to ``AT_BUF_MAX_SIZE`` 8192, and answer
+``ERROR`` past it: 4096 is what every build takes).
 So :func:`check_size` refuses content whose line would pass 4096 bytes, before the radio
 is switched or anything is sent, naming the size and what to do (one CA instead of a
 bundle; a smaller key; host-side TLS, which has no such limit). The CLI runs it before
