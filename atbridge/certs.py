@@ -197,6 +197,10 @@ _HEX = re.compile(r"[0-9A-Fa-f]+")
 _IDENTITY = re.compile(r"[\x20-\x7e]+")
 
 
+#: The largest PEM file read (a whole system CA store is about 0.2 MiB).
+MAX_PEM_FILE = 1 << 20
+
+
 @dataclass(frozen=True, slots=True)
 class PemFile:
     """A PEM file read for one kind: the ``content`` to write and what it holds."""
@@ -220,11 +224,19 @@ def read_pem(path: str, kind: CredentialKind) -> PemFile:
     wanted = " or ".join(sorted(labels))
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(1 << 20)
+            raw = handle.read(MAX_PEM_FILE + 1)
     except OSError as exc:
         raise _pem_error(
             path, f"cannot be read ({exc.strerror})", kind, f"give --{kind} a readable PEM file"
         ) from None
+    if len(raw) > MAX_PEM_FILE:  # read whole or refused: never a bundle cut short
+        raise _pem_error(
+            path,
+            f"is larger than {MAX_PEM_FILE // (1 << 20)} MiB: no modem stores that much",
+            kind,
+            f"give --{kind} the one {'certificate' if 'CERTIFICATE' in labels else 'key'} "
+            "needed, not a whole store",
+        )
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

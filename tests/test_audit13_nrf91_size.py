@@ -164,3 +164,17 @@ async def test_a_batch_with_one_item_too_large_writes_nothing(
         assert fake.state.cfun == 1
     for line in key_lines(key):
         assert line not in cli.stderr and line not in cli.stdout
+
+
+def test_a_pem_file_larger_than_read_is_refused_not_cut(tmp_path: Path) -> None:
+    """read_pem read the first MiB only: a bigger bundle lost its last certificates."""
+    from atbridge.certs import MAX_PEM_FILE
+
+    pem = trustme.CA().cert_pem.bytes()
+    big = tmp_path / "big.pem"
+    big.write_bytes(pem * (MAX_PEM_FILE // len(pem) + 1))
+    with pytest.raises(ConfigurationError, match="is larger than 1 MiB"):
+        read_pem(str(big), CredentialKind.CA)
+    exact = tmp_path / "exact.pem"
+    exact.write_bytes(pem + b"\n" * (MAX_PEM_FILE - len(pem)))
+    assert read_pem(str(exact), CredentialKind.CA).blocks == 1
