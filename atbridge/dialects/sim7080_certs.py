@@ -95,6 +95,12 @@ class Sim7080Store:
                     found.append(StoredCredential(tag, kind, None, name, size))
         return found
 
+    def check(self, sec_tag: int, kind: CredentialKind, content: str) -> None:
+        """Refuse, before anything is sent, what :meth:`write` could not write (a kind
+        the module has no TLS use for, text that is not PEM, a file over 10240 bytes)."""
+        self._file(sec_tag, kind)
+        _pem_bytes(sec_tag, kind, content)
+
     async def write(self, sec_tag: int, kind: CredentialKind, content: str) -> bool:
         """Upload ``content`` as the tag's file for ``kind`` and convert it (always: True)."""
         name = self._file(sec_tag, kind)

@@ -88,21 +88,16 @@ class Sim7600Store:
             found.append(StoredCredential(parsed[0], parsed[1], None, name, None))
         return sorted(found, key=lambda item: (item.sec_tag, _KINDS.index(item.kind)))
 
+    def check(self, sec_tag: int, kind: CredentialKind, content: str) -> None:
+        """Refuse, before anything is sent, what :meth:`write` could not write (a PSK,
+        text that is not PEM, a file over :data:`MAX_FILE` bytes)."""
+        self._file(sec_tag, kind)
+        _pem_data(sec_tag, kind, content)
+
     async def write(self, sec_tag: int, kind: CredentialKind, content: str) -> bool:
         """Upload ``content`` as the tag's file for ``kind`` (always written: True)."""
         name = self._file(sec_tag, kind)
-        data = content.encode("ascii", errors="replace")
-        if not content.isascii() or "-----BEGIN " not in content:
-            raise ConfigurationError(
-                f"the {_words(kind)} for security tag {sec_tag} is not PEM text",
-                hint="give a PEM file (-----BEGIN ...----- lines with base64 between)",
-            )
-        if len(data) > MAX_FILE:
-            raise ConfigurationError(
-                f"the {_words(kind)} for security tag {sec_tag} is {len(data)} bytes; "
-                f"atbridge writes at most {MAX_FILE} to the SIM7600's store",
-                hint="store only the CA that signed the broker's certificate (not a bundle)",
-            )
+        data = _pem_data(sec_tag, kind, content)
         spans = ((0, len(data)),) if kind.secret else ()
         if kind.secret:
             self.modem.add_secret(content)
@@ -148,6 +143,24 @@ class Sim7600Store:
                 hint="give --sec-tag a number such as 16842753",
             )
         return tls_file_name(sec_tag, kind.value)
+
+
+def _pem_data(sec_tag: int, kind: CredentialKind, content: str) -> bytes:
+    """``content`` as the bytes to upload; a ConfigurationError for text that is not PEM or
+    a file larger than :data:`MAX_FILE`."""
+    if not content.isascii() or "-----BEGIN " not in content:
+        raise ConfigurationError(
+            f"the {_words(kind)} for security tag {sec_tag} is not PEM text",
+            hint="give a PEM file (-----BEGIN ...----- lines with base64 between)",
+        )
+    data = content.encode("ascii")
+    if len(data) > MAX_FILE:
+        raise ConfigurationError(
+            f"the {_words(kind)} for security tag {sec_tag} is {len(data)} bytes; "
+            f"atbridge writes at most {MAX_FILE} to the SIM7600's store",
+            hint="store only the CA that signed the broker's certificate (not a bundle)",
+        )
+    return data
 
 
 def _words(kind: CredentialKind) -> str:
