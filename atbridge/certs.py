@@ -114,6 +114,11 @@ class CertificateStore(Protocol):
 
     ``changes`` lists, in words, what the store changed in the modem's state to do its
     work (a functional mode switched and restored) for the command to report.
+
+    A store may also offer ``check(sec_tag, kind, content)`` (refuse, without I/O, what
+    ``write`` could not write: ``atbridge certs write`` checks every item before the first
+    is written), ``file_name(sec_tag, kind)`` (the file an item is kept in, for families
+    that keep files) and ``batch(purpose)`` (:func:`batch`).
     """
 
     #: The kinds this family stores.
