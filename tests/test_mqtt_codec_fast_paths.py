@@ -29,6 +29,7 @@ from atbridge.at_mqtt import (
     Properties,
     PropertyId,
     ProtocolVersion,
+    PubAck,
     Publish,
     Will,
     decode,
@@ -241,6 +242,28 @@ def test_the_fast_paths_take_only_the_3_1_1_member_and_the_reference_agrees() ->
     assert decode_general(frame, 4) == plain  # type: ignore[arg-type]
     connect = Connect("client", username="u", password=b"p")
     assert fast.encode_connect(connect) == encode_general(connect)
+
+
+@pytest.mark.parametrize("protocol", [V3, V5])
+def test_the_puback_fast_path_agrees_with_the_reference_on_every_four_byte_frame(
+    protocol: ProtocolVersion,
+) -> None:
+    """Every first byte, Remaining Length 2 and packet ids at the edges: the fast path
+    returns what the reference returns, or None where the reference refuses the frame."""
+    for first in range(0x100):
+        for packet_id in (0, 1, 0x1234, 0xFFFF):
+            frame = bytes([first, 2]) + packet_id.to_bytes(2, "big")
+            quick = fast.decode_puback(frame)
+            try:
+                reference = decode_general(frame, protocol)
+            except MalformedPacket:
+                assert quick is None
+                continue
+            assert quick is None or quick == reference
+            assert decode(frame, protocol) == reference
+    assert fast.decode_puback(b"\x40\x02\x12\x34") == PubAck(0x1234)
+    assert fast.decode_puback(bytearray(b"\x40\x02\x12\x34")) is None  # type: ignore[arg-type]
+    assert fast.decode_puback(b"\x40\x03\x12\x34\x00") is None
 
 
 INVALID_PUBLISHES = [

@@ -14,8 +14,8 @@ again, and the other way round. MQTT 3.1.1 is the default; pass
 
 This module is the plain reference codec: one encoder and one decoder per packet type,
 written to be read against the spec, checking every rule in a fixed order.
-:func:`encode_general` and :func:`decode_general` are that codec alone. The PUBLISH
-and CONNECT of every message and connection go first through the fast paths of
+:func:`encode_general` and :func:`decode_general` are that codec alone. The PUBLISH,
+CONNECT and PUBACK of every message and connection go first through the fast paths of
 :mod:`atbridge.mqtt.fast`, which either return exactly the bytes or packet the
 reference would, or return ``None`` and leave the packet to it, so every error comes
 from here. ``tests/test_mqtt_codec_fast_paths.py`` holds the two to each other.
@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable
 
 from atbridge.errors import LocalProtocolError, MalformedPacket
+from atbridge.mqtt.fast import decode_puback as _fast_decode_puback
 from atbridge.mqtt.fast import decode_publish as _fast_decode_publish
 from atbridge.mqtt.fast import encode_connect as _fast_encode_connect
 from atbridge.mqtt.fast import encode_publish as _fast_encode_publish
@@ -685,7 +686,9 @@ def decode(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) 
     Raises :class:`~atbridge.errors.MalformedPacket` for a truncated frame, trailing
     bytes, or any protocol violation.
     """
-    packet = _fast_decode_publish(data, protocol)
+    packet: Packet | None = _fast_decode_publish(data, protocol)
+    if packet is None and len(data) == 4:
+        packet = _fast_decode_puback(data)
     if packet is not None:
         return packet
     return decode_general(data, protocol)

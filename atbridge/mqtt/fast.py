@@ -12,7 +12,9 @@ this module does the common cases in fewer steps, and nothing else:
 - the same PUBLISH decoded from a whole frame, read in place, its
   :class:`~atbridge.mqtt.packets.Publish` filled in without a call to ``__init__``;
 - an MQTT 3.1.1 CONNECT without Will or properties, its fixed header, variable header
-  and the client id's length in one pack.
+  and the client id's length in one pack;
+- the four-byte PUBACK every QoS 1 message brings back (Remaining Length 2: reason
+  Success and no properties in MQTT 5.0 too), read without the reference's table walk.
 
 The protocol is compared by identity with the 3.1.1 member (an ``IntEnum`` ``==`` costs
 a call); any other value goes to the reference codec. Every function here returns
@@ -46,7 +48,7 @@ import struct
 from typing import TypeVar
 
 from atbridge.errors import LocalProtocolError, MalformedPacket
-from atbridge.mqtt.packets import Connect, Publish, topic_name_problem
+from atbridge.mqtt.packets import Connect, PubAck, Publish, topic_name_problem
 from atbridge.mqtt.properties import NO_PROPERTIES
 from atbridge.mqtt.wire import ProtocolVersion, decode_utf8, encode_string, malformed
 
@@ -289,3 +291,15 @@ def encode_connect(packet: Connect) -> bytes | None:
     else:
         return None
     return b"".join((head, client_id, user, password_length, password))
+
+
+def decode_puback(data: bytes) -> PubAck | None:
+    """The PUBACK of Remaining Length 2 that is exactly ``data``, or ``None``.
+
+    The same in MQTT 3.1.1 and 5.0 (a 5.0 PUBACK that short has reason 0 and no
+    properties). Packet identifier 0 is left to the reference, which refuses it.
+    """
+    if type(data) is not bytes or len(data) != 4 or data[0] != 0x40 or data[1] != 0x02:
+        return None
+    packet_id = (data[2] << 8) | data[3]
+    return PubAck(packet_id) if packet_id else None
