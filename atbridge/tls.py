@@ -153,7 +153,7 @@ def _unreadable(what: str, name: str, key: str, option: str, error: OSError) -> 
         why = error.strerror or str(error)
     return ConfigurationError(
         f"cannot use the {what} {name}: {why}",
-        hint=f"give {option} (or {key} in [mqtt]) a readable PEM file",
+        hint=f"give {option} (or {key} in [mqtt] or [aliyun]) a readable PEM file",
     )
 
 
@@ -442,7 +442,7 @@ _HOST_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRES
 _REFUSALS: dict[str, tuple[str, str]] = {
     "TLSV13_ALERT_CERTIFICATE_REQUIRED": (
         "the broker requires a client certificate (mutual TLS) and none was sent",
-        "pass --cert FILE and --key FILE (certfile, keyfile in [mqtt])",
+        "pass --cert FILE and --key FILE (certfile, keyfile in [mqtt] or [aliyun])",
     ),
     "TLSV1_ALERT_UNKNOWN_CA": (
         "the broker does not trust the CA of this client's certificate",
@@ -517,7 +517,8 @@ def _verify_failure(error: ssl.SSLCertVerificationError, host: str) -> AtBridgeE
         return _refused(
             f"the broker's certificate is not signed by a CA you trust ({said})",
             "pass --cafile with the CA that signed the broker's certificate (cafile in "
-            "[mqtt]); without one, the system's CA store is used",
+            "[mqtt] or [aliyun]); without one, the system's CA store is used (the "
+            "bundled Aliyun IoT Root CA for an Aliyun device)",
         )
     if code in _HOST_MISMATCH:
         return _refused(

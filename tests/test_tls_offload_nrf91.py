@@ -18,7 +18,7 @@ import tests.fakes  # noqa: F401  (registers the fake dialects)
 from atbridge import steps
 from atbridge.at_mqtt import ConnAck, Connect, PacketDecoder, Publish, encode
 from atbridge.credentials import MqttCredentials
-from atbridge.errors import ConfigurationError, ModemError, SocketError
+from atbridge.errors import ConfigurationError, ModemError, SocketError, TlsRefused
 from atbridge.modem import Modem
 from atbridge.tls import ModemTls
 from tests.brokers import Certificates, Mosquitto, PahoPeer
@@ -93,13 +93,16 @@ async def test_publish_round_trip_with_tls_on_the_modem(
 async def test_no_ca_under_the_tag_fails_the_connect_with_a_clear_error(
     online: Online, tls_broker: Mosquitto
 ) -> None:
+    # The connect fails; AT%CMNG then tells "no CA under the tag" (a setting: retrying
+    # cannot fix it) from every other failure.
     setting = steps.tls_setting(modem_credentials(tls_broker.port))
-    with pytest.raises(SocketError) as raised:
+    with pytest.raises(TlsRefused) as raised:
         await steps.open_socket(
             online.dialect, "localhost", tls_broker.port, tls=setting, timeout=WAIT
         )
-    assert f"security tag {SEC_TAG}" in str(raised.value)
-    assert "atbridge certs list" in (raised.value.hint or "")
+    assert f"no CA certificate is stored under security tag {SEC_TAG}" in str(raised.value)
+    assert f"atbridge certs write --sec-tag {SEC_TAG} --ca FILE" in (raised.value.hint or "")
+    assert online.fake.commands[-1] == f"AT%CMNG=1,{SEC_TAG},0"
 
 
 async def test_a_host_name_the_certificate_does_not_name_is_refused(

@@ -121,6 +121,7 @@ from atbridge.errors import (
     ModemRebooted,
     SocketClosed,
     SocketError,
+    TlsRefused,
 )
 from atbridge.modem import Modem, Response, Urc, UrcWaiter
 from atbridge.tls import ModemTls
@@ -443,6 +444,14 @@ class NordicDialect(Dialect):
                 with contextlib.suppress(AtBridgeError):
                     await self._release(handle)
                 if isinstance(exc, ModemError) and offload is not None:
+                    if not await self._has_ca(offload.sec_tag):
+                        raise TlsRefused(
+                            f"could not connect to {host}:{port} over TLS on the modem: no "
+                            f"CA certificate is stored under security tag {offload.sec_tag}",
+                            hint=f"write the CA that signed the broker's certificate with "
+                            f"atbridge certs write --sec-tag {offload.sec_tag} --ca FILE, or "
+                            "give the --sec-tag it was written to (atbridge certs list)",
+                        ) from exc
                     raise SocketError(
                         f"could not connect to {host}:{port} over TLS on the modem "
                         f"(security tag {offload.sec_tag}): it answered {exc.final!r} "
@@ -466,6 +475,17 @@ class NordicDialect(Dialect):
                 raise
         self.receivers.start(receiver)
         return sock
+
+    async def _has_ca(self, sec_tag: int) -> bool:
+        """Whether ``AT%CMNG`` lists a CA certificate (type 0) under ``sec_tag``; True when
+        the modem does not say (the connect's own error then stands). Inside
+        ``exclusive()``: asked only after a TLS connect failed, so a good one costs nothing.
+        """
+        try:
+            listed = await self.modem.command(format_command("AT%CMNG", 1, sec_tag, 0))
+        except AtBridgeError:
+            return True
+        return any(value.split(",")[:2] == [str(sec_tag), "0"] for value in listed.values("%CMNG:"))
 
     # -- per family -------------------------------------------------------------------
 
