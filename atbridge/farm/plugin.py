@@ -7,9 +7,12 @@ can use it once atbridge is installed: ``pytest --atbridge-port
 labgrid://rack3-nrf91 hil/``. It stays inert for tests that do not ask for its
 ``board`` fixture. Every option (``--atbridge-port``, ``--atbridge-baud``,
 ``--atbridge-dialect``, ``--atbridge-apn``, ``--atbridge-broker``,
-``--atbridge-attach-timeout``, ``--hil-log-dir``, ``--hil-soak``) is also a
+``--atbridge-attach-timeout``, ``--atbridge-tls-broker``, ``--atbridge-cafile``,
+``--atbridge-client-cert``, ``--atbridge-client-key``, ``--atbridge-sec-tag``,
+``--atbridge-allow-provision``, ``--hil-log-dir``, ``--hil-soak``) is also a
 fixture (``port``, ``baud``, ``dialect``, ``apn``, ``broker``,
-``attach_timeout``, ``hil_log_dir``, ``hil_soak``), so a test can override one
+``attach_timeout``, ``tls_broker``, ``cafile``, ``client_cert``, ``client_key``,
+``sec_tag``, ``allow_provision``, ``hil_log_dir``, ``hil_soak``), so a test can override one
 with ``@pytest.mark.parametrize("port", [...], indirect=True)`` (pytest-embedded's
 way).
 
@@ -46,7 +49,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +78,9 @@ FAKE_TIMEOUTS = Timeouts(
 )
 FAKE_ATTACH_TIMEOUT = 10.0
 REAL_ATTACH_TIMEOUT = 600.0
+#: The security tag the offload test writes to unless --atbridge-sec-tag says otherwise: one
+#: no Nordic sample (nRF Cloud's 16842753, the samples' 42), README example or test uses.
+DEFAULT_SEC_TAG = 37707
 
 TRANSCRIPT = pytest.StashKey[Path]()
 STRATEGY = pytest.StashKey[BoardStrategy]()
@@ -137,6 +143,52 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="MQTT broker the board reaches (default: a local mosquitto the suite starts)",
     )
     group.addoption(
+        "--atbridge-tls-broker",
+        dest="tls_broker",
+        default=None,
+        metavar="HOST:PORT",
+        help="a TLS listener (MQTT over TLS) the board and this host reach, for hil/test_tls.py "
+        "(default: a local TLS mosquitto with a CA made at run time)",
+    )
+    group.addoption(
+        "--atbridge-cafile",
+        dest="cafile",
+        default=None,
+        metavar="FILE",
+        help="the CA that signed the certificate of --atbridge-tls-broker (needed with it); "
+        "also what the offload test writes to the modem",
+    )
+    group.addoption(
+        "--atbridge-client-cert",
+        dest="client_cert",
+        default=None,
+        metavar="FILE",
+        help="a client certificate for the TLS broker (mutual TLS; with --atbridge-client-key)",
+    )
+    group.addoption(
+        "--atbridge-client-key",
+        dest="client_key",
+        default=None,
+        metavar="FILE",
+        help="the private key of --atbridge-client-cert",
+    )
+    group.addoption(
+        "--atbridge-sec-tag",
+        dest="sec_tag",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"the security tag the offload test may write to (default {DEFAULT_SEC_TAG})",
+    )
+    group.addoption(
+        "--atbridge-allow-provision",
+        dest="allow_provision",
+        action="store_true",
+        default=None,
+        help="let the offload test write the CA (and client pair) to the modem's credential store "
+        "under --atbridge-sec-tag and delete it afterwards (always allowed on the fake modem)",
+    )
+    group.addoption(
         "--hil-log-dir", default=None, help="folder for per-test transcripts (default: tmp)"
     )
     group.addoption(
@@ -185,6 +237,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STRATEGIES] = {}
     config.stash[FACTS] = {}
     config.stash[LEASES] = {}
+    check_tls_options({name: config.getoption(name) for name in TLS_OPTIONS})
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"  # xdist: one board's tests in one worker
     if not hasattr(config, "workerinput"):
@@ -335,6 +388,111 @@ def broker(request: pytest.FixtureRequest) -> Endpoint:
         mosquitto: Mosquitto = request.getfixturevalue("local_broker")
         return Endpoint("127.0.0.1", mosquitto.port)
     return parse_endpoint(value)
+
+
+def _readable(option: str, value: str | None) -> Path | None:
+    """A file option's path, or a usage error when it is not a file."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise pytest.UsageError(f"--atbridge-{option} {value}: no such file (give a PEM file)")
+    return path
+
+
+def _tls_endpoint(value: str) -> Endpoint:
+    try:
+        return parse_endpoint(value)
+    except pytest.UsageError:
+        raise pytest.UsageError(
+            f"--atbridge-tls-broker {value!r}: give HOST:PORT, e.g. broker.example:8883"
+        ) from None
+
+
+def _checked_tag(value: int | None) -> int:
+    from atbridge.certs import check_sec_tag
+    from atbridge.errors import ConfigurationError
+
+    tag = DEFAULT_SEC_TAG if value is None else int(value)
+    try:
+        return check_sec_tag(tag)
+    except ConfigurationError as error:  # "--sec-tag N is outside ..."
+        raise pytest.UsageError(f"--atbridge-{error.message[2:]} ({error.hint})") from None
+
+
+#: The destinations of the TLS options, checked together at start-up.
+TLS_OPTIONS = ("tls_broker", "cafile", "client_cert", "client_key", "sec_tag")
+
+
+def check_tls_options(options: Mapping[str, Any]) -> None:
+    """The TLS options (:data:`TLS_OPTIONS` -> value, None when not given) given together
+    and usable, or a usage error saying what to give; run at start-up, before any board
+    is opened."""
+    broker, cafile = options.get("tls_broker"), options.get("cafile")
+    cert, key = options.get("client_cert"), options.get("client_key")
+    if broker is not None:
+        _tls_endpoint(broker)
+    if (cafile is None) != (broker is None):
+        raise pytest.UsageError(
+            "--atbridge-cafile names the CA that signed the certificate of "
+            "--atbridge-tls-broker: give both (without them the suite makes its own CA and broker)"
+        )
+    if (cert is None) != (key is None):
+        raise pytest.UsageError(
+            "--atbridge-client-cert and --atbridge-client-key go together: give both or neither"
+        )
+    if cert is not None and broker is None:
+        raise pytest.UsageError(
+            "--atbridge-client-cert is for --atbridge-tls-broker: give the broker and its "
+            "--atbridge-cafile too"
+        )
+    _readable("cafile", cafile)
+    _readable("client-cert", cert)
+    _readable("client-key", key)
+    _checked_tag(options.get("sec_tag"))
+
+
+@pytest.fixture
+def tls_broker(request: pytest.FixtureRequest) -> Endpoint | None:
+    """``--atbridge-tls-broker HOST:PORT``, or None: hil/conftest.py starts a local one."""
+    value: str | None = _option(request, "tls_broker")
+    return None if value is None else _tls_endpoint(value)
+
+
+@pytest.fixture
+def cafile(request: pytest.FixtureRequest) -> Path | None:
+    """``--atbridge-cafile``: the CA of ``--atbridge-tls-broker`` (None: the local one's)."""
+    return _readable("cafile", _option(request, "cafile"))
+
+
+@pytest.fixture
+def client_cert(request: pytest.FixtureRequest) -> Path | None:
+    """``--atbridge-client-cert``: mutual TLS (with ``--atbridge-client-key``)."""
+    return _readable("client-cert", _option(request, "client_cert"))
+
+
+@pytest.fixture
+def client_key(request: pytest.FixtureRequest) -> Path | None:
+    """``--atbridge-client-key``: the private key of ``--atbridge-client-cert``."""
+    return _readable("client-key", _option(request, "client_key"))
+
+
+@pytest.fixture
+def sec_tag(request: pytest.FixtureRequest) -> int:
+    """``--atbridge-sec-tag N``: where the offload test may write (default
+    :data:`DEFAULT_SEC_TAG`)."""
+    return _checked_tag(_option(request, "sec_tag"))
+
+
+@pytest.fixture
+def allow_provision(request: pytest.FixtureRequest, port: str | None) -> bool:
+    """``--atbridge-allow-provision``: whether the offload test may write to the modem's
+    credential store. Always on the fake (its store lives as long as the test); off on a
+    real board unless given, since it changes what the modem keeps."""
+    value = _option(request, "allow_provision")
+    if value is None:
+        return port is None
+    return bool(value)
 
 
 @pytest.fixture(scope="session")
@@ -575,11 +733,17 @@ def credentials(broker: Endpoint) -> MqttCredentials:
     )
 
 
-def paho_peer(broker: Endpoint, client_id: str) -> PahoPeer:
-    """A :class:`~tests.brokers.PahoPeer` on ``broker`` (PahoPeer itself dials 127.0.0.1)."""
+def paho_peer(
+    broker: Endpoint,
+    client_id: str,
+    *,
+    tls: tuple[Path, Path | None, Path | None] | None = None,
+) -> PahoPeer:
+    """A :class:`~tests.brokers.PahoPeer` on ``broker`` (PahoPeer itself dials 127.0.0.1);
+    ``tls``: (CA file, client certificate, its key) for a TLS listener."""
     peer_class = _checkout_module("tests.brokers").PahoPeer
     if broker.loopback:
-        peer: PahoPeer = peer_class(broker.port, client_id)
+        peer: PahoPeer = peer_class(broker.port, client_id, tls=tls)
         return peer
     import paho.mqtt.client as mqtt
 
@@ -589,7 +753,7 @@ def paho_peer(broker: Endpoint, client_id: str) -> PahoPeer:
         return connect(client, broker.host, *args, **kwargs)
 
     with mock.patch.object(mqtt.Client, "connect", to_broker):
-        remote: PahoPeer = peer_class(broker.port, client_id)
+        remote: PahoPeer = peer_class(broker.port, client_id, tls=tls)
         return remote
 
 
