@@ -772,6 +772,10 @@ class Lifecycle:
 
     async def _probing(self) -> str:
         resume, self.model.resume = self.model.resume, None
+        if self._tls is None and self.config.credentials.host is not None:
+            # A CA file that cannot be read, offload without a security tag: a
+            # ConfigurationError (FAIL) before the port is opened, not after attaching.
+            self._tls = steps.tls_setting(self.config.credentials)
         async with asyncio.timeout(self.config.timeouts.probe):
             if resume is Recovery.REOPEN or self.modem is None or not self.modem.is_open:
                 await self._close_port()

@@ -393,14 +393,25 @@ async def resolve(dialect: DialectLink, host: str, *, timeout: float = 30.0) -> 
     return Resolved("resolve", seconds, host, tuple(addresses))
 
 
+def _no_sec_tag() -> ConfigurationError:
+    return ConfigurationError(
+        'TLS on the modem (tls = "modem") needs the security tag of the CA '
+        "certificate stored on the modem",
+        hint="give --sec-tag, the security tag the CA was written to with atbridge certs "
+        "write (offload works on the nRF91, SIM7080 and SIM7600), or use host-side TLS "
+        "(--tls host), which works through every modem",
+    )
+
+
 def tls_setting(credentials: MqttCredentials) -> TlsSetting:
     """What :func:`open_socket` takes as ``tls`` for ``credentials``: ``False`` (plain
     TCP), a :class:`~atbridge.tls.TlsClient` (host-side: keep it for the bridge's life,
     so every reconnect resumes its session) or a :class:`~atbridge.tls.ModemTls` (on the
     modem: the broker's host, the security tag of its CA, peer verification).
 
-    A CA file, certificate or key that cannot be used is a ConfigurationError here; TLS
-    on the modem without a security tag is ``True``, which :func:`open_socket` refuses.
+    A CA file, certificate or key that cannot be used, or TLS on the modem without a
+    security tag, is a ConfigurationError here (the lifecycle asks before it opens the
+    port, so such a setting fails before anything is sent).
     """
     mode = credentials.tls_mode
     options = credentials.tls_options
@@ -408,7 +419,7 @@ def tls_setting(credentials: MqttCredentials) -> TlsSetting:
         return TlsClient(options, credentials.endpoint()[0])
     if mode is TlsMode.MODEM:
         if options.sec_tag is None:
-            return True  # refused by open_socket, before anything is sent (no tag to use)
+            raise _no_sec_tag()
         return ModemTls(
             credentials.endpoint()[0], options.sec_tag, options.peer_verify, options.min_version
         )
@@ -438,12 +449,7 @@ async def open_socket(
     offload = tls if isinstance(tls, ModemTls) else None
     offloads = isinstance(dialect, TlsOffloader) and dialect.offloads_tls
     if tls is True and offloads:
-        raise ConfigurationError(
-            'TLS on the modem (tls = "modem") needs the security tag of the CA '
-            "certificate stored on the modem",
-            hint="give --sec-tag, the security tag the CA was written to with "
-            "atbridge certs write (or use host-side TLS: --tls host)",
-        )
+        raise _no_sec_tag()
     if tls is True or (offload is not None and not offloads):
         why = getattr(dialect, "tls_unsupported", None)
         raise ConfigurationError(

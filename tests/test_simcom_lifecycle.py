@@ -209,7 +209,7 @@ async def test_tls_offload_is_refused_at_once_with_the_reason(
     dialect: str, broker: Mosquitto
 ) -> None:
     credentials = MqttCredentials.plain(
-        client_id="tls", host="127.0.0.1", port=broker.port, tls="modem"
+        client_id="tls", host="127.0.0.1", port=broker.port, tls="modem", sec_tag=7
     )
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         bridge = Bridge(config=config(fake, broker.port, credentials=credentials))

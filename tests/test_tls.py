@@ -43,7 +43,7 @@ from atbridge.errors import (
 )
 from atbridge.fsm import Recovery, State, decide
 from atbridge.modem import Modem
-from atbridge.tls import TlsClient, TlsSocket, client_context, tls_failure
+from atbridge.tls import ModemTls, TlsClient, TlsSocket, client_context, tls_failure
 from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
 from tests.fakes import FakeModem
 from tests.fakes.loopback import add_host
@@ -394,15 +394,19 @@ def test_tls_settings_without_tls_or_half_a_pair_are_refused() -> None:
         MqttCredentials.plain(client_id="c", host="h", tls=True, tls_min_version="1.1")
 
 
-def test_tls_setting_is_a_client_for_host_and_true_for_the_modem(certs: Certificates) -> None:
+def test_tls_setting_is_a_client_for_host_and_a_tag_for_the_modem(certs: Certificates) -> None:
     host = MqttCredentials.plain(client_id="c", host="broker.lan", tls="host",
                                  cafile=str(certs.cafile), tls_min_version="1.3")  # fmt: skip
     client = steps.tls_setting(host)
     assert isinstance(client, TlsClient) and client.server_hostname == "broker.lan"
     assert client.context.minimum_version is ssl.TLSVersion.TLSv1_3
     assert client.context.verify_mode is ssl.CERT_REQUIRED and client.context.check_hostname
-    modem = MqttCredentials.plain(client_id="c", host="broker.lan", tls="modem")
-    assert steps.tls_setting(modem) is True
+    modem = MqttCredentials.plain(client_id="c", host="broker.lan", tls="modem", sec_tag=7)
+    assert steps.tls_setting(modem) == ModemTls("broker.lan", 7, 2, "1.2")
+    untagged = MqttCredentials.plain(client_id="c", host="broker.lan", tls="modem")
+    with pytest.raises(ConfigurationError, match="needs the security tag") as raised:
+        steps.tls_setting(untagged)
+    assert "--sec-tag" in raised.value.hint
     assert steps.tls_setting(MqttCredentials.plain(client_id="c", host="b")) is False
 
 

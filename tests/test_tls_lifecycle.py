@@ -138,19 +138,28 @@ async def test_an_expired_broker_certificate_stops_the_bridge_at_once(
     assert [t.new for t in bridge.history].count(State.opening_socket) == 1
 
 
-async def test_a_ca_file_that_cannot_be_read_stops_the_bridge_before_any_socket(
-    tmp_path: Path, host_side_tls: Opened
+@pytest.mark.parametrize("case", ["unreadable CA file", "offload without a tag"])
+async def test_a_tls_setting_that_cannot_work_stops_the_bridge_before_the_port_opens(
+    case: str, tmp_path: Path, host_side_tls: Opened
 ) -> None:
     missing = tmp_path / "no-such-ca.pem"
-    credentials = MqttCredentials.plain(
-        client_id="no-ca", host="localhost", port=8883, tls="host", cafile=str(missing)
-    )
+    if case == "unreadable CA file":
+        credentials = MqttCredentials.plain(
+            client_id="no-ca", host="localhost", port=8883, tls="host", cafile=str(missing)
+        )
+        said = str(missing)
+    else:
+        credentials = MqttCredentials.plain(
+            client_id="no-tag", host="localhost", port=8883, tls="modem"
+        )
+        said = "needs the security tag"
     async with FakeModem(dialect="nrf91-slm", registration_delay=0.05) as fake:
         bridge = Bridge(config=config(fake, 8883, credentials=credentials))
         with pytest.raises(Failed):
             async with bridge:
                 pass
+        assert fake.commands == []  # the port was never opened: nothing was sent
     failure = bridge.failure
-    assert isinstance(failure, ConfigurationError) and str(missing) in failure.message
-    assert host_side_tls.attempts == 0  # nothing was opened
-    assert [t.new for t in bridge.history].count(State.opening_socket) == 1
+    assert isinstance(failure, ConfigurationError) and said in failure.message
+    assert host_side_tls.attempts == 0
+    assert State.opening_socket not in [t.new for t in bridge.history]

@@ -150,9 +150,13 @@ async def test_cmng_lists_digests_and_writes_only_offline(online: Online) -> Non
 async def test_tls_on_the_modem_without_a_security_tag_is_a_configuration_error(
     online: Online,
 ) -> None:
-    setting = steps.tls_setting(modem_credentials(8883, sec_tag=None))
-    with pytest.raises(ConfigurationError) as raised:
-        await steps.open_socket(online.dialect, "localhost", 8883, tls=setting, timeout=WAIT)
+    with pytest.raises(ConfigurationError) as made:
+        steps.tls_setting(modem_credentials(8883, sec_tag=None))
+    assert "--sec-tag" in (made.value.hint or "")
+    before = list(online.fake.commands)
+    with pytest.raises(ConfigurationError) as raised:  # a caller that passes True
+        await steps.open_socket(online.dialect, "localhost", 8883, tls=True, timeout=WAIT)
     assert "--sec-tag" in (raised.value.hint or "")
+    assert online.fake.commands == before  # refused before anything is sent
     with pytest.raises(ConfigurationError):
         MqttCredentials.plain(client_id="c", host="h", tls="modem", sec_tag=-1)
