@@ -26,6 +26,7 @@ import socket
 import ssl
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from atbridge.errors import ConfigurationError, Failed, TlsRefused
 from atbridge.farm.plugin import Board, OpenBoard, check_tls_options
 from atbridge.fsm import State
 from hil.conftest import LocalTls, TlsTarget, given_tls_target
+from tests.brokers import Mosquitto, TlsListener
 from tests.fakes import FakeModem, nrf91_tls
 
 
@@ -442,20 +444,34 @@ async def run_hil(*args: str) -> tuple[int, str]:
     return process.returncode, output.decode(errors="replace")
 
 
-async def test_a_board_by_its_port_with_a_tls_broker_and_the_permission_to_provision(
-    local_tls_broker: LocalTls, tmp_path: Path
+@pytest.fixture
+def mtls_broker(local_tls_broker: LocalTls) -> Iterator[tuple[Mosquitto, Path, Path]]:
+    """A TLS mosquitto that requires a client certificate, and a client pair it accepts."""
+    certs = local_tls_broker.certs
+    cert, key = certs.issue("localhost", "127.0.0.1")
+    client_cert, client_key = certs.issue("device-hil")
+    with Mosquitto(tls=TlsListener(certs.cafile, cert, key, require_certificate=True)) as broker:
+        yield broker, client_cert, client_key
+
+
+async def test_a_board_by_its_port_with_mutual_tls_and_the_permission_to_provision(
+    local_tls_broker: LocalTls, mtls_broker: tuple[Mosquitto, Path, Path], tmp_path: Path
 ) -> None:
-    """Given by its port, a board runs the TLS tests against ``--atbridge-tls-broker``; the
-    offload test is skipped, naming the option, until ``--atbridge-allow-provision``, then
-    writes under ``--atbridge-sec-tag`` and deletes it again."""
+    """Given by its port, a board runs the TLS tests against ``--atbridge-tls-broker`` with a
+    client pair (mutual TLS); the offload test is skipped, naming the option, until
+    ``--atbridge-allow-provision``, then writes the CA and the pair under
+    ``--atbridge-sec-tag`` and deletes them again."""
+    broker, client_cert, client_key = mtls_broker
     async with FakeModem(dialect="nrf91-sm", registration_delay=0.05) as fake:
         options = [
             f"--atbridge-port={fake.port}",
             "--atbridge-dialect=nrf91-sm",
             "--atbridge-attach-timeout=10",
             f"--hil-log-dir={tmp_path / 'logs'}",
-            f"--atbridge-tls-broker=localhost:{local_tls_broker.broker.port}",
+            f"--atbridge-tls-broker=localhost:{broker.port}",
             f"--atbridge-cafile={local_tls_broker.certs.cafile}",
+            f"--atbridge-client-cert={client_cert}",
+            f"--atbridge-client-key={client_key}",
         ]
         code, output = await run_hil("-k", "tls_on_the_modem", *options)
         assert code == 0, output[-3000:]
@@ -466,8 +482,9 @@ async def test_a_board_by_its_port_with_a_tls_broker_and_the_permission_to_provi
         code, output = await run_hil("-k", BOARD_TESTS, *allowed)
         assert code == 0, output[-3000:]
         assert "3 passed" in output, output[-3000:]
-        assert any(line.startswith("AT%CMNG=0,4242,0,") for line in fake.commands)
-        assert any(line.startswith("AT%CMNG=3,4242,0") for line in fake.commands)
+        for kind in (nrf91_tls.CA, nrf91_tls.CLIENT_CERT, nrf91_tls.CLIENT_KEY):
+            assert any(line.startswith(f"AT%CMNG=0,4242,{kind},") for line in fake.commands)
+            assert f"AT%CMNG=3,4242,{kind}" in fake.commands
         assert nrf91_tls.credentials(fake) == {}  # what the test wrote is gone
 
 
