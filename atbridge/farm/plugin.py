@@ -16,6 +16,12 @@ fixture (``port``, ``baud``, ``dialect``, ``apn``, ``broker``,
 with ``@pytest.mark.parametrize("port", [...], indirect=True)`` (pytest-embedded's
 way).
 
+The TLS options are checked together at start-up (:func:`check_tls_options`: a CA
+with its broker, a client certificate with its key, readable files, a tag in range), so
+a bad combination is a usage error before any board is opened. The offload test may
+write to a board's credential store only with ``--atbridge-allow-provision`` (the
+fake's store is always writable: it lives as long as the test).
+
 Boards: each ``--atbridge-port`` (repeatable: a device, ``socket://``,
 ``rfc2217://`` or ``labgrid://PLACE``) and each target of the labgrid
 environment (``--lg-env``, labgrid's own option) that has an ``AtBridgeDriver``
