@@ -89,6 +89,7 @@ from atbridge.at_mqtt import (
 )
 from atbridge.config import BridgeConfig
 from atbridge.decode import Registration
+from atbridge.dialects.base import ModemSocket
 from atbridge.errors import (
     AtBridgeError,
     Failed,
@@ -488,8 +489,15 @@ class OnlineSession:
         async with self.send_lock:
             self._waiting_flush = None  # from here on, bytes queued need another flush
             data = self.session.data_to_send(self.clock())
-            if data and self.socket is not None:
-                await self.socket.send(data)
+            sock = self.socket
+            if data and sock is not None:
+                # This task is never cancelled mid-send (flush() waits through a shield):
+                # a modem socket sends in it, without a send task of its own (two event
+                # loop turns less per send, issue 16).
+                if isinstance(sock, ModemSocket):
+                    await sock.send_unshielded(data)
+                else:
+                    await sock.send(data)
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
