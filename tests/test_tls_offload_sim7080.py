@@ -437,11 +437,35 @@ async def test_plain_tcp_after_tls_on_the_same_cid_turns_ssl_off_first(
     decoder = PacketDecoder(max_packet_size=1 << 16)
     assert await next_packet(plain, decoder) == ConnAck(session_present=False, reason_code=0)
     await plain.close()
-    # And a plain open on a fresh dialect sends no SSL setting at all (unchanged).
+    # This object knows the cid is plain now: the next plain open sends no SSL setting.
     count = len(commands)
     again = await online.dialect.open_socket("127.0.0.1", broker.port)
     assert not any("SSL" in line for line in online.fake.commands[count:])
     await again.close()
+
+
+async def test_a_new_process_after_a_tls_run_turns_ssl_off_before_its_first_plain_open(
+    online: Online, tls_broker: Mosquitto, broker: Mosquitto, certs: Certificates
+) -> None:
+    # The modem keeps "SSL",1 on the cid after the process that set it is gone (a
+    # --tls modem run, then a plain atbridge publish on the same boot): a dialect object
+    # that has not turned TLS off on a cid does so before its first plain open there.
+    await online.provision(certs.cafile)
+    sock = await online.open("localhost", tls_broker.port)
+    await sock.close()
+    await online.modem.close()
+    async with await Modem.open(online.fake.port) as modem:
+        probed = await steps.probe(modem, "sim7080", timeout=WAIT)
+        count = len(online.fake.commands)
+        plain = await probed.dialect.open_socket("127.0.0.1", broker.port)
+        sent = online.fake.commands[count:]
+        assert sent.index('AT+CASSLCFG=0,"SSL",0') < next(
+            i for i, line in enumerate(sent) if line.startswith("AT+CAOPEN=")
+        )
+        await plain.send(encode(Connect(client_id="after-tls-7080", keepalive=60)))
+        decoder = PacketDecoder(max_packet_size=1 << 16)
+        assert await next_packet(plain, decoder) == ConnAck(session_present=False, reason_code=0)
+        await plain.close()
 
 
 async def test_the_bridge_stops_on_a_refused_certificate_without_reconnecting(

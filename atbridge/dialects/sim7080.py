@@ -71,7 +71,8 @@ open to the same port on the same cid: if that connects (and is closed at once) 
 path works and the TLS handshake failed — a CA that did not sign the broker, a client
 certificate the broker wants, a port without TLS — and that is ``TlsRefused`` too;
 otherwise it is the usual :class:`~atbridge.errors.SocketError` and the bridge retries.
-A plain open after a TLS one on the same cid sends ``"SSL",0`` first.
+A plain open on a cid this dialect object has not yet turned TLS off on sends ``"SSL",0``
+first: the setting outlives the process that made it (an earlier ``--tls modem`` run).
 """
 
 from __future__ import annotations
@@ -228,8 +229,10 @@ class Sim7080(SimcomDialect):
     def __init__(self, modem: Modem) -> None:
         #: True while AT+CASTATE? runs: its +CASTATE lines answer it, not notify.
         self._listing = False
-        #: cids this object set ``"SSL",1`` on: a plain open there sends ``"SSL",0`` first.
-        self._ssl_cids: set[int] = set()
+        #: cids this object turned TLS off on (``"SSL",0``). The setting outlives the
+        #: process that made it (an earlier ``--tls modem`` run on the same boot), so a
+        #: plain open on any other cid turns it off first: one command per cid.
+        self._plain_cids: set[int] = set()
         super().__init__(modem)
 
     def install(self) -> None:
@@ -323,7 +326,7 @@ class Sim7080(SimcomDialect):
         try:
             if offload is not None:
                 await self._configure_tls(cid, offload)
-            elif cid in self._ssl_cids:
+            elif cid not in self._plain_cids:
                 await self._plain(cid)
             value = await self._caopen(cid, host, port, timeout)
             result = int_param(value, 1)
@@ -347,7 +350,7 @@ class Sim7080(SimcomDialect):
 
     async def _plain(self, cid: int) -> None:
         await self.modem.command(format_command("AT+CASSLCFG", cid, "SSL", 0), timeout=10)
-        self._ssl_cids.discard(cid)
+        self._plain_cids.add(cid)
 
     async def _configure_tls(self, cid: int, tls: ModemTls) -> None:
         """Steps 1-3 of the module docstring's "TLS on the modem"."""
@@ -376,7 +379,7 @@ class Sim7080(SimcomDialect):
         ]
         if pair:
             commands.append(format_command("AT+CASSLCFG", cid, "CERT", cert))
-        self._ssl_cids.add(cid)
+        self._plain_cids.discard(cid)
         for line in commands:
             try:
                 await modem.command(line, timeout=10)
