@@ -88,7 +88,7 @@ import ssl
 import tempfile
 import weakref
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Final
 
 from . import simcom_common as sc
@@ -98,6 +98,7 @@ from .grammar import Command, CommandError, Kind, Response
 from .loopback import Receiver
 from .nrf91_tls import TlsLoopbackConnection
 from .registry import Dialect, Identity, register_dialect
+from .simcom_common import clock, set_clock  # re-exported: the fake's RTC
 
 __all__ = [
     "CAOPEN_IN_USE",
@@ -172,7 +173,6 @@ class Converted:
 class _Store:
     files: dict[tuple[int, str], bytes] = field(default_factory=dict)
     converted: dict[str, Converted] = field(default_factory=dict)
-    clock: timedelta = timedelta(0)
 
 
 _STORES: weakref.WeakKeyDictionary[FakeModem, _Store] = weakref.WeakKeyDictionary()
@@ -190,16 +190,6 @@ def files(fake: FakeModem) -> dict[tuple[int, str], bytes]:
 def converted(fake: FakeModem) -> dict[str, Converted]:
     """The fake's SSL store (what ``CONVERT`` made), by name; kept across reboots."""
     return _store(fake).converted
-
-
-def clock(fake: FakeModem) -> datetime:
-    """The fake's clock now (UTC)."""
-    return datetime.now(UTC) + _store(fake).clock
-
-
-def set_clock(fake: FakeModem, when: datetime) -> None:
-    """Move the fake's clock to ``when`` (an aware datetime); it runs on from there."""
-    _store(fake).clock = when - datetime.now(UTC)
 
 
 class Sim7080State(sc.SimcomState):
@@ -449,22 +439,6 @@ def _csslcfg(fake: FakeModem, cmd: Command) -> Response:
     return Response.ok()
 
 
-def _cclk(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    if cmd.kind is Kind.TEST:
-        return Response.ok()
-    if cmd.kind is Kind.READ:
-        return Response.ok(f'+CCLK: "{clock(fake):%y/%m/%d,%H:%M:%S}+00"')
-    text = cmd.str_arg(0)
-    try:
-        stamp = datetime.strptime(text[:17], "%y/%m/%d,%H:%M:%S")
-        quarters = int(text[17:]) if len(text) > 17 else 0
-    except ValueError:
-        raise CommandError(None) from None
-    set_clock(fake, stamp.replace(tzinfo=timezone(timedelta(minutes=15 * quarters))))
-    return Response.ok()
-
-
 # ---- the TLS client
 
 
@@ -619,7 +593,7 @@ def _ssl_connection(fake: FakeModem, cid: int, host: str) -> _Tls | int:
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= _NO_CHECK_TIME
         context.load_verify_locations(cadata=anchor.ca)
-        now = None if ctx.ignore_rtc_time else clock(fake)
+        now = None if ctx.ignore_rtc_time else sc.clock(fake)
     return _Tls(context, ctx.sni, host, now)
 
 
@@ -779,7 +753,7 @@ SIM7080: Final = register_dialect(
             "+CFSGFIS": _cfsgfis,
             "+CFSDFILE": _cfsdfile,
             "+CFSTERM": _cfsterm,
-            "+CCLK": _cclk,
+            "+CCLK": sc.cclk,
             "+CAOPEN": _caopen,
             "+CASEND": _casend,
             "+CARECV": _carecv,

@@ -118,7 +118,6 @@ import os
 import ssl
 import tempfile
 import weakref
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, Literal
 
 from . import simcom_common as sc
@@ -128,6 +127,7 @@ from .grammar import Command, CommandError, Handler, Kind, Response
 from .loopback import Receiver, is_ipv4, is_loopback
 from .nrf91_tls import TlsLoopbackConnection
 from .registry import Dialect, Identity, register_dialect
+from .simcom_common import clock, set_clock  # re-exported: the fake's RTC
 
 __all__ = [
     "A7672",
@@ -469,7 +469,6 @@ def _accept(valid: range | tuple[int, ...] | None) -> Handler:
 # The SSL client (module docstring): certificate store, contexts, sessions, clock
 
 _FILES: weakref.WeakKeyDictionary[FakeModem, dict[str, bytes]] = weakref.WeakKeyDictionary()
-_CLOCKS: weakref.WeakKeyDictionary[FakeModem, timedelta] = weakref.WeakKeyDictionary()
 _HANDSHAKES: weakref.WeakKeyDictionary[FakeModem, Handshake] = weakref.WeakKeyDictionary()
 
 
@@ -494,35 +493,9 @@ def store_certificate(fake: FakeModem, name: str, content: str | bytes) -> None:
     certificate_files(fake)[name] = content.encode() if isinstance(content, str) else content
 
 
-def clock(fake: FakeModem) -> datetime:
-    """The fake's clock now (UTC)."""
-    return datetime.now(UTC) + _CLOCKS.get(fake, timedelta(0))
-
-
-def set_clock(fake: FakeModem, when: datetime) -> None:
-    """Move the fake's clock to ``when`` (an aware datetime); it runs on from there."""
-    _CLOCKS[fake] = when - datetime.now(UTC)
-
-
 def last_handshake(fake: FakeModem) -> Handshake | None:
     """The last ``AT+CCHOPEN``'s TLS client settings and result, if there was one."""
     return _HANDSHAKES.get(fake)
-
-
-def _cclk(fake: FakeModem, cmd: Command) -> Response:
-    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
-    if cmd.kind is Kind.TEST:
-        return Response.ok()
-    if cmd.kind is Kind.READ:
-        return Response.ok(f'+CCLK: "{clock(fake):%y/%m/%d,%H:%M:%S}+00"')
-    text = cmd.str_arg(0)
-    try:
-        stamp = datetime.strptime(text[:17], "%y/%m/%d,%H:%M:%S")
-        quarters = int(text[17:]) if len(text) > 17 else 0
-    except ValueError:
-        raise CommandError(None) from None
-    set_clock(fake, stamp.replace(tzinfo=timezone(timedelta(minutes=15 * quarters))))
-    return Response.ok()
 
 
 def _cert_name(cmd: Command, index: int) -> str:
@@ -740,14 +713,14 @@ class _TlsSession(sc.SimSocket):
 
 def _valid_by_fake_clock(fake: FakeModem, conn: _TlsConnection) -> bool:
     """The broker's certificate is valid by the fake's clock (Python checked real time)."""
-    if fake not in _CLOCKS:
+    if not sc.clock_was_set(fake):
         return True
     transport = conn._transport
     obj = transport.get_extra_info("ssl_object") if transport is not None else None
     peer = obj.getpeercert() if isinstance(obj, ssl.SSLObject) else None
     if not peer:
         return True
-    now = clock(fake).timestamp()
+    now = sc.clock(fake).timestamp()
     begins = ssl.cert_time_to_seconds(str(peer["notBefore"]))
     ends = ssl.cert_time_to_seconds(str(peer["notAfter"]))
     return begins <= now <= ends
@@ -948,7 +921,7 @@ SSL_HANDLERS: Final[dict[str, Handler | None]] = {
     "+CCHSEND": _cchsend,
     "+CCHRECV": _cchrecv,
     "+CCHCLOSE": _cchclose,
-    "+CCLK": _cclk,
+    "+CCLK": sc.cclk,
 }
 
 

@@ -34,7 +34,9 @@ import abc
 import asyncio
 import dataclasses
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, Literal
 
 from . import radio as rf
@@ -647,3 +649,43 @@ def cdnsgip_handler(
         return Response.ok(line)
 
     return cdnsgip
+
+
+# ---- the real-time clock (AT+CCLK), shared by the families that check certificate dates
+
+#: How far each fake's clock is from real time; a fake not in it runs on real time. A
+#: module's RTC survives a reset (it has its own supply), so a reboot keeps it.
+_CLOCKS: weakref.WeakKeyDictionary[FakeModem, timedelta] = weakref.WeakKeyDictionary()
+
+
+def clock(fake: FakeModem) -> datetime:
+    """The fake's clock now (UTC)."""
+    return datetime.now(UTC) + _CLOCKS.get(fake, timedelta(0))
+
+
+def set_clock(fake: FakeModem, when: datetime) -> None:
+    """Move the fake's clock to ``when`` (an aware datetime); it runs on from there."""
+    _CLOCKS[fake] = when - datetime.now(UTC)
+
+
+def clock_was_set(fake: FakeModem) -> bool:
+    """Whether the fake's clock was moved (``set_clock``, ``AT+CCLK=``)."""
+    return fake in _CLOCKS
+
+
+def cclk(fake: FakeModem, cmd: Command) -> Response:
+    """``AT+CCLK?`` -> ``+CCLK: "yy/MM/dd,hh:mm:ss+zz"`` (zz quarter hours), and
+    ``AT+CCLK="<that>"`` sets it (SIMCom AT manuals, 3GPP TS 27.007 §8.15)."""
+    cmd.require_kind(Kind.SET, Kind.READ, Kind.TEST)
+    if cmd.kind is Kind.TEST:
+        return Response.ok()
+    if cmd.kind is Kind.READ:
+        return Response.ok(f'+CCLK: "{clock(fake):%y/%m/%d,%H:%M:%S}+00"')
+    text = cmd.str_arg(0)
+    try:
+        stamp = datetime.strptime(text[:17], "%y/%m/%d,%H:%M:%S")
+        quarters = int(text[17:]) if len(text) > 17 else 0
+    except ValueError:
+        raise CommandError(None) from None
+    set_clock(fake, stamp.replace(tzinfo=timezone(timedelta(minutes=15 * quarters))))
+    return Response.ok()
