@@ -168,12 +168,18 @@ def tls_context(
 
 
 class TlsLoopbackConnection(LoopbackConnection):
-    """A loopback connection with TLS made by the fake (the modem's TLS stack)."""
+    """A loopback connection with TLS made by the fake (the modem's TLS stack).
+
+    A family's fake tells its own failure codes from :attr:`error` (why the last connect
+    failed: an :class:`ssl.SSLError` for a refused handshake) and may refuse a made
+    connection in :meth:`accepted` (what its module checks beyond Python's ``ssl``).
+    """
 
     def __init__(self, receiver: Receiver, context: ssl.SSLContext, hostname: str | None) -> None:
         super().__init__(receiver)
-        self._context = context
-        self._hostname = hostname
+        self.context = context
+        self.hostname = hostname
+        self.error: BaseException | None = None
 
     async def connect(self, address: str, port: int, *, timeout: float) -> bool:
         if not is_loopback(address):
@@ -181,18 +187,31 @@ class TlsLoopbackConnection(LoopbackConnection):
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(
+                transport, _ = await loop.create_connection(
                     lambda: self,
                     address,
                     port,
-                    ssl=self._context,
-                    server_hostname=self._hostname or "",
+                    ssl=self.context,
+                    server_hostname=self.hostname or "",
                     ssl_handshake_timeout=timeout,
                 )
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             log.debug("TLS connect %s:%d failed: %s", address, port, exc)
-            self.detach()
-            if not self.lost.done():
-                self.lost.set_result(None)
+            self.error = exc
+            self.fail()
+            return False
+        if not self.accepted(transport):
+            transport.abort()
+            self.fail()
             return False
         return self._receiver is not None
+
+    def accepted(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether the module keeps the connection Python's ``ssl`` made (all: True)."""
+        return True
+
+    def fail(self) -> None:
+        """The connection is not made: detached, and ``lost`` done."""
+        self.detach()
+        if not self.lost.done():
+            self.lost.set_result(None)

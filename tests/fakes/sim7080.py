@@ -501,50 +501,32 @@ class SslConnection(TlsLoopbackConnection):
         self.code = 27
         self._host = host
         self._now = now  # None: dates not checked (no CA, or IGNORERTCTIME 1)
-        self._tls_context = context
-        self._sni = sni
 
     async def connect(self, address: str, port: int, *, timeout: float) -> bool:
-        if not sc.is_loopback(address):
-            return await super().connect(address, port, timeout=timeout)
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, _ = await loop.create_connection(
-                    lambda: self,
-                    address,
-                    port,
-                    ssl=self._tls_context,
-                    server_hostname=self._sni or "",
-                    ssl_handshake_timeout=timeout,
-                )
-        except ConnectionRefusedError:
-            return self._failed(23)
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            log.debug("TLS connect %s:%d failed: %s", address, port, exc)
-            return self._failed(27)
-        verifying = self._tls_context.verify_mode == ssl.CERT_REQUIRED
+        connected = await super().connect(address, port, timeout=timeout)
+        if connected:
+            self.code = 0
+        elif isinstance(self.error, ConnectionRefusedError):
+            self.code = 23
+        elif self.error is not None:
+            self.code = 27
+        return connected
+
+    def accepted(self, transport: asyncio.BaseTransport) -> bool:
+        verifying = self.context.verify_mode == ssl.CERT_REQUIRED
         peer = transport.get_extra_info("peercert") or {}
         expired = self._now is not None and verifying and not self._in_dates(peer)
         wrong_name = verifying and not _name_matches(self._host, peer)
         if expired or wrong_name:
-            transport.abort()
-            return self._failed(26 if expired and wrong_name else 24 if expired else 25)
-        self.code = 0
-        return self._receiver is not None
+            self.code = 26 if expired and wrong_name else 24 if expired else 25
+            return False
+        return True
 
     def _in_dates(self, peer: dict[str, Any]) -> bool:
         assert self._now is not None
         start = ssl.cert_time_to_seconds(str(peer["notBefore"]))
         end = ssl.cert_time_to_seconds(str(peer["notAfter"]))
         return start <= self._now.timestamp() <= end
-
-    def _failed(self, code: int) -> bool:
-        self.code = code
-        self.detach()
-        if not self.lost.done():
-            self.lost.set_result(None)
-        return False
 
 
 @dataclass

@@ -111,7 +111,6 @@ bytes then ``+CCHRECV: <session>,0`` before the ``OK``, ``AT+CCHRECV?`` ->
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -124,7 +123,7 @@ from . import simcom_common as sc
 from . import simcom_diag
 from .core import FakeModem
 from .grammar import Command, CommandError, Handler, Kind, Response
-from .loopback import Receiver, is_ipv4, is_loopback
+from .loopback import Receiver, is_ipv4
 from .nrf91_tls import TlsLoopbackConnection
 from .registry import Dialect, Identity, register_dialect
 from .simcom_common import clock, set_clock  # re-exported: the fake's RTC
@@ -633,32 +632,13 @@ class _TlsConnection(TlsLoopbackConnection):
 
     def __init__(self, receiver: Receiver, context: ssl.SSLContext, hostname: str | None) -> None:
         super().__init__(receiver, context, hostname)
-        self.tls_context, self.sni = context, hostname
         self.failure: int | None = None
 
     async def connect(self, address: str, port: int, *, timeout: float) -> bool:
-        if not is_loopback(address):
-            self.failure = CCH_CONNECT
-            return await super().connect(address, port, timeout=timeout)
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                await loop.create_connection(
-                    lambda: self,
-                    address,
-                    port,
-                    ssl=self.tls_context,
-                    server_hostname=self.sni or "",
-                    ssl_handshake_timeout=timeout,
-                )
-        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
-            log.debug("TLS connect %s:%d failed: %s", address, port, exc)
-            self.failure = CCH_HANDSHAKE if isinstance(exc, ssl.SSLError) else CCH_CONNECT
-            self.detach()
-            if not self.lost.done():
-                self.lost.set_result(None)
-            return False
-        return self._receiver is not None
+        connected = await super().connect(address, port, timeout=timeout)
+        if not connected:
+            self.failure = CCH_HANDSHAKE if isinstance(self.error, ssl.SSLError) else CCH_CONNECT
+        return connected
 
 
 class _TlsSession(sc.SimSocket):
