@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from atbridge.at_mqtt import (
     NO_PROPERTIES,
     Connect,
+    Packet,
     PacketDecoder,
     Properties,
     PropertyId,
@@ -228,20 +229,61 @@ def test_mqtt5_and_properties_take_the_general_path_and_still_agree() -> None:
         encode(packet, V3)
 
 
+def _by_reference(patch: pytest.MonkeyPatch) -> list[str]:
+    """Record each packet that ``encode`` / ``decode`` hand to the reference codec."""
+    calls: list[str] = []
+
+    def encoder(packet: Packet, protocol: ProtocolVersion) -> bytes:
+        calls.append("encode")
+        return encode_general(packet, protocol)
+
+    def decoder(data: bytes, protocol: ProtocolVersion) -> Packet:
+        calls.append("decode")
+        return decode_general(data, protocol)
+
+    patch.setattr(fast, "_reference_encode", encoder)
+    patch.setattr(fast, "_reference_decode", decoder)
+    return calls
+
+
 def test_the_fast_paths_take_only_the_3_1_1_member_and_the_reference_agrees() -> None:
     """The fast paths compare the protocol by identity: a plain level number (4 or 5)
     is left to the reference codec, which answers the same as for the enum member."""
     plain = Publish("a/b", b"payload", 1, packet_id=9)
     frame = encode(plain)
-    assert fast.encode_publish(plain, 4) is None  # type: ignore[arg-type]
-    assert fast.decode_publish(frame, 4) is None  # type: ignore[arg-type]
-    assert fast.encode_publish(plain, V5) is None
-    assert fast.decode_publish(frame, V5) is None
-    assert fast.encode_publish(plain, V3) == frame
-    assert encode_general(plain, 4) == frame  # type: ignore[arg-type]
-    assert decode_general(frame, 4) == plain  # type: ignore[arg-type]
     connect = Connect("client", username="u", password=b"p")
-    assert fast.encode_connect(connect) == encode_general(connect)
+    with pytest.MonkeyPatch.context() as patch:
+        calls = _by_reference(patch)
+        assert encode(plain) == frame
+        assert decode(frame) == plain
+        assert encode(connect) == encode_general(connect)
+        assert decode(b"\x40\x02\x12\x34") == PubAck(0x1234)
+        assert calls == []  # all four taken by the fast paths
+        assert encode(plain, 4) == frame  # type: ignore[arg-type]
+        assert decode(frame, 4) == plain  # type: ignore[arg-type]
+        assert decode(bytearray(frame)) == plain  # type: ignore[arg-type]
+        assert calls == ["encode", "decode", "decode"]
+        calls.clear()
+        assert decode(encode(plain, V5), V5) == plain
+        assert calls == ["encode", "decode"]
+
+
+def test_frames_cut_short_inside_the_topic_never_hit_the_cache() -> None:
+    """The decode cache is keyed by a slice of the frame, which the frame's end can
+    cut short; such a key is refused and never kept, with the whole name cached."""
+    packet = Publish("abcdef", b"", 0)
+    frame = encode(packet)
+    assert decode(frame) == packet  # "abcdef" is cached now
+    held = _cached()
+    for cut in range(1, len(frame)):
+        short = bytes([frame[0], cut - 2 if cut >= 2 else 0]) + frame[2:cut]
+        for data in (frame[:cut], short):
+            with pytest.raises(MalformedPacket) as general:
+                decode_general(data, V3)
+            with pytest.raises(MalformedPacket) as quick:
+                decode(data)
+            assert str(quick.value) == str(general.value)
+    assert _cached() == held
 
 
 @pytest.mark.parametrize("protocol", [V3, V5])

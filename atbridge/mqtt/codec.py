@@ -14,11 +14,12 @@ again, and the other way round. MQTT 3.1.1 is the default; pass
 
 This module is the plain reference codec: one encoder and one decoder per packet type,
 written to be read against the spec, checking every rule in a fixed order.
-:func:`encode_general` and :func:`decode_general` are that codec alone. The PUBLISH,
-CONNECT and PUBACK of every message and connection go first through the fast paths of
-:mod:`atbridge.mqtt.fast`, which either return exactly the bytes or packet the
-reference would, or return ``None`` and leave the packet to it, so every error comes
-from here. ``tests/test_mqtt_codec_fast_paths.py`` holds the two to each other.
+:func:`encode_general` and :func:`decode_general` are that codec alone. :func:`encode` and
+:func:`decode` are the functions of :mod:`atbridge.mqtt.fast`, which frame the PUBLISH,
+CONNECT and PUBACK of every message and connection themselves, returning exactly the
+bytes or packet the reference would, and hand everything else to
+:func:`encode_general` / :func:`decode_general`, so every error comes from here.
+``tests/test_mqtt_codec_fast_paths.py`` holds the two to each other.
 """
 
 from __future__ import annotations
@@ -27,10 +28,7 @@ import struct
 from collections.abc import Callable
 
 from atbridge.errors import LocalProtocolError, MalformedPacket
-from atbridge.mqtt.fast import decode_puback as _fast_decode_puback
-from atbridge.mqtt.fast import decode_publish as _fast_decode_publish
-from atbridge.mqtt.fast import encode_connect as _fast_encode_connect
-from atbridge.mqtt.fast import encode_publish as _fast_encode_publish
+from atbridge.mqtt import fast as _fast
 from atbridge.mqtt.packets import (
     Auth,
     ConnAck,
@@ -354,25 +352,6 @@ _ENCODERS: dict[type, Callable[[object, ProtocolVersion], bytes]] = {
 }
 
 
-def encode(packet: Packet, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) -> bytes:
-    """The complete wire bytes of ``packet``.
-
-    Raises :class:`~atbridge.errors.LocalProtocolError` (nothing is produced)
-    when the packet breaks a rule of the spec for ``protocol``. A
-    :class:`~atbridge.mqtt.packets.Connect` always uses its own ``protocol`` field.
-    """
-    kind = type(packet)
-    if kind is Publish:
-        data = _fast_encode_publish(packet, protocol)  # type: ignore[arg-type]
-        if data is not None:
-            return data
-    elif kind is Connect:
-        data = _fast_encode_connect(packet)  # type: ignore[arg-type]
-        if data is not None:
-            return data
-    return encode_general(packet, protocol)
-
-
 def encode_general(packet: Packet, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) -> bytes:
     """:func:`encode` by the reference encoders alone, without the fast paths."""
     encoder = _ENCODERS.get(type(packet))
@@ -680,20 +659,6 @@ _DECODERS: dict[int, _DecodeFn] = {
 }
 
 
-def decode(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) -> Packet:
-    """Decode exactly one whole packet (no more, no fewer bytes).
-
-    Raises :class:`~atbridge.errors.MalformedPacket` for a truncated frame, trailing
-    bytes, or any protocol violation.
-    """
-    packet: Packet | None = _fast_decode_publish(data, protocol)
-    if packet is None and len(data) == 4:
-        packet = _fast_decode_puback(data)
-    if packet is not None:
-        return packet
-    return decode_general(data, protocol)
-
-
 def decode_general(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT_3_1_1) -> Packet:
     """:func:`decode` by the reference decoders alone, without the fast paths."""
     header = read_fixed_header(data, 0, protocol)
@@ -705,3 +670,10 @@ def decode_general(data: bytes, protocol: ProtocolVersion = ProtocolVersion.MQTT
     if stop < len(data):
         raise MalformedPacket(f"{len(data) - stop} bytes follow the packet")
     return packet
+
+
+# The entry points are the fast paths' own functions (one call less per message); they
+# hand every packet they do not take to the reference codec above.
+_fast.hand_over(encode_general, decode_general)
+encode = _fast.encode
+decode = _fast.decode

@@ -9,29 +9,33 @@ this module does the common cases in fewer steps, and nothing else:
 - an MQTT 3.1.1 PUBLISH without properties, whose Remaining Length fits in two bytes
   (under 16 KiB), encoded with one pack for the fixed header and one join for the
   frame, so the payload is copied once;
-- the same PUBLISH decoded from a whole frame, read in place, its
+- the same PUBLISH decoded from a whole ``bytes`` frame, read in place, its
   :class:`~atbridge.mqtt.packets.Publish` filled in without a call to ``__init__``;
 - an MQTT 3.1.1 CONNECT without Will or properties, its fixed header, variable header
   and the client id's length in one pack;
 - the four-byte PUBACK every QoS 1 message brings back (Remaining Length 2: reason
   Success and no properties in MQTT 5.0 too), read without the reference's table walk.
 
-The protocol is compared by identity with the 3.1.1 member (an ``IntEnum`` ``==`` costs
-a call); any other value goes to the reference codec. Every function here returns
-``None`` for anything else, and for anything it is not
-sure is valid: the caller then runs the reference codec, which checks every rule in
+:func:`encode` and :func:`decode` here *are* the codec's ``encode`` and ``decode``
+(:mod:`~atbridge.mqtt.codec` binds its names to them and hands them its reference
+functions with :func:`hand_over`): the common PUBLISH is framed and read in line,
+because at 16 B a function call costs about as much as the framing itself. The
+protocol is compared by identity with the 3.1.1 member (an ``IntEnum`` ``==`` costs a
+call); any other value goes to the reference codec. Anything else, and anything this
+code is not sure is valid, goes to the reference codec too, which checks every rule in
 order and raises the exact error. So a fast path never raises for a packet the spec
 forbids; it only ever returns what the reference would return
 (``tests/test_mqtt_codec_fast_paths.py`` checks that, with the caches cold and warm).
 
 Topic names are validated once and remembered, in two bounded dictionaries: str ->
 length-prefixed UTF-8 for encoding, length-prefixed UTF-8 -> str for decoding. A hit
-is one ``dict.get`` inline in the fast path (a :func:`functools.lru_cache` hit costs
-three times as much: a call and the reordering of its list). A miss runs the
-reference checks themselves (:func:`_topic_prefix`, :func:`_topic_text`; they raise
-for an invalid name and nothing is kept then), so a hit skips no rule and the caches
-only ever hold valid names. Each keeps at most :data:`TOPIC_CACHE_SIZE` names of at
-most :data:`CACHED_TOPIC_LENGTH` characters (bytes, for decoding; longer names are
+is one subscript inline in the fast path (a :func:`functools.lru_cache` hit costs
+three times as much: a call and the reordering of its list). A miss (the dicts'
+``__missing__``) runs the reference checks themselves (:func:`_topic_prefix`,
+:func:`_topic_text`) and answers ``None`` for an invalid name, which is not kept, so a
+hit skips no rule and the caches only ever hold valid names. Each keeps at most
+:data:`TOPIC_CACHE_SIZE` names of at most :data:`CACHED_TOPIC_LENGTH` characters (bytes,
+for decoding; longer names are
 checked every time); a new name arriving at a full cache drops the oldest one kept
 (first in, first out), so there is no cliff: an application with more topics than
 that gets every one right, and a name that was dropped is checked again once, on its
@@ -39,16 +43,20 @@ next use, and kept again.
 
 The decode cache is keyed by the topic's bytes *with* their two-byte length, sliced
 straight from the frame: the key is found without reading the length first, and the
-same key is the encode cache's value, so one name costs one slice each way.
+same key is the encode cache's value, so one name costs one slice each way. A frame
+can end inside the name; the slice is then shorter than its length bytes say, the
+miss refuses it and keeps nothing, so a hit is always a whole name and the hit path
+needs no bounds check of its own.
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from atbridge.errors import LocalProtocolError, MalformedPacket
-from atbridge.mqtt.packets import Connect, PubAck, Publish, topic_name_problem
+from atbridge.mqtt.packets import Connect, Packet, PubAck, Publish, topic_name_problem
 from atbridge.mqtt.properties import NO_PROPERTIES
 from atbridge.mqtt.wire import ProtocolVersion, decode_utf8, encode_string, malformed
 
@@ -87,12 +95,12 @@ def _topic_text(raw: bytes) -> str:
     return topic
 
 
-_K = TypeVar("_K")
-_V = TypeVar("_V")
+class _Prefixes(dict[str, "bytes | None"]):
+    """topic name (str) -> its length-prefixed UTF-8; ``None`` for an invalid name.
 
-
-class _TopicCache(dict[_K, _V]):
-    """A bounded dict of validated names; ``misses`` counts the names checked in full."""
+    A miss (``__missing__``) checks the name in full; a valid one is kept when short
+    enough, an invalid one never. ``misses`` counts the names checked in full.
+    """
 
     __slots__ = ("misses",)
 
@@ -100,34 +108,81 @@ class _TopicCache(dict[_K, _V]):
         super().__init__()
         self.misses = 0
 
-    def keep(self, key: _K, value: _V) -> None:
-        """Remember ``value`` for ``key``, dropping the oldest name when full."""
+    def __missing__(self, topic: str) -> bytes | None:
         self.misses += 1
-        if len(self) >= TOPIC_CACHE_SIZE:
-            del self[next(iter(self))]
-        self[key] = value
+        try:
+            prefix = _topic_prefix(topic)
+        except LocalProtocolError:
+            return None
+        if len(topic) <= CACHED_TOPIC_LENGTH:
+            _keep(self, topic, prefix)
+        return prefix
 
 
-#: topic name (str) -> its length-prefixed UTF-8.
-_prefixes: _TopicCache[str, bytes] = _TopicCache()
-#: length-prefixed UTF-8 of a topic name -> the name (str).
-_names: _TopicCache[bytes, str] = _TopicCache()
+class _Names(dict[bytes, "str | None"]):
+    """length-prefixed UTF-8 of a topic name -> the name; ``None`` for anything else.
+
+    The key is sliced from a frame, so it may be cut short by the frame's end: a miss
+    returns ``None`` for a key whose length bytes do not match the rest, and for an
+    invalid name, and keeps neither; so a hit is always a whole, valid name.
+    """
+
+    __slots__ = ("misses",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.misses = 0
+
+    def __missing__(self, prefixed: bytes) -> str | None:
+        self.misses += 1
+        if len(prefixed) < 2 or len(prefixed) - 2 != (prefixed[0] << 8) | prefixed[1]:
+            return None
+        try:
+            topic = _topic_text(prefixed[2:])
+        except MalformedPacket:
+            return None
+        if len(prefixed) - 2 <= CACHED_TOPIC_LENGTH:
+            _keep(self, prefixed, topic)
+        return topic
 
 
-def _checked_prefix(topic: str) -> bytes:
-    """``_topic_prefix(topic)``, kept in the encode cache when short enough."""
-    prefix = _topic_prefix(topic)
-    if len(topic) <= CACHED_TOPIC_LENGTH:
-        _prefixes.keep(topic, prefix)
-    return prefix
+def _keep(cache: dict[Any, Any], key: object, value: object) -> None:
+    """Remember ``value`` for ``key``, dropping the oldest name when ``cache`` is full."""
+    if len(cache) >= TOPIC_CACHE_SIZE:
+        del cache[next(iter(cache))]
+    cache[key] = value
 
 
-def _checked_name(prefixed: bytes) -> str:
-    """``_topic_text`` of the name after its two length bytes, kept when short enough."""
-    topic = _topic_text(prefixed[2:])
-    if len(prefixed) - 2 <= CACHED_TOPIC_LENGTH:
-        _names.keep(prefixed, topic)
-    return topic
+_prefixes = _Prefixes()
+_names = _Names()
+
+
+def _encode_by_reference(packet: Packet, protocol: ProtocolVersion) -> bytes:
+    """The reference encoder (:mod:`~atbridge.mqtt.codec` hands its own over on import)."""
+    from atbridge.mqtt.codec import encode_general
+
+    return encode_general(packet, protocol)
+
+
+def _decode_by_reference(data: bytes, protocol: ProtocolVersion) -> Packet:
+    """The reference decoder (:mod:`~atbridge.mqtt.codec` hands its own over on import)."""
+    from atbridge.mqtt.codec import decode_general
+
+    return decode_general(data, protocol)
+
+
+_reference_encode: Callable[[Packet, ProtocolVersion], bytes] = _encode_by_reference
+_reference_decode: Callable[[bytes, ProtocolVersion], Packet] = _decode_by_reference
+
+
+def hand_over(
+    encoder: Callable[[Packet, ProtocolVersion], bytes],
+    decoder: Callable[[bytes, ProtocolVersion], Packet],
+) -> None:
+    """Where :func:`encode` and :func:`decode` send every packet they do not take."""
+    global _reference_encode, _reference_decode
+    _reference_encode = encoder
+    _reference_decode = decoder
 
 
 def cache_clear() -> None:
@@ -142,45 +197,53 @@ def cached() -> tuple[int, int]:
     return len(_prefixes), len(_names)
 
 
-def encode_publish(packet: Publish, protocol: ProtocolVersion) -> bytes | None:
-    """The frame of a common MQTT 3.1.1 PUBLISH, or ``None`` (see the module comment)."""
+def encode(packet: Packet, protocol: ProtocolVersion = _V3) -> bytes:
+    """The complete wire bytes of ``packet``: :func:`atbridge.mqtt.codec.encode`.
+
+    Raises :class:`~atbridge.errors.LocalProtocolError` (nothing is produced) when the
+    packet breaks a rule of the spec for ``protocol``; a
+    :class:`~atbridge.mqtt.packets.Connect` always uses its own ``protocol`` field.
+    The common MQTT 3.1.1 PUBLISH is framed here, in line (a call costs as much as the
+    framing of a short message); anything else goes to the reference encoder.
+    """
     # Publish's slots are read directly: its properties would cost a call each.
-    if protocol is not _V3 or packet._properties is not NO_PROPERTIES:
-        return None
-    topic = packet._topic
-    prefix = _prefixes.get(topic) if type(topic) is str else None
-    if prefix is None:
-        try:
-            prefix = _checked_prefix(topic)
-        except LocalProtocolError:
-            return None
-    qos = packet._qos
-    payload = packet._payload
-    try:
-        if qos == 0:
-            if packet._packet_id is not None or packet._dup:
-                return None
-            size = len(prefix) + len(payload)
-            first = 0x31 if packet._retain else 0x30
-            if size < 0x80:
-                return b"".join((_pack_b_b(first, size), prefix, payload))
-            if size < 0x4000:
-                head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
-                return b"".join((head, prefix, payload))
-        elif qos == 1 or qos == 2:
-            packet_id = packet._packet_id
-            if packet_id is None or not 1 <= packet_id <= 0xFFFF:
-                return None
-            size = len(prefix) + 2 + len(payload)
-            first = 0x30 | (qos << 1) | (0x08 if packet._dup else 0) | (1 if packet._retain else 0)
-            if size < 0x80:
-                return b"".join((_pack_b_b(first, size), prefix, _pack_u16(packet_id), payload))
-            if size < 0x4000:
-                head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
-                return b"".join((head, prefix, _pack_u16(packet_id), payload))
-    except TypeError:
-        pass  # a payload that is not bytes: the reference codec says so
-    return None
+    if type(packet) is Publish:
+        topic = packet._topic
+        if protocol is _V3 and packet._properties is NO_PROPERTIES and type(topic) is str:
+            prefix = _prefixes[topic]
+            if prefix is not None:
+                qos = packet._qos
+                payload = packet._payload
+                try:
+                    if qos == 0:
+                        if packet._packet_id is None and not packet._dup:
+                            size = len(prefix) + len(payload)
+                            first = 0x31 if packet._retain else 0x30
+                            if size < 0x80:
+                                return b"".join((_pack_b_b(first, size), prefix, payload))
+                            if size < 0x4000:
+                                head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
+                                return b"".join((head, prefix, payload))
+                    elif qos == 1 or qos == 2:
+                        packet_id = packet._packet_id
+                        if packet_id is not None and 1 <= packet_id <= 0xFFFF:
+                            size = len(prefix) + 2 + len(payload)
+                            first = 0x30 | (qos << 1) | (0x08 if packet._dup else 0)
+                            if packet._retain:
+                                first |= 0x01
+                            pid = _pack_u16(packet_id)
+                            if size < 0x80:
+                                return b"".join((_pack_b_b(first, size), prefix, pid, payload))
+                            if size < 0x4000:
+                                head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
+                                return b"".join((head, prefix, pid, payload))
+                except TypeError:
+                    pass  # a payload that is not bytes: the reference codec says so
+    elif type(packet) is Connect:
+        data = encode_connect(packet)
+        if data is not None:
+            return data
+    return _reference_encode(packet, protocol)
 
 
 def _publish_flags(first: int) -> tuple[int, bool, bool] | None:
@@ -196,58 +259,54 @@ def _publish_flags(first: int) -> tuple[int, bool, bool] | None:
 _PUBLISH_FLAGS = tuple(_publish_flags(first) for first in range(0x100))
 
 
-def decode_publish(data: bytes, protocol: ProtocolVersion) -> Publish | None:
-    """The common MQTT 3.1.1 PUBLISH that is exactly the frame ``data``, or ``None``.
+def decode(data: bytes, protocol: ProtocolVersion = _V3) -> Packet:
+    """Exactly one whole packet from ``data``: :func:`atbridge.mqtt.codec.decode`.
 
-    Takes a ``bytes`` frame under 16 KiB, fixed header included, and reads it in
-    place. The stream decoder hands over each whole frame the same way.
+    Raises :class:`~atbridge.errors.MalformedPacket` for a truncated frame, trailing
+    bytes, or any protocol violation. The common MQTT 3.1.1 PUBLISH in a ``bytes``
+    frame under 16 KiB, and the four-byte PUBACK, are read here, in place; anything
+    else, and any frame this code is not sure of, goes to the reference decoder,
+    which raises the exact error.
     """
-    size = len(data)
-    if protocol is not _V3 or type(data) is not bytes or size < 4:
-        return None
-    flags = _PUBLISH_FLAGS[data[0]]
-    if flags is None:
-        return None
-    qos, retain, dup = flags
-    length = data[1]
-    if length & 0x80:
-        if data[2] & 0x80:
-            return None
-        start = 3
-        length = (length & 0x7F) | (data[2] << 7)
-    else:
-        start = 2
-    if size != start + length or length < 2:
-        return None
-    pos = start + 2 + ((data[start] << 8) | data[start + 1])
-    if pos > size:
-        return None
-    prefixed = data[start:pos]
-    topic = _names.get(prefixed)
-    if topic is None:
+    if protocol is _V3 and type(data) is bytes:
+        # A frame too short for a field it names raises IndexError: the reference's.
         try:
-            topic = _checked_name(prefixed)
-        except MalformedPacket:
-            return None
-    if qos:
-        if pos + 2 > size:
-            return None
-        packet_id: int | None = (data[pos] << 8) | data[pos + 1]
-        if not packet_id:
-            return None
-        pos += 2
-    else:
-        packet_id = None
-    # A real Publish whose slots are filled here, without a call (see its docstring).
-    message = _new_object(Publish)
-    message._topic = topic
-    message._payload = data[pos:]
-    message._qos = qos
-    message._retain = retain
-    message._dup = dup
-    message._packet_id = packet_id
-    message._properties = NO_PROPERTIES
-    return message
+            flags = _PUBLISH_FLAGS[data[0]]
+            if flags is not None:
+                length = data[1]
+                start = 2
+                if length & 0x80:
+                    start = 3
+                    length = (length & 0x7F) | (data[2] << 7) if data[2] < 0x80 else -1
+                if len(data) == start + length:
+                    pos = start + 2 + ((data[start] << 8) | data[start + 1])
+                    # A hit is a whole name: the cache keeps none cut short by the frame.
+                    topic = _names[data[start:pos]]
+                    if topic is not None:
+                        qos, retain, dup = flags
+                        packet_id = None
+                        if qos:
+                            packet_id = (data[pos] << 8) | data[pos + 1]
+                            pos += 2
+                        if packet_id != 0:
+                            # A real Publish whose slots are filled here, without a call
+                            # (see its docstring).
+                            message = _new_object(Publish)
+                            message._topic = topic
+                            message._payload = data[pos:]
+                            message._qos = qos
+                            message._retain = retain
+                            message._dup = dup
+                            message._packet_id = packet_id
+                            message._properties = NO_PROPERTIES
+                            return message
+        except IndexError:
+            pass
+    if len(data) == 4:
+        ack = decode_puback(data)
+        if ack is not None:
+            return ack
+    return _reference_decode(data, protocol)
 
 
 def encode_connect(packet: Connect) -> bytes | None:
