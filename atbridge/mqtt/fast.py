@@ -30,12 +30,11 @@ forbids; it only ever returns what the reference would return
 Topic names are validated once and remembered, in two bounded dictionaries: str ->
 length-prefixed UTF-8 for encoding, length-prefixed UTF-8 -> str for decoding. A hit
 is one subscript inline in the fast path (a :func:`functools.lru_cache` hit costs
-three times as much: a call and the reordering of its list). A miss (the dicts'
-``__missing__``) runs the reference checks themselves (:func:`_topic_prefix`,
-:func:`_topic_text`) and answers ``None`` for an invalid name, which is not kept, so a
-hit skips no rule and the caches only ever hold valid names. Each keeps at most
-:data:`TOPIC_CACHE_SIZE` names of at most :data:`CACHED_TOPIC_LENGTH` characters (bytes,
-for decoding; longer names are
+three times as much: a call and the reordering of its list). A miss runs the
+reference checks themselves (:func:`_new_prefix`, :func:`_new_name`) and answers
+``None`` for an invalid name, which is not kept, so a hit skips no rule and the caches
+only ever hold valid names. Each keeps at most :data:`TOPIC_CACHE_SIZE` names of at
+most :data:`CACHED_TOPIC_LENGTH` characters (bytes, for decoding; longer names are
 checked every time); a new name arriving at a full cache drops the oldest one kept
 (first in, first out), so there is no cliff: an application with more topics than
 that gets every one right, and a name that was dropped is checked again once, on its
@@ -95,55 +94,11 @@ def _topic_text(raw: bytes) -> str:
     return topic
 
 
-class _Prefixes(dict[str, "bytes | None"]):
-    """topic name (str) -> its length-prefixed UTF-8; ``None`` for an invalid name.
-
-    A miss (``__missing__``) checks the name in full; a valid one is kept when short
-    enough, an invalid one never. ``misses`` counts the names checked in full.
-    """
-
-    __slots__ = ("misses",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.misses = 0
-
-    def __missing__(self, topic: str) -> bytes | None:
-        self.misses += 1
-        try:
-            prefix = _topic_prefix(topic)
-        except LocalProtocolError:
-            return None
-        if len(topic) <= CACHED_TOPIC_LENGTH:
-            _keep(self, topic, prefix)
-        return prefix
-
-
-class _Names(dict[bytes, "str | None"]):
-    """length-prefixed UTF-8 of a topic name -> the name; ``None`` for anything else.
-
-    The key is sliced from a frame, so it may be cut short by the frame's end: a miss
-    returns ``None`` for a key whose length bytes do not match the rest, and for an
-    invalid name, and keeps neither; so a hit is always a whole, valid name.
-    """
-
-    __slots__ = ("misses",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.misses = 0
-
-    def __missing__(self, prefixed: bytes) -> str | None:
-        self.misses += 1
-        if len(prefixed) < 2 or len(prefixed) - 2 != (prefixed[0] << 8) | prefixed[1]:
-            return None
-        try:
-            topic = _topic_text(prefixed[2:])
-        except MalformedPacket:
-            return None
-        if len(prefixed) - 2 <= CACHED_TOPIC_LENGTH:
-            _keep(self, prefixed, topic)
-        return topic
+#: topic name (str) -> its length-prefixed UTF-8 (plain dicts: a subscript of an exact
+#: ``dict`` is the interpreter's quickest lookup).
+_prefixes: dict[str, bytes] = {}
+#: length-prefixed UTF-8 of a topic name -> the name (str).
+_names: dict[bytes, str] = {}
 
 
 def _keep(cache: dict[Any, Any], key: object, value: object) -> None:
@@ -153,8 +108,32 @@ def _keep(cache: dict[Any, Any], key: object, value: object) -> None:
     cache[key] = value
 
 
-_prefixes = _Prefixes()
-_names = _Names()
+def _new_prefix(topic: str) -> bytes | None:
+    """A miss of the encode cache: ``topic``'s prefixed UTF-8 when it is a valid name
+    (kept when short enough), ``None`` (nothing kept) when it is not."""
+    try:
+        prefix = _topic_prefix(topic)
+    except LocalProtocolError:
+        return None
+    if len(topic) <= CACHED_TOPIC_LENGTH:
+        _keep(_prefixes, topic, prefix)
+    return prefix
+
+
+def _new_name(prefixed: bytes) -> str | None:
+    """A miss of the decode cache: the name after the two length bytes, when it is a
+    whole, valid name (kept when short enough); ``None`` (nothing kept) when it is
+    not. The key is sliced from a frame, so the frame's end may cut it short: it is
+    whole only when its length bytes count the rest."""
+    if len(prefixed) < 2 or len(prefixed) - 2 != (prefixed[0] << 8) | prefixed[1]:
+        return None
+    try:
+        topic = _topic_text(prefixed[2:])
+    except MalformedPacket:
+        return None
+    if len(prefixed) - 2 <= CACHED_TOPIC_LENGTH:
+        _keep(_names, prefixed, topic)
+    return topic
 
 
 def _encode_by_reference(packet: Packet, protocol: ProtocolVersion) -> bytes:
@@ -189,7 +168,6 @@ def cache_clear() -> None:
     """Empty both topic caches (tests use this to start cold)."""
     _prefixes.clear()
     _names.clear()
-    _prefixes.misses = _names.misses = 0
 
 
 def cached() -> tuple[int, int]:
@@ -210,7 +188,10 @@ def encode(packet: Packet, protocol: ProtocolVersion = _V3) -> bytes:
     if type(packet) is Publish:
         topic = packet._topic
         if protocol is _V3 and packet._properties is NO_PROPERTIES and type(topic) is str:
-            prefix = _prefixes[topic]
+            try:
+                prefix: bytes | None = _prefixes[topic]
+            except KeyError:
+                prefix = _new_prefix(topic)
             if prefix is not None:
                 qos = packet._qos
                 payload = packet._payload
@@ -281,7 +262,11 @@ def decode(data: bytes, protocol: ProtocolVersion = _V3) -> Packet:
                 if len(data) == start + length:
                     pos = start + 2 + ((data[start] << 8) | data[start + 1])
                     # A hit is a whole name: the cache keeps none cut short by the frame.
-                    topic = _names[data[start:pos]]
+                    prefixed = data[start:pos]
+                    try:
+                        topic: str | None = _names[prefixed]
+                    except KeyError:
+                        topic = _new_name(prefixed)
                     if topic is not None:
                         qos, retain, dup = flags
                         packet_id = None
