@@ -621,3 +621,37 @@ def test_wrongly_typed_payload_and_password_raise_a_type_error_that_names_them()
         encode(Connect("c", username="u", password="pw", will=Will("w")))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^Will message must be bytes, not str$"):
         encode(Connect("c", will=Will("w", "bye")))  # type: ignore[arg-type]
+
+
+class _Concatenates:
+    """Sized, and answers ``bytes + self`` itself: a fast path that framed with ``+``
+    without checking the type would send b"WRONG"."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __radd__(self, other: bytes) -> bytes:
+        return b"WRONG"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [bytearray(b"ab"), memoryview(b"ab"), b"ab", _Concatenates(), 5],
+    ids=["bytearray", "memoryview", "bytes", "radd", "int"],
+)
+@pytest.mark.parametrize("qos", [0, 1])
+def test_payloads_of_every_type_encode_as_the_reference_does(payload: object, qos: int) -> None:
+    """Only a ``bytes`` payload is framed by the fast path; the reference takes any
+    bytes-like one, and refuses the rest with its own TypeError."""
+    packet = Publish("a/b", payload, qos, packet_id=qos or None)  # type: ignore[arg-type]
+    try:
+        general = encode_general(packet, V3)
+    except TypeError as error:
+        for _ in range(2):  # cold cache, then warm
+            with pytest.raises(TypeError) as quick:
+                encode(packet)
+            assert str(quick.value) == str(error)
+        return
+    for _ in range(2):
+        assert encode(packet) == general
+    assert decode(general) == Publish("a/b", b"ab", qos, packet_id=qos or None)
