@@ -7,10 +7,11 @@ reference codec (:mod:`atbridge.mqtt.codec`) is written to be read against the s
 this module does the common cases in fewer steps, and nothing else:
 
 - an MQTT 3.1.1 PUBLISH without properties, whose Remaining Length fits in two bytes
-  (under 16 KiB), encoded with one pack for the fixed header and ``+`` from left to
-  right: the short pieces are joined first and the payload is copied once, at the
-  end (for a frame of four pieces this is quicker than ``b"".join``, which builds a
-  tuple and calls a method);
+  (under 16 KiB), encoded with ``+`` from left to right: the short pieces first,
+  the payload last, so it is copied once (for so few pieces this is quicker than
+  ``b"".join``, which builds a tuple and calls a method). QoS 0 packs its fixed
+  header; QoS 1 and 2 pack fixed header, topic and packet id in one call, with a
+  :class:`struct.Struct` made once per topic length (:data:`_id_heads`);
 - the same PUBLISH decoded from a whole ``bytes`` frame, read in place, its
   :class:`~atbridge.mqtt.packets.Publish` filled in without a call to ``__init__``;
 - an MQTT 3.1.1 CONNECT without Will or properties, its fixed header, variable header
@@ -138,6 +139,20 @@ def _new_name(prefixed: bytes) -> str | None:
     return topic
 
 
+#: For a QoS 1/2 PUBLISH: prefixed-topic length -> the packs of its fixed header (one-
+#: and two-byte Remaining Length), topic and packet id, all in one call.
+_id_heads: dict[int, tuple[Callable[..., bytes], Callable[..., bytes]]] = {}
+
+
+def _new_id_heads(size: int) -> tuple[Callable[..., bytes], Callable[..., bytes]]:
+    """The two packs of ``_id_heads`` for a prefixed topic of ``size`` bytes, kept for
+    the lengths a cached name can have, so the table stays as bounded as the caches."""
+    heads = (struct.Struct(f"!BB{size}sH").pack, struct.Struct(f"!BBB{size}sH").pack)
+    if size <= CACHED_TOPIC_LENGTH * 4 + 2:  # UTF-8: up to 4 bytes a character
+        _id_heads[size] = heads
+    return heads
+
+
 def _encode_by_reference(packet: Packet, protocol: ProtocolVersion) -> bytes:
     """The reference encoder (:mod:`~atbridge.mqtt.codec` hands its own over on import)."""
     from atbridge.mqtt.codec import encode_general
@@ -167,9 +182,10 @@ def hand_over(
 
 
 def cache_clear() -> None:
-    """Empty both topic caches (tests use this to start cold)."""
+    """Empty the topic caches and :data:`_id_heads` (tests use this to start cold)."""
     _prefixes.clear()
     _names.clear()
+    _id_heads.clear()
 
 
 def cached() -> tuple[int, int]:
@@ -221,13 +237,15 @@ def encode(packet: Packet, protocol: ProtocolVersion = _V3) -> bytes:
                             first = 0x30 | (qos << 1) | (0x08 if packet._dup else 0)
                             if packet._retain:
                                 first |= 0x01
+                            try:
+                                short, long = _id_heads[len(prefix)]
+                            except KeyError:
+                                short, long = _new_id_heads(len(prefix))
                             if size < 0x80:
-                                return (
-                                    _pack_b_b(first, size) + prefix + _pack_u16(packet_id) + payload
-                                )
+                                return short(first, size, prefix, packet_id) + payload
                             if size < 0x4000:
-                                head = _pack_b_b_b(first, (size & 0x7F) | 0x80, size >> 7)
-                                return head + prefix + _pack_u16(packet_id) + payload
+                                rl = (size & 0x7F) | 0x80
+                                return long(first, rl, size >> 7, prefix, packet_id) + payload
                 except TypeError:
                     pass  # e.g. a packet id that is no number: the reference says so
     elif type(packet) is Connect:
