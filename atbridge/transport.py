@@ -35,7 +35,10 @@ import select
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serial_asyncio_fast import SerialTransport
 
 #: ``os.read`` errors that mean "nothing to read now", as pyserial treats them.
 _NOTHING_YET = frozenset(
@@ -211,8 +214,6 @@ async def open_device(
 
     A device another process holds locked fails with :class:`serial.SerialException`
     whose ``errno`` is ``EWOULDBLOCK`` (see :func:`lock_refused`)."""
-    import serial_asyncio_fast
-
     loop = asyncio.get_running_loop()
     port_class = _direct_read_serial_class()
     port = await loop.run_in_executor(
@@ -221,9 +222,32 @@ async def open_device(
             port_class, path, baudrate=baudrate, rtscts=rtscts, exclusive=exclusive or None
         ),
     )
-    transport: asyncio.Transport
-    transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, port)
-    return transport
+    return _serial_transport_class()(loop, protocol, port)
+
+
+@functools.cache
+def _serial_transport_class() -> type[SerialTransport]:
+    """pyserial-asyncio-fast's ``SerialTransport``, with its writer removed once the write
+    buffer is empty.
+
+    Its version 0.16 (the newest) leaves the writer registered after a write the device
+    took only in part: once the rest has gone, the loop calls ``_write_ready`` on every
+    turn with nothing to write, which raises ``AssertionError: Write buffer should not be
+    empty`` into the loop's exception handler, without end — a spinning loop flooding the
+    log after any write larger than the tty takes at once (a certificate upload, a large
+    socket send on a slow port). Checked by ``tests/test_transport_writes.py``; the
+    override goes once the library removes its writer itself.
+    """
+    import serial_asyncio_fast
+
+    class DrainingSerialTransport(serial_asyncio_fast.SerialTransport):
+        def _write_ready(self) -> None:
+            if self._write_buffer:
+                super()._write_ready()
+            if not self._write_buffer:
+                self._remove_writer()
+
+    return DrainingSerialTransport
 
 
 @dataclass(frozen=True, slots=True)
