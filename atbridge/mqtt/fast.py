@@ -285,11 +285,13 @@ def decode(data: bytes, protocol: ProtocolVersion = _V3) -> Packet:
                 length = data[1]
                 if length < 0x80:
                     start = 2
-                elif data[2] < 0x80:
-                    start = 3
-                    length = (length & 0x7F) | (data[2] << 7)
                 else:
-                    start = length = -1  # three bytes or more: the reference's
+                    second = data[2]
+                    if second < 0x80:
+                        start = 3
+                        length = (length & 0x7F) | (second << 7)
+                    else:
+                        start = length = -1  # three bytes or more: the reference's
                 if len(data) - start == length:
                     pos = start + 2 + ((data[start] << 8) | data[start + 1])
                     # A hit is a whole name: the cache keeps none cut short by the frame.
