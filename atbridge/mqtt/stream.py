@@ -91,7 +91,9 @@ class PacketDecoder:
         stop = start + length
         if len(buf) < stop:
             return None
-        frame = bytes(buf[pos:stop])
+        # One copy (a bytearray slice would copy once more); the view is gone at once,
+        # so the buffer can grow or shrink again.
+        frame = bytes(memoryview(buf)[pos:stop])
         self._pos = stop
         try:
             return decode(frame, self.protocol)
