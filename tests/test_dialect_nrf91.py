@@ -22,7 +22,13 @@ from atbridge.dialects.base import DataBearer, ModemSocket
 from atbridge.dialects.nrf91 import NordicDialect, data_mode_ended, pdp_lost_cid
 from atbridge.dialects.nrf91_slm import Nrf91Slm, plan_slm_send
 from atbridge.dialects.nrf91_sm import Nrf91Sm
-from atbridge.errors import CloseReason, ConfigurationError, SocketClosed, SocketError
+from atbridge.errors import (
+    CloseReason,
+    ConfigurationError,
+    SocketClosed,
+    SocketError,
+    TlsRefused,
+)
 from atbridge.modem import Modem, Urc
 from tests.fakes import FakeModem
 from tests.fakes.core import Response as FakeResponse
@@ -496,9 +502,10 @@ async def test_tls_needs_a_security_tag_then_opens_a_secure_socket(rig: Rig) -> 
     rig.dialect.tls_sec_tag = 42
     start = len(rig.fake.commands)
     # Nothing is stored under tag 42 on the modem: the TLS connect is refused as the
-    # firmware refuses it, and the error names the tag to provision (the round trip with a
-    # provisioned CA is tests/test_tls_offload_nrf91.py).
-    with pytest.raises(SocketError, match="security tag 42"):
+    # firmware refuses it, AT%CMNG then shows no CA under the tag, and the error names the
+    # tag to provision (the round trip with a provisioned CA is
+    # tests/test_tls_offload_nrf91.py).
+    with pytest.raises(TlsRefused, match="no CA certificate is stored under security tag 42"):
         await rig.dialect.open_socket("localhost", rig.peer.port, tls=True, timeout=WAIT)
     sent = rig.fake.commands[start:]
     assert sent[0] == "AT#XSSOCKET=1,1,0,42,2"
