@@ -68,6 +68,10 @@ Secrets (DeviceSecret, ProductSecret, device tokens, passwords) are held in
 :class:`Secret`, whose ``repr`` and ``str`` are a mask; only
 :meth:`Secret.reveal` gives the value. Error messages name the field and the
 file, never a secret's value.
+
+Size: the credential maths of both kinds (an Aliyun device, product or token device; plain
+MQTT) and the TLS options they carry share one ``Secret`` and one vocabulary of checks; all of
+it is pure code, without I/O.
 """
 
 from __future__ import annotations

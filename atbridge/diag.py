@@ -69,6 +69,9 @@ TS 24.301 Annex A (EMM causes, :data:`atbridge.diagnostics.EMM_CAUSES`); the
 nRF91 AT Commands Reference (CFUN=0 powers the UICC off; stat 90 "UICC
 failure"); SIMCom SIM7080/SIM7600 AT manuals (+CPSI ``NO SERVICE``); Particle's
 device vitals and curl's ``-w`` timers for the per-step timeline.
+
+Size: the report model, the pure verdict rules and the runner of the five layers belong
+together: the rules read the steps the runner records, and the tests drive both.
 """
 
 from __future__ import annotations

@@ -98,6 +98,10 @@ commands above and the CCH* ones are two separate stacks on the module.
   ``+CCH_RECV_CLOSED: <session>,<err>`` (the module stopped receiving on an error) end
   the socket after what is still cached is read; ``AT+CCHCLOSE=<session>`` and its
   ``+CCHCLOSE: <session>,<err>`` close it.
+
+Size: this module drives both socket stacks of the one family, the ``AT+CIP*`` TCP sockets and
+the ``AT+CCH*`` TLS client; they share the bring-up, the link numbers and the receiver, so a
+split would have each half reach into the other's state.
 """
 
 from __future__ import annotations

@@ -107,6 +107,9 @@ bytes then ``+CCHRECV: <session>,0`` before the ``OK``, ``AT+CCHRECV?`` ->
   -> ``ERROR``. Sessions outlive the host, as the CIP links do.
 - ``AT+CCLK?`` -> ``+CCLK: "yy/MM/dd,hh:mm:ss+00"`` (the fake's clock: real time unless
   moved); ``AT+CCLK="..."`` moves it. Kept across reboots (the module's RTC).
+
+Size: the fake answers both socket stacks of the module (``AT+CIP*`` and the ``AT+CCH*`` SSL
+client with its certificate store), written from the manuals; they share one modem state.
 """
 
 from __future__ import annotations
