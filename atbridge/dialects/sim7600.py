@@ -109,6 +109,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
@@ -701,35 +702,19 @@ class Sim7600(CipRxgetDialect):
     async def _send_tls(self, sock: CchSocket, chunk: bytes) -> None:
         session = sock.session
 
-        async def send_part(rest: bytes, spans: Spans) -> int:
-            with self.modem.expect_urc(
-                "+CCHSEND:", predicate=lambda urc: _session_of(urc.text, "+CCHSEND:") == session
-            ) as result:
-                await self.modem.command(
-                    format_command("AT+CCHSEND", session, len(rest)),
-                    payload=rest,
-                    timeout=self.send_timeout,
-                    payload_secret_spans=spans,
-                )
-                try:
-                    urc = await result.wait(self.send_timeout)
-                except StepTimeout:
-                    if sock.closed is not None:
-                        raise
-                    raise StepTimeout(
-                        f"no +CCHSEND result for {len(rest)} bytes on TLS session {session}",
-                        hint="the modem may be stalled; reconnect",
-                    ) from None
-            err = int_param(urc.text[len("+CCHSEND:") :], 1)
+        def sent(params: str, length: int) -> int:
+            err = int_param(params, 1)
             if err != 0:
                 raise SocketError(
-                    f"the modem could not send on TLS session {session}: {urc.text.strip()} "
+                    f"the modem could not send on TLS session {session}: +CCHSEND:{params} "
                     f"({describe_cch(err)})",
                     hint="the connection is gone; reconnecting",
                 )
-            return len(rest)
+            return length
 
-        await self._send_in_parts(sock, chunk, send_part)
+        await self._send_awaiting(
+            sock, chunk, "AT+CCHSEND", session, f"TLS session {session}", sent
+        )
 
     async def _read_tls(self, sock: CchSocket) -> tuple[bytes, bool]:
         """One ``AT+CCHRECV=<session>,<len>``: the data before or after the OK, until its
@@ -806,12 +791,31 @@ class Sim7600(CipRxgetDialect):
             return await self._send_tls(sock, chunk)
         link = sock.handle
 
+        def sent(params: str, _length: int) -> int:
+            return int_param(params, 2) or 0  # +CIPSEND: <link>,<requested>,<sent>
+
+        await self._send_awaiting(sock, chunk, "AT+CIPSEND", link, f"link {link}", sent)
+
+    async def _send_awaiting(
+        self,
+        sock: ModemSocket,
+        chunk: bytes,
+        command: str,
+        ident: int,
+        what: str,
+        sent: Callable[[str, int], int],
+    ) -> None:
+        """``chunk`` in parts of ``<command>=<ident>,<len>``, each payload given at the
+        prompt, and each one's ``+<NAME>: <ident>,...`` result waited for; ``sent`` reads
+        the result's parameters (and the part's length) into the bytes the modem took."""
+        prefix = command[2:] + ":"
+
         async def send_part(rest: bytes, spans: Spans) -> int:
             with self.modem.expect_urc(
-                "+CIPSEND:", predicate=lambda urc: _link_of(urc, "+CIPSEND:") == link
+                prefix, predicate=lambda urc: int_param(urc.text[len(prefix) :], 0) == ident
             ) as result:
                 await self.modem.command(
-                    format_command("AT+CIPSEND", link, len(rest)),
+                    format_command(command, ident, len(rest)),
                     payload=rest,
                     timeout=self.send_timeout,
                     payload_secret_spans=spans,
@@ -822,11 +826,10 @@ class Sim7600(CipRxgetDialect):
                     if sock.closed is not None:
                         raise
                     raise StepTimeout(
-                        f"no +CIPSEND result for {len(rest)} bytes on link {link}",
+                        f"no {prefix[:-1]} result for {len(rest)} bytes on {what}",
                         hint="the modem may be stalled; reconnect",
                     ) from None
-            # +CIPSEND: <link>,<requested>,<sent>
-            return int_param(urc.text[len("+CIPSEND:") :], 2) or 0
+            return sent(urc.text[len(prefix) :], len(rest))
 
         await self._send_in_parts(sock, chunk, send_part)
 
