@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -872,3 +873,12 @@ def check_port(port: int) -> int:
             f"TCP port {port!r} is not a number from 1 to 65535", hint="fix the port"
         )
     return port
+
+
+def is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IPv4 or IPv6 address, not a name (no SNI, no DNS for it)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -101,7 +101,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -110,7 +109,7 @@ from typing import ClassVar
 
 from atbridge.at_parser import BlockRule
 from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
-from atbridge.dialects.base import Dialect, ModemSocket, check_port
+from atbridge.dialects.base import Dialect, ModemSocket, check_port, is_ip_address
 from atbridge.dialects.receiver import Receiver
 from atbridge.errors import (
     AtBridgeError,
@@ -435,7 +434,7 @@ class NordicDialect(Dialect):
             )
             sock.on_close(lambda error: self._on_socket_closed(sock, error))
             try:
-                if offload is not None and not _is_ip(offload.hostname):
+                if offload is not None and not is_ip_address(offload.hostname):
                     # The firmware never sets it: no SNI, no host-name check otherwise.
                     await self._set_tls_hostname(handle, offload.hostname)
                 await self._connect(handle, host, port, timeout)
@@ -741,16 +740,8 @@ class NordicDialect(Dialect):
         super()._on_reboot(banner)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_ipv6(host: str) -> bool:
-    return ":" in host and _is_ip(host)
+    return ":" in host and is_ip_address(host)
 
 
 def response_int(response: Response, prefix: str) -> int | None:

@@ -78,14 +78,13 @@ first: the setting outlives the process that made it (an earlier ``--tls modem``
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, header_ints
 from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
-from atbridge.dialects.base import DataBearer, Dialect, ModemSocket
+from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, is_ip_address
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
 from atbridge.errors import (
     AtBridgeError,
@@ -370,7 +369,7 @@ class Sim7080(SimcomDialect):
             )
         ctx = cid % SSL_CONTEXTS
         commands = [format_command("AT+CSSLCFG", "sslversion", ctx, TLS_1_2)]
-        if not _is_ip(tls.hostname):
+        if not is_ip_address(tls.hostname):
             commands.append(format_command("AT+CSSLCFG", "sni", ctx, tls.hostname))
         commands += [
             format_command("AT+CASSLCFG", cid, "SSL", 1),
@@ -457,14 +456,6 @@ class Sim7080(SimcomDialect):
             format_command("AT+CACLOSE", link), timeout=10, check=False
         )
         return response.final == "OK"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def check_offload(tls: ModemTls) -> None:

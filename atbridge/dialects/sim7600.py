@@ -107,7 +107,6 @@ split would have each half reach into the other's state.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -115,7 +114,13 @@ from types import MappingProxyType
 
 from atbridge.at_parser import BlockRule, field_int
 from atbridge.at_syntax import format_command, int_param, split_params, str_param
-from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, check_port
+from atbridge.dialects.base import (
+    DataBearer,
+    Dialect,
+    ModemSocket,
+    check_port,
+    is_ip_address,
+)
 from atbridge.dialects.simcom import CipRxgetDialect
 from atbridge.errors import (
     AtBridgeError,
@@ -256,14 +261,6 @@ def parse_cclk(value: str) -> datetime | None:
 
 def _session_of(text: str, prefix: str) -> int | None:
     return int_param(text[len(prefix) :], 0)
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def is_cchopen_result(line: str) -> bool:
@@ -518,7 +515,7 @@ class Sim7600(CipRxgetDialect):
                 settings.append(("cacert", ca))
             if client_pair:
                 settings += [("clientcert", cert), ("clientkey", key)]
-            settings.append(("enableSNI", 0 if _is_address(host) else 1))
+            settings.append(("enableSNI", 0 if is_ip_address(host) else 1))
             for name, value in settings:
                 await self._configure(format_command("AT+CSSLCFG", name, context, value))
             await self._configure(format_command("AT+CCHSSLCFG", session, context))
