@@ -671,3 +671,15 @@ def test_every_topic_length_agrees_cold_and_warm(qos: int) -> None:
                     frame = encode(packet)
                     assert frame == reference_publish(packet)
                     assert decode(frame) == packet
+
+
+@pytest.mark.parametrize("packet_id", [1.5, "7", True, 0, 0x10000, None])
+def test_a_packet_id_that_is_not_a_16_bit_integer_is_refused_in_words(packet_id: object) -> None:
+    # A float or a str once escaped as a raw struct.error / TypeError, and True was sent
+    # as packet id 1.
+    for packet in (
+        Publish("t", b"x", qos=1, packet_id=packet_id),  # type: ignore[arg-type]
+        PubAck(packet_id=packet_id),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(LocalProtocolError, match=r"MQTT-2\.3\.1-1"):
+            encode(packet)

@@ -83,7 +83,7 @@ _SUBACK_CODES_311 = frozenset((0x00, 0x01, 0x02, 0x80))
 
 
 def _check_packet_id(packet_id: int | None, what: str) -> int:
-    if packet_id is None or not 1 <= packet_id <= 0xFFFF:
+    if type(packet_id) is not int or not 1 <= packet_id <= 0xFFFF:  # not a bool, float, str
         raise LocalProtocolError(
             f"[MQTT-2.3.1-1] {what} needs a non-zero 16-bit packet identifier, got {packet_id!r}"
         )

@@ -233,7 +233,7 @@ def encode(packet: Packet, protocol: ProtocolVersion = _V3) -> bytes:
                                 return head + prefix + payload
                     elif qos == 1 or qos == 2:
                         packet_id = packet._packet_id
-                        if packet_id is not None and 1 <= packet_id <= 0xFFFF:
+                        if type(packet_id) is int and 1 <= packet_id <= 0xFFFF:
                             size = len(prefix) + 2 + len(payload)
                             first = 0x30 | (qos << 1) | (0x08 if packet._dup else 0)
                             if packet._retain:
