@@ -164,6 +164,7 @@ IPCLOSE_REASONS: dict[int, tuple[CloseReason, str]] = {
 
 
 def _link_of(urc: Urc, prefix: str) -> int | None:
+    """The first parameter of ``urc`` after ``prefix``: the link or SSL session it is for."""
     return int_param(urc.text[len(prefix) :], 0)
 
 
@@ -259,10 +260,6 @@ def parse_cclk(value: str) -> datetime | None:
     return stamp.replace(tzinfo=timezone(timedelta(minutes=15 * quarters)))
 
 
-def _session_of(text: str, prefix: str) -> int | None:
-    return int_param(text[len(prefix) :], 0)
-
-
 def is_cchopen_result(line: str) -> bool:
     """``+CCHOPEN: <session>,<err>`` (a result) and not a line of ``AT+CCHOPEN?``."""
     params = split_params(line.partition(":")[2])
@@ -344,7 +341,7 @@ class Sim7600(CipRxgetDialect):
         ]
 
     def _on_cchevent(self, urc: Urc) -> None:
-        session = _session_of(urc.text, "+CCHEVENT:")
+        session = _link_of(urc, "+CCHEVENT:")
         if session is not None and "RECV" in urc.text.upper():
             self.data_waiting(SESSION_HANDLE_BASE + session)
 
@@ -758,18 +755,7 @@ class Sim7600(CipRxgetDialect):
 
     async def _close_session(self, session: int, sock: CchSocket | None) -> bool:
         """``AT+CCHCLOSE=<session>`` and its ``+CCHCLOSE: <session>,<err>``."""
-        line = format_command("AT+CCHCLOSE", session)
-        with self.modem.expect_urc(
-            "+CCHCLOSE:", predicate=lambda urc: _session_of(urc.text, "+CCHCLOSE:") == session
-        ) as result:
-            if sock is not None:
-                answered = await self._close_quietly(sock, line, timeout=10) is not None
-            else:
-                answered = (await self.modem.command(line, timeout=10, check=False)).final == "OK"
-            if answered:
-                with contextlib.suppress(StepTimeout):  # closed as far as we are concerned
-                    await result.wait(10)
-        return answered
+        return await self._close_awaiting("AT+CCHCLOSE", session, sock)
 
     async def _read(self, sock: ModemSocket) -> tuple[bytes, bool]:
         if isinstance(sock, CchSocket):
@@ -809,7 +795,7 @@ class Sim7600(CipRxgetDialect):
 
         async def send_part(rest: bytes, spans: Spans) -> int:
             with self.modem.expect_urc(
-                prefix, predicate=lambda urc: int_param(urc.text[len(prefix) :], 0) == ident
+                prefix, predicate=lambda urc: _link_of(urc, prefix) == ident
             ) as result:
                 await self.modem.command(
                     format_command(command, ident, len(rest)),
@@ -838,9 +824,15 @@ class Sim7600(CipRxgetDialect):
 
     async def _closed_link(self, link: int, sock: ModemSocket | None) -> bool:
         """``AT+CIPCLOSE=<link>`` and its ``+CIPCLOSE: <link>,<err>``; whether it was open."""
-        line = format_command("AT+CIPCLOSE", link)
+        return await self._close_awaiting("AT+CIPCLOSE", link, sock)
+
+    async def _close_awaiting(self, command: str, ident: int, sock: ModemSocket | None) -> bool:
+        """``<command>=<ident>`` (a link or an SSL session), then its ``+<NAME>: <ident>,...``
+        result waited for a bounded time; whether the modem said OK (it was open)."""
+        prefix = command[2:] + ":"
+        line = format_command(command, ident)
         with self.modem.expect_urc(
-            "+CIPCLOSE:", predicate=lambda urc: _link_of(urc, "+CIPCLOSE:") == link
+            prefix, predicate=lambda urc: _link_of(urc, prefix) == ident
         ) as result:
             if sock is not None:
                 answered = await self._close_quietly(sock, line, timeout=10) is not None
