@@ -353,6 +353,34 @@ def check_sec_tag(tag: int) -> int:
     return tag
 
 
+def check_file_tag(sec_tag: int) -> int:
+    """A security tag that names files on a SIMCom modem (``atb<tag><kind>.pem``): a whole
+    number of 0 or more."""
+    if isinstance(sec_tag, bool) or not isinstance(sec_tag, int) or sec_tag < 0:
+        raise ConfigurationError(
+            f"security tag {sec_tag!r} is not a whole number of 0 or more",
+            hint="give --sec-tag a number such as 16842753",
+        )
+    return sec_tag
+
+
+def upload_bytes(sec_tag: int, kind: CredentialKind, content: str, limit: int, why: str) -> bytes:
+    """PEM ``content`` as the bytes a file-keeping store uploads; a ConfigurationError for
+    text that is not PEM, or for more than ``limit`` bytes (``why`` names the limit)."""
+    if not content.isascii() or "-----BEGIN " not in content:
+        raise ConfigurationError(
+            f"the {kind.words} for security tag {sec_tag} is not PEM text",
+            hint="give a PEM file (-----BEGIN ...----- lines with base64 between)",
+        )
+    data = content.encode("ascii")
+    if len(data) > limit:
+        raise ConfigurationError(
+            f"the {kind.words} for security tag {sec_tag} is {len(data)} bytes; {why}",
+            hint="store only the CA that signed the broker's certificate (not a bundle)",
+        )
+    return data
+
+
 def secret_parts(kind: CredentialKind, content: str) -> tuple[str, ...]:
     """What to mask by value of a secret's ``content`` (``Modem.add_secret``): the whole
     PSK, each base64 line of a key; nothing for a kind that is not secret."""

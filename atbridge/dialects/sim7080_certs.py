@@ -50,7 +50,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from atbridge.at_syntax import format_command
-from atbridge.certs import CredentialKind, StoredCredential
+from atbridge.certs import CredentialKind, StoredCredential, check_file_tag, upload_bytes
 from atbridge.dialects.sim7080 import CUSTOMER_DIR, file_size, file_system, tls_file_name
 from atbridge.errors import ConfigurationError, ModemError
 
@@ -85,7 +85,7 @@ class Sim7080Store:
                 "can list only one security tag's files",
                 hint="give --sec-tag N (atbridge certs list --sec-tag N)",
             )
-        tag = _check_tag(sec_tag)
+        tag = check_file_tag(sec_tag)
         found: list[StoredCredential] = []
         async with file_system(self.modem):
             for kind in _KINDS:
@@ -203,32 +203,12 @@ class Sim7080Store:
                 hint="use a client certificate and key (--cert/--key) for mutual TLS, or "
                 "host-side TLS (--tls host)",
             )
-        return tls_file_name(_check_tag(sec_tag), kind.value)
-
-
-def _check_tag(sec_tag: int) -> int:
-    if isinstance(sec_tag, bool) or not isinstance(sec_tag, int) or sec_tag < 0:
-        raise ConfigurationError(
-            f"security tag {sec_tag!r} is not a whole number of 0 or more",
-            hint="give --sec-tag a number such as 16842753",
-        )
-    return sec_tag
+        return tls_file_name(check_file_tag(sec_tag), kind.value)
 
 
 def _pem_bytes(sec_tag: int, kind: CredentialKind, content: str) -> bytes:
-    if not content.isascii() or "-----BEGIN " not in content:
-        raise ConfigurationError(
-            f"the {kind.words} for security tag {sec_tag} is not PEM text",
-            hint="give a PEM file (-----BEGIN ...----- lines with base64 between)",
-        )
-    data = content.encode("ascii")
-    if len(data) > MAX_FILE:
-        raise ConfigurationError(
-            f"the {kind.words} for security tag {sec_tag} is {len(data)} bytes; the "
-            f"SIM7080 takes files of at most {MAX_FILE} (AT+CFSWFILE)",
-            hint="store only the CA that signed the broker's certificate (not a bundle)",
-        )
-    return data
+    why = f"the SIM7080 takes files of at most {MAX_FILE} (AT+CFSWFILE)"
+    return upload_bytes(sec_tag, kind, content, MAX_FILE, why)
 
 
 __all__ = ["INPUT_TIME_MS", "MAX_FILE", "Sim7080Store"]

@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from atbridge.at_syntax import format_command, str_param
-from atbridge.certs import CredentialKind, StoredCredential
+from atbridge.certs import CredentialKind, StoredCredential, check_file_tag, upload_bytes
 from atbridge.dialects.sim7600 import tls_file_name
 from atbridge.errors import ConfigurationError, ModemError
 
@@ -111,7 +111,7 @@ class Sim7600Store:
         except ModemError as exc:
             exc.hint = (
                 f"the modem refused {name}: check that the file is a valid PEM "
-                f"{_words(kind)} and that the store has room (atbridge certs list; delete "
+                f"{kind.words} and that the store has room (atbridge certs list; delete "
                 "what is no longer used)"
             )
             raise
@@ -132,42 +132,14 @@ class Sim7600Store:
     def _file(self, sec_tag: int, kind: CredentialKind) -> str:
         if kind not in self.kinds:
             raise ConfigurationError(
-                f"the {self.dialect.name} stores no {_words(kind)}: its SSL client has no "
+                f"the {self.dialect.name} stores no {kind.words}: its SSL client has no "
                 "pre-shared-key mode atbridge can drive",
                 hint="use a client certificate and key (--cert/--key) for mutual TLS, or "
                 "host-side TLS (--tls host)",
             )
-        if isinstance(sec_tag, bool) or not isinstance(sec_tag, int) or sec_tag < 0:
-            raise ConfigurationError(
-                f"security tag {sec_tag!r} is not a whole number of 0 or more",
-                hint="give --sec-tag a number such as 16842753",
-            )
-        return tls_file_name(sec_tag, kind.value)
+        return tls_file_name(check_file_tag(sec_tag), kind.value)
 
 
 def _pem_data(sec_tag: int, kind: CredentialKind, content: str) -> bytes:
-    """``content`` as the bytes to upload; a ConfigurationError for text that is not PEM or
-    a file larger than :data:`MAX_FILE`."""
-    if not content.isascii() or "-----BEGIN " not in content:
-        raise ConfigurationError(
-            f"the {_words(kind)} for security tag {sec_tag} is not PEM text",
-            hint="give a PEM file (-----BEGIN ...----- lines with base64 between)",
-        )
-    data = content.encode("ascii")
-    if len(data) > MAX_FILE:
-        raise ConfigurationError(
-            f"the {_words(kind)} for security tag {sec_tag} is {len(data)} bytes; "
-            f"atbridge writes at most {MAX_FILE} to the SIM7600's store",
-            hint="store only the CA that signed the broker's certificate (not a bundle)",
-        )
-    return data
-
-
-def _words(kind: CredentialKind) -> str:
-    return {
-        CredentialKind.CA: "CA certificate",
-        CredentialKind.CLIENT_CERT: "client certificate",
-        CredentialKind.CLIENT_KEY: "client key",
-        CredentialKind.PSK: "pre-shared key",
-        CredentialKind.PSK_IDENTITY: "PSK identity",
-    }[kind]
+    why = f"atbridge writes at most {MAX_FILE} to the SIM7600's store"
+    return upload_bytes(sec_tag, kind, content, MAX_FILE, why)
