@@ -155,6 +155,17 @@ def certs_args(fake: FakeModem, dialect: str, *args: str) -> list[str]:
     return ["certs", *args, "--port", fake.port, "--dialect", dialect]
 
 
+def offload_publish_args(
+    fake: FakeModem, dialect: str, broker_port: int, tag: int, topic: str
+) -> list[str]:
+    """``atbridge publish`` of one QoS 1 message with TLS on the modem under ``tag``."""
+    return [
+        "publish", "--port", fake.port, "--dialect", dialect, "-h", "localhost",
+        "-p", str(broker_port), "--tls", "modem", "--sec-tag", str(tag), "-t", topic,
+        "-m", "provisioned by certs", "-q", "1", "--give-up-after", "5",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("dialect", NORDIC)
 async def test_write_list_delete_round_trip(
     dialect: str, pki: dict[str, Path], atbridge: StartCli, tmp_path: Path
@@ -294,11 +305,7 @@ async def test_certs_write_then_publish_with_tls_on_the_modem(
     before = len(tls_paho.messages)
 
     def publish(tag: int) -> list[str]:
-        return [
-            "publish", "--port", fake.port, "--dialect", dialect, "-h", "localhost",
-            "-p", str(tls_broker.port), "--tls", "modem", "--sec-tag", str(tag), "-t", topic,
-            "-m", "provisioned by certs", "-q", "1", "--give-up-after", "5",
-        ]  # fmt: skip
+        return offload_publish_args(fake, dialect, tls_broker.port, tag, topic)
 
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         written = await run_cli(

@@ -45,6 +45,8 @@ from tests.brokers import Certificates, Mosquitto, PahoPeer, TlsListener
 from tests.fakes import FakeModem
 from tests.fakes import sim7080 as fake_sim7080
 from tests.fakes.loopback import add_host
+from tests.test_certs import key_lines
+from tests.test_certs_cli import certs_args, offload_publish_args
 from tests.test_commands_bridge import StartCli, atbridge, run_cli  # noqa: F401  (fixture)
 
 WAIT = 30.0
@@ -128,10 +130,6 @@ def pem(path: Path) -> str:
     return path.read_text()
 
 
-def key_body(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if not line.startswith("-----")]
-
-
 async def next_packet(sock: steps.SocketLink, decoder: PacketDecoder) -> object:
     async with asyncio.timeout(WAIT):
         while (packet := decoder.next_packet()) is None:
@@ -199,7 +197,7 @@ async def test_the_store_uploads_converts_lists_and_deletes_files_named_after_th
     assert not online.fake.dialect_state_as(fake_sim7080.Sim7080State).fs_open  # CFSTERM sent
     log = online.transcript.getvalue()
     assert "AT+CFSWFILE" in log
-    for line in key_body(client_pair[1]):
+    for line in key_lines(client_pair[1].read_text()):
         assert line not in log
 
 
@@ -328,7 +326,7 @@ async def test_mutual_tls_offers_the_tags_client_certificate(
     await mqtt_connect(sock, "mutual-7080")
     await sock.close()
     log = online.transcript.getvalue()
-    for line in key_body(client_pair[1]):
+    for line in key_lines(client_pair[1].read_text()):
         assert line not in log
 
 
@@ -521,14 +519,10 @@ async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
     pair = ["--cert", str(client_pair[0]), "--key", str(client_pair[1])]
 
     def certs_cli(*args: str) -> list[str]:
-        return ["certs", *args, "--port", fake.port, "--dialect", "sim7080"]
+        return certs_args(fake, "sim7080", *args)
 
     def publish(tag: int) -> list[str]:
-        return [
-            "publish", "--port", fake.port, "--dialect", "sim7080", "-h", "localhost",
-            "-p", str(tls_broker.port), "--tls", "modem", "--sec-tag", str(tag), "-t", topic,
-            "-m", "provisioned by certs", "-q", "1", "--give-up-after", "5",
-        ]  # fmt: skip
+        return offload_publish_args(fake, "sim7080", tls_broker.port, tag, topic)
 
     async with FakeModem(dialect="sim7080", registration_delay=0.05) as fake:
         write = await run_cli(
@@ -570,7 +564,7 @@ async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
     assert [(t, p) for t, p, _q in received[before:]] == [(topic, b"provisioned by certs")]
     log = transcript.read_text()
     assert 'AT+CFSWFILE=3,"atb77key.pem"' in log
-    for line in key_body(client_pair[1]):
+    for line in key_lines(client_pair[1].read_text()):
         assert line not in log
         for run in (write, listed):
             assert line not in run.stdout and line not in run.stderr

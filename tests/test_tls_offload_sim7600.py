@@ -52,6 +52,8 @@ from tests.fakes import FakeModem
 from tests.fakes import sim7600 as fake_sim7600
 from tests.fakes.grammar import Command, Kind, Response, frame_line
 from tests.fakes.loopback import add_host
+from tests.test_certs import key_lines
+from tests.test_certs_cli import certs_args, offload_publish_args
 from tests.test_commands_bridge import StartCli, atbridge, run_cli  # noqa: F401  (fixture)
 
 WAIT = 30.0
@@ -516,10 +518,6 @@ async def test_the_bridge_stops_on_a_refused_certificate_without_reconnecting(
 # -- atbridge certs and publish --tls modem, as real processes ------------------------------
 
 
-def key_body(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if not line.startswith("-----")]
-
-
 async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
     tls_broker: Mosquitto,
     tls_paho: PahoPeer,
@@ -535,14 +533,10 @@ async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
     pair = ["--cert", str(client_pair[0]), "--key", str(client_pair[1])]
 
     def certs_cli(*args: str) -> list[str]:
-        return ["certs", *args, "--port", fake.port, "--dialect", "sim7600"]
+        return certs_args(fake, "sim7600", *args)
 
     def publish(tag: int) -> list[str]:
-        return [
-            "publish", "--port", fake.port, "--dialect", "sim7600", "-h", "localhost",
-            "-p", str(tls_broker.port), "--tls", "modem", "--sec-tag", str(tag), "-t", topic,
-            "-m", "provisioned by certs", "-q", "1", "--give-up-after", "5",
-        ]  # fmt: skip
+        return offload_publish_args(fake, "sim7600", tls_broker.port, tag, topic)
 
     async with FakeModem(dialect="sim7600", registration_delay=0.05) as fake:
         write = await run_cli(
@@ -580,7 +574,7 @@ async def test_certs_cli_round_trip_then_publish_with_tls_on_the_modem(
     assert [(t, p) for t, p, _q in received[before:]] == [(topic, b"provisioned by certs")]
     log = transcript.read_text()
     assert 'AT+CCERTDOWN="atb77key.pem"' in log
-    for line in key_body(client_pair[1]):
+    for line in key_lines(client_pair[1].read_text()):
         assert line not in log
         for run in (write, listed):
             assert line not in run.stdout and line not in run.stderr
