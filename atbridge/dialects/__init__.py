@@ -220,9 +220,5 @@ async def open_dialect(modem: Modem, name: str = "auto") -> tuple[Dialect, Ident
         identity = await identify_as(modem, name)
     dialect = dialect_class(identity.dialect)(modem)
     dialect.identity = identity  # what the identity step asked is not asked again
-    from atbridge.dialects.sim7000 import Sim7000
-
-    if isinstance(dialect, Sim7000):
-        dialect.known_model = identity.model  # asked once, by the identity step
     await dialect.initialise()
     return dialect, identity

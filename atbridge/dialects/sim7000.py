@@ -127,9 +127,6 @@ class Sim7000(CipRxgetDialect):
 
     #: The SIM800's connections (SIM800 manual §8.2.1: 0-5).
     sim800_links = range(6)
-    #: ``AT+CGMM``'s answer when already known (set by open_dialect from the identity).
-    known_model: str | None = None
-
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
     _apn: str | None = None
 
@@ -161,7 +158,8 @@ class Sim7000(CipRxgetDialect):
 
     async def initialise(self) -> None:
         """The model's registration sources; multi-IP mode, quick send and manual receive."""
-        model = self.known_model
+        # The identity step asked AT+CGMM already (Dialect.identity): not asked again.
+        model = self.identity.model if self.identity is not None else None
         if model is None:
             with contextlib.suppress(ModemError):
                 model = " ".join((await self.modem.command("AT+CGMM")).lines)
