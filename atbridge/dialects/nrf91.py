@@ -92,6 +92,16 @@ that APN would fail the configure step.
 nRF91 model; each family's :attr:`~atbridge.dialects.base.Dialect.version_command`
 (``AT#XSLMVER``, ``AT#XSMVER``) tells them apart.
 
+**TLS on the modem.** ``AT#XSSOCKET=<family>,1,0,<sec_tag>,<peer_verify>`` creates the
+socket; the host name is set with ``AT#XSSOCKETOPT`` (``TLS_HOSTNAME``) before
+``AT#XCONNECT``, because the firmware sets neither SNI nor the name to check by itself
+(sdk-nrf ``applications/serial_lte_modem/doc/SOCKET_AT_commands.rst``, ncs-serial-modem
+``doc/app/at_socket.rst``). A connect that fails is answered with a plain ``ERROR``
+(``slm_at_socket.c``/``sm_at_socket.c`` ``do_connect``), whatever the cause; atbridge then
+lists the tag's CA with ``AT%CMNG=1,<sec_tag>,0`` (``%CMNG: <sec_tag>,<type>,"<sha256>"``
+per item; listing, unlike writing, is allowed in every functional mode: nRF91 AT Commands
+Reference, ``%CMNG``) so that a tag with no CA is told from every other failure.
+
 What the reference marks unverified, or that differs between firmware builds, is a class
 attribute: the terminator, the read size, the ``AT#XRECV`` flags and timeout, the
 notification command and the poll intervals.

@@ -72,7 +72,11 @@ path works and the TLS handshake failed — a CA that did not sign the broker, a
 certificate the broker wants, a port without TLS — and that is ``TlsRefused`` too;
 otherwise it is the usual :class:`~atbridge.errors.SocketError` and the bridge retries.
 A plain open on a cid this dialect object has not yet turned TLS off on sends ``"SSL",0``
-first: the setting outlives the process that made it (an earlier ``--tls modem`` run).
+first: ``AT+CASSLCFG`` is a setting of the cid, not of one connection, so an earlier
+process's ``--tls modem`` run can leave it on. TinyGSM's SIM7080 ``modemConnect`` sends
+``AT+CASSLCFG=<cid>,"SSL",<0|1>`` before every ``AT+CAOPEN``, plain or TLS, for the same
+reason; atbridge sends it once per cid and dialect object. The fake keeps the setting
+until a reset; no board has been checked for how long the module keeps it.
 """
 
 from __future__ import annotations
