@@ -111,8 +111,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar
@@ -167,14 +167,43 @@ def _cid(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
+@functools.lru_cache(maxsize=64)
+def data_mode_status(text: str) -> int | None:
+    """The ``<status>`` of a ``#XDATAMODE: <status>`` line (``None``: not a number).
+
+    Cached: the same few lines come back on every send, and three readers look at each
+    (the send waiting for it, the predicate, the dialect's own data mode flag).
+    """
+    return int_param(text[len("#XDATAMODE:") :], 0)
+
+
 def data_mode_ended(urc: Urc) -> bool:
     """``#XDATAMODE: <status>`` with status 0 or negative: data mode is over.
 
     A positive status is ``CONFIG_SLM_DATAMODE_URC``'s report of a chunk sent while the
     modem stays in data mode; it is not the end.
     """
-    status = int_param(urc.text[len("#XDATAMODE:") :], 0)
+    status = data_mode_status(urc.text)
     return status is None or status <= 0
+
+
+class _SocketErrors:
+    """:meth:`NordicDialect._socket_errors`: a plain context manager (no generator, no
+    coroutine: it sits on every send, issue 16)."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: ModemSocket) -> None:
+        self.sock = sock
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        if isinstance(error, AtBridgeError) and not isinstance(error, SocketClosed):
+            closed = self.sock.closed
+            if closed is not None:
+                raise closed from error
 
 
 class NordicDialect(Dialect):
@@ -551,8 +580,9 @@ class NordicDialect(Dialect):
         return handle
 
     async def _close(self, sock: ModemSocket) -> None:
-        async with self._socket_errors(sock), self.modem.exclusive():
-            await self._release(sock.handle)
+        with self._socket_errors(sock):
+            async with self.modem.exclusive():
+                await self._release(sock.handle)
 
     async def _read_or_nothing(self, line: str) -> ReadResult:
         response = await self.modem.command(line, timeout=self.recv_timeout + 10, check=False)
@@ -565,17 +595,11 @@ class NordicDialect(Dialect):
     def _decode_block(self, lines: tuple[str, ...], data: bytes) -> bytes:
         return data
 
-    @contextlib.asynccontextmanager
-    async def _socket_errors(self, sock: ModemSocket) -> AsyncIterator[None]:
-        """A reboot or link loss during a socket command is the socket's end."""
-        try:
-            yield
-        except SocketClosed:
-            raise
-        except AtBridgeError as exc:
-            if sock.closed is not None:
-                raise sock.closed from exc
-            raise
+    def _socket_errors(self, sock: ModemSocket) -> _SocketErrors:
+        """A reboot or link loss during a socket command is the socket's end:
+        ``with self._socket_errors(sock):`` raises the socket's :class:`SocketClosed`
+        in place of the channel's error once the socket has closed."""
+        return _SocketErrors(sock)
 
     async def _wait_urc(self, waiter: UrcWaiter, sock: ModemSocket, timeout: float) -> Urc:
         """The URC, or the socket's :class:`SocketClosed` if it ends first (reboot...).
@@ -674,7 +698,7 @@ class NordicDialect(Dialect):
         )
 
     def _check_data_mode(self, urc: Urc, sock: ModemSocket, size: int) -> None:
-        status = int_param(urc.text[len("#XDATAMODE:") :], 0)
+        status = data_mode_status(urc.text)
         if status is not None and status >= 0:
             return
         self.data_waiting(sock.handle)
@@ -707,10 +731,11 @@ class NordicDialect(Dialect):
     async def _drain(self, sock: ModemSocket, receiver: Receiver) -> None:
         """Read until a read comes back short or empty (after a hang-up: empty)."""
         while sock.closed is None:
-            async with self._socket_errors(sock), self.modem.exclusive():
-                if sock.closed is not None:
-                    return
-                result = await self._read_once(sock.handle)
+            with self._socket_errors(sock):
+                async with self.modem.exclusive():
+                    if sock.closed is not None:
+                        return
+                    result = await self._read_once(sock.handle)
             sock.data_received(result.data)
             if result.eof:
                 self._peer_closed(sock, "end of stream on read")

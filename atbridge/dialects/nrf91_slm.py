@@ -100,6 +100,8 @@ def plan_slm_send(
 
     ``plan_slm_send(b"a+++b") == [(True, b"a"), (False, b"+++"), (True, b"b")]``.
     """
+    if terminator not in data and not _ends_with_prefix_of(data, terminator):
+        return [(True, data)] if data else []  # the common case, without the walk below
     pieces: list[tuple[bool, bytes]] = []
 
     def add(in_data_mode: bool, piece: bytes) -> None:
@@ -280,27 +282,28 @@ class Nrf91Slm(NordicDialect):
         plan = plan_slm_send(chunk, self.datamode_terminator, self.max_string_send)
         # Where the chunk's secrets sit, mapped onto each piece (transcript module doc).
         secrets = self.modem.payload_secrets(sock, chunk)
-        async with self._socket_errors(sock), self.modem.exclusive():
-            await self._select(sock.handle)
-            offset = 0
-            for in_data_mode, piece in plan:
-                if sock.closed is not None:
-                    raise sock.closed
-                spans = shift_spans(secrets, offset, len(piece))
-                offset += len(piece)
-                if in_data_mode:
-                    # The terminator goes right after the piece, in the same write.
-                    payload = piece + self.datamode_terminator
-                    await self._send_in_data_mode(
-                        sock,
-                        "AT#XSEND",
-                        payload,
-                        len(piece),
-                        write_terminator_late=False,
-                        secret_spans=spans,
-                    )
-                else:
-                    await self._send_string(sock, piece, spans)
+        with self._socket_errors(sock):
+            async with self.modem.exclusive():
+                await self._select(sock.handle)
+                offset = 0
+                for in_data_mode, piece in plan:
+                    if sock.closed is not None:
+                        raise sock.closed
+                    spans = shift_spans(secrets, offset, len(piece)) if secrets else ()
+                    offset += len(piece)
+                    if in_data_mode:
+                        # The terminator goes right after the piece, in the same write.
+                        payload = piece + self.datamode_terminator
+                        await self._send_in_data_mode(
+                            sock,
+                            "AT#XSEND",
+                            payload,
+                            len(piece),
+                            write_terminator_late=False,
+                            secret_spans=spans,
+                        )
+                    else:
+                        await self._send_string(sock, piece, spans)
 
     async def _send_string(self, sock: ModemSocket, piece: bytes, secrets: Spans = ()) -> None:
         line = format_command("AT#XSEND", piece.decode("ascii"))

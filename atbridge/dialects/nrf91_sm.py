@@ -148,21 +148,22 @@ class Nrf91Sm(NordicDialect):
             await self._send_hex(sock, chunk)
             return
         line = format_command("AT#XSEND", sock.handle, 2, 0, len(chunk))
-        async with self._socket_errors(sock), self.modem.exclusive():
-            # The modem counts <data_len> bytes and leaves data mode by itself.
-            await self._send_in_data_mode(
-                sock,
-                line,
-                chunk,
-                len(chunk),
-                write_terminator_late=True,
-                secret_spans=self.modem.payload_secrets(sock, chunk),
-            )
+        with self._socket_errors(sock):
+            async with self.modem.exclusive():
+                # The modem counts <data_len> bytes and leaves data mode by itself.
+                await self._send_in_data_mode(
+                    sock,
+                    line,
+                    chunk,
+                    len(chunk),
+                    write_terminator_late=True,
+                    secret_spans=self.modem.payload_secrets(sock, chunk),
+                )
 
     async def _send_hex(self, sock: ModemSocket, chunk: bytes) -> None:
         """``chunk`` as hex strings of at most :attr:`max_hex_send` bytes (module doc)."""
         secrets = self.modem.payload_secrets(sock, chunk)
-        async with self._socket_errors(sock):
+        with self._socket_errors(sock):
             for offset in range(0, len(chunk), self.max_hex_send):
                 if sock.closed is not None:
                     raise sock.closed
