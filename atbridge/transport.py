@@ -162,7 +162,7 @@ def _direct_read_serial_class() -> Any:
     import serial
 
     class DirectReadSerial(serial.Serial):  # type: ignore[misc]
-        """pyserial's POSIX port with a one-system-call non-blocking read.
+        """pyserial's POSIX port with a one-system-call non-blocking read and write.
 
         pyserial-asyncio-fast sets ``timeout = 0`` and calls ``read`` when the event loop
         has seen the descriptor readable; pyserial's ``read`` then asks ``select`` again
@@ -200,6 +200,21 @@ def _direct_read_serial_class() -> Any:
                 if exc.errno in _NOTHING_YET:
                     return b""
                 raise serial.SerialException(f"read failed: {exc}") from exc
+
+        def write(self, data: bytes | bytearray | memoryview) -> int:
+            """With ``write_timeout == 0`` (pyserial-asyncio-fast sets it), one ``os.write``:
+            the bytes the device took, :class:`BlockingIOError` when it takes none now (the
+            transport keeps them for later), :class:`serial.SerialException` when it is
+            gone. pyserial's own ``write`` (other timeouts) builds a timeout object and
+            converts the data first, on every write of every command (issue 16)."""
+            if self._write_timeout != 0 or not self.is_open:
+                return super().write(data)  # type: ignore[no-any-return]
+            try:
+                return os.write(self.fd, data)
+            except OSError as exc:
+                if exc.errno in _NOTHING_YET:
+                    raise BlockingIOError(exc.errno, exc.strerror) from exc
+                raise serial.SerialException(f"write failed: {exc}") from exc
 
     return DirectReadSerial
 
