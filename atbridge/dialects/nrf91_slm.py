@@ -52,6 +52,7 @@ Identification asks it already (the family's version command): with the dialect'
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import ClassVar
@@ -132,7 +133,12 @@ def plan_slm_send(
 
 
 def _ends_with_prefix_of(data: bytes, terminator: bytes) -> bool:
-    return any(data.endswith(terminator[:size]) for size in range(1, len(terminator)))
+    return data.endswith(_proper_prefixes(terminator))
+
+
+@functools.cache
+def _proper_prefixes(terminator: bytes) -> tuple[bytes, ...]:
+    return tuple(terminator[:size] for size in range(1, len(terminator)))
 
 
 class Nrf91Slm(NordicDialect):
