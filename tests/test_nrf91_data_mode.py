@@ -128,6 +128,29 @@ async def test_left_over_sockets_are_listed_and_closed(rig: Rig) -> None:
     assert await far.read_exactly(5) == b"fresh"
 
 
+async def test_the_listing_is_skipped_until_a_socket_is_created_and_runs_again_after(
+    rig: Rig,
+) -> None:
+    """Issue 16: the listing before the first open repeated the probe's. Once everything
+    listed is closed, nothing is asked until this dialect creates a socket; after that
+    (a reconnect) the listing runs again and closes what is still open."""
+    listing = ("AT#XSOCKETSELECT?",) if rig.name == "nrf91-slm" else ("AT#XSOCKET?", "AT#XSSOCKET?")
+    async with asyncio.timeout(WAIT):
+        assert await rig.dialect.close_leftover_sockets() == 0
+    asked = len(rig.fake.commands)
+    assert [c for c in rig.fake.commands if c in listing] == list(listing)
+    async with asyncio.timeout(WAIT):
+        assert await rig.dialect.close_leftover_sockets() == 0
+    assert len(rig.fake.commands) == asked  # nothing asked: nothing can be open
+    ours, _far = await rig.connect()  # a socket of ours: the modem may hold it
+    async with asyncio.timeout(WAIT):
+        closed = await rig.dialect.close_leftover_sockets()
+    assert closed == 1
+    assert [c for c in rig.fake.commands[asked:] if c in listing] == list(listing)
+    assert ours.closed is not None and ours.closed.reason is CloseReason.LOCAL
+    assert sockets_of(rig.fake).sockets == {}
+
+
 async def test_the_apn_is_set_once_and_not_again_when_the_modem_has_it(rig: Rig) -> None:
     await rig.dialect.configure_pdp("my.apn")
     await rig.dialect.configure_pdp("my.apn")

@@ -46,7 +46,10 @@ the base) and clears the notification setting, which the next
 **Sockets left over.** Sockets belong to the modem, not to the host process: a killed
 atbridge leaves its sockets open, and the modem allows 8. :meth:`NordicDialect.
 close_leftover_sockets` lists what is open (SLM ``AT#XSOCKETSELECT?``, SM ``AT#XSOCKET?``
-and ``AT#XSSOCKET?``) and closes each one.
+and ``AT#XSSOCKET?``) and closes each one. The probe's listing is the only one before the
+first open: once everything listed is closed, nothing can be open until this dialect
+creates a socket (it holds the port alone), so the listing before each open is skipped
+until then; after any open (a reconnect) it runs again.
 
 **Modem-core fault.** With ``CONFIG_NRF_MODEM_LIB_ON_FAULT_APPLICATION_SPECIFIC`` (the
 default of both applications) a modem fault prints ``#XMODEM: FAULT,<reason>,<pc>``, then
@@ -299,6 +302,10 @@ class NordicDialect(Dialect):
         #: The modem speaks TLS itself (``steps.TlsOffloader``).
         self.offloads_tls = True
         self._releases: set[asyncio.Task[None]] = set()
+        #: Set once every socket the modem listed was closed, cleared as this object
+        #: creates one: until then nothing can be open, and close_leftover_sockets asks
+        #: nothing (the listing before the first open repeated the probe's, issue 16).
+        self._none_open = False
         self._notifications: bool | None = None
         self._events_on = False
         #: A data mode command was sent and the end of its data mode not seen.
@@ -527,12 +534,30 @@ class NordicDialect(Dialect):
 
     # -- per family -------------------------------------------------------------------
 
+    async def close_leftover_sockets(self) -> int:
+        """Close every socket open on the modem (module doc); how many were closed.
+
+        Nothing is asked when nothing can be open: the last listing closed everything
+        and this object has created no socket since (only it opens sockets on the
+        modem while it holds the port).
+        """
+        if self._none_open:
+            return 0
+        closed = await self._close_listed_sockets()
+        self._none_open = True
+        return closed
+
+    async def _close_listed_sockets(self) -> int:
+        """The family's listing of the open sockets, each one closed; how many."""
+        raise NotImplementedError
+
     async def _create(self, family: int, tls: ModemTls | None) -> int:
         """Create a socket on the modem; return its handle. Inside ``exclusive()``.
 
         ``AT#XSOCKET=<family>,1,0`` (TCP client), ``AT#XSSOCKET=<family>,1,0,<sec_tag>,
         <peer_verify>`` for TLS: the same in both firmwares.
         """
+        self._none_open = False  # from the command on, a socket may be open on the modem
         if tls is not None:
             line = format_command("AT#XSSOCKET", family, 1, 0, tls.sec_tag, tls.peer_verify)
             return await self._create_with(line, "#XSSOCKET:")

@@ -197,8 +197,7 @@ class Nrf91Slm(NordicDialect):
                 minimum=minimum,
             )
 
-    async def close_leftover_sockets(self) -> int:
-        """Close every socket open on the modem (module doc); how many were closed."""
+    async def _close_listed_sockets(self) -> int:
         async with self.modem.exclusive():
             try:
                 response = await self.modem.command("AT#XSOCKETSELECT?", timeout=10)

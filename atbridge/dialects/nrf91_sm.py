@@ -116,8 +116,7 @@ class Nrf91Sm(NordicDialect):
     async def _release(self, handle: int) -> None:
         await self.modem.command(format_command("AT#XCLOSE", handle), timeout=10)
 
-    async def close_leftover_sockets(self) -> int:
-        """Close every socket open on the modem (module doc); how many were closed."""
+    async def _close_listed_sockets(self) -> int:
         async with self.modem.exclusive():
             handles: list[int] = []
             for command, prefix in (("AT#XSOCKET?", "#XSOCKET:"), ("AT#XSSOCKET?", "#XSSOCKET:")):
