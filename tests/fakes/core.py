@@ -796,6 +796,9 @@ class FakeModem(FaultControls, RadioControls):
         self._cancel_activity()
         assert self._pty is not None
         self._pty.close()
+        for pacer in (self._tx, self._rx_pacer):
+            if pacer is not None:
+                pacer.close()
 
     def _power_on(self, banner: str | bytes | None) -> None:
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun, act=self.network.act)

@@ -162,22 +162,26 @@ _BASIC_RE: Final = re.compile(r"(&?[A-Za-z])([0-9]*)")
 
 
 def _split_params(text: str) -> tuple[Param, ...] | None:
-    """Split set-command parameters at commas outside quotes; None if a quote is unclosed."""
-    params: list[Param] = []
-    current: list[str] = []
-    in_quotes = False
-    for char in text:
-        if char == '"':
-            in_quotes = not in_quotes
-            current.append(char)
-        elif char == "," and not in_quotes:
-            params.append(_make_param("".join(current)))
-            current = []
-        else:
-            current.append(char)
-    if in_quotes:
+    """Split set-command parameters at commas outside quotes; None if a quote is unclosed.
+
+    Split at the quotes first: the even pieces are outside quotes (their commas separate
+    parameters), the odd ones inside (kept, with their quotes, in the parameter they are in);
+    an even number of pieces means a quote left open."""
+    pieces = text.split('"')
+    if len(pieces) % 2 == 0:
         return None
-    params.append(_make_param("".join(current)))
+    params: list[Param] = []
+    current = ""
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            current += '"' + piece + '"'
+            continue
+        first, *rest = piece.split(",")
+        current += first
+        for part in rest:
+            params.append(_make_param(current))
+            current = part
+    params.append(_make_param(current))
     return tuple(params)
 
 

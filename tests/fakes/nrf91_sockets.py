@@ -359,6 +359,25 @@ class TerminatorMatcher:
         self.data.append(byte)
         return False
 
+    def feed_chunk(self, chunk: bytes) -> int:
+        """:meth:`feed` each byte of ``chunk`` in turn, up to the one that completes the
+        terminator; returns the index after it, or -1 when all were taken. With no partial
+        match, the bytes up to the next possible start of one are data, taken at once."""
+        start = self.terminator[:1]
+        index, end = 0, len(chunk)
+        while index < end:
+            if not self.partial:
+                found = chunk.find(start, index)
+                if found < 0:
+                    self.data += chunk[index:]
+                    return -1
+                self.data += chunk[index:found]
+                index = found
+            index += 1
+            if self.feed(chunk[index - 1]):
+                return index
+        return -1
+
     def take_on_idle(self) -> bytes:
         """What the inactivity timer sends: the data with any partial terminator, or nothing
         when no data is buffered (``inactivity_timer_handler`` checks the buffer only)."""
@@ -651,15 +670,14 @@ class NrfSockets:
                 chunk = await fake.read_some()
                 if timer is not None:
                     timer.cancel()
-                for index, byte in enumerate(chunk):
-                    done = matcher.feed(byte)
-                    if first and matcher.data:
-                        first = False
-                        self._first_flush(dm)
-                    if done:
-                        fake.unread(chunk[index + 1 :])  # the next command line
-                        self._deliver(dm, matcher.take())
-                        return
+                end = matcher.feed_chunk(chunk)
+                if first and matcher.data:
+                    first = False
+                    self._first_flush(dm)
+                if end >= 0:
+                    fake.unread(chunk[end:])  # the next command line
+                    self._deliver(dm, matcher.take())
+                    return
                 timer = fake.call_later(limit, on_idle)
         finally:
             if timer is not None:

@@ -6,13 +6,17 @@ Bytes flow through two ``Pacer`` objects, one per direction. Without a baud rate
 bytes straight through. With one, it models an 8N1 line (10 bits per byte): input bytes reach
 the interpreter, and output bytes reach the pty, only when their last bit would have crossed the
 wire, scheduled against a running deadline (batches of about 4 ms of line time, each released
-when its last byte is due, never early; epoll's 1 ms timer granularity is bridged by yielding
-with ``call_soon`` for the last millisecond, so the pacing costs no extra millisecond a wait).
+when its last byte is due, never early). A wait sleeps on a timer and yields with ``call_soon``
+for its last moments, so the pacing costs neither epoll's 1 ms timer granularity nor the loop's
+wake-up latency: on Linux the timer is a ``FineTimer`` (a ``timerfd``, microsecond resolution)
+and the spin covers the last 0.1 ms; elsewhere the loop's own timer, and the spin the last
+1.1 ms, which at 921600 baud is all of a short message (a CPU core while bytes are in flight).
 
 ``LineReader`` is the modem's command-line reader: it cuts the next command line out of the
 receive buffer (the UART FIFO) with a dialect's rules: terminator (CR, LF or CR LF), quote
 awareness, backspace, maximum length; CR and LF before a line are skipped and empty lines
-ignored. It is incremental: bytes already scanned are not scanned again.
+ignored. It is incremental: bytes already scanned are not scanned again, and a line that is all
+in the buffer is cut out with ``find``, without a Python step per byte.
 
 ``Pty`` is the modem's end of the line: a pty pair whose slave path the host opens. The slave
 fd stays open for the fake's whole life (so the master never sees EIO when a client closes and
@@ -25,15 +29,21 @@ the wake-up latency of a sleeping process is not charged to a paced line.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import sys
+import time
 import tty
 from collections.abc import Callable
 from typing import Final, Literal
 
 from .grammar import CR, LF
 
-__all__ = ["HOT_LINE_SECONDS", "HotLine", "LineReader", "Pacer", "Pty"]
+__all__ = ["HOT_LINE_SECONDS", "FineTimer", "HotLine", "LineReader", "Pacer", "Pty"]
+
+#: What ends a command line in each terminator mode (CRLF: an LF right after a CR).
+_TERMINATORS: Final = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n"}
 
 log = logging.getLogger("tests.fakes")
 
@@ -69,6 +79,41 @@ class LineReader:
 
     def next_line(self, rx: bytearray) -> tuple[bytes, bytes, bool] | None:
         """Remove the next complete line from ``rx``: (echo bytes, command, overflowed)."""
+        if self._start < 0:
+            found = self._whole_line(rx)
+            if found is not None:
+                return found
+        return self._scan(rx)
+
+    def _whole_line(self, rx: bytearray) -> tuple[bytes, bytes, bool] | None:
+        """The fast path of :meth:`next_line` (the same result, without a Python step per
+        byte): no partial line pending, and the next line is all in ``rx`` with no
+        backspace in it and, for a quote-aware reader, its quotes closed before the first
+        terminator. None when that is not so (``_scan`` then reads it byte by byte)."""
+        start = 0
+        end = len(rx)
+        while start < end and rx[start] in (CR, LF):
+            start += 1
+        if start == end:
+            return None
+        mode = self._mode
+        stop = rx.find(_TERMINATORS[mode], start)
+        if stop < 0:
+            return None
+        for byte in self._backspace:
+            if rx.find(byte, start, stop) >= 0:
+                return None
+        if self._quote_aware and rx.count(0x22, start, stop) % 2:
+            return None
+        after = stop + (2 if mode == "CRLF" else 1)
+        echo = bytes(rx[start:after])
+        length = stop - start
+        line = echo[: min(length, self._max)]
+        del rx[:after]
+        return echo, line, length > self._max
+
+    def _scan(self, rx: bytearray) -> tuple[bytes, bytes, bool] | None:
+        """:meth:`next_line` byte by byte, carrying a partial line across calls."""
         i = self._pos
         end = len(rx)
         while i < end:
@@ -123,18 +168,110 @@ class LineReader:
         return None
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = (("it_interval", _Timespec), ("it_value", _Timespec))
+
+
+def _libc() -> ctypes.CDLL | None:
+    """The C library, if it has ``timerfd_create`` (Linux); else None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.timerfd_create.argtypes = (ctypes.c_int, ctypes.c_int)
+        libc.timerfd_settime.argtypes = (
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(_Itimerspec),
+            ctypes.c_void_p,
+        )
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC: Final = _libc() if sys.platform.startswith("linux") else None
+_TFD_TIMER_ABSTIME: Final = 1
+
+
+class FineTimer:
+    """A one-shot timer of the loop with the kernel's resolution: a Linux ``timerfd`` on
+    ``CLOCK_MONOTONIC`` (the clock of ``loop.time()``), read by the loop like any file, so a
+    wait of 200 µs is not rounded up to epoll's millisecond. ``create`` gives None where there
+    is none (not Linux, or a loop with a clock of its own)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[[], None]):
+        self._loop = loop
+        self._fd = fd
+        self._callback = callback
+        self._armed = False
+        self._spec = _Itimerspec()
+        loop.add_reader(fd, self._on_expired)
+
+    @classmethod
+    def create(
+        cls, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+    ) -> FineTimer | None:
+        """A timer calling ``callback`` when it expires, or None if this loop can have none."""
+        if _LIBC is None or not isinstance(loop, asyncio.BaseEventLoop):
+            return None
+        if type(loop).time is not asyncio.BaseEventLoop.time:
+            return None  # a clock that is not time.monotonic()
+        fd = _LIBC.timerfd_create(time.CLOCK_MONOTONIC, os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        return cls(loop, fd, callback)
+
+    def arm(self, when: float) -> None:
+        """Call back at loop time ``when`` (at once if it has passed), replacing any earlier
+        setting."""
+        assert _LIBC is not None
+        seconds = int(when)
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = seconds, max(1, int((when - seconds) * 1e9))
+        if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None):
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        self._armed = True
+
+    def cancel(self) -> None:
+        """Do not call back (a disarmed timer's expiry may still be read: it is ignored)."""
+        self._armed = False
+
+    def close(self) -> None:
+        """Release the file descriptor; the timer is unusable afterwards."""
+        self._armed = False
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+
+    def _on_expired(self) -> None:
+        try:
+            os.read(self._fd, 8)
+        except BlockingIOError:
+            return
+        if self._armed:
+            self._armed = False
+            self._callback()
+
+
 class Pacer:
     """Passes bytes to ``sink`` no faster than a serial line at ``rate`` bytes/s would.
 
     Bytes go out in batches of about ``_BATCH_SECONDS`` of line time, each released when its
-    last byte is due. Event loop timers are coarse (epoll rounds a timeout up to the next
-    millisecond), so a wait sleeps on a timer until ``_SPIN_SECONDS`` before the due time and
-    covers the rest by re-queuing itself with ``call_soon``: precise, never early, and other
-    callbacks keep running in between.
+    last byte is due: precise, never early, and other callbacks keep running in between. A
+    wait sleeps on a timer until a little before the due time and covers the rest by
+    re-queuing itself with ``call_soon`` (a spin: a loop woken from sleep is late by its
+    wake-up latency). The loop's own timers are coarse (epoll rounds a timeout up to the next
+    millisecond), so with them the spin covers the last ``_SPIN_SECONDS``; with a
+    :class:`FineTimer` (Linux) only the last ``_FINE_SPIN_SECONDS``, which costs a fraction
+    of the CPU: at 921600 baud a short message is shorter than a millisecond, and the coarse
+    timer would spin for all of it.
     """
 
     _BATCH_SECONDS: Final = 0.004
     _SPIN_SECONDS: Final = 0.0011
+    _FINE_SPIN_SECONDS: Final = 0.0001
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[bytes], None]) -> None:
         self._loop = loop
@@ -142,8 +279,10 @@ class Pacer:
         self._rate: float | None = None
         self._pending = bytearray()
         self._clock = 0.0  # loop time at which the last released byte was fully on the wire
-        self._handle: asyncio.Handle | None = None
+        self._handle: asyncio.Handle | FineTimer | None = None
         self._due = 0.0
+        self._fine: FineTimer | None = None
+        self._fine_tried = False
 
     @property
     def rate(self) -> float | None:
@@ -203,10 +342,29 @@ class Pacer:
         self._due = self._clock + batch / self._rate
         self._wait()
 
+    def close(self) -> None:
+        """Drop what is pending and release the fine timer (the line is gone)."""
+        self.clear()
+        if self._fine is not None:
+            self._fine.close()
+            self._fine = None
+        self._fine_tried = True  # a closed pacer that is used again waits on loop timers
+
+    def _fine_timer(self) -> FineTimer | None:
+        if not self._fine_tried:
+            self._fine_tried = True
+            self._fine = FineTimer.create(self._loop, self._wait)
+        return self._fine
+
     def _wait(self) -> None:
-        wake = self._due - self._SPIN_SECONDS
+        fine = self._fine_timer()
+        wake = self._due - (self._SPIN_SECONDS if fine is None else self._FINE_SPIN_SECONDS)
         if wake > self._loop.time():
-            self._handle = self._loop.call_at(wake, self._wait)
+            if fine is None:
+                self._handle = self._loop.call_at(wake, self._wait)
+            else:
+                fine.arm(wake)
+                self._handle = fine
         elif self._loop.time() < self._due:
             self._handle = self._loop.call_soon(self._wait)
         else:
