@@ -84,6 +84,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import logging
 import os
 import re
@@ -370,6 +371,56 @@ class _Received:
         return bytes(self.head) + marker + bytes(self.tail)
 
 
+class _Subscribers:
+    """The URC subscriptions, grouped by the head of the lines each can match.
+
+    A line's *head* is its text up to its first ``:`` (all of it without one). A
+    subscription whose prefix has a ``:`` can only match lines of the same head
+    (``"#XDATAMODE:"``, ``"+CGEV: NW DETACH"``); one without (``None``: every URC, or a
+    bare ``"0, CLOSED"``) is tried on every line. A URC is then offered to one small
+    group instead of every subscription (a dozen on a bound dialect, with a startswith
+    each, for every notification: issue 16), in the order of subscription, and to the
+    subscriptions as they were when it arrived (a callback that subscribes or
+    unsubscribes changes what the next URC meets).
+    """
+
+    __slots__ = ("_always", "_by_head", "_order")
+
+    def __init__(self) -> None:
+        self._order = itertools.count()
+        self._by_head: dict[str, list[tuple[int, str | None, UrcCallback]]] = {}
+        self._always: list[tuple[int, str | None, UrcCallback]] = []
+
+    def add(self, prefix: str | None, callback: UrcCallback) -> Callable[[], None]:
+        """Subscribe; returns the function that unsubscribes (once; later calls do nothing)."""
+        entry = (next(self._order), prefix, callback)
+        if prefix is None or ":" not in prefix:
+            group = self._always
+        else:
+            group = self._by_head.setdefault(_head(prefix), [])
+        group.append(entry)  # the counter grows: each group stays in subscription order
+
+        def remove() -> None:
+            if entry in group:
+                group.remove(entry)
+
+        return remove
+
+    def of(self, text: str) -> list[tuple[str | None, UrcCallback]]:
+        """The subscriptions that may match the line ``text``, in subscription order."""
+        group = self._by_head.get(_head(text))
+        always = self._always
+        if not always:
+            return [(prefix, callback) for _, prefix, callback in group] if group else []
+        entries = sorted([*group, *always]) if group else always
+        return [(prefix, callback) for _, prefix, callback in entries]
+
+
+def _head(text: str) -> str:
+    colon = text.find(":")
+    return text if colon < 0 else text[: colon + 1]
+
+
 @dataclass(slots=True)
 class _Pending:
     command: str
@@ -473,7 +524,8 @@ class Modem:
         self._closed = False
         self._lost = asyncio.Event()
         self._lost_reason: str | None = None
-        self._subscribers: list[tuple[str | None, UrcCallback]] = []
+        #: URC subscriptions (:meth:`subscribe`), by the head of the lines they can match.
+        self._subscribers = _Subscribers()
         self._urc_shapes: dict[str, Callable[[str], bool]] = {
             prefix: registration_is_response
             for prefix in ("+CREG:", "+CGREG:", "+CEREG:", "+C5GREG:")
@@ -848,9 +900,7 @@ class Modem:
         Returns a function that unsubscribes. Callbacks run in the reader; they
         must not block (hand work to a task or a queue).
         """
-        entry = (prefix, callback)
-        self._subscribers.append(entry)
-        return lambda: self._subscribers.remove(entry) if entry in self._subscribers else None
+        return self._subscribers.add(prefix, callback)
 
     def expect_urc(
         self, prefix: str, *, predicate: Callable[[Urc], bool] | None = None
@@ -1319,12 +1369,13 @@ class Modem:
         return shape is None or shape(text)
 
     def _publish(self, urc: Urc) -> None:
-        for prefix, callback in list(self._subscribers):
-            if prefix is None or urc.text.startswith(prefix):
+        text = urc.text
+        for prefix, callback in self._subscribers.of(text):
+            if prefix is None or text.startswith(prefix):
                 try:
                     callback(urc)
                 except Exception:
-                    log.exception("URC subscriber %r failed on %r", callback, urc.text)
+                    log.exception("URC subscriber %r failed on %r", callback, text)
 
     def _on_banner(self, banner: str, *, reset_parser: bool = True) -> None:
         first = not self._booting

@@ -764,3 +764,58 @@ async def test_a_banner_in_the_same_read_as_the_awaited_urc_wins() -> None:
         with pytest.raises(ModemRebooted):
             await waiting
         assert done.urc is not None  # it did arrive, and can still be read
+
+
+async def test_urcs_reach_their_subscribers_in_subscription_order_across_groups() -> None:
+    """The subscriptions grouped by line head (issue 16) keep the one order of
+    subscription: a catch-all, a bare prefix and a prefix of the URC's head are called
+    in the order they subscribed; others are not; one that unsubscribed is not."""
+    modem = Modem()
+    calls: list[str] = []
+    unsubscribe: dict[str, Callable[[], None]] = {}
+
+    def noting(name: str) -> Callable[[Urc], None]:
+        return lambda _urc: calls.append(name)
+
+    for name, prefix in (
+        ("all-1", None),
+        ("cereg", "+CEREG:"),
+        ("bare", "+CE"),
+        ("cgev-detach", "+CGEV: NW DETACH"),
+        ("cereg-5", "+CEREG: 5"),
+        ("all-2", None),
+        ("late-cereg", "+CEREG:"),
+    ):
+        unsubscribe[name] = modem.subscribe(prefix, noting(name))
+    modem._publish(Urc("+CEREG: 5,1", b"+CEREG: 5,1"))
+    assert calls == ["all-1", "cereg", "bare", "cereg-5", "all-2", "late-cereg"]
+    calls.clear()
+    modem._publish(Urc("+CGEV: NW DETACH", b"+CGEV: NW DETACH"))
+    assert calls == ["all-1", "cgev-detach", "all-2"]
+    calls.clear()
+    unsubscribe["cereg"]()
+    unsubscribe["cereg"]()  # a second call does nothing
+    unsubscribe["all-1"]()
+    modem._publish(Urc("+CEREG: 1", b"+CEREG: 1"))
+    assert calls == ["bare", "all-2", "late-cereg"]
+    calls.clear()
+    for name in ("bare", "all-2"):
+        unsubscribe[name]()
+    modem._publish(Urc("+CEREG: 1", b"+CEREG: 1"))
+    assert calls == ["late-cereg"]
+
+
+async def test_a_subscriber_added_by_a_callback_meets_only_the_next_urc() -> None:
+    modem = Modem()
+    calls: list[str] = []
+
+    def first(urc: Urc) -> None:
+        calls.append(f"first {urc.text}")
+        modem.subscribe("#XDATAMODE:", lambda u: calls.append(f"added {u.text}"))
+
+    modem.subscribe("#XDATAMODE:", first)
+    modem._publish(Urc("#XDATAMODE: 0", b"#XDATAMODE: 0"))
+    assert calls == ["first #XDATAMODE: 0"]
+    calls.clear()
+    modem._publish(Urc("#XDATAMODE: 1", b"#XDATAMODE: 1"))
+    assert calls == ["first #XDATAMODE: 1", "added #XDATAMODE: 1"]
