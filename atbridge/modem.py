@@ -408,7 +408,8 @@ class _Subscribers:
 
     def of(self, text: str) -> list[tuple[str | None, UrcCallback]]:
         """The subscriptions that may match the line ``text``, in subscription order."""
-        group = self._by_head.get(_head(text))
+        colon = text.find(":")  # _head(text), inline: this runs for every URC
+        group = self._by_head.get(text if colon < 0 else text[: colon + 1])
         always = self._always
         if not always:
             return [(prefix, callback) for _, prefix, callback in group] if group else []
