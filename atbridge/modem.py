@@ -371,6 +371,20 @@ class _Received:
         return bytes(self.head) + marker + bytes(self.tail)
 
 
+#: A command as :meth:`Modem.command` passes it on: line, timeout, claims, payload, check,
+#: after_ok, (secret_spans, payload_secret_spans), (multiline, prompt_line).
+_Call = tuple[
+    str,
+    float | None,
+    tuple[str, ...],
+    bytes | None,
+    bool,
+    bytes | None,
+    tuple[Spans, Spans],
+    tuple[bool, str | None],
+]
+
+
 class _Subscribers:
     """The URC subscriptions, grouped by the head of the lines each can match.
 
@@ -752,45 +766,25 @@ class Modem:
         The exchange itself when the channel needs no setup or resynchronisation first
         (one coroutine less per command, issue 16)."""
         self._ensure_open()
-        args = (line, timeout, claims, payload, check, after_ok, secrets, extra)
+        call: _Call = (line, timeout, claims, payload, check, after_ok, secrets, extra)
         if self._needs_setup or self._needs_resync:
-            return self._prepared_command(*args)
-        return self._command_exchange(*args)
+            return self._prepared_command(call)
+        return self._command_exchange(call)
 
-    async def _prepared_command(
-        self,
-        line: str,
-        timeout: float | None,
-        claims: tuple[str, ...],
-        payload: bytes | None,
-        check: bool,
-        after_ok: bytes | None,
-        secrets: tuple[Spans, Spans],
-        extra: tuple[bool, str | None],
-    ) -> Response:
+    async def _prepared_command(self, call: _Call) -> Response:
         """The session setup or the resynchronisation the channel needs, then the command."""
         if self._needs_setup:
             await self._setup()
         elif self._needs_resync:
+            line, timeout, secret_spans = call[0], call[1], call[6][0]
             shown = line
-            if secrets[0]:
-                shown = mask_spans(line.encode("ascii"), secrets[0]).decode("ascii")
+            if secret_spans:
+                shown = mask_spans(line.encode("ascii"), secret_spans).decode("ascii")
             await self._resync(timeout, before=shown)
-        return await self._command_exchange(
-            line, timeout, claims, payload, check, after_ok, secrets, extra
-        )
+        return await self._command_exchange(call)
 
-    def _command_exchange(
-        self,
-        line: str,
-        timeout: float | None,
-        claims: tuple[str, ...],
-        payload: bytes | None,
-        check: bool,
-        after_ok: bytes | None,
-        secrets: tuple[Spans, Spans],
-        extra: tuple[bool, str | None],
-    ) -> Coroutine[Any, Any, Response]:
+    def _command_exchange(self, call: _Call) -> Coroutine[Any, Any, Response]:
+        line, timeout, claims, payload, check, after_ok, secrets, extra = call
         return self._exchange(
             line,
             timeout=self.default_timeout if timeout is None else timeout,

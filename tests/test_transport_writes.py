@@ -5,9 +5,11 @@ should not be empty`` on every turn, without end)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import tty
+from collections.abc import AsyncIterator
 from typing import Any
 
 from atbridge.transport import open_device
@@ -18,7 +20,36 @@ class Received(asyncio.Protocol):
         raise AssertionError(data)
 
 
-async def test_a_write_the_pty_takes_in_part_goes_out_whole_and_leaves_the_loop_quiet() -> None:
+async def read_from(master: int, size: int) -> bytes:
+    """``size`` bytes from the pty's ``master``, as they come (within 30 s)."""
+    loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
+    loop.add_reader(master, readable.set)
+    got = bytearray()
+    try:
+        async with asyncio.timeout(30):
+            while len(got) < size:
+                await readable.wait()
+                readable.clear()
+                try:
+                    got += os.read(master, 1 << 16)
+                except BlockingIOError:
+                    continue
+    finally:
+        loop.remove_reader(master)
+    return bytes(got)
+
+
+#: The pty's master, the slave's name, the transport on it, the loop's errors.
+Rig = tuple[int, str, asyncio.Transport, list[dict[str, Any]]]
+
+
+@contextlib.asynccontextmanager
+async def pty_transport() -> AsyncIterator[
+    tuple[int, str, asyncio.Transport, list[dict[str, Any]]]
+]:
+    """A raw pty (its master, non-blocking, and its slave's name), atbridge's transport on
+    the slave, and the errors the event loop's exception handler saw meanwhile."""
     master, slave = pty.openpty()
     tty.setraw(master)
     tty.setraw(slave)
@@ -29,82 +60,46 @@ async def test_a_write_the_pty_takes_in_part_goes_out_whole_and_leaves_the_loop_
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     transport = await open_device(os.ttyname(slave), Received(), baudrate=115200, rtscts=False)
     try:
-        data = bytes(range(256)) * 800  # 200 KiB: far more than a pty buffers
-        transport.write(data)
-        assert transport.get_write_buffer_size() > 0  # taken only in part
-        readable = asyncio.Event()
-        loop.add_reader(master, readable.set)
-        got = bytearray()
-        try:
-            async with asyncio.timeout(30):
-                while len(got) < len(data):
-                    await readable.wait()
-                    readable.clear()
-                    try:
-                        got += os.read(master, 1 << 16)
-                    except BlockingIOError:
-                        continue
-        finally:
-            loop.remove_reader(master)
-        assert bytes(got) == data
-        for _ in range(200):  # the old writer fired on every one of these turns
-            await asyncio.sleep(0)
-        assert errors == []
-        assert transport.get_write_buffer_size() == 0
+        yield master, os.ttyname(slave), transport, errors
     finally:
         transport.close()
         await asyncio.sleep(0)
         loop.set_exception_handler(previous)
         os.close(master)
         os.close(slave)
+
+
+async def test_a_write_the_pty_takes_in_part_goes_out_whole_and_leaves_the_loop_quiet() -> None:
+    async with pty_transport() as (master, _name, transport, errors):
+        data = bytes(range(256)) * 800  # 200 KiB: far more than a pty buffers
+        transport.write(data)
+        assert transport.get_write_buffer_size() > 0  # taken only in part
+        assert await read_from(master, len(data)) == data
+        for _ in range(200):  # the old writer fired on every one of these turns
+            await asyncio.sleep(0)
+        assert errors == []
+        assert transport.get_write_buffer_size() == 0
 
 
 async def test_a_write_to_a_full_pty_is_kept_and_goes_out_when_it_drains() -> None:
     """The one-call write (``DirectReadSerial.write``) meets EAGAIN: the transport keeps
     the bytes and sends them, in order, once the tty takes them again."""
-    master, slave = pty.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    os.set_blocking(master, False)
-    filler = os.open(os.ttyname(slave), os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-    loop = asyncio.get_running_loop()
-    errors: list[dict[str, Any]] = []
-    previous = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _loop, context: errors.append(context))
-    transport = await open_device(os.ttyname(slave), Received(), baudrate=115200, rtscts=False)
-    try:
-        filled = bytearray()
-        while True:  # until the pty takes nothing more
-            try:
-                taken = os.write(filler, b"f" * 4096)
-            except BlockingIOError:
-                break
-            filled += b"f" * taken
-        data = b"after the fill"
-        transport.write(data)  # os.write answers EAGAIN: kept, not lost, not raised
-        assert transport.get_write_buffer_size() == len(data)
-        assert not transport.is_closing()
-        readable = asyncio.Event()
-        loop.add_reader(master, readable.set)
-        got = bytearray()
+    async with pty_transport() as (master, name, transport, errors):
+        filler = os.open(name, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
         try:
-            async with asyncio.timeout(30):
-                while len(got) < len(filled) + len(data):
-                    await readable.wait()
-                    readable.clear()
-                    try:
-                        got += os.read(master, 1 << 16)
-                    except BlockingIOError:
-                        continue
+            filled = bytearray()
+            while True:  # until the pty takes nothing more
+                try:
+                    taken = os.write(filler, b"f" * 4096)
+                except BlockingIOError:
+                    break
+                filled += b"f" * taken
+            data = b"after the fill"
+            transport.write(data)  # os.write answers EAGAIN: kept, not lost, not raised
+            assert transport.get_write_buffer_size() == len(data)
+            assert not transport.is_closing()
+            assert await read_from(master, len(filled) + len(data)) == bytes(filled) + data
+            assert errors == []
+            assert transport.get_write_buffer_size() == 0
         finally:
-            loop.remove_reader(master)
-        assert bytes(got) == bytes(filled) + data
-        assert errors == []
-        assert transport.get_write_buffer_size() == 0
-    finally:
-        transport.close()
-        await asyncio.sleep(0)
-        loop.set_exception_handler(previous)
-        os.close(filler)
-        os.close(master)
-        os.close(slave)
+            os.close(filler)
