@@ -289,7 +289,8 @@ class Nrf91Slm(NordicDialect):
         secrets = self.modem.payload_secrets(sock, chunk)
         with self._socket_errors(sock):
             async with self.modem.exclusive():
-                await self._select(sock.handle)
+                if self._selected != sock.handle:  # (the usual case needs no coroutine)
+                    await self._select(sock.handle)
                 offset = 0
                 for in_data_mode, piece in plan:
                     if sock.closed is not None:
