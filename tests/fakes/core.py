@@ -307,6 +307,9 @@ class FakeModem(FaultControls, RadioControls):
         )
         self._tx: Pacer | None = None
         self._rx_pacer: Pacer | None = None
+        # Unpaced, the bytes of one response and of the actions after it, held to go to the
+        # pty in one write (see _send_response); None when not holding.
+        self._held_output: bytearray | None = None
         # What is written in direct answer to input starts on the wire when that input had
         # arrived: (the task answering or None, the wire time). See _answer_from.
         self._answer: tuple[asyncio.Task[Any] | None, float] | None = None
@@ -429,6 +432,7 @@ class FakeModem(FaultControls, RadioControls):
         """Pace both directions at ``baud`` (8N1: 10 bits a byte), or stop pacing (None)."""
         if baud is not None and baud <= 0:
             raise ValueError("baud must be positive")
+        self._release_output()  # what was written before goes out at the rate it was written
         self._baud = baud
         rate = None if baud is None else baud / 10.0
         if self._tx is not None and self._rx_pacer is not None:
@@ -514,6 +518,9 @@ class FakeModem(FaultControls, RadioControls):
         """Queue bytes for the wire (paced if a baud rate is set)."""
         if self._tx is None or not self._live:
             raise RuntimeError("fake modem not started")
+        if self._held_output is not None:
+            self._held_output += data
+            return
         answer = self._answer
         since = None
         if answer is not None and answer[0] is asyncio.current_task(self._require_loop()):
@@ -536,6 +543,7 @@ class FakeModem(FaultControls, RadioControls):
         its prompt has its banner on the wire right behind the prompt, so the host reads
         both together, as from a real module that resets as it asks for the payload."""
         assert self._tx is not None
+        self._release_output()
         delay = self._tx.drained_at() - self._require_loop().time()
         if delay <= 0:
             action()
@@ -626,12 +634,24 @@ class FakeModem(FaultControls, RadioControls):
             self._timers_prune_at = max(_TIMERS_PRUNE_FLOOR, 2 * len(self._timers))
         return handle
 
-    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
-        """Run ``coro`` as a task that a reboot or ``stop()`` cancels; errors are logged."""
-        task = self._require_loop().create_task(coro)
+    def spawn(self, coro: Coroutine[Any, Any, _T]) -> asyncio.Task[_T | None]:
+        """Run ``coro`` as a task that a reboot or ``stop()`` cancels; errors are logged (the
+        task then ends with None)."""
+        task = self._require_loop().create_task(self._tracked(coro))
         self._tasks.add(task)
-        task.add_done_callback(self._task_done)
         return task
+
+    async def _tracked(self, coro: Coroutine[Any, Any, _T]) -> _T | None:
+        # Forgotten and its error logged as it ends, in its own last step: a done callback
+        # would cost the loop one more turn for every command that waits.
+        task = asyncio.current_task()
+        try:
+            return await coro
+        except Exception:
+            log.exception("fake modem task failed")
+            return None
+        finally:
+            self._tasks.discard(task)
 
     def run_default(self, cmd: Command) -> HandlerResult | Awaitable[HandlerResult]:
         """Run the dialect's or the generic handler for ``cmd``, skipping overrides."""
@@ -822,6 +842,7 @@ class FakeModem(FaultControls, RadioControls):
             self.begin_registration()
 
     def _cancel_activity(self) -> None:
+        self._release_output()  # written before the power went: already on its way
         if self._hot is not None:
             self._hot.cancel()
         for handle in self._timers:
@@ -842,11 +863,6 @@ class FakeModem(FaultControls, RadioControls):
         self._exchange = None
         self._busy = False
         self._pending.held_urcs = None
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("fake modem task failed", exc_info=task.exception())
 
     # ---- internals: registration
 
@@ -1031,9 +1047,25 @@ class FakeModem(FaultControls, RadioControls):
     def _send_response(self, exchange: _Exchange, response: Response) -> None:
         if exchange.responded:
             raise RuntimeError(f"{exchange.line!r} already answered")
-        if not exchange.drop:
-            self.write_raw(self._encode(response))
-        self._run_after(exchange)
+        # Unpaced, the response and what the actions after it write (a send's trailer, URCs)
+        # go to the pty in one write, as the UART would stream them: one system call, and one
+        # wake-up of the host, instead of one each. (Paced, the pacer batches them.)
+        hold = self._baud is None and self._held_output is None
+        if hold:
+            self._held_output = bytearray()
+        try:
+            if not exchange.drop:
+                self.write_raw(self._encode(response))
+            self._run_after(exchange)
+        finally:
+            if hold:
+                self._release_output()
+
+    def _release_output(self) -> None:
+        """Write what ``_send_response`` held (at once; dropped if the line is gone)."""
+        held, self._held_output = self._held_output, None
+        if held and self._live and self._tx is not None:
+            self._tx.push(bytes(held))
 
     def _run_after(self, exchange: _Exchange) -> None:
         exchange.responded = True
