@@ -10,10 +10,13 @@ Command Manual V1.03 pp.125-126; SIM800 manual for the IP states).
   (quick send: ``DATA ACCEPT``), ``AT+CIPRXGET=1`` (manual receive).
 - Bearer: ``AT+CIPSHUT`` (``SHUT OK``: back to IP INITIAL), ``AT+CSTT="<apn>"``,
   ``AT+CIICR``, ``AT+CIFSR``. ``AT+CIFSR`` answers a bare IP line and *no* final
-  result code; it is sent as ``AT+CIFSR;E0`` (TinyGSM's trick: the ``E0`` adds
-  an ``OK`` and keeps echo off). A modem that refuses the concatenation is asked
-  plain ``AT+CIFSR`` and its IP line awaited. An answer to ``AT+CIFSR;E0`` also
-  tells that the bearer is already up, so activation is skipped then.
+  result code, or ``ERROR`` when no bearer is up (SIM800 manual V1.09 §8.2.11:
+  "only after PDP context is activated ... otherwise it will respond ERROR"); the
+  address line is taken as its final result, so one plain ``AT+CIFSR`` answers on
+  every module. (TinyGSM sends ``AT+CIFSR;E0`` for the ``OK`` the ``E0`` adds; a
+  module or the project's fake that refuses the concatenation then cost a second,
+  plain ``AT+CIFSR``, and the fake's refusal read as "no bearer", issue 16.) An
+  address also tells that the bearer is already up, so activation is skipped then.
 - Open: ``AT+CIPSTART=<n>,"TCP","<host>",<port>`` -> ``OK`` then
   ``<n>, CONNECT OK`` | ``<n>, CONNECT FAIL`` | ``<n>, ALREADY CONNECT``.
 - Send: ``AT+CIPSEND=<n>,<len>`` -> ``>`` -> exactly ``<len>`` bytes ->
@@ -31,10 +34,23 @@ What real boards add (issue 10):
 
 - Settings order: TinyGSM (``TinyGsmClientSIM7000.h``, ``gprsConnect``) shuts the
   IP stack down first (``AT+CIPSHUT``), then sets ``AT+CIPMUX=1``,
-  ``AT+CIPQSEND=1``, ``AT+CIPRXGET=1``, then ``AT+CSTT``/``AT+CIICR``/``AT+CIFSR``;
-  :meth:`Sim7000.activate_data` does the same (``AT+CIPMUX`` is only accepted in
-  IP INITIAL, which ``AT+CIPSHUT`` guarantees). They are also set at bind, for a
-  bearer that is already up.
+  ``AT+CIPQSEND=1``, ``AT+CIPRXGET=1``, then ``AT+CSTT``/``AT+CIICR``/``AT+CIFSR``.
+  atbridge sets the three at bind (the listing's ``C:`` lines need multi-IP; a
+  bearer may be up already) and, after a ``AT+CIPSHUT``, again in TinyGSM's order
+  (``AT+CIPMUX`` is only accepted in IP INITIAL, which ``AT+CIPSHUT`` guarantees;
+  neither the SIM7000 manual nor the SIM800 manual §8.2.7 says ``AT+CIPSHUT``
+  keeps or resets them, and TinyGSM sets them after it, so they are set after it).
+- Issue 16, what the first bring-up no longer repeats: the probe's ``AT+CIPSTATUS``
+  says ``STATE: IP INITIAL`` (SIM800 manual §8.2.8) on a module with nothing up.
+  Leaving IP INITIAL takes ``AT+CSTT`` or ``AT+CIPSTART`` (§8.2.1, §8.2.9), sent
+  only by this object, so while nothing since could have changed it (no reboot
+  banner, no lost link, no ``+PDP: DEACT``, none of those commands) activation
+  goes straight to ``AT+CSTT``: no ``AT+CIFSR`` probe (it would answer ERROR), no
+  ``AT+CIPSHUT`` (nothing to shut) and so no second ``AT+CIPMUX``/``AT+CIPQSEND``/
+  ``AT+CIPRXGET`` (nothing reset the ones sent at bind). Any other state, or one not
+  known, takes the full way above, as does every recovery: a reboot re-probes (a
+  new dialect object, which sets the three again), a lost network asks ``AT+CIFSR``
+  and shuts.
 - Send size: ``<length>`` must be less than the ``<size>`` of ``AT+CIPSEND?``
   (SIM7000 manual V1.03 p.125: ``+CIPSEND: <n>,<size>``, which "depends on
   network status"), so it is asked after each open and each send is cut to it.
@@ -68,7 +84,6 @@ from atbridge.errors import (
     CloseReason,
     ModemError,
     SocketError,
-    StepTimeout,
 )
 from atbridge.modem import Modem, Urc
 from atbridge.transcript import Spans
@@ -88,6 +103,12 @@ LISTING_TIMEOUT = 2.0
 
 
 _OPEN_STATES = ("CONNECTED", "CONNECTING")
+#: The ``STATE:`` line of ``AT+CIPSTATUS`` (SIM800 manual §8.2.8).
+_STATE = re.compile(r"STATE: ?(.+?)\s*$")
+#: The IP state with nothing up and nothing open: ``AT+CSTT`` is accepted in it only.
+IP_INITIAL = "IP INITIAL"
+#: ``AT+CIFSR``'s answer, a bare address and no OK: the command's final result.
+_ADDRESS_FINAL = rb"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
 
 
 class Sim7000(CipRxgetDialect):
@@ -133,6 +154,11 @@ class Sim7000(CipRxgetDialect):
     def __init__(self, modem: Modem) -> None:
         #: ``AT+CIPSEND?``'s ``<size>`` per connection (the most one send takes).
         self._send_sizes: dict[int, int] = {}
+        #: The IP state as last seen (``AT+CIPSTATUS``'s ``STATE:``, ``SHUT OK``) and not
+        #: changed since by anything this object knows of; None: not known.
+        self._ip_state: str | None = None
+        #: Multi-IP, quick send and manual receive are set, and no reboot since.
+        self._settings_done = False
         super().__init__(modem)
 
     def install(self) -> None:
@@ -148,7 +174,20 @@ class Sim7000(CipRxgetDialect):
         modem.add_final(rb"\d{1,9}, ?SEND FAIL", success=False)
         modem.add_final(rb"\d{1,9}, ?CLOSE OK", success=True)
         modem.add_final(rb"SHUT OK", success=True)
+        modem.add_final(_ADDRESS_FINAL, success=True)
         self._unhook.append(modem.subscribe(None, self._on_bare_line))
+
+    def _on_reboot(self, banner: str) -> None:
+        self._ip_state, self._settings_done = None, False  # a reboot resets all three
+        super()._on_reboot(banner)
+
+    def _on_link_lost(self, reason: str) -> None:
+        self._ip_state, self._settings_done = None, False  # a USB reset may be a reboot
+        super()._on_link_lost(reason)
+
+    def network_lost(self, detail: str) -> None:
+        self._ip_state = None  # PDP DEACT: AT+CIPSHUT before anything else
+        super().network_lost(detail)
 
     def _on_bare_line(self, urc: Urc) -> None:
         closed = _CLOSED.fullmatch(urc.text)
@@ -179,11 +218,13 @@ class Sim7000(CipRxgetDialect):
                 await self.modem.command("AT+CIPMUX=1")
         await self.modem.command("AT+CIPQSEND=1")
         await self.modem.command("AT+CIPRXGET=1")
+        self._settings_done = True
 
     async def _shut(self) -> None:
         """``AT+CIPSHUT``: every connection closed, the IP stack back in IP INITIAL."""
         await self.modem.command("AT+CIPSHUT", timeout=65)
         self._none_open = True
+        self._ip_state = IP_INITIAL
 
     async def configure_pdp(self, apn: str | None, *, pdp_type: str = "IP") -> None:
         """``AT+CGDCONT`` as usual; the APN is also kept for ``AT+CSTT``."""
@@ -192,23 +233,26 @@ class Sim7000(CipRxgetDialect):
             self._apn = apn
 
     async def activate_data(self, timeout: float = 85.0) -> DataBearer:
-        """``AT+CIPSHUT``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (skipped when already up)."""
-        address = await self._local_ip(probe=True)
-        if address is not None:
-            return DataBearer(address, already_active=True)
-        await self._shut()
-        await self._settings()  # after CIPSHUT, before CSTT (TinyGSM's order)
+        """``AT+CIPSHUT``, ``AT+CSTT``, ``AT+CIICR``, ``AT+CIFSR`` (skipped when already up;
+        the first two also in IP INITIAL, see the module docstring)."""
+        if self._ip_state != IP_INITIAL or not self._settings_done:
+            address = await self._local_ip()
+            if address is not None:
+                return DataBearer(address, already_active=True)
+            await self._shut()
+            await self._settings()  # after CIPSHUT, before CSTT (TinyGSM's order)
         apn = self._apn if self._apn is not None else await self._stored_apn()
         hint = (
             "check the APN, that the SIM has a data plan and that the modem is registered "
             "(AT+CGATT? should say 1); then retry"
         )
+        self._ip_state = None  # IP START, IP GPRSACT... from here on
         try:
             await self.modem.command(format_command("AT+CSTT", apn), timeout=60)
             await self.modem.command("AT+CIICR", timeout=timeout)
         except ModemError as exc:
             raise refusal(exc.command, exc.final, hint=hint) from exc
-        address = await self._local_ip(probe=False)
+        address = await self._local_ip()
         if address is None:
             raise SocketError(
                 "the modem brought the bearer up but reports no IP address", hint=hint
@@ -223,28 +267,13 @@ class Sim7000(CipRxgetDialect):
                 return unquote(params[2])
         return ""
 
-    async def _local_ip(self, *, probe: bool) -> str | None:
-        """The bearer's IP address from ``AT+CIFSR`` (see the module docstring)."""
+    async def _local_ip(self) -> str | None:
+        """The bearer's IP address from ``AT+CIFSR`` (None: ERROR, no bearer up)."""
         try:
-            response = await self.modem.command("AT+CIFSR;E0", timeout=10)
+            response = await self.modem.command("AT+CIFSR", timeout=10)
         except ModemError:
-            if probe:
-                return None  # IP INITIAL (or no concatenation): activate to find out
-        else:
-            for line in response.lines:
-                if _IP.fullmatch(line):
-                    return line
-            if probe:
-                return None
-        async with self.modem.exclusive():
-            with self.modem.expect_urc(
-                "", predicate=lambda urc: _IP.fullmatch(urc.text) is not None
-            ) as address:
-                await self.modem.write(b"AT+CIFSR" + self.modem.line_ending)
-                try:
-                    return (await address.wait(10)).text
-                except StepTimeout:
-                    return None
+            return None  # IP INITIAL, IP START, PDP DEACT...
+        return response.final if _IP.fullmatch(response.final) else None
 
     async def open_socket(
         self, host: str, port: int, *, tls: bool = False, timeout: float = 75.0
@@ -290,6 +319,7 @@ class Sim7000(CipRxgetDialect):
             return match is not None and match.group(1) in (None, str(link))
 
         self._none_open = False
+        self._ip_state = None
         value = await self._result(
             format_command("AT+CIPSTART", link, "TCP", host, port),
             "",
@@ -349,6 +379,9 @@ class Sim7000(CipRxgetDialect):
         complete = asyncio.Event()
 
         def note(text: str) -> None:
+            state = _STATE.match(text)
+            if state:
+                self._ip_state = state.group(1)
             listed = _LISTED.match(text)
             if listed:
                 states[int(listed.group(1))] = listed.group(2)

@@ -23,7 +23,10 @@ Sources: reference §5.1 (TinyGSM ``TinyGsmClientSIM7080.h``, Zephyr
 - Left-over sockets: ``AT+CASTATE?`` lists ``+CASTATE: <cid>,<state>`` for the
   cids in use (0 closed, 1 connected, 2 listening; TinyGSM reads it the same
   way); every listed cid is closed with ``AT+CACLOSE``, since an open cid is
-  refused by ``AT+CAOPEN`` (``+CAOPEN: <cid>,<err>``).
+  refused by ``AT+CAOPEN`` (``+CAOPEN: <cid>,<err>``). The probe's listing is the
+  only one before the first open: ``AT+CNACT=0,1`` opens no connection, so the
+  listing before the open (TinyGSM has none; it closes before each connect) would
+  ask again what the probe just closed (:meth:`SimcomDialect.close_leftover_sockets`).
 - Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``).
 
 TLS on the modem (offload)
@@ -342,6 +345,7 @@ class Sim7080(SimcomDialect):
             self._release_link(cid)
 
     async def _caopen(self, cid: int, host: str, port: int, timeout: float) -> str:
+        self._none_open = False  # from here on the cid may be open on the modem
         return await self._result(
             format_command("AT+CAOPEN", cid, self.pdp_index, "TCP", host, port),
             "+CAOPEN:",

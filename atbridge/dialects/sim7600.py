@@ -24,11 +24,17 @@ sources, reference §8: unverified, easy to change below).
   open; TinyGSM's ``modemGetConnected``); each open one is closed, since
   ``AT+CIPOPEN`` refuses an open link (``+CIPOPEN: <link>,<err>``).
 - Manual receive mode is gone after every reboot (the module comes back in push
-  mode with echo on). ``AT+CIPRXGET=1`` is sent before ``AT+NETOPEN``
-  (TinyGSM ``TinyGsmClientA7672x.h``) and before each ``AT+CIPOPEN`` (TinyGSM
-  ``TinyGsmClientSIM7600.h``), so a reboot the channel did not see cannot leave
-  a socket in push mode (nothing before them needs it, so bind does not send it).
-  Echo off is the channel's session setup after a banner.
+  mode with echo on). ``AT+CIPRXGET=1`` is sent right before ``AT+NETOPEN``
+  (TinyGSM ``TinyGsmClientA7672x.h`` sets it before the network opens) or, when the
+  network is found open already, before the first ``AT+CIPOPEN`` (TinyGSM
+  ``TinyGsmClientSIM7600.h`` sends it before each ``AT+CIPOPEN``); it is sent again
+  only after something that may have reset it: a reboot (banner), a lost link or a
+  lost network (issue 16: the second ``AT+CIPRXGET=1`` of every bring-up, before the
+  open, repeated what the command before ``AT+NETOPEN`` had just set). A reboot the
+  channel did not see also closes the network, so the next ``AT+CIPOPEN`` fails
+  (``Network not opened``) rather than opening a socket in push mode. Nothing before
+  them needs it, so bind does not send it. Echo off is the channel's session setup
+  after a banner.
 - A network opened here (``+NETOPEN: 0``) has no link open until the next
   ``AT+CIPOPEN``: the left-over check before that open asks nothing.
 - A76xx modules (``AT+CGMM`` ``A76...``) boot with ``*ATREADY: 1`` where the
@@ -313,6 +319,9 @@ class Sim7600(CipRxgetDialect):
     _network_dropped: bool = False
 
     def __init__(self, modem: Modem) -> None:
+        #: ``AT+CIPRXGET=1`` was answered OK and nothing since may have reset it (a
+        #: reboot, a lost link, a lost network): the module docstring.
+        self._manual_set = False
         #: The SSL service was started (``+CCHSTART: 0``, or found running) since the boot.
         self._ssl_started = False
         #: This process started the SSL service at least once (it stops it with the network).
@@ -360,8 +369,12 @@ class Sim7600(CipRxgetDialect):
         )
 
     def _on_reboot(self, banner: str) -> None:
-        self._ssl_started = False
+        self._ssl_started = self._manual_set = False
         super()._on_reboot(banner)
+
+    def _on_link_lost(self, reason: str) -> None:
+        self._manual_set = False  # a USB modem re-enumerates on its reset
+        super()._on_link_lost(reason)
 
     def _on_ipclose(self, urc: Urc) -> None:
         value = urc.text[len("+IPCLOSE:") :]
@@ -374,12 +387,16 @@ class Sim7600(CipRxgetDialect):
         self.connection_ended(link, reason, f"+IPCLOSE: {value.strip()} ({meaning})")
 
     async def _manual_receive(self) -> None:
-        """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it."""
+        """Manual receive: the modem keeps data until ``AT+CIPRXGET=2`` reads it. Sent
+        once until a reboot, a lost link or a lost network (the module docstring)."""
+        if self._manual_set:
+            return
         await self.modem.command("AT+CIPRXGET=1")
+        self._manual_set = True
 
     def network_lost(self, detail: str) -> None:
         self._network_dropped = True
-        self._ssl_started = False
+        self._ssl_started = self._manual_set = False
         super().network_lost(detail)
 
     async def activate_data(self, timeout: float = 75.0) -> DataBearer:
@@ -409,10 +426,10 @@ class Sim7600(CipRxgetDialect):
                     what="releasing the network after it was lost",
                     hint="",
                 )
-        await self._manual_receive()  # before NETOPEN (A76xx)
         state = await self.modem.command("AT+NETOPEN?", timeout=10)
         if any(int_param(value, 0) == 1 for value in state.values("+NETOPEN:")):
-            return DataBearer(already_active=True)
+            return DataBearer(already_active=True)  # the open sets manual receive
+        await self._manual_receive()  # before NETOPEN (A76xx)
         hint = (
             "check the APN of PDP context 1 (AT+CGDCONT; an 'ims' context in its place makes "
             "NETOPEN fail, TinyGSM#649) and that the modem is registered; then retry"
@@ -446,7 +463,7 @@ class Sim7600(CipRxgetDialect):
         self._check_open(port, False)
         link = self._claim_link()
         try:
-            await self._manual_receive()  # before each CIPOPEN (a silent reboot forgets it)
+            await self._manual_receive()  # unless set since the last reboot / loss
             self._none_open = False
             value = await self._result(
                 format_command("AT+CIPOPEN", link, "TCP", host, port),
@@ -536,14 +553,7 @@ class Sim7600(CipRxgetDialect):
             if err != 0:
                 raise await self._open_failure(err, value, host, port, tls)
             sock = CchSocket(self, session, host, port)
-            self._adopt(sock)
-            receiver = self._receiver(
-                sock,
-                lambda checking: self._drain(sock, ask_first=checking),
-                poll_interval=lambda: self.rx_poll_interval,
-                check_at_start=True,  # data may have come before the socket was ours
-            )
-            self.receivers.start(receiver)
+            self._start_receiver(self._adopt(sock))
             return sock
         finally:
             self._release_link(SESSION_HANDLE_BASE + session)

@@ -17,9 +17,18 @@ socket therefore gets a :class:`~atbridge.dialects.receiver.Receiver` task:
   one the data would sit in the modem forever. The receiver therefore also
   checks every :attr:`SimcomDialect.rx_poll_interval` seconds (5 s by default)
   while its socket is open, with the family's cheapest question (``AT+CIPRXGET=4``
-  where there is one, else a read), and once right after the socket opens.
-  This is a slow safety net tied to the socket, not busy polling: one short
-  command per socket every few seconds, none once the socket is closed.
+  where there is one, else a read). This is a slow safety net tied to the
+  socket, not busy polling: one short command per socket every few seconds,
+  none once the socket is closed.
+- **Data before the socket is ours.** A notification can arrive while the open
+  is still under way (after ``CONNECT OK``, before ``AT+CIPSEND?`` is answered;
+  between ``+CAOPEN: <cid>,0`` and the adoption). The connection id is claimed
+  before the open command is sent, so such a notification is kept for that id
+  and the new socket's receiver reads at once; without one nothing is waiting
+  (the modem announces the first bytes on an empty buffer: SIM7000 manual
+  ``AT+CIPRXGET``, SIM7080 ``+CADATAIND``, SIM7600 ``+CIPRXGET: 1,<link>``) and
+  no read is spent on it (issue 16: one command less per open than the read
+  right after the open this replaced; TinyGSM reads only when told, too).
 - When the modem says the connection ended (peer close: ``+CASTATE: N,0``,
   ``+IPCLOSE``, ``N, CLOSED``), the receiver first reads what is still buffered
   and only then closes the socket, so the bytes the peer sent before closing
@@ -44,7 +53,10 @@ What real boards add (issue 10):
   the family's listing command (``AT+CASTATE?``, ``AT+CIPCLOSE?``,
   ``AT+CIPSTATUS``) and closes it; TinyGSM likewise closes before it connects. A
   bearer set up fresh since (``SHUT OK``, ``+NETOPEN: 0``) has nothing open until
-  the next open, so nothing is asked then.
+  the next open, so nothing is asked then; nor after a listing whose connections
+  were all closed, until this object opens one (only the process that holds the
+  port opens connections on the modem, and a reboot only closes them): the
+  probe's listing is not repeated before the first open (issue 16).
 - **Auto-bauding modules print no boot banner** after a reset (SIM800 Series AT
   Command Manual V1.09 §2.2.41: ``RDY`` is not shown while auto-bauding; the
   host syncs with ``AT``; Zephyr's ``simcom-sim7080`` driver also polls ``AT``
@@ -163,6 +175,9 @@ class SimcomDialect(Dialect):
         #: modem, and :meth:`close_leftover_sockets` asks nothing.
         self._none_open = False
         self._opening: set[int] = set()
+        #: Handles being opened that the modem already announced data on (a notification
+        #: before the socket was adopted): their receiver reads at once.
+        self._announced: set[int] = set()
         self._closing: set[ModemSocket] = set()
         super().__init__(modem)
 
@@ -191,18 +206,33 @@ class SimcomDialect(Dialect):
 
     def _release_link(self, link: int) -> None:
         self._opening.discard(link)
+        self._announced.discard(link)
 
     def _new_socket(self, link: int, host: str, port: int) -> ModemSocket:
         """Adopt an opened connection and start its receiver."""
-        sock = self._adopt(ModemSocket(self, link, host, port))
+        return self._start_receiver(self._adopt(ModemSocket(self, link, host, port)))
+
+    def _start_receiver(self, sock: ModemSocket) -> ModemSocket:
+        """Start the receiver of the just adopted ``sock``; it reads at once only when the
+        modem announced data while the socket was being opened (the module docstring)."""
         receiver = self._receiver(
             sock,
             lambda checking: self._drain(sock, ask_first=checking),
             poll_interval=lambda: self.rx_poll_interval,
-            check_at_start=True,  # data may have come before the socket was ours
         )
+        if sock.handle in self._announced:
+            self._announced.discard(sock.handle)
+            receiver.wake()
         self.receivers.start(receiver)
         return sock
+
+    def data_waiting(self, handle: int) -> None:
+        """Wake ``handle``'s receiver; a notification for a connection still being opened
+        (no receiver yet) is kept for the receiver it is about to get."""
+        if handle in self._opening and self.receivers.get(handle) is None:
+            self._announced.add(handle)
+            return
+        super().data_waiting(handle)
 
     def connection_ended(self, handle: int, reason: CloseReason, detail: str) -> None:
         """The modem says the connection ended (not the echo of our own close)."""
@@ -250,8 +280,10 @@ class SimcomDialect(Dialect):
         if self._none_open:
             return 0
         closed = 0
+        clean = True
         for link in await self._open_links():
             if link in self._opening:
+                clean = False
                 continue  # being opened by us right now
             sock = self.sockets.get(link)
             if sock is not None:
@@ -260,6 +292,12 @@ class SimcomDialect(Dialect):
             elif await self._close_link(link):
                 log.info("%s: closed connection %d left open on the modem", self.name, link)
                 closed += 1
+            else:
+                clean = False
+        if clean and not self._opening:
+            # Everything listed is closed and only this object opens connections on the
+            # modem: nothing can be open until its next open (which clears the flag).
+            self._none_open = True
         return closed
 
     # -- restart without a boot banner ---------------------------------------------------
