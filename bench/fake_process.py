@@ -3,13 +3,15 @@
 ``python -m tests.fakes`` runs in a separate process (its own interpreter, so its
 work never shares the benchmark's event loop or lock) and prints the pty path on
 its first line. Paced, it polls its pty (``--hot-line``) unless the benchmark was
-given ``--cold-line``.
+given ``--cold-line``. :func:`process_cpu_seconds` is the CPU time a process (the fake's, or
+mosquitto's) has used, so a benchmark can print where the time went.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +26,26 @@ def add_line_option(parser: argparse.ArgumentParser) -> None:
         help="let the paced fake modem sleep between bytes (by default it polls its pty, "
         "--hot-line, so its own wake-up latency is not charged to the line)",
     )
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds process ``pid`` has used so far, all its threads: the scheduler's run
+    time (``/proc/<pid>/task/*/schedstat``, nanoseconds), or ``utime + stime`` from
+    ``/proc/<pid>/stat`` (clock ticks) where schedstat is missing. 0.0 once it is gone."""
+    try:
+        total = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as file:
+                total += int(file.read().split()[0])
+        return total / 1e9
+    except FileNotFoundError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_fake(

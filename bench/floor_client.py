@@ -26,13 +26,18 @@ be met exactly. A wait that sees nothing for :data:`STALL_SECONDS` gives up on t
 count and goes on; such stalls are counted and printed, and a floor with stalls is
 marked as not comparable (its time includes the stall).
 
-Used by ``bench/unpaced.py``; importable from the other benchmarks.
+:func:`replay_concurrently` plays several recordings back at once, each on its own port
+and in its own thread (``bench/many_modems.py``: eight floor clients against eight fakes,
+to show whether the rig itself scales).
+
+Used by ``bench/unpaced.py`` and ``bench/many_modems.py``.
 """
 
 from __future__ import annotations
 
 import os
 import termios
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +95,9 @@ class Recorder:
 
 @dataclass
 class FloorResult:
+    """One replay: its wall time, the floor thread's CPU time, and its reads, writes and
+    stalls."""
+
     seconds: float
     cpu_seconds: float
     reads: int
@@ -110,47 +118,116 @@ def replay(modem: Any, recording: Recording) -> FloorResult:
     the point: a client with no loop). atbridge's reading is paused meanwhile and the
     bytes the floor reads never reach atbridge's parser.
     """
+    return replay_concurrently([(modem, recording)]).results[0]
+
+
+@dataclass
+class ConcurrentFloor:
+    """Several floor clients at once: each one's result, and the time from their common
+    start until the last was done."""
+
+    results: list[FloorResult]
+    seconds: float
+
+
+def replay_concurrently(pairs: list[tuple[Any, Recording]]) -> ConcurrentFloor:
+    """Play each ``(modem, recording)`` back on its own port at the same time, each in a
+    thread of its own (blocked in ``os.read``/``os.write`` they release the GIL, so they
+    run in parallel as separate clients would), started together.
+
+    Call it from the loop's thread (the modems' reading is paused and resumed there); it
+    blocks until the last is done. One pair is :func:`replay` in the calling thread.
+    """
+    prepared: list[tuple[tuple[int, Any, list[Any]], Recording]] = []
+    try:
+        for modem, recording in pairs:
+            prepared.append((_take_port(modem), recording))
+        if len(prepared) == 1:
+            fd, recording = prepared[0][0][0], prepared[0][1]
+            t0 = time.perf_counter()
+            alone = _play(fd, recording)
+            return ConcurrentFloor([alone], time.perf_counter() - t0)
+        barrier = threading.Barrier(len(prepared) + 1)
+        slots: list[FloorResult | BaseException | None] = [None] * len(prepared)
+
+        def run(index: int, fd: int, recording: Recording) -> None:
+            barrier.wait()
+            try:
+                slots[index] = _play(fd, recording)
+            except BaseException as error:  # handed to the caller below
+                slots[index] = error
+
+        threads = [
+            threading.Thread(target=run, args=(i, port[0], rec), name=f"floor-{i}", daemon=True)
+            for i, (port, rec) in enumerate(prepared)
+        ]
+        for thread in threads:
+            thread.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - t0
+        results: list[FloorResult] = []
+        for slot in slots:
+            if not isinstance(slot, FloorResult):
+                raise RuntimeError(f"a floor client failed: {slot!r}")
+            results.append(slot)
+        return ConcurrentFloor(results, seconds)
+    finally:
+        for (fd, transport, saved), _ in prepared:
+            _give_port_back(fd, transport, saved)
+
+
+def _take_port(modem: Any) -> tuple[int, Any, list[Any]]:
+    """Pause atbridge's reading and make the port a blocking one whose read returns as
+    soon as a byte is in, or empty after the stall time: one system call per wait (termios
+    VMIN 0, VTIME in tenths of a second). Returns what :func:`_give_port_back` needs."""
     transport = modem._transport
     fd = _fd_of(modem)
     transport.pause_reading()
     saved = termios.tcgetattr(fd)
     stalling = list(saved)
     stalling[6] = list(saved[6])
-    # A blocking read that returns as soon as a byte is in, or empty after the stall time:
-    # one system call per wait (termios VMIN 0, VTIME in tenths of a second).
     stalling[6][termios.VMIN] = 0
     stalling[6][termios.VTIME] = round(STALL_SECONDS * 10)
     termios.tcsetattr(fd, termios.TCSANOW, stalling)
     os.set_blocking(fd, True)
+    return fd, transport, saved
+
+
+def _give_port_back(fd: int, transport: Any, saved: list[Any]) -> None:
+    os.set_blocking(fd, False)
+    termios.tcsetattr(fd, termios.TCSANOW, saved)
+    transport.resume_reading()
+
+
+def _play(fd: int, recording: Recording) -> FloorResult:
+    """The floor client proper: wait for each byte count, write, with nothing else."""
     read = 0
     reads = stalls = 0
     total = recording.bytes_read
-    try:
-        c0, t0 = time.process_time(), time.perf_counter()
-        for before, data in recording.writes:
-            while read < before:
-                chunk = _read(fd)
-                if chunk is None:
-                    stalls += 1
-                    break
-                read += len(chunk)
-                reads += 1
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        while read < total:
+    c0, t0 = time.thread_time(), time.perf_counter()
+    for before, data in recording.writes:
+        while read < before:
             chunk = _read(fd)
             if chunk is None:
                 stalls += 1
                 break
             read += len(chunk)
             reads += 1
-        seconds = time.perf_counter() - t0
-        cpu = time.process_time() - c0
-    finally:
-        os.set_blocking(fd, False)
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
-        transport.resume_reading()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    while read < total:
+        chunk = _read(fd)
+        if chunk is None:
+            stalls += 1
+            break
+        read += len(chunk)
+        reads += 1
+    seconds = time.perf_counter() - t0
+    cpu = time.thread_time() - c0
     return FloorResult(seconds, cpu, reads, len(recording.writes), stalls)
 
 

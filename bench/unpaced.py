@@ -4,8 +4,12 @@ For each dialect the fake modem runs as its own process with no baud rate (``pyt
 tests.fakes --dialect D``), a mosquitto listens on a free loopback port, and in
 alternating rounds (``--rounds``, default 3; medians reported):
 
-- ``qos0``: ``--count`` QoS 0 ``Bridge.publish`` one after the other, each awaited;
-- ``qos1``: ``--count`` QoS 1 publishes started together (window ``--window``, 10);
+- ``qos0``: ``--count`` QoS 0 ``Bridge.publish`` one after the other, each awaited; with
+  the CPU µs per message of the bridge's thread (``time.thread_time``) and of the fake
+  modem's process (``/proc``: ``fake_process.process_cpu_seconds``), and the same for the
+  floor's replay (its thread, the fake), so where the time goes is visible in the run;
+- ``qos1``: ``--count`` QoS 1 publishes started together (window ``--window``, 10; the
+  same CPU figures);
 - after each, the floor client (``bench/floor_client.py``) replays the same exchanges on
   the same port, fake, socket and broker with nothing but ``os.read``/``os.write``;
   the figure is atbridge's messages/s over the floor's (target >= 0.8);
@@ -39,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fake_process import start_fake, stop_fake  # noqa: E402
+from fake_process import process_cpu_seconds, start_fake, stop_fake  # noqa: E402
 from floor_client import Recorder, replay  # noqa: E402
 from socket_throughput import Server  # noqa: E402
 
@@ -51,6 +55,14 @@ from atbridge.modem import Modem  # noqa: E402
 from tests.brokers import Mosquitto  # noqa: E402
 
 TOPIC = "bench/t"
+#: CPU µs per message in a publish phase: the bridge's thread and the fake's process in
+#: atbridge's run, the floor client's thread and the fake's process in the floor's replay.
+CPU_FIELDS = (
+    "bridge_cpu_us_per_msg",
+    "fake_cpu_us_per_msg",
+    "floor_cpu_us_per_msg",
+    "floor_fake_cpu_us_per_msg",
+)
 TARGET_FLOOR = 0.8
 TIMEOUTS = Timeouts(
     probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
@@ -61,12 +73,16 @@ def payload(index: int, size: int = 32) -> bytes:
     return (b"%06d:" % index + b"x" * size)[:size]
 
 
-async def publish_phase(bridge: Bridge, qos: int, count: int, first: int) -> dict[str, Any]:
-    """atbridge's run (recorded), then the floor's replay of the same exchanges."""
+async def publish_phase(
+    bridge: Bridge, fake_pid: int, qos: int, count: int, first: int
+) -> dict[str, Any]:
+    """atbridge's run (recorded), then the floor's replay of the same exchanges; with the
+    CPU time of the bridge's thread and of the fake modem's process in each."""
     modem = bridge.modem
     assert modem is not None
     payloads = [payload(first + i) for i in range(count)]
     with Recorder(modem) as recording:
+        fake0, thread0 = process_cpu_seconds(fake_pid), time.thread_time()
         t0 = time.perf_counter()
         if qos:
             await asyncio.gather(*(bridge.publish(TOPIC, p, qos=1) for p in payloads))
@@ -77,11 +93,19 @@ async def publish_phase(bridge: Bridge, qos: int, count: int, first: int) -> dic
             # Every PUBACK is in: the recording ends with the modem's last byte.
             await asyncio.sleep(0)
         seconds = time.perf_counter() - t0
+        bridge_cpu = time.thread_time() - thread0
+        fake_cpu = process_cpu_seconds(fake_pid) - fake0
+    fake0 = process_cpu_seconds(fake_pid)
     floor = replay(modem, recording)
+    floor_fake_cpu = process_cpu_seconds(fake_pid) - fake0
     return {
         "msgs_per_s": count / seconds,
         "floor_msgs_per_s": count / floor.seconds,
         "ratio": floor.seconds / seconds,
+        "bridge_cpu_us_per_msg": bridge_cpu / count * 1e6,
+        "fake_cpu_us_per_msg": fake_cpu / count * 1e6,
+        "floor_cpu_us_per_msg": floor.cpu_seconds / count * 1e6,
+        "floor_fake_cpu_us_per_msg": floor_fake_cpu / count * 1e6,
         "floor_stalls": floor.stalls,
         "writes": floor.writes,
         "floor_reads": floor.reads,
@@ -124,7 +148,7 @@ async def measure_publish(
         runs: dict[str, list[dict[str, Any]]] = {"qos0": [], "qos1": []}
         for round_ in range(rounds):
             for key, qos in (("qos0", 0), ("qos1", 1)):
-                runs[key].append(await publish_phase(bridge, qos, count, round_ * count))
+                runs[key].append(await publish_phase(bridge, fake.pid, qos, count, round_ * count))
         cpu = [await cpu_phase(bridge, cpu_count, window) for _ in range(max(1, rounds // 2))]
     finally:
         try:
@@ -136,7 +160,7 @@ async def measure_publish(
     for key, values in runs.items():
         result[key] = {
             field: round(statistics.median(run[field] for run in values), 3)
-            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio")
+            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio", *CPU_FIELDS)
         }
         result[key]["floor_stalls"] = sum(run["floor_stalls"] for run in values)
         result[key]["round_ratios"] = [round(run["ratio"], 3) for run in values]
@@ -203,6 +227,12 @@ def show(result: dict[str, Any]) -> None:
             f"(target >= {TARGET_FLOOR}) rounds "
             + "/".join(f"{x:.3f}" for x in r["round_ratios"])
             + (f"  floor stalls {r['floor_stalls']}" if r["floor_stalls"] else ""),
+            flush=True,
+        )
+        print(
+            f"{'':10} {'':10} CPU per message: bridge thread {r['bridge_cpu_us_per_msg']:.0f} µs,"
+            f" fake {r['fake_cpu_us_per_msg']:.0f} µs; floor client"
+            f" {r['floor_cpu_us_per_msg']:.0f} µs, fake {r['floor_fake_cpu_us_per_msg']:.0f} µs",
             flush=True,
         )
     print(f"{name:10} CPU        {result['cpu_s_per_10k_qos1']:.3f} s per 10,000 QoS 1 publishes")
