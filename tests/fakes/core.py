@@ -344,9 +344,11 @@ class FakeModem(FaultControls, RadioControls):
     def _open_line(self) -> None:
         """A new pty with its two pacers (and the by-id symlink naming it)."""
         loop = self._require_loop()
-        self._rx_pacer = Pacer(loop, self._on_rx_bytes)
+        # A hot line polls the loop anyway: its pacers spin on the loop's own timers.
+        fine = not self.hot_line
+        self._rx_pacer = Pacer(loop, self._on_rx_bytes, fine_timer=fine)
         self._pty = Pty(loop, self._rx_pacer.push, on_activity=self._keep_hot)
-        self._tx = Pacer(loop, self._pty.write)
+        self._tx = Pacer(loop, self._pty.write, fine_timer=fine)
         self.set_baud(self._baud)
         if self._by_id is not None:
             self._unlink_by_id()

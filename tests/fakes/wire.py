@@ -266,14 +266,21 @@ class Pacer:
     millisecond), so with them the spin covers the last ``_SPIN_SECONDS``; with a
     :class:`FineTimer` (Linux) only the last ``_FINE_SPIN_SECONDS``, which costs a fraction
     of the CPU: at 921600 baud a short message is shorter than a millisecond, and the coarse
-    timer would spin for all of it.
+    timer would spin for all of it. ``fine_timer=False`` keeps to the loop's timers (a hot
+    line: the loop is polled anyway, see :class:`HotLine`).
     """
 
     _BATCH_SECONDS: Final = 0.004
     _SPIN_SECONDS: Final = 0.0011
     _FINE_SPIN_SECONDS: Final = 0.0001
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sink: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sink: Callable[[bytes], None],
+        *,
+        fine_timer: bool = True,
+    ) -> None:
         self._loop = loop
         self._sink = sink
         self._rate: float | None = None
@@ -282,7 +289,7 @@ class Pacer:
         self._handle: asyncio.Handle | FineTimer | None = None
         self._due = 0.0
         self._fine: FineTimer | None = None
-        self._fine_tried = False
+        self._fine_tried = not fine_timer
 
     @property
     def rate(self) -> float | None:
