@@ -7,20 +7,26 @@ whole line out of the receive buffer with ``find`` instead of a Python step per 
 here against the byte-at-a-time rule it must keep, on generated input: the reader against
 its own byte-by-byte scan (``_scan``) fed the same chunks, the parameter splitter against a
 reference copy of the character loop it replaced, the matcher against feeding one byte at a
-time.
+time. The pacer's ``FineTimer`` (a timerfd, so a cold paced line need not spin for the
+last millisecond of every wait) calls back, is never early on the loop's clock, and gives
+its descriptor back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from itertools import pairwise
 from typing import Literal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.grammar import Param, _make_param, _split_params
 from tests.fakes.nrf91_sockets import TERMINATOR, TerminatorMatcher
-from tests.fakes.wire import LineReader
+from tests.fakes.wire import FineTimer, LineReader, Pacer
 
 #: Bytes that make line reading interesting: terminators, quotes, backspaces, commas.
 _ALPHABET = b'\r\n"\x08\x7f,=AT+x0'
@@ -137,3 +143,58 @@ def test_terminator_matcher_chunk_feed_is_byte_feed(
         if end >= 0:  # the session ends with the terminator: nothing is fed after it
             assert by_chunk.take() == by_byte.take()
             return
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux's")
+async def test_fine_timer_calls_back_once_armed_and_releases_its_descriptor() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    done = asyncio.Event()
+
+    def expired() -> None:
+        fired.append(loop.time())
+        done.set()
+
+    timer = FineTimer.create(loop, expired)
+    assert timer is not None
+    when = loop.time() + 0.0005
+    timer.arm(when)
+    await asyncio.wait_for(done.wait(), 5)
+    assert len(fired) == 1
+    assert fired[0] >= when  # never early: the kernel timer is on the loop's clock
+    fd = timer._fd
+    timer.close()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_fine_timer_is_none_for_a_loop_with_a_clock_of_its_own() -> None:
+    class OwnClock(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return 0.0
+
+    loop = OwnClock()
+    try:
+        assert FineTimer.create(loop, lambda: None) is None
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("fine", [True, False])
+async def test_a_paced_pacer_releases_every_byte_in_order(fine: bool) -> None:
+    loop = asyncio.get_running_loop()
+    released = bytearray()
+    done = asyncio.Event()
+
+    def sink(data: bytes) -> None:
+        released.extend(data)
+        if len(released) == 300:
+            done.set()
+
+    pacer = Pacer(loop, sink, fine_timer=fine)
+    pacer.set_rate(92160.0)  # 921600 baud
+    for start in range(0, 300, 30):
+        pacer.push(bytes(i % 256 for i in range(start, start + 30)))
+    await asyncio.wait_for(done.wait(), 5)
+    assert bytes(released) == bytes(i % 256 for i in range(300))
+    pacer.close()

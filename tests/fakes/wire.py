@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import math
 import os
 import sys
 import time
@@ -229,8 +230,11 @@ class FineTimer:
         setting."""
         assert _LIBC is not None
         seconds = int(when)
+        nanoseconds = max(1, math.ceil((when - seconds) * 1e9))  # rounded up: never early
+        if nanoseconds >= 1_000_000_000:
+            seconds, nanoseconds = seconds + 1, nanoseconds - 1_000_000_000
         value = self._spec.it_value
-        value.tv_sec, value.tv_nsec = seconds, max(1, int((when - seconds) * 1e9))
+        value.tv_sec, value.tv_nsec = seconds, nanoseconds
         if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None):
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
         self._armed = True
