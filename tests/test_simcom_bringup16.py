@@ -23,7 +23,9 @@ import pytest
 
 from atbridge.bridge import Bridge
 from atbridge.dialects import open_dialect
-from atbridge.dialects.simcom import SimcomDialect
+from atbridge.dialects.sim7000 import accepted_bytes
+from atbridge.dialects.sim7600 import cipsend_taken
+from atbridge.dialects.simcom import SimcomDialect, ciprxget_link, is_ciprxget_notification
 from atbridge.modem import Modem
 from tests.brokers import Mosquitto, PahoPeer
 from tests.fakes import FakeModem
@@ -326,6 +328,77 @@ async def test_data_announced_while_the_socket_opens_is_read_at_once(name: str) 
                     while len(data) < 11:
                         data += await sock.receive()
                 assert data == b"hello first"
+                await sock.close()
+                dialect.detach_from_modem()
+            finally:
+                await modem.close()
+    finally:
+        await peer.close()
+
+
+# -- the send and receive hot path (issue 16): the same answers, parsed with less work ------
+
+
+@pytest.mark.parametrize(
+    ("final", "taken"),
+    [("DATA ACCEPT:0,5", 5), ("DATA ACCEPT: 1,7", 7), ("0, SEND OK", 9), ("3,SEND OK", 9)],
+)
+def test_sim7000_reads_what_a_send_took_from_its_final(final: str, taken: int) -> None:
+    assert accepted_bytes(final, 9) == taken
+
+
+@pytest.mark.parametrize(
+    ("params", "taken"), [("0,10,10", 10), (" 3,10,4", 4), ("0,10,-1", -1), ("0,10", 0)]
+)
+def test_sim7600_reads_what_a_send_took_from_its_result(params: str, taken: int) -> None:
+    """``+CIPSEND: <link>,<requested>,<sent>``; -1 (failed) and a result without
+    ``<sent>`` are no bytes taken, which ends the socket."""
+    assert cipsend_taken(params, 10) == taken
+
+
+@pytest.mark.parametrize(
+    ("line", "notification", "link"),
+    [
+        ("+CIPRXGET: 1,3", True, 3),
+        ("+CIPRXGET: 1, 0", True, 0),
+        ("+CIPRXGET: 2,0,5,0", False, 0),
+        ("+CIPRXGET: 4,7,120", False, 7),
+        ("+CIPRXGET: 01,2", True, 2),
+        ("+CIPRXGET: x,2", False, 2),
+    ],
+)
+def test_ciprxget_lines_are_told_apart_and_name_their_link(
+    line: str, notification: bool, link: int
+) -> None:
+    assert is_ciprxget_notification(line) is notification
+    assert ciprxget_link(line) == link
+
+
+async def test_sim7600_takes_a_send_result_that_comes_before_the_ok() -> None:
+    """Some firmware puts ``+CIPSEND: <link>,<req>,<sent>`` before the ``OK``: the send
+    takes it there (and a second copy after the OK, with no send waiting, is ignored)."""
+    peer = Peer()
+    await peer.start()
+
+    async def result_first(fake: FakeModem, cmd: Command) -> HandlerResult:
+        answer = fake.run_default(cmd)
+        response = await answer if isinstance(answer, Awaitable) else answer
+        assert response is not None
+        link, length = cmd.int_arg(0), cmd.int_arg(1)
+        return FakeResponse(lines=(f"+CIPSEND: {link},{length},{length}",), final="OK")
+
+    try:
+        async with FakeModem(dialect="sim7600") as fake:
+            modem = await Modem.open(fake.port)
+            try:
+                dialect = await online_dialect(fake, modem, "sim7600")
+                sock = await dialect.open_socket("127.0.0.1", peer.port)
+                conn = await peer.accept()
+                fake.on_command("AT+CIPSEND", result_first, times=2)
+                await sock.send(b"first")
+                await sock.send(b"second")
+                assert await conn.read_exactly(11) == b"firstsecond"
+                assert sock.closed is None
                 await sock.close()
                 dialect.detach_from_modem()
             finally:

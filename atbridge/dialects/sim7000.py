@@ -93,7 +93,6 @@ _IP = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+")
 # number (a longer one is the modem's protocol error, never an int() of thousands of digits).
 _CONNECT = re.compile(r"(?:(\d{1,9}), ?)?(CONNECT OK|CONNECT FAIL|ALREADY CONNECT)")
 _CLOSED = re.compile(r"(\d{1,9}), ?CLOSED")
-_ACCEPTED = re.compile(r"DATA ACCEPT: ?(\d{1,9}), ?(\d{1,9})")
 _STATUS = re.compile(r'"([A-Z ]+)"\s*$')
 #: A connection line of ``AT+CIPSTATUS`` in multi-IP mode: ``C: <n>,...,"<state>"``.
 _LISTED = re.compile(r'C: ?(\d{1,9}),.*"([A-Z ]*)"\s*$')
@@ -109,6 +108,15 @@ _STATE = re.compile(r"STATE: ?(.+?)\s*$")
 IP_INITIAL = "IP INITIAL"
 #: ``AT+CIFSR``'s answer, a bare address and no OK: the command's final result.
 _ADDRESS_FINAL = rb"\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+
+
+def accepted_bytes(final: str, length: int) -> int:
+    """The bytes a send of ``length`` handed over: ``<taken>`` of ``DATA ACCEPT:<n>,<taken>``
+    (quick send), else all of them (``<n>, SEND OK``)."""
+    if final.startswith("DATA ACCEPT"):
+        # The final's own pattern (install) already checked the digits.
+        return int(final.rpartition(",")[2])
+    return length
 
 
 class Sim7000(CipRxgetDialect):
@@ -190,7 +198,8 @@ class Sim7000(CipRxgetDialect):
         super().network_lost(detail)
 
     def _on_bare_line(self, urc: Urc) -> None:
-        closed = _CLOSED.fullmatch(urc.text)
+        # Every URC comes here: the substring test spares the others the pattern.
+        closed = _CLOSED.fullmatch(urc.text) if "CLOSED" in urc.text else None
         if closed:
             link = int(closed.group(1))
             self.connection_ended(link, CloseReason.PEER, urc.text)
@@ -339,13 +348,12 @@ class Sim7000(CipRxgetDialect):
         async def send_part(rest: bytes, spans: Spans) -> int:
             rest = rest[:size]
             response = await self.modem.command(
-                format_command("AT+CIPSEND", sock.handle, len(rest)),
+                f"AT+CIPSEND={sock.handle},{len(rest)}",  # integers only: nothing to quote
                 payload=rest,
                 timeout=self.send_timeout,
                 payload_secret_spans=spans,
             )
-            accepted = _ACCEPTED.fullmatch(response.final)  # DATA ACCEPT:<n>,<taken>
-            return int(accepted.group(2)) if accepted else len(rest)
+            return accepted_bytes(response.final, len(rest))
 
         await self._send_in_parts(sock, chunk, send_part)
 

@@ -90,7 +90,14 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, header_ints
-from atbridge.at_syntax import format_command, int_param, quote, split_params, str_param
+from atbridge.at_syntax import (
+    format_command,
+    int_param,
+    parse_int,
+    quote,
+    split_params,
+    str_param,
+)
 from atbridge.dialects.base import DataBearer, Dialect, ModemSocket, is_ip_address
 from atbridge.dialects.simcom import CDNSGIP, SimcomDialect
 from atbridge.errors import (
@@ -259,7 +266,7 @@ class Sim7080(SimcomDialect):
         return values[-1] if values else None
 
     def _on_data_indication(self, urc: Urc) -> None:
-        cid = int_param(urc.text[len("+CADATAIND:") :], 0)
+        cid = parse_int(urc.text[len("+CADATAIND:") :].partition(",")[0])
         if cid is not None:
             self.data_waiting(cid)
 
@@ -432,7 +439,7 @@ class Sim7080(SimcomDialect):
     async def _send(self, sock: ModemSocket, chunk: bytes) -> None:
         try:
             await self.modem.command(
-                format_command("AT+CASEND", sock.handle, len(chunk)),
+                f"AT+CASEND={sock.handle},{len(chunk)}",  # integers only: nothing to quote
                 payload=chunk,
                 timeout=self.send_timeout,
                 payload_secret_spans=self.modem.payload_secrets(sock, chunk),
@@ -441,9 +448,7 @@ class Sim7080(SimcomDialect):
             raise self._send_failed(sock, exc, len(chunk)) from exc
 
     async def _read(self, sock: ModemSocket) -> tuple[bytes, bool]:
-        response = await self.modem.command(
-            format_command("AT+CARECV", sock.handle, self.max_read), timeout=10
-        )
+        response = await self.modem.command(f"AT+CARECV={sock.handle},{self.max_read}", timeout=10)
         data = response.data or b""
         return data, len(data) >= self.max_read
 

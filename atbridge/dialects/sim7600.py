@@ -112,6 +112,7 @@ split would have each half reach into the other's state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -119,7 +120,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 
 from atbridge.at_parser import BlockRule, field_int
-from atbridge.at_syntax import format_command, int_param, split_params, str_param
+from atbridge.at_syntax import format_command, int_param, parse_int, split_params, str_param
 from atbridge.dialects.base import (
     DataBearer,
     Dialect,
@@ -172,6 +173,12 @@ IPCLOSE_REASONS: dict[int, tuple[CloseReason, str]] = {
 def _link_of(urc: Urc, prefix: str) -> int | None:
     """The first parameter of ``urc`` after ``prefix``: the link or SSL session it is for."""
     return int_param(urc.text[len(prefix) :], 0)
+
+
+def cipsend_taken(params: str, _length: int) -> int:
+    """The bytes the modem took, from ``+CIPSEND: <link>,<requested>,<sent>``."""
+    fields = params.split(",")
+    return (parse_int(fields[2]) if len(fields) > 2 else None) or 0
 
 
 def _describe(err: int | None) -> str:
@@ -322,6 +329,8 @@ class Sim7600(CipRxgetDialect):
         #: ``AT+CIPRXGET=1`` was answered OK and nothing since may have reset it (a
         #: reboot, a lost link, a lost network): the module docstring.
         self._manual_set = False
+        #: The send waiting for its result, by (``+CIPSEND``/``+CCHSEND``, link or session).
+        self._send_results: dict[tuple[str, int | None], asyncio.Future[str]] = {}
         #: The SSL service was started (``+CCHSTART: 0``, or found running) since the boot.
         self._ssl_started = False
         #: This process started the SSL service at least once (it stops it with the network).
@@ -344,10 +353,19 @@ class Sim7600(CipRxgetDialect):
         for prefix in ("+CCH_PEER_CLOSED:", "+CCH_RECV_CLOSED:"):
             modem.register_urc(prefix)
         self._unhook += [
+            modem.subscribe("+CIPSEND:", self._on_send_result),
+            modem.subscribe("+CCHSEND:", self._on_send_result),
             modem.subscribe("+CCHEVENT:", self._on_cchevent),
             modem.subscribe("+CCH_PEER_CLOSED:", self._on_cch_closed),
             modem.subscribe("+CCH_RECV_CLOSED:", self._on_cch_closed),
         ]
+
+    def _on_send_result(self, urc: Urc) -> None:
+        """``+CIPSEND: <link>,...`` / ``+CCHSEND: <session>,...``: to the send waiting for it."""
+        name, _, params = urc.text.partition(":")
+        waiting = self._send_results.get((name, parse_int(params.partition(",")[0])))
+        if waiting is not None and not waiting.done():
+            waiting.set_result(params)
 
     def _on_cchevent(self, urc: Urc) -> None:
         session = _link_of(urc, "+CCHEVENT:")
@@ -716,9 +734,7 @@ class Sim7600(CipRxgetDialect):
                 )
             return length
 
-        await self._send_awaiting(
-            sock, chunk, "AT+CCHSEND", session, f"TLS session {session}", sent
-        )
+        await self._send_awaiting(sock, chunk, "AT+CCHSEND", session, "TLS session", sent)
 
     async def _read_tls(self, sock: CchSocket) -> tuple[bytes, bool]:
         """One ``AT+CCHRECV=<session>,<len>``: the data before or after the OK, until its
@@ -784,10 +800,7 @@ class Sim7600(CipRxgetDialect):
             return await self._send_tls(sock, chunk)
         link = sock.handle
 
-        def sent(params: str, _length: int) -> int:
-            return int_param(params, 2) or 0  # +CIPSEND: <link>,<requested>,<sent>
-
-        await self._send_awaiting(sock, chunk, "AT+CIPSEND", link, f"link {link}", sent)
+        await self._send_awaiting(sock, chunk, "AT+CIPSEND", link, "link", cipsend_taken)
 
     async def _send_awaiting(
         self,
@@ -795,34 +808,46 @@ class Sim7600(CipRxgetDialect):
         chunk: bytes,
         command: str,
         ident: int,
-        what: str,
+        kind: str,
         sent: Callable[[str, int], int],
     ) -> None:
         """``chunk`` in parts of ``<command>=<ident>,<len>``, each payload given at the
         prompt, and each one's ``+<NAME>: <ident>,...`` result waited for; ``sent`` reads
-        the result's parameters (and the part's length) into the bytes the modem took."""
-        prefix = command[2:] + ":"
+        the result's parameters (and the part's length) into the bytes the modem took.
+        ``kind`` names what ``ident`` numbers (``link``, ``TLS session``) in an error.
+
+        The result comes from the family's one subscription (:meth:`_on_send_result`), to
+        a future registered before the command (the result may share a read with its
+        ``OK``, or come before it); a timer runs only when it is not there with the ``OK``.
+        """
+        name = command[2:]  # "+CIPSEND": the result's prefix, without its colon
+        key = (name, ident)
+        results = self._send_results
+        loop = asyncio.get_running_loop()
 
         async def send_part(rest: bytes, spans: Spans) -> int:
-            with self.modem.expect_urc(
-                prefix, predicate=lambda urc: _link_of(urc, prefix) == ident
-            ) as result:
+            result: asyncio.Future[str] = loop.create_future()
+            results[key] = result
+            try:
                 await self.modem.command(
-                    format_command(command, ident, len(rest)),
+                    f"{command}={ident},{len(rest)}",  # integers only: nothing to quote
                     payload=rest,
                     timeout=self.send_timeout,
                     payload_secret_spans=spans,
                 )
-                try:
-                    urc = await result.wait(self.send_timeout)
-                except StepTimeout:
-                    if sock.closed is not None:
-                        raise
-                    raise StepTimeout(
-                        f"no {prefix[:-1]} result for {len(rest)} bytes on {what}",
-                        hint="the modem may be stalled; reconnect",
-                    ) from None
-            return sent(urc.text[len(prefix) :], len(rest))
+                if not result.done():
+                    try:
+                        async with asyncio.timeout(self.send_timeout):
+                            await result
+                    except TimeoutError:
+                        raise StepTimeout(
+                            f"no {name} result for {len(rest)} bytes on {kind} {ident}",
+                            hint="the modem may be stalled; reconnect",
+                        ) from None
+                return sent(result.result(), len(rest))
+            finally:
+                if results.get(key) is result:
+                    del results[key]
 
         await self._send_in_parts(sock, chunk, send_part)
 

@@ -82,7 +82,14 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from atbridge.at_parser import BlockRule, FinalKind, classify_final, field_int
-from atbridge.at_syntax import format_command, int_param, split_params, str_param, unquote
+from atbridge.at_syntax import (
+    format_command,
+    int_param,
+    parse_int,
+    split_params,
+    str_param,
+    unquote,
+)
 from atbridge.cme import error_text
 from atbridge.dialects.base import Dialect, ModemSocket, check_port
 from atbridge.errors import (
@@ -348,19 +355,22 @@ class SimcomDialect(Dialect):
         A part the modem takes none of, or any error, ends the socket (:meth:`_send_failed`).
         """
         secrets = self.modem.payload_secrets(sock, chunk)
-        remaining = memoryview(chunk)
         try:
-            while remaining:
-                offset = len(chunk) - len(remaining)
-                spans = shift_spans(secrets, offset, len(remaining))
-                taken = min(await send_part(bytes(remaining), spans), len(remaining))
+            # The first part is the chunk itself (no copy, its spans as they are): one part
+            # is the usual case, a chunk within the send limit that the modem takes whole.
+            rest, spans = chunk, secrets
+            while True:
+                taken = min(await send_part(rest, spans), len(rest))
                 if taken <= 0:
                     raise SocketError(
-                        f"the modem took none of {len(remaining)} bytes on connection "
-                        f"{sock.handle}",
+                        f"the modem took none of {len(rest)} bytes on connection {sock.handle}",
                         hint="the connection is gone or stalled; reconnect",
                     )
-                remaining = remaining[taken:]
+                offset = len(chunk) - len(rest) + taken
+                if offset >= len(chunk):
+                    return
+                rest = chunk[offset:]
+                spans = shift_spans(secrets, offset, len(rest))
         except AtBridgeError as exc:
             raise self._send_failed(sock, exc, len(chunk)) from exc
 
@@ -459,7 +469,13 @@ def ciprxget_length(header: bytes) -> int | None:
 
 def is_ciprxget_notification(line: str) -> bool:
     """``+CIPRXGET: 1,<link>`` announces data; ``+CIPRXGET: 2,...``/``4,...`` answer reads."""
-    return int_param(line.partition(":")[2], 0) == 1
+    mode = line.partition(":")[2].partition(",")[0].strip()
+    return mode == "1" or (mode not in ("2", "3", "4") and parse_int(mode) == 1)
+
+
+def ciprxget_link(line: str) -> int | None:
+    """The ``<link>`` of ``+CIPRXGET: <mode>,<link>[,...]``."""
+    return parse_int(line.partition(",")[2].partition(",")[0])
 
 
 class CipRxgetDialect(SimcomDialect):
@@ -475,14 +491,15 @@ class CipRxgetDialect(SimcomDialect):
         self._unhook.append(modem.subscribe("+CIPRXGET: 1,", self._on_rxget_notification))
 
     def _on_rxget_notification(self, urc: Urc) -> None:
-        link = int_param(_after(urc.text, "+CIPRXGET:"), 1)
+        link = ciprxget_link(urc.text)
         if link is not None:
             self.data_waiting(link)
 
     async def _read(self, sock: ModemSocket) -> tuple[bytes, bool]:
         try:
+            # Integers only: the line needs no quoting (format_command's checks).
             response = await self.modem.command(
-                format_command("AT+CIPRXGET", 2, sock.handle, self.max_read), timeout=10
+                f"AT+CIPRXGET=2,{sock.handle},{self.max_read}", timeout=10
             )
         except ModemError as exc:
             # SIM7600 answers "+IP ERROR: No data" + ERROR when nothing is waiting.
@@ -496,9 +513,7 @@ class CipRxgetDialect(SimcomDialect):
 
     async def _available(self, sock: ModemSocket) -> int | None:
         try:
-            response = await self.modem.command(
-                format_command("AT+CIPRXGET", 4, sock.handle), timeout=10
-            )
+            response = await self.modem.command(f"AT+CIPRXGET=4,{sock.handle}", timeout=10)
         except ModemError:
             return None
         for value in response.values("+CIPRXGET:"):
