@@ -51,7 +51,8 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
-from typing import Final, Literal
+from collections.abc import Coroutine
+from typing import Any, Final, Literal
 
 from . import nrf91_diag, nrf91_tls
 from .core import FakeModem
@@ -399,7 +400,8 @@ def _hex_payload(text: str) -> bytes:
         raise CommandError(None) from None
 
 
-async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
+def _xsend(fake: FakeModem, cmd: Command) -> Response | Coroutine[Any, Any, None]:
+    # Answered at once, without a task, unless it enters data mode (which waits for input).
     state = _sm(fake)
     cmd.require_kind(Kind.SET)
     sock = state.find(int_param(cmd, 0))
@@ -412,10 +414,7 @@ async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
         data_len = int_param(cmd, 3, default=0)
         if data_len < 0:
             raise CommandError(None)
-        if sock.adr_flags & 2:
-            state.update(sock, POLLIN, False)
-        await state.run_data_mode(sock, data_len=data_len, flags=flags)
-        return None
+        return _xsend_data_mode(state, sock, data_len, flags)
     if mode not in (0, 1) or len(cmd.params) != 4:
         raise CommandError(None)
     text = str_param(cmd, 3)
@@ -427,6 +426,12 @@ async def _xsend(fake: FakeModem, cmd: Command) -> Response | None:
         fake.after_response(lambda: fake.send_urc(f"#XSENDNTF: {sock.handle},0,{len(data)}"))
     fake.after_response(lambda: state.update(sock, POLLOUT, True))
     return Response.ok(f"#XSEND: {sock.handle},{result_type},{len(data)}")
+
+
+async def _xsend_data_mode(state: SmSockets, sock: Socket, data_len: int, flags: int) -> None:
+    if sock.adr_flags & 2:
+        state.update(sock, POLLIN, False)
+    await state.run_data_mode(sock, data_len=data_len, flags=flags)
 
 
 async def _xrecv(fake: FakeModem, cmd: Command) -> Response:
