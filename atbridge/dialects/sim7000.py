@@ -10,8 +10,8 @@ Command Manual V1.03 pp.125-126; SIM800 manual for the IP states).
   (quick send: ``DATA ACCEPT``), ``AT+CIPRXGET=1`` (manual receive).
 - Bearer: ``AT+CIPSHUT`` (``SHUT OK``: back to IP INITIAL), ``AT+CSTT="<apn>"``,
   ``AT+CIICR``, ``AT+CIFSR``. ``AT+CIFSR`` answers a bare IP line and *no* final
-  result code, or ``ERROR`` when no bearer is up (SIM800 manual V1.09 §8.2.11:
-  "only after PDP context is activated ... otherwise it will respond ERROR"); the
+  result code, or ``ERROR`` when no bearer is up (SIM800 manual V1.09 §8.2.11: the
+  address is there only once the PDP context is active, in IP GPRSACT and after); the
   address line is taken as its final result, so one plain ``AT+CIFSR`` answers on
   every module. (TinyGSM sends ``AT+CIFSR;E0`` for the ``OK`` the ``E0`` adds; a
   module or the project's fake that refuses the concatenation then cost a second,
@@ -41,8 +41,9 @@ What real boards add (issue 10):
   neither the SIM7000 manual nor the SIM800 manual §8.2.7 says ``AT+CIPSHUT``
   keeps or resets them, and TinyGSM sets them after it, so they are set after it).
 - Issue 16, what the first bring-up no longer repeats: the probe's ``AT+CIPSTATUS``
-  says ``STATE: IP INITIAL`` (SIM800 manual §8.2.8) on a module with nothing up.
-  Leaving IP INITIAL takes ``AT+CSTT`` or ``AT+CIPSTART`` (§8.2.1, §8.2.9), sent
+  says ``STATE: IP INITIAL`` (SIM800 manual V1.09 §8.2.12) on a module with nothing
+  up. Leaving IP INITIAL takes ``AT+CSTT`` (§8.2.9) or, in single-connection mode only,
+  ``AT+CIPSTART`` (§8.2.2: in multi-IP mode it needs IP STATUS), sent
   only by this object, so while nothing since could have changed it (no reboot
   banner, no lost link, no ``+PDP: DEACT``, none of those commands) activation
   goes straight to ``AT+CSTT``: no ``AT+CIFSR`` probe (it would answer ERROR), no
@@ -55,7 +56,7 @@ What real boards add (issue 10):
   (SIM7000 manual V1.03 p.125: ``+CIPSEND: <n>,<size>``, which "depends on
   network status"), so it is asked after each open and each send is cut to it.
 - Left-over connections: one ``AT+CIPSTATUS`` (SIM800 Series AT Command Manual
-  §8.2.8: ``OK``, then ``STATE: <state>`` and, in multi-IP mode, one
+  V1.09 §8.2.12: ``OK``, then ``STATE: <state>`` and, in multi-IP mode, one
   ``C: <n>,<bearer>,"TCP","<ip>","<port>","<state>"`` line per connection, *after*
   the ``OK``), read until the line of the last connection; a modem that lists none
   is asked ``AT+CIPSTATUS=<n>`` per connection (TinyGSM's ``modemGetConnected``).
@@ -65,7 +66,7 @@ What real boards add (issue 10):
 - Registration: ``+CEREG`` then ``+CGREG`` (TinyGSM ``TinyGsmClientSIM70xx.h``); a
   SIM800 (``AT+CGMM`` names it) has no ``+CEREG``: ``+CGREG`` then ``+CREG``
   (TinyGSM ``TinyGsmClientSIM800.h`` asks ``CREG``), and connections 0-5 only
-  (SIM800 manual §8.2.1 ``AT+CIPSTART``: ``<n>`` 0-5). The model comes from the
+  (SIM800 manual V1.09 §8.2.2 ``AT+CIPSTART``: ``<n>`` 0-5). The model comes from the
   identity when the dialect was bound by :func:`~atbridge.dialects.open_dialect`
   (no second ``AT+CGMM``).
 """
@@ -102,7 +103,7 @@ LISTING_TIMEOUT = 2.0
 
 
 _OPEN_STATES = ("CONNECTED", "CONNECTING")
-#: The ``STATE:`` line of ``AT+CIPSTATUS`` (SIM800 manual §8.2.8).
+#: The ``STATE:`` line of ``AT+CIPSTATUS`` (SIM800 manual V1.09 §8.2.12).
 _STATE = re.compile(r"STATE: ?(.+?)\s*$")
 #: The IP state with nothing up and nothing open: ``AT+CSTT`` is accepted in it only.
 IP_INITIAL = "IP INITIAL"
@@ -154,7 +155,7 @@ class Sim7000(CipRxgetDialect):
         }
     )
 
-    #: The SIM800's connections (SIM800 manual §8.2.1: 0-5).
+    #: The SIM800's connections (SIM800 manual V1.09 §8.2.2: 0-5).
     sim800_links = range(6)
     #: The APN given to configure_pdp (None: read it back from AT+CGDCONT?).
     _apn: str | None = None
