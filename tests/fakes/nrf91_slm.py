@@ -186,6 +186,13 @@ class SlmSockets(NrfSockets):
         """After a close: the highest-ranked socket left becomes the selected one."""
         self.selected = max(self.sockets.values(), key=lambda s: s.ranking, default=None)
 
+    def kick(self) -> None:
+        # The SLM's poll reports #XAPOLL and nothing else: with #XAPOLL not running a poll
+        # would do nothing, so none is scheduled (AT#XAPOLL=1 kicks as it starts). Saves a
+        # timer and a loop turn per send.
+        if self.apoll_running:
+            super().kick()
+
     def polled(self, sock: Socket) -> bool:
         return self.apoll_running and (self.apoll_all or sock.apoll_specific)
 
