@@ -373,6 +373,10 @@ class Dialect:
     def __init__(self, modem: Modem) -> None:
         self.modem = modem
         self.sockets: dict[int, ModemSocket] = {}
+        #: Nothing can be open on the modem: set once a listing closed everything (or a
+        #: family's bearer was freshly set up), cleared as this object opens a socket.
+        #: Meanwhile :meth:`close_leftover_sockets` asks nothing (issue 16).
+        self._none_open = False
         #: The receive task of each open socket (:mod:`atbridge.dialects.receiver`).
         self.receivers = Receivers()
         #: The registration that counts (see the module docstring).
@@ -452,13 +456,27 @@ class Dialect:
 
         Sockets outlive the host process: a killed atbridge, or a serial link that
         dropped, leaves them open on the modem, which then refuses new ones (the
-        nRF91 allows 8; SIMCom refuses to reopen an open link or cid). Every family
-        overrides this with its own listing and close commands; the lifecycle calls
-        it after binding the dialect and before every open. Sockets this dialect
+        nRF91 allows 8; SIMCom refuses to reopen an open link or cid). The lifecycle
+        calls it after binding the dialect and before every open. Sockets this dialect
         object opened itself are closed too (they end with ``CloseReason.LOCAL``).
-        The base knows no listing command: it closes nothing.
+
+        Nothing is asked while nothing can be open: once a listing closed everything,
+        only this object opens sockets on the modem (it holds the port), so until it
+        opens one the answer is known; the listing before the first open would only
+        repeat the probe's. Each family lists and closes in :meth:`_close_listed`.
         """
-        return 0
+        if self._none_open:
+            return 0
+        closed, clean = await self._close_listed()
+        if clean:
+            self._none_open = True
+        return closed
+
+    async def _close_listed(self) -> tuple[int, bool]:
+        """The family's listing, each socket in it closed: how many, and whether every one
+        was (nothing left open, nothing being opened). The base knows no listing command:
+        it closes nothing and knows nothing."""
+        return 0, False
 
     # -- generic 3GPP behaviour ----------------------------------------------------------
 

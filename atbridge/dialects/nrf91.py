@@ -302,10 +302,6 @@ class NordicDialect(Dialect):
         #: The modem speaks TLS itself (``steps.TlsOffloader``).
         self.offloads_tls = True
         self._releases: set[asyncio.Task[None]] = set()
-        #: Set once every socket the modem listed was closed, cleared as this object
-        #: creates one: until then nothing can be open, and close_leftover_sockets asks
-        #: nothing (the listing before the first open repeated the probe's, issue 16).
-        self._none_open = False
         self._notifications: bool | None = None
         self._events_on = False
         #: A data mode command was sent and the end of its data mode not seen.
@@ -534,18 +530,9 @@ class NordicDialect(Dialect):
 
     # -- per family -------------------------------------------------------------------
 
-    async def close_leftover_sockets(self) -> int:
-        """Close every socket open on the modem (module doc); how many were closed.
-
-        Nothing is asked when nothing can be open: the last listing closed everything
-        and this object has created no socket since (only it opens sockets on the
-        modem while it holds the port).
-        """
-        if self._none_open:
-            return 0
-        closed = await self._close_listed_sockets()
-        self._none_open = True
-        return closed
+    async def _close_listed(self) -> tuple[int, bool]:
+        # A close that fails raises: the listing then counts as not clean.
+        return await self._close_listed_sockets(), True
 
     async def _close_listed_sockets(self) -> int:
         """The family's listing of the open sockets, each one closed; how many."""

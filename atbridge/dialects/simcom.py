@@ -177,10 +177,8 @@ class SimcomDialect(Dialect):
     boot_quiet: float = 3.0
 
     def __init__(self, modem: Modem) -> None:
-        #: Set by a family once its bearer was freshly set up (``SHUT OK``, ``+NETOPEN: 0``)
-        #: and cleared as it opens a connection: until then nothing can be open on the
-        #: modem, and :meth:`close_leftover_sockets` asks nothing.
-        self._none_open = False
+        # (Dialect._none_open is also set by a family once its bearer was freshly set up:
+        # ``SHUT OK``, ``+NETOPEN: 0``.)
         self._opening: set[int] = set()
         #: Handles being opened that the modem already announced data on (a notification
         #: before the socket was adopted): their receiver reads at once.
@@ -278,14 +276,13 @@ class SimcomDialect(Dialect):
         """Close a connection atbridge does not hold; whether the modem closed it."""
         raise NotImplementedError
 
-    async def close_leftover_sockets(self) -> int:
-        """Close every connection the modem reports open; return how many were closed.
+    async def _close_listed(self) -> tuple[int, bool]:
+        """Close every connection the modem reports open: how many, and whether all were.
 
         Ours end with ``CloseReason.LOCAL`` (closed the usual way); the rest were
-        left by an earlier process or before a link drop.
+        left by an earlier process or before a link drop. One being opened by us right
+        now is left alone (and the listing is then not clean).
         """
-        if self._none_open:
-            return 0
         closed = 0
         clean = True
         for link in await self._open_links():
@@ -301,11 +298,7 @@ class SimcomDialect(Dialect):
                 closed += 1
             else:
                 clean = False
-        if clean and not self._opening:
-            # Everything listed is closed and only this object opens connections on the
-            # modem: nothing can be open until its next open (which clears the flag).
-            self._none_open = True
-        return closed
+        return closed, clean and not self._opening
 
     # -- restart without a boot banner ---------------------------------------------------
 
