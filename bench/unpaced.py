@@ -12,7 +12,10 @@ alternating rounds (``--rounds``, default 3; medians reported):
   same CPU figures);
 - after each, the floor client (``bench/floor_client.py``) replays the same exchanges on
   the same port, fake, socket and broker with nothing but ``os.read``/``os.write``;
-  the figure is atbridge's messages/s over the floor's (target >= 0.8);
+  the figure is atbridge's messages/s over the floor's (target >= 0.8); then the asyncio
+  floor (``bench/asyncio_floor.py``) replays them once more through the event loop with
+  the least a loop allows, which splits the gap: the loop's own share (asyncio floor
+  over floor) and atbridge's (atbridge over asyncio floor);
 - ``cpu``: ``--cpu-count`` (10,000) QoS 1 publishes, window 10: CPU seconds of the
   thread that runs the bridge (``time.thread_time``: the fake, the broker and any
   other thread are not counted) per 10,000 publishes;
@@ -43,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from asyncio_floor import replay_async  # noqa: E402
 from fake_process import process_cpu_seconds, start_fake, stop_fake  # noqa: E402
 from floor_client import Recorder, replay  # noqa: E402
 from socket_throughput import Server  # noqa: E402
@@ -63,6 +67,9 @@ CPU_FIELDS = (
     "floor_cpu_us_per_msg",
     "floor_fake_cpu_us_per_msg",
 )
+#: The asyncio floor (``bench/asyncio_floor.py``): its rate, its share of the blocking
+#: floor's, and atbridge's share of its own.
+ASYNCIO_FIELDS = ("asyncio_floor_msgs_per_s", "asyncio_floor_ratio", "ratio_to_asyncio_floor")
 TARGET_FLOOR = 0.8
 TIMEOUTS = Timeouts(
     probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
@@ -98,10 +105,15 @@ async def publish_phase(
     fake0 = process_cpu_seconds(fake_pid)
     floor = replay(modem, recording)
     floor_fake_cpu = process_cpu_seconds(fake_pid) - fake0
+    looped = await replay_async(modem, recording)
     return {
         "msgs_per_s": count / seconds,
         "floor_msgs_per_s": count / floor.seconds,
         "ratio": floor.seconds / seconds,
+        "asyncio_floor_msgs_per_s": count / looped.seconds,
+        "asyncio_floor_ratio": floor.seconds / looped.seconds,
+        "ratio_to_asyncio_floor": looped.seconds / seconds,
+        "asyncio_floor_stalls": looped.stalls,
         "bridge_cpu_us_per_msg": bridge_cpu / count * 1e6,
         "fake_cpu_us_per_msg": fake_cpu / count * 1e6,
         "floor_cpu_us_per_msg": floor.cpu_seconds / count * 1e6,
@@ -160,9 +172,10 @@ async def measure_publish(
     for key, values in runs.items():
         result[key] = {
             field: round(statistics.median(run[field] for run in values), 3)
-            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio", *CPU_FIELDS)
+            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio", *ASYNCIO_FIELDS, *CPU_FIELDS)
         }
         result[key]["floor_stalls"] = sum(run["floor_stalls"] for run in values)
+        result[key]["asyncio_floor_stalls"] = sum(run["asyncio_floor_stalls"] for run in values)
         result[key]["round_ratios"] = [round(run["ratio"], 3) for run in values]
     result["cpu_s_per_10k_qos1"] = round(statistics.median(cpu), 3)
     return result
@@ -227,6 +240,13 @@ def show(result: dict[str, Any]) -> None:
             f"(target >= {TARGET_FLOOR}) rounds "
             + "/".join(f"{x:.3f}" for x in r["round_ratios"])
             + (f"  floor stalls {r['floor_stalls']}" if r["floor_stalls"] else ""),
+            flush=True,
+        )
+        amark = "~" if r["asyncio_floor_stalls"] else ""
+        print(
+            f"{'':10} {'':10} asyncio floor {amark}{r['asyncio_floor_msgs_per_s']:.0f} msg/s:"
+            f" {r['asyncio_floor_ratio']:.3f} of the floor; atbridge"
+            f" {r['ratio_to_asyncio_floor']:.3f} of it",
             flush=True,
         )
         print(
