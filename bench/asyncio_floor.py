@@ -28,6 +28,30 @@ from typing import Any
 
 from floor_client import STALL_SECONDS, FloorResult, Recording
 
+#: Silence that ends :func:`_settle`, and the longest it waits for it (seconds).
+SETTLE_QUIET = 0.05
+SETTLE_MAX = 2.0
+
+
+async def _settle(state: dict[str, int]) -> None:
+    """Let what an earlier replay set going finish before this one counts bytes.
+
+    The blocking floor's replay ends once it has read as many bytes as atbridge did; the
+    broker's answers to what it replayed (PUBACKs, and the modem's notifications of them)
+    may come a little later, batched differently. Counted here, they would let a wait end
+    before the byte it waits for, and a payload go before its prompt: the modem would take
+    it for a command line and then wait for a payload that never comes. So the line must
+    be quiet for :data:`SETTLE_QUIET` first (read and dropped, as the floor drops what it
+    reads); the count starts after.
+    """
+    deadline = time.perf_counter() + SETTLE_MAX
+    while time.perf_counter() < deadline:
+        before = state["read"]
+        await asyncio.sleep(SETTLE_QUIET)
+        if state["read"] == before:
+            break
+    state["read"] = state["reads"] = 0
+
 
 async def replay_async(modem: Any, recording: Recording) -> FloorResult:
     """Play ``recording`` back on ``modem``'s port through the running event loop.
@@ -39,7 +63,6 @@ async def replay_async(modem: Any, recording: Recording) -> FloorResult:
     loop = asyncio.get_running_loop()
     transport = modem._transport
     fd: int = transport.serial.fd
-    transport.pause_reading()
     state = {"read": 0, "reads": 0}
     #: The byte count being waited for, and the future that says whether it came.
     waiting: list[tuple[int, asyncio.Future[bool]]] = []
@@ -73,24 +96,32 @@ async def replay_async(modem: Any, recording: Recording) -> FloorResult:
         finally:
             timer.cancel()
 
-    loop.add_reader(fd, readable)
+    # The replay runs in the loop, beside atbridge's own tasks (its receivers' polls, the
+    # pinger): they must not write into the middle of it, nor wait for an answer that the
+    # replay would read. Holding the channel (taken before atbridge's reading is paused, so
+    # a command in flight gets its answer first) makes them wait for it instead: a
+    # command's timer starts once it has the channel.
     stalls = 0
-    try:
-        c0, t0 = time.thread_time(), time.perf_counter()
-        for before, data in recording.writes:
-            if not await reach(before):
+    async with modem.exclusive():
+        transport.pause_reading()
+        loop.add_reader(fd, readable)
+        try:
+            await _settle(state)
+            c0, t0 = time.thread_time(), time.perf_counter()
+            for before, data in recording.writes:
+                if not await reach(before):
+                    stalls += 1
+                view = memoryview(data)
+                while view:
+                    try:
+                        view = view[os.write(fd, view) :]
+                    except BlockingIOError:
+                        await asyncio.sleep(0)
+            if not await reach(recording.bytes_read):
                 stalls += 1
-            view = memoryview(data)
-            while view:
-                try:
-                    view = view[os.write(fd, view) :]
-                except BlockingIOError:
-                    await asyncio.sleep(0)
-        if not await reach(recording.bytes_read):
-            stalls += 1
-        seconds = time.perf_counter() - t0
-        cpu = time.thread_time() - c0
-    finally:
-        loop.remove_reader(fd)
-        transport.resume_reading()
+            seconds = time.perf_counter() - t0
+            cpu = time.thread_time() - c0
+        finally:
+            loop.remove_reader(fd)
+            transport.resume_reading()
     return FloorResult(seconds, cpu, state["reads"], len(recording.writes), stalls)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -100,6 +101,7 @@ async def publish_phase(
             # Every PUBACK is in: the recording ends with the modem's last byte.
             await asyncio.sleep(0)
         seconds = time.perf_counter() - t0
+        await channel_idle(modem)
         bridge_cpu = time.thread_time() - thread0
         fake_cpu = process_cpu_seconds(fake_pid) - fake0
     fake0 = process_cpu_seconds(fake_pid)
@@ -122,6 +124,14 @@ async def publish_phase(
         "writes": floor.writes,
         "floor_reads": floor.reads,
     }
+
+
+async def channel_idle(modem: Any, within: float = 5.0) -> None:
+    """Until no command of atbridge's is waiting for its answer (a receiver's read after the
+    last PUBACK holds the channel): the floors, which pause atbridge's reading, must not
+    take that answer."""
+    async with asyncio.timeout(within), modem.exclusive():
+        pass
 
 
 async def cpu_phase(bridge: Bridge, count: int, window: int) -> float:
@@ -152,6 +162,7 @@ async def measure_publish(
             max_inflight=window,
             queue_size=max(1000, count),
             give_up_after=60.0,
+            transcript=os.environ.get("UNPACED_TRANSCRIPT"),
         )
         bridge = Bridge(config=config, online_timeout=120)
         await bridge.start()
