@@ -72,6 +72,8 @@ CPU_FIELDS = (
 #: floor's, and atbridge's share of its own.
 ASYNCIO_FIELDS = ("asyncio_floor_msgs_per_s", "asyncio_floor_ratio", "ratio_to_asyncio_floor")
 TARGET_FLOOR = 0.8
+#: Seconds before each phase for what the previous phase's replays set going to end.
+SETTLE_SECONDS = 0.2
 TIMEOUTS = Timeouts(
     probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
 )
@@ -89,6 +91,12 @@ async def publish_phase(
     modem = bridge.modem
     assert modem is not None
     payloads = [payload(first + i) for i in range(count)]
+    # What the last phase's replays set going (the broker's PUBACKs to replayed QoS 1
+    # publishes) is atbridge's to read now, not part of this phase's recording: a read of
+    # it recorded here would meet no data in the replay, and an SLM AT#XRECV with no data
+    # waits out its timeout, stalling the floor.
+    await asyncio.sleep(SETTLE_SECONDS)
+    await channel_idle(modem)
     with Recorder(modem) as recording:
         fake0, thread0 = process_cpu_seconds(fake_pid), time.thread_time()
         t0 = time.perf_counter()
