@@ -512,7 +512,8 @@ class OnlineSession:
         """The flush that will send what is queued now: the one waiting for the lock, else
         a new one (see :meth:`flush`); its failure goes to the serving loop."""
         flush = self._waiting_flush
-        if flush is None:
+        if flush is None or flush.task is None or flush.task.done():
+            # (A task cancelled before its first step never ran _flush_now: done, not ended.)
             flush = _Flush()
             flush.task = asyncio.get_running_loop().create_task(self._flush_now(flush))
             self._waiting_flush = flush

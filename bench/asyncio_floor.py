@@ -16,7 +16,7 @@ Its figure, printed beside the blocking floor's, splits the gap between atbridge
 the floor in two: what the event loop costs (blocking floor over asyncio floor) and what
 atbridge's own work per exchange costs (asyncio floor over atbridge).
 
-Used by ``bench/unpaced.py``.
+Used by ``bench/unpaced.py --asyncio-floor`` (QoS 0 phases).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from typing import Any
 
 from floor_client import STALL_SECONDS, FloorResult, Recording
 
+#: Stalls after which a replay stops (each costs STALL_SECONDS; the result is marked).
+MAX_STALLS = 5
 #: Silence that ends :func:`_settle`, and the longest it waits for it (seconds).
 SETTLE_QUIET = 0.05
 SETTLE_MAX = 2.0
@@ -58,7 +60,9 @@ async def replay_async(modem: Any, recording: Recording) -> FloorResult:
 
     atbridge's reading is paused meanwhile (the bytes read here never reach its parser);
     a wait that sees nothing for :data:`~floor_client.STALL_SECONDS` gives up on its
-    count (a stall, counted).
+    count (a stall, counted); after :data:`MAX_STALLS` the replay stops there (the modem
+    answers this replay differently from atbridge's run: its figure is no floor, and is
+    marked so), rather than wait out every exchange.
     """
     loop = asyncio.get_running_loop()
     transport = modem._transport
@@ -111,13 +115,15 @@ async def replay_async(modem: Any, recording: Recording) -> FloorResult:
             for before, data in recording.writes:
                 if not await reach(before):
                     stalls += 1
+                    if stalls > MAX_STALLS:
+                        break  # the modem answers differently: this replay is no floor
                 view = memoryview(data)
                 while view:
                     try:
                         view = view[os.write(fd, view) :]
                     except BlockingIOError:
                         await asyncio.sleep(0)
-            if not await reach(recording.bytes_read):
+            if stalls <= MAX_STALLS and not await reach(recording.bytes_read):
                 stalls += 1
             seconds = time.perf_counter() - t0
             cpu = time.thread_time() - c0

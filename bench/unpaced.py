@@ -12,10 +12,13 @@ alternating rounds (``--rounds``, default 3; medians reported):
   same CPU figures);
 - after each, the floor client (``bench/floor_client.py``) replays the same exchanges on
   the same port, fake, socket and broker with nothing but ``os.read``/``os.write``;
-  the figure is atbridge's messages/s over the floor's (target >= 0.8); then the asyncio
-  floor (``bench/asyncio_floor.py``) replays them once more through the event loop with
-  the least a loop allows, which splits the gap: the loop's own share (asyncio floor
-  over floor) and atbridge's (atbridge over asyncio floor);
+  the figure is atbridge's messages/s over the floor's (target >= 0.8);
+- ``--asyncio-floor``: after each QoS 0 floor, the asyncio floor
+  (``bench/asyncio_floor.py``) replays the same exchanges once more through the event
+  loop with the least a loop allows, which splits the gap: the loop's own share (asyncio
+  floor over floor) and atbridge's (atbridge over asyncio floor). QoS 0 only: a QoS 1
+  replay makes the broker acknowledge again, and those late PUBACKs (read by atbridge's
+  receivers, which run in the same loop) change what the next phase records;
 - ``cpu``: ``--cpu-count`` (10,000) QoS 1 publishes, window 10: CPU seconds of the
   thread that runs the bridge (``time.thread_time``: the fake, the broker and any
   other thread are not counted) per 10,000 publishes;
@@ -36,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -68,12 +70,10 @@ CPU_FIELDS = (
     "floor_cpu_us_per_msg",
     "floor_fake_cpu_us_per_msg",
 )
-#: The asyncio floor (``bench/asyncio_floor.py``): its rate, its share of the blocking
+#: The asyncio floor's figures (``--asyncio-floor``): its rate, its share of the blocking
 #: floor's, and atbridge's share of its own.
 ASYNCIO_FIELDS = ("asyncio_floor_msgs_per_s", "asyncio_floor_ratio", "ratio_to_asyncio_floor")
 TARGET_FLOOR = 0.8
-#: Seconds before each phase for what the previous phase's replays set going to end.
-SETTLE_SECONDS = 0.2
 TIMEOUTS = Timeouts(
     probe=30, configure=30, attach=60, activate=60, open_socket=60, connack=30, close=10
 )
@@ -84,19 +84,13 @@ def payload(index: int, size: int = 32) -> bytes:
 
 
 async def publish_phase(
-    bridge: Bridge, fake_pid: int, qos: int, count: int, first: int
+    bridge: Bridge, fake_pid: int, qos: int, count: int, first: int, *, looped: bool = False
 ) -> dict[str, Any]:
     """atbridge's run (recorded), then the floor's replay of the same exchanges; with the
     CPU time of the bridge's thread and of the fake modem's process in each."""
     modem = bridge.modem
     assert modem is not None
     payloads = [payload(first + i) for i in range(count)]
-    # What the last phase's replays set going (the broker's PUBACKs to replayed QoS 1
-    # publishes) is atbridge's to read now, not part of this phase's recording: a read of
-    # it recorded here would meet no data in the replay, and an SLM AT#XRECV with no data
-    # waits out its timeout, stalling the floor.
-    await asyncio.sleep(SETTLE_SECONDS)
-    await channel_idle(modem)
     with Recorder(modem) as recording:
         fake0, thread0 = process_cpu_seconds(fake_pid), time.thread_time()
         t0 = time.perf_counter()
@@ -109,21 +103,25 @@ async def publish_phase(
             # Every PUBACK is in: the recording ends with the modem's last byte.
             await asyncio.sleep(0)
         seconds = time.perf_counter() - t0
-        await channel_idle(modem)
         bridge_cpu = time.thread_time() - thread0
         fake_cpu = process_cpu_seconds(fake_pid) - fake0
     fake0 = process_cpu_seconds(fake_pid)
     floor = replay(modem, recording)
     floor_fake_cpu = process_cpu_seconds(fake_pid) - fake0
-    looped = await replay_async(modem, recording)
+    extra: dict[str, Any] = {}
+    if looped:
+        through_loop = await replay_async(modem, recording)
+        extra = {
+            "asyncio_floor_msgs_per_s": count / through_loop.seconds,
+            "asyncio_floor_ratio": floor.seconds / through_loop.seconds,
+            "ratio_to_asyncio_floor": through_loop.seconds / seconds,
+            "asyncio_floor_stalls": through_loop.stalls,
+        }
     return {
+        **extra,
         "msgs_per_s": count / seconds,
         "floor_msgs_per_s": count / floor.seconds,
         "ratio": floor.seconds / seconds,
-        "asyncio_floor_msgs_per_s": count / looped.seconds,
-        "asyncio_floor_ratio": floor.seconds / looped.seconds,
-        "ratio_to_asyncio_floor": looped.seconds / seconds,
-        "asyncio_floor_stalls": looped.stalls,
         "bridge_cpu_us_per_msg": bridge_cpu / count * 1e6,
         "fake_cpu_us_per_msg": fake_cpu / count * 1e6,
         "floor_cpu_us_per_msg": floor.cpu_seconds / count * 1e6,
@@ -132,14 +130,6 @@ async def publish_phase(
         "writes": floor.writes,
         "floor_reads": floor.reads,
     }
-
-
-async def channel_idle(modem: Any, within: float = 5.0) -> None:
-    """Until no command of atbridge's is waiting for its answer (a receiver's read after the
-    last PUBACK holds the channel): the floors, which pause atbridge's reading, must not
-    take that answer."""
-    async with asyncio.timeout(within), modem.exclusive():
-        pass
 
 
 async def cpu_phase(bridge: Bridge, count: int, window: int) -> float:
@@ -154,7 +144,14 @@ async def cpu_phase(bridge: Bridge, count: int, window: int) -> float:
 
 
 async def measure_publish(
-    name: str, broker: Mosquitto, *, count: int, rounds: int, window: int, cpu_count: int
+    name: str,
+    broker: Mosquitto,
+    *,
+    count: int,
+    rounds: int,
+    window: int,
+    cpu_count: int,
+    asyncio_floor: bool = False,
 ) -> dict[str, Any]:
     fake, port = await start_fake(name, None, hot_line=False)
     bridge: Bridge | None = None
@@ -170,7 +167,6 @@ async def measure_publish(
             max_inflight=window,
             queue_size=max(1000, count),
             give_up_after=60.0,
-            transcript=os.environ.get("UNPACED_TRANSCRIPT"),
         )
         bridge = Bridge(config=config, online_timeout=120)
         await bridge.start()
@@ -179,7 +175,11 @@ async def measure_publish(
         runs: dict[str, list[dict[str, Any]]] = {"qos0": [], "qos1": []}
         for round_ in range(rounds):
             for key, qos in (("qos0", 0), ("qos1", 1)):
-                runs[key].append(await publish_phase(bridge, fake.pid, qos, count, round_ * count))
+                looped = asyncio_floor and qos == 0  # (module doc: QoS 0 only)
+                run = await publish_phase(
+                    bridge, fake.pid, qos, count, round_ * count, looped=looped
+                )
+                runs[key].append(run)
         cpu = [await cpu_phase(bridge, cpu_count, window) for _ in range(max(1, rounds // 2))]
     finally:
         try:
@@ -191,10 +191,13 @@ async def measure_publish(
     for key, values in runs.items():
         result[key] = {
             field: round(statistics.median(run[field] for run in values), 3)
-            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio", *ASYNCIO_FIELDS, *CPU_FIELDS)
+            for field in ("msgs_per_s", "floor_msgs_per_s", "ratio", *CPU_FIELDS)
         }
         result[key]["floor_stalls"] = sum(run["floor_stalls"] for run in values)
-        result[key]["asyncio_floor_stalls"] = sum(run["asyncio_floor_stalls"] for run in values)
+        if "asyncio_floor_ratio" in values[0]:
+            for field in ASYNCIO_FIELDS:
+                result[key][field] = round(statistics.median(run[field] for run in values), 3)
+            result[key]["asyncio_floor_stalls"] = sum(run["asyncio_floor_stalls"] for run in values)
         result[key]["round_ratios"] = [round(run["ratio"], 3) for run in values]
     result["cpu_s_per_10k_qos1"] = round(statistics.median(cpu), 3)
     return result
@@ -261,13 +264,14 @@ def show(result: dict[str, Any]) -> None:
             + (f"  floor stalls {r['floor_stalls']}" if r["floor_stalls"] else ""),
             flush=True,
         )
-        amark = "~" if r["asyncio_floor_stalls"] else ""
-        print(
-            f"{'':10} {'':10} asyncio floor {amark}{r['asyncio_floor_msgs_per_s']:.0f} msg/s:"
-            f" {r['asyncio_floor_ratio']:.3f} of the floor; atbridge"
-            f" {r['ratio_to_asyncio_floor']:.3f} of it",
-            flush=True,
-        )
+        if "asyncio_floor_ratio" in r:
+            amark = "~" if r["asyncio_floor_stalls"] else ""
+            print(
+                f"{'':10} {'':10} asyncio floor {amark}{r['asyncio_floor_msgs_per_s']:.0f} msg/s:"
+                f" {r['asyncio_floor_ratio']:.3f} of the floor; atbridge"
+                f" {r['ratio_to_asyncio_floor']:.3f} of it",
+                flush=True,
+            )
         print(
             f"{'':10} {'':10} CPU per message: bridge thread {r['bridge_cpu_us_per_msg']:.0f} µs,"
             f" fake {r['fake_cpu_us_per_msg']:.0f} µs; floor client"
@@ -293,6 +297,11 @@ async def main() -> None:
     parser.add_argument("--cpu-count", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=16384, help="socket bytes per round")
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
+    parser.add_argument(
+        "--asyncio-floor",
+        action="store_true",
+        help="after each QoS 0 floor, replay through the event loop too (bench/asyncio_floor.py)",
+    )
     args = parser.parse_args()
     results = []
     with Mosquitto() as broker:
@@ -304,6 +313,7 @@ async def main() -> None:
                 rounds=args.rounds,
                 window=args.window,
                 cpu_count=args.cpu_count,
+                asyncio_floor=args.asyncio_floor,
             )
             result["socket"] = await measure_socket(name, args.size, args.rounds)
             results.append(result)
