@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import pty
 import tty
 from collections.abc import AsyncIterator
 from typing import Any
+
+import pytest
 
 from atbridge.transport import open_device
 
@@ -95,11 +98,36 @@ async def test_a_write_to_a_full_pty_is_kept_and_goes_out_when_it_drains() -> No
                     break
                 filled += b"f" * taken
             data = b"after the fill"
-            transport.write(data)  # os.write answers EAGAIN: kept, not lost, not raised
-            assert transport.get_write_buffer_size() == len(data)
+            # os.write answers EAGAIN (unless the tty moved some bytes on meanwhile): the
+            # bytes are kept, not lost, not raised.
+            transport.write(data)
             assert not transport.is_closing()
             assert await read_from(master, len(filled) + len(data)) == bytes(filled) + data
             assert errors == []
             assert transport.get_write_buffer_size() == 0
         finally:
             os.close(filler)
+
+
+async def test_eagain_from_the_device_is_a_blocking_error_the_transport_keeps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one-call write maps EAGAIN to BlockingIOError, so the transport keeps the bytes
+    (and writes them once the device takes them); other errors are SerialException."""
+    async with pty_transport() as (master, _name, transport, errors):
+        real_write = os.write
+        refused: list[bytes] = []
+
+        def refusing(fd: int, data: bytes) -> int:
+            if not refused:
+                refused.append(bytes(data))
+                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+            return real_write(fd, data)
+
+        monkeypatch.setattr("atbridge.transport.os.write", refusing)
+        transport.write(b"kept")
+        assert refused == [b"kept"]
+        assert transport.get_write_buffer_size() == 4
+        assert not transport.is_closing()
+        assert await read_from(master, 4) == b"kept"
+        assert errors == []
