@@ -16,8 +16,9 @@ asks again what it may have reset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -44,6 +45,23 @@ def between(commands: list[str], first: str, last: str) -> list[str]:
     """The commands from the first ``first`` to the first ``last`` after it (included)."""
     start = commands.index(first)
     return commands[start : commands.index(last, start) + 1]
+
+
+@contextlib.asynccontextmanager
+async def rig(name: str) -> AsyncIterator[tuple[FakeModem, Modem, Peer]]:
+    """A fake ``name`` modem, the AT channel open on it, and a TCP peer to connect to;
+    all three closed afterwards."""
+    peer = Peer()
+    await peer.start()
+    try:
+        async with FakeModem(dialect=name) as fake:
+            modem = await Modem.open(fake.port)
+            try:
+                yield fake, modem, peer
+            finally:
+                await modem.close()
+    finally:
+        await peer.close()
 
 
 # -- SIM7000 ---------------------------------------------------------------------------------
@@ -135,31 +153,22 @@ async def test_sim7000_after_a_lost_network_probes_shuts_and_sets_up_again() -> 
 async def test_sim7080_lists_its_connections_once_before_the_first_open_and_again_after() -> None:
     """The probe's AT+CASTATE? (nothing open) is not repeated by the open's left-over check;
     once a connection has been opened the check asks again and closes ours."""
-    peer = Peer()
-    await peer.start()
-    try:
-        async with FakeModem(dialect="sim7080") as fake:
-            modem = await Modem.open(fake.port)
-            try:
-                dialect, _ = await open_dialect(modem, "sim7080")
-                fake.commands.clear()
-                assert await dialect.close_leftover_sockets() == 0
-                assert fake.commands == ["AT+CASTATE?"]
-                await dialect.attach(timeout=WAIT)
-                await dialect.activate_data(timeout=WAIT)
-                fake.commands.clear()
-                assert await dialect.close_leftover_sockets() == 0
-                assert fake.commands == []
-                sock = await dialect.open_socket("127.0.0.1", peer.port)
-                await peer.accept()
-                fake.commands.clear()
-                assert await dialect.close_leftover_sockets() == 1
-                assert fake.commands[0] == "AT+CASTATE?"
-                assert sock.closed is not None
-            finally:
-                await modem.close()
-    finally:
-        await peer.close()
+    async with rig("sim7080") as (fake, modem, peer):
+        dialect, _ = await open_dialect(modem, "sim7080")
+        fake.commands.clear()
+        assert await dialect.close_leftover_sockets() == 0
+        assert fake.commands == ["AT+CASTATE?"]
+        await dialect.attach(timeout=WAIT)
+        await dialect.activate_data(timeout=WAIT)
+        fake.commands.clear()
+        assert await dialect.close_leftover_sockets() == 0
+        assert fake.commands == []
+        sock = await dialect.open_socket("127.0.0.1", peer.port)
+        await peer.accept()
+        fake.commands.clear()
+        assert await dialect.close_leftover_sockets() == 1
+        assert fake.commands[0] == "AT+CASTATE?"
+        assert sock.closed is not None
 
 
 # -- SIM7600 ---------------------------------------------------------------------------------
@@ -170,38 +179,29 @@ async def test_sim7600_sets_manual_receive_once_per_bring_up_and_again_after_a_l
 ):
     """AT+CIPRXGET=1 right before AT+NETOPEN and not again before the open, nor before a
     second open; after +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY again before AT+NETOPEN."""
-    peer = Peer()
-    await peer.start()
-    try:
-        async with FakeModem(dialect="sim7600") as fake:
-            modem = await Modem.open(fake.port)
-            try:
-                dialect, _ = await open_dialect(modem, "sim7600")
-                await dialect.attach(timeout=WAIT)
-                fake.commands.clear()
-                await dialect.activate_data(timeout=WAIT)
-                first = await dialect.open_socket("127.0.0.1", peer.port)
-                await peer.accept()
-                second = await dialect.open_socket("127.0.0.1", peer.port)
-                await peer.accept()
-                assert fake.commands.count("AT+CIPRXGET=1") == 1
-                netopen = fake.commands.index("AT+NETOPEN")
-                assert fake.commands[netopen - 1] == "AT+CIPRXGET=1"
-                lost = asyncio.Event()
-                dialect.on_network_lost(lambda _detail: lost.set())
-                fault.drop_pdp(fake)
-                await asyncio.wait_for(lost.wait(), WAIT)
-                assert first.closed is not None and second.closed is not None
-                fake.commands.clear()
-                await dialect.activate_data(timeout=WAIT)
-                netopen = fake.commands.index("AT+NETOPEN")
-                assert fake.commands[netopen - 1] == "AT+CIPRXGET=1"
-                assert fake.commands.count("AT+CIPRXGET=1") == 1
-                dialect.detach_from_modem()
-            finally:
-                await modem.close()
-    finally:
-        await peer.close()
+    async with rig("sim7600") as (fake, modem, peer):
+        dialect, _ = await open_dialect(modem, "sim7600")
+        await dialect.attach(timeout=WAIT)
+        fake.commands.clear()
+        await dialect.activate_data(timeout=WAIT)
+        first = await dialect.open_socket("127.0.0.1", peer.port)
+        await peer.accept()
+        second = await dialect.open_socket("127.0.0.1", peer.port)
+        await peer.accept()
+        assert fake.commands.count("AT+CIPRXGET=1") == 1
+        netopen = fake.commands.index("AT+NETOPEN")
+        assert fake.commands[netopen - 1] == "AT+CIPRXGET=1"
+        lost = asyncio.Event()
+        dialect.on_network_lost(lambda _detail: lost.set())
+        fault.drop_pdp(fake)
+        await asyncio.wait_for(lost.wait(), WAIT)
+        assert first.closed is not None and second.closed is not None
+        fake.commands.clear()
+        await dialect.activate_data(timeout=WAIT)
+        netopen = fake.commands.index("AT+NETOPEN")
+        assert fake.commands[netopen - 1] == "AT+CIPRXGET=1"
+        assert fake.commands.count("AT+CIPRXGET=1") == 1
+        dialect.detach_from_modem()
 
 
 async def test_sim7600_on_a_network_found_open_sets_manual_receive_before_the_open() -> None:
@@ -272,28 +272,19 @@ async def test_an_open_with_nothing_announced_reads_nothing(name: str) -> None:
     """No notification while opening: nothing is read or asked at the open (the modem
     announces the first bytes on an empty buffer); data the peer sends later is received."""
     open_command, _notice, reads = FAMILIES[name]
-    peer = Peer()
-    await peer.start()
-    try:
-        async with FakeModem(dialect=name) as fake:
-            modem = await Modem.open(fake.port)
-            try:
-                dialect = await online_dialect(fake, modem, name)
-                sock = await dialect.open_socket("127.0.0.1", peer.port)
-                conn = await peer.accept()
-                await sock.send(b"ping")
-                assert await conn.read_exactly(4) == b"ping"
-                start = next(i for i, c in enumerate(fake.commands) if c.startswith(open_command))
-                assert not [c for c in fake.commands[start:] if reads.match(c)]
-                await conn.send(b"pong")
-                async with asyncio.timeout(WAIT):
-                    assert await sock.receive() == b"pong"
-                await sock.close()
-                dialect.detach_from_modem()
-            finally:
-                await modem.close()
-    finally:
-        await peer.close()
+    async with rig(name) as (fake, modem, peer):
+        dialect = await online_dialect(fake, modem, name)
+        sock = await dialect.open_socket("127.0.0.1", peer.port)
+        conn = await peer.accept()
+        await sock.send(b"ping")
+        assert await conn.read_exactly(4) == b"ping"
+        start = next(i for i, c in enumerate(fake.commands) if c.startswith(open_command))
+        assert not [c for c in fake.commands[start:] if reads.match(c)]
+        await conn.send(b"pong")
+        async with asyncio.timeout(WAIT):
+            assert await sock.receive() == b"pong"
+        await sock.close()
+        dialect.detach_from_modem()
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -309,31 +300,22 @@ async def test_data_announced_while_the_socket_opens_is_read_at_once(name: str) 
         assert response is not None
         return FakeResponse(lines=(*response.lines, notice), final=response.final)
 
-    peer = Peer()
-    await peer.start()
-    try:
-        async with FakeModem(dialect=name) as fake:
-            modem = await Modem.open(fake.port)
-            try:
-                dialect = await online_dialect(fake, modem, name)
-                fake.on_command(open_command, announcing, times=1)
-                sock = await dialect.open_socket("127.0.0.1", peer.port)
-                conn = await peer.accept()
-                start = next(i for i, c in enumerate(fake.commands) if c.startswith(open_command))
-                first_read = await fake.wait_for_command(reads, start=start, timeout=WAIT)
-                assert first_read == READ[name]
-                await conn.send(b"hello first")
-                data = b""
-                async with asyncio.timeout(WAIT):
-                    while len(data) < 11:
-                        data += await sock.receive()
-                assert data == b"hello first"
-                await sock.close()
-                dialect.detach_from_modem()
-            finally:
-                await modem.close()
-    finally:
-        await peer.close()
+    async with rig(name) as (fake, modem, peer):
+        dialect = await online_dialect(fake, modem, name)
+        fake.on_command(open_command, announcing, times=1)
+        sock = await dialect.open_socket("127.0.0.1", peer.port)
+        conn = await peer.accept()
+        start = next(i for i, c in enumerate(fake.commands) if c.startswith(open_command))
+        first_read = await fake.wait_for_command(reads, start=start, timeout=WAIT)
+        assert first_read == READ[name]
+        await conn.send(b"hello first")
+        data = b""
+        async with asyncio.timeout(WAIT):
+            while len(data) < 11:
+                data += await sock.receive()
+        assert data == b"hello first"
+        await sock.close()
+        dialect.detach_from_modem()
 
 
 # -- the send and receive hot path (issue 16): the same answers, parsed with less work ------
