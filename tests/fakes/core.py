@@ -84,6 +84,7 @@ from .grammar import (
     Response,
     frame_line,
     parse_command,
+    split_commands,
 )
 from .radio import RadioSettings
 from .registry import DIALECTS, GENERIC_COMMANDS, Dialect, Identity, Network
@@ -191,6 +192,27 @@ def _command_predicate(match: CommandMatch) -> Callable[[str], bool]:
 
         return matches
     return match
+
+
+def _information_text(lines: tuple[str | bytes, ...]) -> bytearray:
+    """Information text as V.250 frames it: each run of text lines one block
+    ``\\r\\n<line>\\r\\n<line>\\r\\n``; a ``bytes`` item verbatim at its place."""
+    out = bytearray()
+    in_block = False
+    for part in lines:
+        if isinstance(part, bytes):
+            out += part
+            in_block = False
+        else:
+            if not in_block:
+                out += CRLF
+                in_block = True
+            out += part.encode("latin-1", errors="replace") + CRLF
+    return out
+
+
+async def _ready(result: HandlerResult) -> HandlerResult:
+    return result
 
 
 def _command_key(name: str) -> str:
@@ -1079,17 +1101,7 @@ class FakeModem(FaultControls, RadioControls):
                 log.exception("fake modem after-response action failed on %r", exchange.line)
 
     def _encode(self, response: Response) -> bytes:
-        out = bytearray()
-        in_block = False
-        for part in response.lines:
-            if isinstance(part, bytes):
-                out += part
-                in_block = False
-            else:
-                if not in_block:
-                    out += CRLF
-                    in_block = True
-                out += part.encode("latin-1", errors="replace") + CRLF
+        out = _information_text(response.lines)
         for urc in self._pending.take_mid_response_urcs():
             out += frame_line(urc)
         final = self.format_error(response.error_code) if response.is_error else response.final
@@ -1103,6 +1115,20 @@ class FakeModem(FaultControls, RadioControls):
             return Response.error() if self.dialect.non_at_line == "error" else None
         line = raw_line[prefix.start() :]
         cmd = parse_command(line)
+        # One command a line is the common case: a line is split only when it does not
+        # parse as one command (``ATE0V1``, ``AT+CIFSR;E0``) or has a ``;`` in it
+        # (``AT+CFUN=1;+CEREG=5`` parses as one set command with a strange parameter).
+        if (cmd is None or ";" in line) and self.dialect.concatenation:
+            pieces = split_commands(line)
+            if len(pieces) > 1:
+                return self._dispatch_all(pieces)
+        return self._dispatch_parsed(line, cmd)
+
+    def _dispatch_parsed(
+        self, line: str, cmd: Command | None
+    ) -> HandlerResult | Awaitable[HandlerResult]:
+        """One command (``line`` from its AT prefix on, parsed as ``cmd``): the test's
+        override, else the dialect's syntax check and handler."""
         override = None if cmd is None else self._overrides.get(cmd.name)
         if cmd is not None and override is not None:
             handler, times = override
@@ -1118,6 +1144,67 @@ class FakeModem(FaultControls, RadioControls):
         if cmd is None or (check is not None and not check(line)):
             return Response.error()
         return self.run_default(cmd)
+
+    # ---- internals: concatenated command lines (V.250 §5.2.1, ``Dialect.concatenation``)
+
+    def _dispatch_piece(self, piece: str) -> HandlerResult | Awaitable[HandlerResult]:
+        try:
+            return self._dispatch_parsed(piece, parse_command(piece))
+        except CommandError as exc:
+            return Response.error(exc.code)
+
+    def _dispatch_all(self, pieces: list[str]) -> HandlerResult | Awaitable[HandlerResult]:
+        """Run the commands of one line in order; from the first that waits on, the rest
+        run in a coroutine (``_dispatch_rest``). The line's result is its last command's
+        response, or the first error."""
+        exchange = self._exchange
+        assert exchange is not None
+        for index, piece in enumerate(pieces):
+            result = self._dispatch_piece(piece)
+            if inspect.isawaitable(result):
+                return self._dispatch_rest(exchange, result, pieces, index)
+            done, final = self._concatenated_step(exchange, result, index == len(pieces) - 1)
+            if done:
+                return final
+        return None  # not reached: the last piece is always done
+
+    async def _dispatch_rest(
+        self,
+        exchange: _Exchange,
+        pending: Awaitable[HandlerResult],
+        pieces: list[str],
+        index: int,
+    ) -> HandlerResult:
+        while True:
+            try:
+                result = await pending
+            except CommandError as exc:
+                result = Response.error(exc.code)
+            done, final = self._concatenated_step(exchange, result, index == len(pieces) - 1)
+            if done:
+                return final
+            index += 1
+            following = self._dispatch_piece(pieces[index])
+            pending = following if inspect.isawaitable(following) else _ready(following)
+
+    def _concatenated_step(
+        self, exchange: _Exchange, result: HandlerResult, last: bool
+    ) -> tuple[bool, HandlerResult]:
+        """What one command of a concatenated line leaves: (the line is done, its result).
+
+        An error ends the line with it (V.250: the rest of the line is not run). A command
+        that answered by itself (``respond_now``: a prompt, data mode) took the line over:
+        it ends there. Otherwise its information text goes out now, in order, and its final
+        result code is left out: the line has one, the last command's."""
+        if exchange.responded:
+            return True, None
+        if result is None:
+            return last, None
+        if result.is_error or last:
+            return True, result
+        if result.lines and not exchange.drop:
+            self.write_raw(bytes(_information_text(result.lines)))
+        return False, None
 
     def _default_handler(self, name: str) -> Handler | None:
         if name in self.dialect.handlers:

@@ -5,6 +5,17 @@ on) into a ``Command`` (name, ``Kind`` and ``Param`` list, V.250 / 3GPP TS 27.00
 a handler answers with a ``Response`` (information lines and a final result code, or an error
 that AT+CMEE shapes), raises ``CommandError`` to fail, and ``frame_line`` frames one verbose line
 ``\\r\\n<text>\\r\\n``. The engine (``core``) renders responses with ``CME_ERROR_TEXT``.
+
+Concatenation (``split_commands``): one command line may carry several commands after one
+``AT`` prefix (ITU-T V.250 §5.2.1 and §5.4; SIM800 Series AT Command Manual V1.09 §1.4.4
+"Combining AT commands on the same command line"): basic commands (``E0``, ``&W``, ``S3=13``)
+follow each other with no separator, an extended command (``+``, ``%``, ``#``... then a name)
+ends at the next ``;`` outside double quotes, and a ``;`` after a basic command is accepted as
+well (the SIM800 manual's example line has one after a basic command and before ``&W``). A
+dial command (``D``) takes the rest of the line. ``split_commands`` cuts a line into single
+command lines, each with its own ``AT`` prefix, so that each is looked up and parsed as if it
+had come alone; a character that starts no command ends the split with the rest of the line
+as one last piece, which does not parse (V.250: the commands before it run, then ``ERROR``).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ __all__ = [
     "Response",
     "frame_line",
     "parse_command",
+    "split_commands",
 ]
 
 CR: Final = 0x0D
@@ -197,7 +209,7 @@ def _make_param(raw: str) -> Param:
 def parse_command(line: str) -> Command | None:
     """Parse a command line that starts with AT (any case); None if it is malformed.
 
-    Only one command per line: V.250 concatenation (``AT+A;+B``, ``ATE0V1``) is not supported.
+    One command only: a concatenated line (``AT+A;+B``, ``ATE0V1``) is ``split_commands``'s.
     """
     body = line[2:]
     if body == "":
@@ -227,6 +239,62 @@ def parse_command(line: str) -> Command | None:
     if digits:
         return Command(line, name, Kind.SET, (Param(digits, False),))
     return Command(line, name, Kind.EXEC)
+
+
+def split_commands(line: str) -> list[str]:
+    """Cut a command line that starts with AT (any case) into its commands (see the module
+    docstring), each as a line of its own with an ``AT`` prefix: ``"AT+CIFSR;E0"`` ->
+    ``["AT+CIFSR", "ATE0"]``, ``"ATE0V1+CMEE=1"`` -> ``["ATE0", "ATV1", "AT+CMEE=1"]``.
+
+    Pieces are only cut, never checked: a malformed piece fails when it is parsed. A line
+    whose quotes do not close is one piece (it does not parse). ``"AT"`` alone is
+    ``["AT"]``."""
+    prefix, body = line[:2], line[2:]
+    if body.count('"') % 2:
+        return [line]
+    pieces: list[str] = []
+    index, end = 0, len(body)
+    while index < end:
+        char = body[index]
+        if char == ";":
+            index += 1
+            continue
+        if char in _EXTENDED_PREFIXES:
+            stop = _extended_end(body, index)
+        elif char in "Dd":
+            stop = end  # a dial string runs to the end of the line
+        else:
+            basic = _BASIC_PIECE_RE.match(body, index)
+            stop = end if basic is None else basic.end()
+        pieces.append(prefix + body[index:stop])
+        index = stop
+    return pieces or [line]
+
+
+def _extended_end(body: str, start: int) -> int:
+    """Where the extended command at ``start`` ends: its first ``;`` outside quotes, or the
+    end of the line."""
+    stop = body.find(";", start)
+    if stop < 0:
+        return len(body)
+    quote = body.find('"', start, stop)
+    while quote >= 0:
+        # A quote before the separator: the separator is outside quotes only if an even
+        # number of quotes precedes it; skip past the closing quote and look again.
+        close = body.find('"', quote + 1)
+        if close < 0:
+            return len(body)
+        if close > stop:
+            stop = body.find(";", close)
+            if stop < 0:
+                return len(body)
+        quote = body.find('"', close + 1, stop)
+    return stop
+
+
+#: One basic command as a piece of a concatenated line: a letter or ``&`` and a letter, then
+#: its number, or an S-parameter (``S3=13``, ``S0?``).
+_BASIC_PIECE_RE: Final = re.compile(r"[Ss][0-9]+(?:\?|=[0-9]*)|&?[A-Za-z][0-9]*")
 
 
 @dataclass(frozen=True)

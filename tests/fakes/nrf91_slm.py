@@ -13,6 +13,15 @@ What sets it apart from the generic 3GPP modem, with sources (shared/reference/a
   Anything else answers a plain ``ERROR`` whatever AT+CMEE says. So basic V.250 commands such as
   ``ATE0``/``ATE1`` are rejected: the SLM has no command echo (the reference lists echo only for
   the later Serial Modem). A line with no ``AT`` at all also answers ``ERROR``.
+- No concatenation (``Dialect.concatenation`` off): the grammar check refuses a ``;`` after a
+  name or after ``?``, so ``AT+CGMR;+CGMI`` is ``ERROR``; a set command passes it and goes whole
+  to the modem (``nrf_modem_at_cmd``), and the SLM's own ``#X`` commands are found by the start
+  of the line (the modem library's custom AT filters) and get the whole line. Nordic documents
+  no command-line concatenation for either: the nRF91 AT Commands Reference's "AT command
+  syntax" chapter has set, read, test and the response only, and its one ``;`` form is the
+  restricted command after ``%XSUDO`` (``AT%XSUDO=<len>,<signature>;+CMD``). So the fake keeps
+  one command a line: ``AT+CFUN=1;+CEREG=5`` is one set command whose parameter is malformed
+  (CME 50) - what the real modem does with it is unverified.
 - Identity: ``Nordic Semiconductor ASA`` / ``nRF9160-SICA`` / ``mfw_nrf9160_1.3.5``;
   ``AT#XSLMVER`` -> ``#XSLMVER: "<NCS version>","<modem library version>"`` (a third
   ``"<customer version>"`` only when the firmware was built with one).
@@ -503,6 +512,7 @@ NRF91_SLM: Final = register_dialect(
         max_line=4096,
         non_at_line="error",
         syntax_check=slm_grammar_ok,
+        concatenation=False,  # not documented by Nordic (module docstring)
         boot_banner=((0.0, "Ready"),),
         frame_banner=_slm_banner,
         default_echo=False,

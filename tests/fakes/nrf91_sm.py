@@ -9,6 +9,9 @@ ncs-serial-modem ``doc/app/at_socket.rst``, ``doc/app/sm_data_mode.rst``, ``app/
 - The grammar check also accepts ``ATE0``/``ATE1`` and ``_`` in command names; echo is off at
   power-on. Lines without ``AT`` are ignored (the current ``cmd_rx_handler`` buffers nothing until
   ``AT``; older releases answered ``ERROR`` - unverified which one v2.0.0 does).
+- No concatenation, as on the SLM (see ``nrf91_slm``): ``cmd_grammar_check`` in
+  ``sm_at_host.c`` refuses a ``;`` after a command name, after ``?`` and after ``ATE0``, and the
+  rest goes whole to ``nrf_modem_at_cmd``; Nordic documents no command-line concatenation.
 - ``AT#XSMVER`` -> ``#XSMVER: "<SM version>","<NCS version>"``; ``AT#XSLMVER`` is unknown.
 - Identity ``nRF9151-LACA`` / ``mfw_nrf91x1_2.0.2``; power-on CFUN=0, default bearer cid 0.
 
@@ -535,6 +538,7 @@ NRF91_SM: Final = register_dialect(
         max_line=SM_MAX_LINE,
         non_at_line="ignore",
         syntax_check=sm_grammar_ok,
+        concatenation=False,  # not documented by Nordic (module docstring)
         boot_banner=((0.0, "Ready"),),
         frame_banner=_sm_banner,
         default_echo=False,

@@ -99,6 +99,13 @@ class Dialect:
       search ended without a cell) when they change, for the family's own notifications
       (nRF91 ``%CESQ``, ``%MDMEV``).
     - ``rats``: the ``FakeModem(rat=...)`` values the family's radio has (None: all).
+    - ``concatenation``: several commands on one line after one ``AT`` (ITU-T V.250 §5.2.1:
+      basic commands back to back, extended ones separated by ``;``; ``grammar.split_commands``)
+      run in order, each one's information text in order and one final result code for the
+      line; the first error ends the line with that error and the rest does not run. On by
+      default, as V.250 has it and the SIMCom manuals document it (SIM800 Series AT Command
+      Manual V1.09 §1.4.4); a family whose vendor does not document it turns it off (its
+      lines then parse as one command each, and a ``;`` makes them malformed).
     """
 
     name: str
@@ -130,6 +137,7 @@ class Dialect:
     options: frozenset[str] = frozenset()
     on_radio: Callable[[FakeModem, str], None] | None = None
     rats: frozenset[str] | None = None
+    concatenation: bool = True
 
 
 #: Every registered dialect by name. Dialect modules add themselves with ``register_dialect``.
