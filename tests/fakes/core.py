@@ -24,6 +24,12 @@ rules), echoes the line's bytes exactly as received if echo is on, and runs it (
     line -> text before the first "AT" dropped -> override? -> dialect syntax check
          -> Command -> handler -> Response -> bytes
 
+A line of several commands after one ``AT`` (V.250 concatenation, ``AT+CIFSR;E0``) runs them
+in order where the dialect allows it (``Dialect.concatenation``, ``grammar.split_commands``):
+each one's information text goes out as it runs, the line's final result code is its last
+command's, and the first error ends the line with that error. A line is only split when it
+does not parse as one command or has a ``;`` in it, so a one-command line costs nothing more.
+
 A line with no ``AT`` at all is ignored (generic, V.250: characters before the prefix are
 discarded) or answered ``ERROR`` (the nRF91 SLM), as the dialect says. Unknown commands and
 malformed lines answer a plain ``ERROR`` whatever AT+CMEE says; bad parameter values answer
