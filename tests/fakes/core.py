@@ -98,7 +98,9 @@ from .scenarios import RadioControls, Scenario, check_scenario, scenario_network
 from .wire import HotLine, LineReader, Pacer, Pty
 
 __all__ = [
+    "COMMAND_HISTORY",
     "DIALECTS",
+    "CommandHistory",
     "CommandMatch",
     "FakeModem",
     "ModemState",
@@ -112,6 +114,9 @@ log = logging.getLogger("tests.fakes")
 _USB_DETACH_SECONDS = 0.05
 #: Timer handles :meth:`FakeModem.call_later` keeps before it first drops cancelled ones.
 _TIMERS_PRUNE_FLOOR = 64
+#: Command lines a fake keeps by default (``FakeModem(command_history=...)``): far more than
+#: any test sends, a bounded few hundred kilobytes for a soak of millions.
+COMMAND_HISTORY = 10_000
 
 
 @dataclass
@@ -165,6 +170,54 @@ RATS: dict[str, tuple[frozenset[str], int | None]] = {
     "gsm": (frozenset({"+CREG"}), 0),
     "wcdma": (frozenset({"+CGREG", "+CREG"}), 2),
 }
+
+
+class CommandHistory(list[str]):
+    """The command lines a fake received, oldest first: a ``list`` that forgets old lines.
+
+    It keeps at least the most recent ``keep`` lines and never more than twice that: when it
+    reaches twice ``keep`` it forgets the older half in one go (amortised O(1) a line; a list
+    that dropped one line at a time would move all the others for every command, and a
+    ``deque`` is no list to the tests that index, slice and compare it). Being a list, every
+    use of a list works; positions count from the oldest line kept, so a position taken as a
+    mark (``start = len(fake.commands)``) names the same line until the history first
+    forgets. A longer run marks with :attr:`total` and reads with :meth:`since`, which says
+    so when lines it asks for are gone. :attr:`total` counts every line the engine noted
+    since the fake was made; ``clear()`` (a test's) leaves it.
+    """
+
+    def __init__(self, keep: int = COMMAND_HISTORY) -> None:
+        if keep < 1:
+            raise ValueError(f"command history must keep at least 1 line, not {keep}")
+        super().__init__()
+        #: The most recent lines always kept.
+        self.keep = keep
+        #: Lines received since the fake was made, kept or not.
+        self.total = 0
+        #: Lines forgotten because the history was full (not those ``clear()`` removed).
+        self.forgotten = 0
+
+    def append(self, line: str) -> None:
+        """Note a received line (the engine's); forget the older half when full."""
+        super().append(line)
+        self.total += 1
+        if len(self) >= 2 * self.keep:
+            drop = len(self) - self.keep
+            del self[:drop]
+            self.forgotten += drop
+
+    def since(self, mark: int) -> list[str]:
+        """The lines received after the first ``mark`` (a :attr:`total` read earlier);
+        LookupError if some of them are no longer kept."""
+        if not 0 <= mark <= self.total:
+            raise ValueError(f"mark {mark} is not a count of lines so far (0..{self.total})")
+        wanted = self.total - mark
+        if wanted > len(self):
+            raise LookupError(
+                f"{wanted - len(self)} of the {wanted} lines since {mark} are no longer kept "
+                f"(the history keeps {self.keep}; raise FakeModem(command_history=...))"
+            )
+        return self[len(self) - wanted :]
 
 
 @dataclass
@@ -255,6 +308,10 @@ class FakeModem(FaultControls, RadioControls):
     ``by_id`` (a directory) serves the modem through a symlink there (:attr:`device`) that
     vanishes on every reset and comes back ``reenumerate_delay`` seconds later naming a new
     pty, as a USB modem re-enumerates under the same ``/dev/serial/by-id/`` name.
+
+    :attr:`commands` (a :class:`CommandHistory`, a list) keeps the most recent
+    ``command_history`` command lines received at least and twice that at most (default
+    :data:`COMMAND_HISTORY`), so a soak of millions of commands does not keep them all.
     """
 
     def __init__(
@@ -272,6 +329,7 @@ class FakeModem(FaultControls, RadioControls):
         rat: str = "lte",
         by_id: str | os.PathLike[str] | None = None,
         reenumerate_delay: float = 0.05,
+        command_history: int = COMMAND_HISTORY,
         **options: object,
     ) -> None:
         if isinstance(dialect, str):
@@ -317,7 +375,8 @@ class FakeModem(FaultControls, RadioControls):
         self.boot_cfun = dialect.boot_cfun if cfun is None else cfun
         self.rsrp_index = 62
         self.rsrq_index = 31
-        self.commands: list[str] = []
+        #: The command lines received, at least the most recent ``command_history``.
+        self.commands = CommandHistory(command_history)
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun)
         self.dialect_state: object = None
 
