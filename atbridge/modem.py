@@ -661,6 +661,10 @@ class Modem:
                 transport = await open_device(
                     url, _Protocol(self), baudrate=baudrate, rtscts=rtscts, exclusive=exclusive
                 )
+            elif url.startswith("socket://"):
+                from atbridge.transport import open_socket_url
+
+                transport = await open_socket_url(url, _Protocol(self))
             else:
                 transport, _ = await serial_asyncio_fast.create_serial_connection(
                     loop, lambda: _Protocol(self), url, baudrate=baudrate, rtscts=rtscts

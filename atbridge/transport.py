@@ -156,6 +156,30 @@ async def open_threaded(
     return transport
 
 
+async def open_socket_url(url: str, protocol: asyncio.Protocol) -> asyncio.Transport:
+    """Connect to ``socket://host:port`` (a raw TCP export: ser2net, socat) with the loop's own
+    TCP transport.
+
+    pyserial checks the URL first (its ``socket://`` handler, without connecting), so a
+    malformed one fails as it would for pyserial. pyserial-asyncio-fast does the same and
+    then sets attributes on the loop's transport for pyserial's API, which a transport of C
+    type refuses (uvloop's ``TCPTransport``: ``AttributeError``); atbridge needs none of them,
+    so this works on either loop (:mod:`atbridge.eventloop`)."""
+    import urllib.parse
+
+    import serial
+
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(
+        None, functools.partial(serial.serial_for_url, url, do_not_open=True)
+    )
+    parsed = urllib.parse.urlsplit(url)
+    if not parsed.hostname or parsed.port is None:
+        raise ValueError(f"expected socket://<host>:<port>, got {url!r}")
+    transport, _ = await loop.create_connection(lambda: protocol, parsed.hostname, parsed.port)
+    return transport
+
+
 @functools.cache
 def _direct_read_serial_class() -> Any:
     """The class, made once on first use (pyserial is imported only then)."""

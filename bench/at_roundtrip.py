@@ -33,7 +33,8 @@ import statistics
 import time
 
 import serial_asyncio_fast
-from fake_process import add_line_option, start_fake, stop_fake
+from fake_process import add_line_option, add_loop_option, start_fake, stop_fake
+from fake_process import run as run_on_loop
 
 from atbridge.modem import Modem
 
@@ -150,6 +151,7 @@ async def main() -> None:
     add_line_option(parser)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--count", type=int, default=None, help="round trips per round")
+    add_loop_option(parser)
     args = parser.parse_args()
     paced = args.mode == "paced"
     count = args.count or (100 if paced else 1000)
@@ -211,4 +213,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

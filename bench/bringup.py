@@ -18,7 +18,6 @@ Last line: a JSON object. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
@@ -30,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fake_process import start_fake, stop_fake  # noqa: E402
+from fake_process import add_loop_option, start_fake, stop_fake  # noqa: E402
+from fake_process import run as run_on_loop  # noqa: E402
 
 from atbridge import modem as modem_module  # noqa: E402
 from atbridge.bridge import Bridge  # noqa: E402
@@ -99,6 +99,7 @@ async def main() -> None:
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
     parser.add_argument("--rounds", type=int, default=3, help="bring-ups per dialect (median s)")
     parser.add_argument("--list", action="store_true", help="print every command line")
+    add_loop_option(parser)
     args = parser.parse_args()
     modem_module.Modem._write = _noting_write  # type: ignore[method-assign]
     results = []
@@ -124,4 +125,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

@@ -13,9 +13,14 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+T = TypeVar("T")
 
 
 def add_line_option(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +31,59 @@ def add_line_option(parser: argparse.ArgumentParser) -> None:
         help="let the paced fake modem sleep between bytes (by default it polls its pty, "
         "--hot-line, so its own wake-up latency is not charged to the line)",
     )
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """The benchmarks' ``--event-loop`` option (read before the loop starts: :func:`run`)."""
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default=None,
+        help="the event loop to run the bridge on (default auto, or $ATBRIDGE_EVENT_LOOP: "
+        "uvloop when installed; see atbridge.eventloop)",
+    )
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's ``main()`` on the loop its ``--event-loop`` (or the environment)
+    chooses, said on stderr first."""
+    from atbridge import eventloop
+
+    early = argparse.ArgumentParser(add_help=False)
+    add_loop_option(early)
+    known, _ = early.parse_known_args()
+    try:
+        eventloop.select(known.event_loop)
+        kind = eventloop.chosen()
+    except BaseException:
+        main.close()
+        raise
+    print(f"event loop: {kind}", file=sys.stderr, flush=True)
+    return eventloop.run(main, kind)
+
+
+def in_the_background(pid: int | None) -> str:
+    """Run process ``pid`` (the broker) only when a core is otherwise idle: ``SCHED_IDLE``
+    (Linux), else the lowest ``nice``; returns what was done, for the benchmark's header.
+
+    On this 2-core machine the paced fake polls its pty on one core, and the bridge (or the
+    floor client) shares the other with mosquitto: a broker woken by a publish holds that core
+    for a scheduler slice (milliseconds) while the bridge's answer from the modem waits, and
+    a round of a few hundred messages then moves by a factor of two. A real broker is on
+    another host; in the background it still gets every idle moment (the bridge waits on the
+    modem most of the time), so nothing is delivered late for long, and the floor client,
+    run in the same rounds, is treated the same."""
+    if pid is None:
+        return "broker: normal priority"
+    try:
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        return "broker: SCHED_IDLE"
+    except (AttributeError, OSError):
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, 19)
+            return "broker: nice 19"
+        except OSError as exc:
+            return f"broker: normal priority ({exc})"
 
 
 def process_cpu_seconds(pid: int) -> float:

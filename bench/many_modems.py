@@ -44,10 +44,13 @@ if str(ROOT) not in sys.path:
 
 from fake_process import (  # noqa: E402
     add_line_option,
+    add_loop_option,
+    in_the_background,
     process_cpu_seconds,
     start_fake,
     stop_fake,
 )
+from fake_process import run as run_on_loop  # noqa: E402
 from floor_client import Recorder, replay, replay_concurrently  # noqa: E402
 
 from atbridge.bridge import Bridge  # noqa: E402
@@ -159,11 +162,13 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dialect", default="sim7080", choices=sorted(DIALECTS))
     add_line_option(parser)
+    add_loop_option(parser)
     args = parser.parse_args()
     fakes: list[asyncio.subprocess.Process] = []
     bridges: list[Bridge] = []
     rounds: list[dict[str, float]] = []
     with Mosquitto() as broker:
+        print(in_the_background(broker.pid), file=sys.stderr, flush=True)
         try:
             ports = []
             for _ in range(args.modems):
@@ -268,4 +273,4 @@ def show(
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

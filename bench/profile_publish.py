@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fake_process import start_fake, stop_fake  # noqa: E402
+from fake_process import add_loop_option, start_fake, stop_fake  # noqa: E402
+from fake_process import run as run_on_loop  # noqa: E402
 
 from atbridge.bridge import Bridge  # noqa: E402
 from atbridge.config import BridgeConfig, Timeouts  # noqa: E402
@@ -115,8 +116,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--save", help="write the raw profile here (pstats format)")
+    add_loop_option(parser)
     args = parser.parse_args()
-    stats = asyncio.run(run(args))
+    stats = run_on_loop(run(args))
     if args.save:
         stats.dump_stats(args.save)
     print(f"{args.dialect}: {args.count} QoS {args.qos} publishes, window {args.window}")

@@ -61,7 +61,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # ``python bench/publish_throughput.py`` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from fake_process import add_line_option, start_fake, stop_fake  # noqa: E402
+from fake_process import (  # noqa: E402
+    add_line_option,
+    add_loop_option,
+    in_the_background,
+    start_fake,
+    stop_fake,
+)
+from fake_process import run as run_on_loop  # noqa: E402
 from floor_client import Recorder, replay  # noqa: E402
 
 from atbridge.bridge import Bridge  # noqa: E402
@@ -306,10 +313,12 @@ async def main() -> None:
     parser.add_argument(
         "--transcript", metavar="PREFIX", help="write each dialect's AT transcript to PREFIX.D.log"
     )
+    add_loop_option(parser)
     args = parser.parse_args()
     results: list[dict[str, Any]] = []
     errors: dict[str, str] = {}
     with Mosquitto() as broker:
+        print(in_the_background(broker.pid), file=sys.stderr, flush=True)
         for name in args.dialect or list(DIALECTS):
             try:
                 result = await measure(
@@ -349,4 +358,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

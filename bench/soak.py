@@ -55,6 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import atbridge.modem as modem_module
+from atbridge import eventloop
 from atbridge.bridge import Bridge
 from atbridge.config import BridgeConfig, Timeouts
 from atbridge.credentials import MqttCredentials
@@ -275,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trace-memory", action="store_true", help="attribute memory growth (tracemalloc)"
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        help="the event loop (default auto: uvloop when installed; atbridge.eventloop)",
+    )
     args = parser.parse_args(argv)
     unknown = {f for f in args.faults.split(",") if f} - set(SOAK_FAULTS)
     if unknown:
@@ -283,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--messages, --window and --fault-every must be positive")
     if args.trace_memory:
         tracemalloc.start(16)
-    figures = asyncio.run(soak(args))
+    figures = eventloop.run(soak(args), eventloop.resolve(args.event_loop))
     for key, value in figures.items():
         print(f"{key:>22}: {value}")
     if args.json is not None:

@@ -20,7 +20,8 @@ import asyncio
 import json
 import time
 
-from fake_process import add_line_option, start_fake, stop_fake
+from fake_process import add_line_option, add_loop_option, start_fake, stop_fake
+from fake_process import run as run_on_loop
 
 from atbridge.dialects import DIALECTS, open_dialect
 from atbridge.modem import Modem
@@ -115,6 +116,7 @@ async def main() -> None:
     parser.add_argument("--baud", type=int, default=115200)
     add_line_option(parser)
     parser.add_argument("--dialect", action="append", choices=sorted(DIALECTS))
+    add_loop_option(parser)
     args = parser.parse_args()
     results = []
     for name in args.dialect or sorted(DIALECTS):
@@ -133,4 +135,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

@@ -24,7 +24,6 @@ Last line: a JSON object with every figure. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import ssl
 import statistics
@@ -32,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from fake_process import ROOT, add_line_option, start_fake, stop_fake
+from fake_process import ROOT, add_line_option, add_loop_option, start_fake, stop_fake
+from fake_process import run as run_on_loop
 
 sys.path.insert(0, str(ROOT))
 
@@ -117,6 +117,7 @@ async def main() -> None:
     parser.add_argument("--resumed", type=int, default=3, help="resumed handshakes per run")
     parser.add_argument("--ecdsa", action="store_true", help="a small ECDSA chain, no RSA")
     add_line_option(parser)
+    add_loop_option(parser)
     args = parser.parse_args()
     names = args.dialect or sorted(name for name in DIALECTS if name != "generic")
     certs = Certificates(rsa=not args.ecdsa, intermediate=not args.ecdsa)
@@ -150,4 +151,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

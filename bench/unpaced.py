@@ -50,7 +50,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from asyncio_floor import replay_async  # noqa: E402
-from fake_process import process_cpu_seconds, start_fake, stop_fake  # noqa: E402
+from fake_process import (  # noqa: E402
+    add_loop_option,
+    in_the_background,
+    process_cpu_seconds,
+    start_fake,
+    stop_fake,
+)
+from fake_process import run as run_on_loop  # noqa: E402
 from floor_client import Recorder, replay  # noqa: E402
 from socket_throughput import Server  # noqa: E402
 
@@ -302,9 +309,11 @@ async def main() -> None:
         action="store_true",
         help="after each QoS 0 floor, replay through the event loop too (bench/asyncio_floor.py)",
     )
+    add_loop_option(parser)
     args = parser.parse_args()
     results = []
     with Mosquitto() as broker:
+        print(in_the_background(broker.pid), file=sys.stderr, flush=True)
         for name in args.dialect or list(DIALECTS):
             result = await measure_publish(
                 name,
@@ -322,4 +331,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_on_loop(main())

@@ -170,6 +170,11 @@ class Mosquitto:
             self.stop()
             raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.log[-5:]}")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
     def stop(self) -> None:
         """Stop the broker (SIGTERM, then SIGKILL after 5 s)."""
         proc, self._proc = self._proc, None

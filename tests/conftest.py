@@ -4,7 +4,8 @@ tests whose fakes need none."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,30 @@ def tls_paho(tls_broker: Mosquitto, certs: Certificates) -> Iterator[PahoPeer]:
         yield peer
     finally:
         peer.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the event loop the async tests run on (uvloop: atbridge[fast]); CI runs the "
+        "channel and lifecycle tests on both",
+    )
+
+
+class _OnUvloop:
+    """Makes every async test's loop a uvloop (pytest-asyncio's loop-factory hook)."""
+
+    @staticmethod
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--event-loop") == "uvloop":
+        config.pluginmanager.register(_OnUvloop(), "atbridge-on-uvloop")

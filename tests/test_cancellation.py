@@ -73,6 +73,15 @@ def open_fds() -> collections.Counter[str]:
     return targets
 
 
+async def loop_settled_in() -> None:
+    """Let the loop take the descriptors it keeps for its whole life before they are counted:
+    libuv (uvloop) opens one ``/dev/null`` at its first listening socket, its spare for
+    ``EMFILE`` (``uv__emfile_trick``); the standard loop keeps none."""
+    server = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    server.close()
+    await server.wait_closed()
+
+
 def leaked(before: collections.Counter[str]) -> collections.Counter[str]:
     """Descriptors open now beyond those open ``before`` (sockets and ptys by name)."""
     return open_fds() - before
@@ -137,6 +146,7 @@ async def test_random_cancellation_leaves_no_task_no_fd_and_a_usable_modem(
     topic = f"cancel/{dialect}"
     paho.subscribe(topic, qos=1)
     rng = random.Random(f"{SEED}-{dialect}")
+    await loop_settled_in()
     async with FakeModem(dialect=dialect, registration_delay=0.05) as fake:
         cfg = config(fake, broker.port, credentials=creds(broker.port, f"cancel-{dialect}"))
         before = open_fds()

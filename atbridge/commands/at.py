@@ -67,11 +67,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    from atbridge import eventloop
 
     if not args.commands and sys.stdin.isatty() and sys.stdout.isatty():
         return Console(args).run()
-    return asyncio.run(_main(args))
+    return eventloop.run(_main(args))
 
 
 # -- the answers and errors, in AT words (pure) -----------------------------------------------
@@ -223,10 +223,11 @@ class Console:
         self.reading = False
 
     def run(self) -> int:
-        import asyncio
         import threading
 
-        loop = asyncio.new_event_loop()
+        from atbridge import eventloop
+
+        loop = eventloop.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="atbridge-modem", daemon=True)
         thread.start()
         try:

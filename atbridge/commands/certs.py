@@ -246,10 +246,10 @@ def plan_write(args: argparse.Namespace) -> list[Item]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    from atbridge import eventloop
 
     planned = plan_write(args) if args.certs_action == "write" else []
-    return asyncio.run(_main(args, planned))
+    return eventloop.run(_main(args, planned))
 
 
 async def bind(modem: Modem, name: str | None) -> Dialect:

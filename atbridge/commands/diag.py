@@ -106,9 +106,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    from atbridge import eventloop
 
-    return asyncio.run(_main(args))
+    return eventloop.run(_main(args))
 
 
 def parse_layers(text: str | None) -> tuple[str, ...]:

@@ -258,7 +258,7 @@ def _table(found: list[PortEntry]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    from atbridge import eventloop
 
     if args.labgrid is not None:
         return _places(args)
@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
 
             return [replace(e, probe=await probe(e.device, args.baud)) for e in found]
 
-        found = asyncio.run(probe_all())
+        found = eventloop.run(probe_all())
     if args.json:
         print(json.dumps({"ports": [entry.to_json() for entry in found]}, indent=2))
         return 0

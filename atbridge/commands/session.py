@@ -74,14 +74,14 @@ class Interrupted(Exception):
 
 
 def run_bridge_command(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """``asyncio.run(main())``; a :class:`~atbridge.errors.Failed` is raised as its cause."""
-    import asyncio
-
+    """``main()`` on the chosen event loop (:mod:`atbridge.eventloop`); a
+    :class:`~atbridge.errors.Failed` is raised as its cause."""
+    from atbridge import eventloop
     from atbridge.commands.output import unwrap
     from atbridge.errors import Failed
 
     try:
-        return asyncio.run(main())
+        return eventloop.run(main())
     except Failed as failed:
         cause = unwrap(failed)
         if cause is failed.cause:

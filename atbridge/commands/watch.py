@@ -104,9 +104,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
+    from atbridge import eventloop
 
-    return asyncio.run(_main(args))
+    return eventloop.run(_main(args))
 
 
 class Sink:

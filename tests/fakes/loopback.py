@@ -28,7 +28,7 @@ import asyncio
 import ipaddress
 import logging
 import weakref
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 if TYPE_CHECKING:
     from .core import FakeModem
@@ -168,7 +168,9 @@ class LoopbackConnection(asyncio.Protocol):
     # ---- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, though not always a subclass of asyncio.Transport (uvloop's
+        # TCPTransport is a C type): no isinstance check.
+        transport = cast(asyncio.Transport, transport)
         if self._receiver is None:
             transport.abort()
             return
