@@ -72,7 +72,9 @@ def in_the_background(pid: int | None) -> str:
     a round of a few hundred messages then moves by a factor of two. A real broker is on
     another host; in the background it still gets every idle moment (the bridge waits on the
     modem most of the time), so nothing is delivered late for long, and the floor client,
-    run in the same rounds, is treated the same."""
+    run in the same rounds, is treated the same. Only for a paced line: unpaced, the bridge
+    and the fake keep both cores busy, and a broker in the background would starve (its
+    PUBACKs late, its socket buffers full)."""
     if pid is None:
         return "broker: normal priority"
     try:

@@ -45,7 +45,6 @@ if str(ROOT) not in sys.path:
 from fake_process import (  # noqa: E402
     add_line_option,
     add_loop_option,
-    in_the_background,
     process_cpu_seconds,
     start_fake,
     stop_fake,
@@ -168,7 +167,6 @@ async def main() -> None:
     bridges: list[Bridge] = []
     rounds: list[dict[str, float]] = []
     with Mosquitto() as broker:
-        print(in_the_background(broker.pid), file=sys.stderr, flush=True)
         try:
             ports = []
             for _ in range(args.modems):

@@ -52,7 +52,6 @@ if str(ROOT) not in sys.path:
 from asyncio_floor import replay_async  # noqa: E402
 from fake_process import (  # noqa: E402
     add_loop_option,
-    in_the_background,
     process_cpu_seconds,
     start_fake,
     stop_fake,
@@ -313,7 +312,6 @@ async def main() -> None:
     args = parser.parse_args()
     results = []
     with Mosquitto() as broker:
-        print(in_the_background(broker.pid), file=sys.stderr, flush=True)
         for name in args.dialect or list(DIALECTS):
             result = await measure_publish(
                 name,
