@@ -2,7 +2,7 @@
 
     python -m tests.fakes --dialect nrf91-slm [--registration-delay S] [--baud N [--hot-line]]
                           [--echo | --no-echo] [--cfun N] [--no-sim] [--rat RAT]
-                          [--by-id DIR] [--option NAME=VALUE ...]
+                          [--by-id DIR] [--boot-time S] [--option NAME=VALUE ...]
                           [--terminator CR|LF|CRLF] [--ncs-version V] [--legacy-datamode]
                           [--start-in-data-mode PAYLOAD]
                           [--autobaud | --no-autobaud] [--late-boot S]
@@ -14,7 +14,9 @@
 The first line of standard output is the path to open: the pty (``/dev/pts/N``), or with
 ``--by-id`` the stable symlink to it, which vanishes and comes back on every reset as a USB
 modem's ``/dev/serial/by-id/...`` name does. ``--option`` passes a dialect's own option
-(``--option model=SIM800``).
+(``--option model=SIM800``). ``--boot-time S`` is how long a reboot keeps the UART dead
+(``FakeModem(boot_time=S)``: bytes sent meanwhile are lost, then the banner; default: a few
+tens of milliseconds when the dialect prints a banner, else 0).
 
 The firmware builds and models of the Python API are flags here: ``--terminator`` (nRF91
 SLM/SM: ``slm_build``/``sm_build``), ``--ncs-version`` and ``--legacy-datamode`` (SLM),
@@ -110,6 +112,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         default=None,
         help="serve through a symlink in DIR that vanishes and returns on every reset",
+    )
+    parser.add_argument(
+        "--boot-time",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a reboot keeps the UART dead (input lost) before the banner "
+        "(default: the fake's, a few tens of ms with a banner, 0 without)",
     )
     parser.add_argument(
         "--option",
@@ -312,6 +322,7 @@ async def _serve(args: argparse.Namespace) -> int:
         sim=not args.no_sim,
         rat=args.rat,
         by_id=args.by_id,
+        boot_time=args.boot_time,
         **_scenario(args),
         **_options(args.option),
     )

@@ -52,6 +52,23 @@ command is echoed at once, runs and answers later), a URC inside the next respon
 loses pending input, unsent output, timers, held URCs and the command in progress, like a
 brown-out.
 
+A reboot (``reboot()``, the dialect's reset command, a reboot fault) is not instant: the
+power-on state is set at once, then for ``boot_time`` seconds the UART is dead and every byte
+received is lost, and only then the boot banner goes out and the modem listens (and a modem
+that powers on in CFUN=1 starts its search). Real modules: the SIM800's serial port is
+undefined for more than 1.4 s after power-on and ``RDY`` says it is ready (SIM800 Hardware
+Design V1.09 §4.2.1, "Timing of power on module"); Zephyr's SIM7080 driver waits 5 s after
+the PWRKEY pulse (at-dialects.md §5.1); the nRF91 SLM/SM answer ``AT#XRESET`` with ``OK``,
+reset the SiP and print ``Ready`` once the application's AT host runs again (ncs-serial-modem
+``doc/app/at_generic.rst`` #XRESET; ``Ready`` is ``SM_SYNC_STR``, ``app/src/sm_at_host.c``),
+hundreds of milliseconds later. The default window (``BOOT_TIME``) is shorter, to keep the
+tests fast, and a modem that prints no banner at power-on (an auto-bauding SIMCom module)
+gets none by default: its host, with no banner to wait for, syncs by sending ``AT`` (which a
+real module booting would lose; give it ``boot_time`` to model that). ``start()`` is a modem
+that booted before the port was opened: no window. A USB
+modem (``by_id``) boots while it is off the bus (``reenumerate_delay``): nothing can be
+written to it meanwhile, so it has no window of its own.
+
 With ``by_id`` (a directory) the fake is a USB modem seen through ``/dev/serial/by-id/``: the
 client opens the symlink ``fake.device`` there, and every reset (the dialect's reset command,
 ``reboot()``) re-enumerates it: the symlink goes, the old pty hangs up (the client reads end of
@@ -98,6 +115,7 @@ from .scenarios import RadioControls, Scenario, check_scenario, scenario_network
 from .wire import HotLine, LineReader, Pacer, Pty
 
 __all__ = [
+    "BOOT_TIME",
     "COMMAND_HISTORY",
     "DIALECTS",
     "CommandHistory",
@@ -114,6 +132,11 @@ log = logging.getLogger("tests.fakes")
 _USB_DETACH_SECONDS = 0.05
 #: Timer handles :meth:`FakeModem.call_later` keeps before it first drops cancelled ones.
 _TIMERS_PRUNE_FLOOR = 64
+#: Seconds a rebooting fake's UART is dead by default (``FakeModem(boot_time=...)``): the real
+#: modules take hundreds of milliseconds to seconds (module docstring); a test suite that
+#: reboots fakes hundreds of times cannot, and a few tens of milliseconds are enough for a
+#: host's bytes written right after a reset to meet a modem that is not listening.
+BOOT_TIME = 0.05
 #: Command lines a fake keeps by default (``FakeModem(command_history=...)``): far more than
 #: any test sends, a bounded few hundred kilobytes for a soak of millions.
 COMMAND_HISTORY = 10_000
@@ -253,6 +276,11 @@ def _command_predicate(match: CommandMatch) -> Callable[[str], bool]:
     return match
 
 
+def _default_boot_time(dialect: Dialect) -> float:
+    """:data:`BOOT_TIME` when the dialect prints a banner at power-on, else 0."""
+    return BOOT_TIME if any(delay <= 0 for delay, _ in dialect.boot_banner) else 0.0
+
+
 def _information_text(lines: tuple[str | bytes, ...]) -> bytearray:
     """Information text as V.250 frames it: each run of text lines one block
     ``\\r\\n<line>\\r\\n<line>\\r\\n``; a ``bytes`` item verbatim at its place."""
@@ -309,6 +337,11 @@ class FakeModem(FaultControls, RadioControls):
     vanishes on every reset and comes back ``reenumerate_delay`` seconds later naming a new
     pty, as a USB modem re-enumerates under the same ``/dev/serial/by-id/`` name.
 
+    ``boot_time`` is how long a reboot keeps the UART dead (input lost) before the boot
+    banner (0: the banner at once). The default is :data:`BOOT_TIME` for a modem that prints
+    a banner at power-on, and 0 for one that prints none (auto-bauding): its host has no
+    banner to wait for and syncs with ``AT``.
+
     :attr:`commands` (a :class:`CommandHistory`, a list) keeps the most recent
     ``command_history`` command lines received at least and twice that at most (default
     :data:`COMMAND_HISTORY`), so a soak of millions of commands does not keep them all.
@@ -330,6 +363,7 @@ class FakeModem(FaultControls, RadioControls):
         by_id: str | os.PathLike[str] | None = None,
         reenumerate_delay: float = 0.05,
         command_history: int = COMMAND_HISTORY,
+        boot_time: float | None = None,
         **options: object,
     ) -> None:
         if isinstance(dialect, str):
@@ -342,6 +376,8 @@ class FakeModem(FaultControls, RadioControls):
             raise ValueError(f"cfun {cfun} is not one of {dialect.cfun_modes}")
         if rat not in RATS:
             raise ValueError(f"unknown rat {rat!r}; known: {', '.join(RATS)}")
+        if boot_time is not None and not boot_time >= 0:
+            raise ValueError(f"boot_time must be 0 or more seconds, not {boot_time!r}")
         if dialect.rats is not None and rat not in dialect.rats:
             rats = ", ".join(sorted(dialect.rats))
             raise ValueError(f"{dialect.name} has no {rat} radio; it has: {rats}")
@@ -363,6 +399,9 @@ class FakeModem(FaultControls, RadioControls):
             else os.path.join(os.fspath(by_id), f"usb-atbridge_Fake_{dialect.name}_0001-if00")
         )
         self.reenumerate_delay = reenumerate_delay
+        #: Seconds from a reboot until the UART listens again and the banner goes out.
+        self.boot_time = _default_boot_time(dialect) if boot_time is None else boot_time
+        self._booting = False
         #: How many times the device node went away and came back (``by_id``).
         self.enumerations = 0
         self._resetting = False
@@ -505,6 +544,11 @@ class FakeModem(FaultControls, RadioControls):
     def _live(self) -> bool:
         """Started, and the pty not closed (by ``stop()`` or ``drop_link()``)."""
         return self._pty is not None and self._pty.is_open
+
+    @property
+    def booting(self) -> bool:
+        """Rebooting: the UART is dead (input lost) until the boot banner."""
+        return self._booting
 
     @property
     def baud(self) -> int | None:
@@ -852,7 +896,7 @@ class FakeModem(FaultControls, RadioControls):
         """``reboot()``: what a brown-out loses, then power-on (re-enumerated with ``by_id``)."""
         self._lose_power("reboot")
         if self._by_id is None:
-            self._power_on(banner)
+            self._boot(banner)
             return
         # USB: the device node goes with the reset and a new one comes back later. The old
         # line hangs up a moment after the reset (as the USB device drops off the bus): what
@@ -909,7 +953,25 @@ class FakeModem(FaultControls, RadioControls):
             if pacer is not None:
                 pacer.close()
 
+    def _boot(self, banner: str | bytes | None) -> None:
+        """A reboot on a UART: the power-on state now, then ``boot_time`` seconds in which
+        received bytes are lost (``_on_rx_bytes``), then the banner (``_booted``)."""
+        if self.boot_time <= 0:
+            self._power_on(banner)
+            return
+        self._reset_state()
+        self._booting = True
+        self.call_later(self.boot_time, self._booted, banner)
+
+    def _booted(self, banner: str | bytes | None) -> None:
+        self._booting = False
+        self._announce(banner)
+
     def _power_on(self, banner: str | bytes | None) -> None:
+        self._reset_state()
+        self._announce(banner)
+
+    def _reset_state(self) -> None:
         self.state = ModemState(echo=self.boot_echo, cfun=self.boot_cfun, act=self.network.act)
         self.state.contexts = {
             cid: PdpContext(pdp_type, apn)
@@ -917,6 +979,9 @@ class FakeModem(FaultControls, RadioControls):
         }
         self.dialect_state = self.dialect.new_state()
         self.scenario_power_on()
+
+    def _announce(self, banner: str | bytes | None) -> None:
+        """The end of a boot: the banner, and the search if it powers on in CFUN=1."""
         if banner is None:
             for delay, text in self.dialect.boot_banner:
                 if delay <= 0:
@@ -951,6 +1016,7 @@ class FakeModem(FaultControls, RadioControls):
             self._raw_waiter = None
         self._exchange = None
         self._busy = False
+        self._booting = False
         self._pending.held_urcs = None
 
     # ---- internals: registration
@@ -993,8 +1059,10 @@ class FakeModem(FaultControls, RadioControls):
     # ---- internals: input and command execution
 
     def _on_rx_bytes(self, data: bytes) -> None:
-        if self._resetting:
-            return  # a USB modem resetting (by_id): nobody reads the old line any more
+        if self._resetting or self._booting:
+            # A USB modem resetting (by_id): nobody reads the old line any more. A modem
+            # booting: its UART is not running yet, the bytes are lost.
+            return
         self._rx += data
         if self._raw_waiter is not None:
             self._feed_raw_waiter()
