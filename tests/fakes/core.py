@@ -673,8 +673,8 @@ class FakeModem(FaultControls, RadioControls):
         an orderly reset sends its ``OK`` before it reboots.
 
         "At once" is in this call, not a loop turn later: a modem that reboots right after
-        its prompt has its banner on the wire right behind the prompt, so the host reads
-        both together, as from a real module that resets as it asks for the payload."""
+        its prompt is deaf from the moment the prompt is out (its banner follows after
+        ``boot_time``), as a real module that resets as it asks for the payload."""
         assert self._tx is not None
         self._release_output()
         delay = self._tx.drained_at() - self._require_loop().time()
