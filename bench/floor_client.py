@@ -203,32 +203,31 @@ def _give_port_back(fd: int, transport: Any, saved: list[Any]) -> None:
 
 
 def _play(fd: int, recording: Recording) -> FloorResult:
-    """The floor client proper: wait for each byte count, write, with nothing else."""
-    read = 0
-    reads = stalls = 0
-    total = recording.bytes_read
+    """The floor client proper: wait for each byte count, write, with nothing else; then
+    wait for the bytes atbridge read after its last write."""
+    read = reads = stalls = 0
     c0, t0 = time.thread_time(), time.perf_counter()
     for before, data in recording.writes:
-        while read < before:
-            chunk = _read(fd)
-            if chunk is None:
-                stalls += 1
-                break
-            read += len(chunk)
-            reads += 1
+        read, reads, stalls = _read_until(fd, before, read, reads, stalls)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-    while read < total:
-        chunk = _read(fd)
-        if chunk is None:
-            stalls += 1
-            break
-        read += len(chunk)
-        reads += 1
+    read, reads, stalls = _read_until(fd, recording.bytes_read, read, reads, stalls)
     seconds = time.perf_counter() - t0
     cpu = time.thread_time() - c0
     return FloorResult(seconds, cpu, reads, len(recording.writes), stalls)
+
+
+def _read_until(fd: int, count: int, read: int, reads: int, stalls: int) -> tuple[int, int, int]:
+    """Read until ``count`` bytes have arrived in all (``read`` so far), or a stall gives up
+    on that count; returns the new (bytes read, reads, stalls)."""
+    while read < count:
+        chunk = _read(fd)
+        if chunk is None:
+            return read, reads, stalls + 1
+        read += len(chunk)
+        reads += 1
+    return read, reads, stalls
 
 
 def _read(fd: int) -> bytes | None:
